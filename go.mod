@@ -1,0 +1,3 @@
+module github.com/nvmftest/nvmftest
+
+go 1.26.8

@@ -1,0 +1,123 @@
+package tcp
+
+import (
+	"fmt"
+)
+
+// Byte offsets of ICReq fields, for FEI.
+const (
+	offPFV  = 8
+	offHPDA = 10
+	offDGST = 11
+)
+
+// HostInitialize runs the host side of connection initialization: it
+// sends req, reads the ICResp, checks it, and switches the connection to
+// what was negotiated. A controller that enables a digest the host did
+// not ask for, or announces an illegal MAXH2CDATA or CPDA, gets a fatal
+// error back (the caller may Terminate with it).
+func (c *Conn) HostInitialize(req ICReq) (*ICResp, error) {
+	if err := c.Send(&req, nil); err != nil {
+		return nil, err
+	}
+	p, err := c.Next()
+	if err != nil {
+		return nil, err
+	}
+	switch v := p.(type) {
+	case *ICResp:
+		resp := *v
+		hdr := c.RawHeader()
+		if resp.PFV != 0 {
+			return &resp, fatal(FESUnsupportedParameter, offPFV, hdr, "ICResp PFV %d", resp.PFV)
+		}
+		if resp.CPDA > 31 {
+			return &resp, fatal(FESInvalidHeaderField, offHPDA, hdr, "ICResp CPDA %d > 31", resp.CPDA)
+		}
+		if resp.DGST&^req.DGST != 0 {
+			return &resp, fatal(FESInvalidHeaderField, offDGST, hdr, "ICResp enables digests %#x not requested (%#x)", resp.DGST, req.DGST)
+		}
+		if resp.MAXH2CDATA < MinMaxH2CData || resp.MAXH2CDATA%4 != 0 {
+			return &resp, fatal(FESInvalidHeaderField, 12, hdr, "ICResp MAXH2CDATA %d: must be >= 4096 and a multiple of 4", resp.MAXH2CDATA)
+		}
+		c.Negotiated(Digests{Header: resp.DGST&DgstHeader != 0, Data: resp.DGST&DgstData != 0}, req.HPDA, resp.CPDA)
+		return &resp, nil
+	case *TermReq:
+		return nil, &PeerTerminated{FES: v.FES, FEI: v.FEI}
+	}
+	return nil, fmt.Errorf("nvme/tcp: expected ICResp, got %v", p.Type())
+}
+
+// ICPolicy is what a controller accepts and answers in the IC exchange.
+type ICPolicy struct {
+	// CPDA is the data alignment the controller asks of the host.
+	CPDA uint8
+	// MaxH2CData is announced in ICResp and enforced on H2CData.
+	MaxH2CData uint32
+	// HeaderDigest and DataDigest say whether the controller grants each
+	// digest when the host asks for it.
+	HeaderDigest, DataDigest bool
+	// MaxHPDA is the largest host alignment accepted (the spec allows
+	// 0..31; nvmet accepts only 0). Larger values are an unsupported
+	// parameter.
+	MaxHPDA uint8
+}
+
+// ControllerInitialize runs the controller side: it reads the ICReq,
+// validates it, answers with ICResp and switches the connection to what
+// was negotiated. Violations come back as *FatalError for Terminate.
+func (c *Conn) ControllerInitialize(pol ICPolicy) (*ICReq, error) {
+	p, err := c.Next()
+	if err != nil {
+		return nil, err
+	}
+	req, ok := p.(*ICReq)
+	if !ok {
+		if t, ok := p.(*TermReq); ok {
+			return nil, &PeerTerminated{FES: t.FES, FEI: t.FEI}
+		}
+		return nil, fatal(FESPDUSequenceError, 0, c.RawHeader(), "expected ICReq, got %v", p.Type())
+	}
+	r := *req
+	hdr := c.RawHeader()
+	if r.PFV != 0 {
+		return &r, fatal(FESUnsupportedParameter, offPFV, hdr, "ICReq PFV %d not supported", r.PFV)
+	}
+	if r.HPDA > 31 {
+		return &r, fatal(FESInvalidHeaderField, offHPDA, hdr, "ICReq HPDA %d > 31", r.HPDA)
+	}
+	if r.HPDA > pol.MaxHPDA {
+		return &r, fatal(FESUnsupportedParameter, offHPDA, hdr, "ICReq HPDA %d not supported (max %d)", r.HPDA, pol.MaxHPDA)
+	}
+	if r.DGST&^(DgstHeader|DgstData) != 0 {
+		return &r, fatal(FESInvalidHeaderField, offDGST, hdr, "ICReq DGST %#x has reserved bits", r.DGST)
+	}
+	var dgst uint8
+	if pol.HeaderDigest {
+		dgst |= r.DGST & DgstHeader
+	}
+	if pol.DataDigest {
+		dgst |= r.DGST & DgstData
+	}
+	maxh2c := pol.MaxH2CData
+	if maxh2c < MinMaxH2CData {
+		maxh2c = 128 << 10
+	}
+	resp := ICResp{CPDA: pol.CPDA, DGST: dgst, MAXH2CDATA: maxh2c}
+	if err := c.Send(&resp, nil); err != nil {
+		return &r, err
+	}
+	c.Negotiated(Digests{Header: dgst&DgstHeader != 0, Data: dgst&DgstData != 0}, pol.CPDA, r.HPDA)
+	c.rules.MaxData = maxh2c
+	return &r, nil
+}
+
+// PeerTerminated reports that the peer sent a TermReq.
+type PeerTerminated struct {
+	FES uint16
+	FEI uint32
+}
+
+func (e *PeerTerminated) Error() string {
+	return fmt.Sprintf("nvme/tcp: peer terminated the connection: FES %#x (%s), FEI %#x", e.FES, FESString(e.FES), e.FEI)
+}
