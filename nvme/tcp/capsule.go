@@ -13,9 +13,9 @@ type CapsuleCmd struct {
 }
 
 // Type implements PDU.
-func (*CapsuleCmd) Type() PDUType     { return TypeCapsuleCmd }
-func (*CapsuleCmd) flags() uint8      { return 0 }
-func (p *CapsuleCmd) put(b []byte)    { p.SQE.Put(b) }
+func (*CapsuleCmd) Type() PDUType              { return TypeCapsuleCmd }
+func (*CapsuleCmd) flags() uint8               { return 0 }
+func (p *CapsuleCmd) put(b []byte)             { p.SQE.Put(b) }
 func (p *CapsuleCmd) decode(b []byte, _ uint8) { _ = p.SQE.Decode(b) }
 
 // CapsuleResp carries a completion queue entry.
@@ -24,9 +24,9 @@ type CapsuleResp struct {
 }
 
 // Type implements PDU.
-func (*CapsuleResp) Type() PDUType     { return TypeCapsuleResp }
-func (*CapsuleResp) flags() uint8      { return 0 }
-func (p *CapsuleResp) put(b []byte)    { p.CQE.Put(b) }
+func (*CapsuleResp) Type() PDUType              { return TypeCapsuleResp }
+func (*CapsuleResp) flags() uint8               { return 0 }
+func (p *CapsuleResp) put(b []byte)             { p.CQE.Put(b) }
 func (p *CapsuleResp) decode(b []byte, _ uint8) { _ = p.CQE.Decode(b) }
 
 // H2CData carries write data the controller asked for with an R2T.
