@@ -1,0 +1,45 @@
+# nvmftest — the commands a developer and CI run. `make help` lists them.
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 30s
+BENCHTIME ?= 3s
+
+.PHONY: help demo build test vet lint interop fuzz bench deps-interop clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+demo: ## run the harness end to end against the embedded reference target
+	$(GO) run ./cmd/nvmftest demo
+
+build: ## build bin/nvmftest
+	$(GO) build -o bin/nvmftest ./cmd/nvmftest
+
+test: vet ## every test, with the race detector (what CI runs)
+	$(GO) test -race -count=1 -timeout 14m $(PKGS)
+
+vet: ## go vet and gofmt
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+lint: vet ## vet, gofmt and staticcheck
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+
+deps-interop: ## install qemu and friends for the kernel fixture (root, apt)
+	bash fixtures/kernel/install-deps.sh
+
+interop: deps-interop ## Linux 6.12 kernel host and target under qemu against ours
+	NVMFTEST_INTEROP=1 $(GO) test -count=1 -v -timeout 35m ./fixtures/kernel/...
+
+fuzz: ## run every fuzzer for FUZZTIME each
+	@set -e; for pkg in ./nvme ./nvme/tcp ./target; do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	  done; done
+
+bench: ## the speed figures of BENCHMARKS.md
+	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=1 ./perf/
+
+clean:
+	rm -rf bin
