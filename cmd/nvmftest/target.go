@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nvmftest/nvmftest/target"
+)
+
+// usageError is a bad flag or configuration: the command prints one line
+// and the process exits with status 2. main checks for ExitCode.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+func (e usageError) ExitCode() int { return 2 }
+
+type targetFlags struct {
+	config        string
+	listen        []string
+	discListen    []string
+	subnqn        string
+	ns            []string
+	allowHosts    []string
+	verbose       bool
+	readyCallback func(*target.Target) // tests
+}
+
+func newTargetCmd() *cobra.Command {
+	var f targetFlags
+	cmd := &cobra.Command{
+		Use:   "target",
+		Short: "Serve NVMe/TCP: the reference target",
+		Long: `Serve NVMe/TCP subsystems backed by memory, files or nothing (null).
+
+With no flags it serves one subsystem, ` + target.DefaultSubsystemNQN + `, with a
+256 MiB memory namespace to any host on 127.0.0.1:4420 (I/O and discovery)
+and 127.0.0.1:8009 (discovery), until SIGINT or SIGTERM.`,
+		Example: `  nvmftest target
+  nvmftest target --listen 0.0.0.0:4420 --ns mem:1GiB --ns file:10GiB:/var/tmp/ns2.img
+  nvmftest target --config target.yaml`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: false,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runTarget(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &f)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%v (see nvmftest target --help)", err)}
+	})
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "YAML configuration `FILE` (flags below override it)")
+	fl.StringArrayVar(&f.listen, "listen", nil, "serve I/O and discovery on `HOST:PORT` (repeatable; replaces the configured listeners)")
+	fl.StringArrayVar(&f.discListen, "discovery-listen", nil, "serve only discovery on `HOST:PORT` (repeatable)")
+	fl.StringVar(&f.subnqn, "subnqn", "", "`NQN` of the (first) subsystem")
+	fl.StringArrayVar(&f.ns, "ns", nil, "namespace `BACKEND:SIZE[:PATH]`, e.g. mem:256MiB, null:1TiB, file:10GiB:/tmp/ns.img (repeatable; replaces the configured ones)")
+	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only this host `NQN` may connect (repeatable; default any host)")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and controller")
+	return cmd
+}
+
+// buildTargetConfig turns flags into a validated configuration.
+func buildTargetConfig(f *targetFlags) (target.Config, error) {
+	cfg := target.DefaultConfig()
+	if f.config != "" {
+		c, err := target.LoadConfig(f.config)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = c
+	}
+	if len(f.listen) > 0 || len(f.discListen) > 0 {
+		cfg.Listeners = nil
+		for _, a := range f.listen {
+			cfg.Listeners = append(cfg.Listeners, target.ListenerConfig{Address: a, Serve: target.ServeAll})
+		}
+		for _, a := range f.discListen {
+			cfg.Listeners = append(cfg.Listeners, target.ListenerConfig{Address: a, Serve: target.ServeDiscovery})
+		}
+		for i := range cfg.Listeners {
+			cfg.Listeners[i].PortID = uint16(i + 1)
+		}
+		for i := range cfg.Subsystems {
+			cfg.Subsystems[i].Ports = nil
+		}
+	}
+	if f.subnqn != "" || len(f.ns) > 0 || len(f.allowHosts) > 0 {
+		if len(cfg.Subsystems) == 0 {
+			cfg.Subsystems = []target.SubsystemConfig{target.DefaultSubsystem(target.DefaultSubsystemNQN)}
+		}
+		s := &cfg.Subsystems[0]
+		if f.subnqn != "" {
+			s.NQN = f.subnqn
+		}
+		if len(f.allowHosts) > 0 {
+			s.AllowAnyHost = false
+			s.Hosts = f.allowHosts
+		}
+		if len(f.ns) > 0 {
+			s.Namespaces = nil
+			for i, spec := range f.ns {
+				ns, err := parseNSFlag(spec)
+				if err != nil {
+					return cfg, fmt.Errorf("--ns %q: %v", spec, err)
+				}
+				ns.NSID = uint32(i + 1)
+				s.Namespaces = append(s.Namespaces, ns)
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func parseNSFlag(spec string) (target.NamespaceConfig, error) {
+	parts := strings.SplitN(spec, ":", 3)
+	if len(parts) < 2 {
+		return target.NamespaceConfig{}, errors.New("want BACKEND:SIZE[:PATH] (use e.g. mem:256MiB or file:1GiB:/tmp/ns.img)")
+	}
+	ns := target.NamespaceConfig{Backend: parts[0], Size: target.Size(parts[1]), BlockSize: 512}
+	if len(parts) == 3 {
+		ns.Path = parts[2]
+	}
+	if ns.Backend == target.BackendFile && ns.Path == "" {
+		return ns, errors.New("a file namespace needs a path (use file:SIZE:PATH)")
+	}
+	if _, err := ns.Size.Bytes(); err != nil {
+		return ns, fmt.Errorf("%q is not a size (use e.g. 64MiB)", parts[1])
+	}
+	return ns, nil
+}
+
+func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) error {
+	cfg, err := buildTargetConfig(f)
+	if err != nil {
+		return usageError{err}
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	tg, err := target.New(cfg, target.WithLogger(log))
+	if err != nil {
+		return usageError{err}
+	}
+	if err := tg.Start(); err != nil {
+		tg.Close()
+		return err
+	}
+	printReach(stdout, tg)
+	if f.readyCallback != nil {
+		f.readyCallback(tg)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "shutting down")
+	return tg.Close()
+}
+
+// printReach tells how to connect to the running target.
+func printReach(w io.Writer, tg *target.Target) {
+	cfg := tg.Config()
+	addrs := tg.Addrs()
+	for i, l := range cfg.Listeners {
+		host, port, _ := net.SplitHostPort(addrs[i].String())
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		switch l.Serve {
+		case target.ServeDiscovery:
+			fmt.Fprintf(w, "discovery on %s\n  nvme discover -t tcp -a %s -s %s\n  nvmftest discover -t tcp -a %s -s %s\n", addrs[i], host, port, host, port)
+		default:
+			fmt.Fprintf(w, "NVMe/TCP on %s\n", addrs[i])
+			for _, s := range cfg.Subsystems {
+				if len(s.Ports) > 0 && !containsPort(s.Ports, l.PortID) {
+					continue
+				}
+				fmt.Fprintf(w, "  nvme connect -t tcp -a %s -s %s -n %s\n", host, port, s.NQN)
+				fmt.Fprintf(w, "  nvmftest connect -t tcp -a %s -s %s -n %s\n", host, port, s.NQN)
+			}
+		}
+	}
+	fmt.Fprintln(w, "serving until SIGINT or SIGTERM")
+}
+
+func containsPort(l []uint16, p uint16) bool {
+	for _, x := range l {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,461 @@
+package target
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"net"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/nvmftest/nvmftest/nvme"
+)
+
+// maxAdminData bounds the data of one admin command.
+const maxAdminData = 16 << 20
+
+func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
+	s := &c.sqe
+	disc := q.ctrl.disc
+	switch s.Opcode {
+	case nvme.AdminIdentify:
+		return q.checkSGL(c, nvme.IdentifyDataSize, false, inLen)
+	case nvme.AdminGetLogPage:
+		n := nvme.LogPageLength(s)
+		if n > maxAdminData {
+			c.ploc = 42
+			return nvme.StatusInvalidField
+		}
+		return q.checkSGL(c, n, false, inLen)
+	case nvme.AdminGetFeatures:
+		if nvme.FeatureID(s) == nvme.FeatHostIdentifier && !disc {
+			return q.checkSGL(c, 16, false, inLen)
+		}
+		return q.checkSGL(c, 0, false, inLen)
+	case nvme.AdminSetFeatures, nvme.AdminKeepAlive, nvme.AdminAsyncEventReq:
+		return q.checkSGL(c, 0, false, inLen)
+	case nvme.AdminAbort:
+		if disc {
+			break
+		}
+		return q.checkSGL(c, 0, false, inLen)
+	}
+	return nvme.StatusInvalidOpcode
+}
+
+func (q *queue) execAdmin(c *command) {
+	switch c.sqe.Opcode {
+	case nvme.AdminIdentify:
+		q.identify(c)
+	case nvme.AdminGetLogPage:
+		q.getLogPage(c)
+	case nvme.AdminGetFeatures:
+		q.features(c, false)
+	case nvme.AdminSetFeatures:
+		q.features(c, true)
+	case nvme.AdminKeepAlive:
+		q.complete(c, nvme.StatusSuccess)
+	case nvme.AdminAsyncEventReq:
+		pending, st := q.ctrl.aer(c)
+		if !pending {
+			q.complete(c, st)
+		}
+	case nvme.AdminAbort:
+		c.dw0 = 1 // not aborted
+		q.complete(c, nvme.StatusSuccess)
+	default:
+		q.complete(c, nvme.StatusInvalidOpcode)
+	}
+}
+
+// finishData sends c.buf and completes c.
+func (q *queue) finishData(c *command) {
+	if err := q.sendData(c, c.buf, false); err != nil {
+		q.outstanding.Add(-1)
+		q.put(c)
+		return
+	}
+	q.complete(c, nvme.StatusSuccess)
+}
+
+func log2(n uint32) uint8 { return uint8(bits.Len32(n) - 1) }
+
+func (q *queue) identifyController() *nvme.IdentifyController {
+	t, ctrl := q.t, q.ctrl
+	id := &nvme.IdentifyController{
+		FR:     "1.0",
+		RAB:    6,
+		MDTS:   log2(t.mdts / 4096),
+		CNTLID: ctrl.cntlid,
+		VER:    t.vs,
+		CTRATT: 1<<0 | 1<<6, // 128-bit host identifier, traffic based keep alive
+		ACL:    3,
+		AERL:   maxAER - 1,
+		ELPE:   errorLogEntries - 1,
+		KAS:    1,
+		SQES:   0x66,
+		CQES:   0x44,
+		MAXCMD: uint16(t.cfg.QueueSize),
+		SGLS:   nvme.SGLSByteAligned,
+		IOCCSZ: (nvme.SQESize + t.icd) / 16,
+		IORCSZ: nvme.CQESize / 16,
+		MSDBD:  1,
+		OFCS:   nvme.OFCSDisconnect,
+	}
+	if t.icd > 0 {
+		id.SGLS |= nvme.SGLSOffset
+	}
+	if ctrl.disc {
+		id.SN = "nvmftest-discovery"
+		id.MN = "nvmftest"
+		id.CNTRLTYPE = nvme.CntrlTypeDiscovery
+		id.OAES = nvme.AECDiscovery
+		id.LPA = 1 << 2 // extended data for Get Log Page
+		id.SUBNQN = nvme.DiscoveryNQN
+		return id
+	}
+	sub := ctrl.sub
+	id.SN = sub.serial
+	id.MN = sub.model
+	id.CNTRLTYPE = nvme.CntrlTypeIO
+	id.CMIC = nvme.CMICMultiPort | nvme.CMICMultiCtrl | nvme.CMICANA
+	id.OAES = nvme.AECNamespaceAttr | nvme.AECANAChange
+	id.FRMW = 1<<1 | 1 // one slot, read only
+	id.LPA = 1<<0 | nvme.LPACommandsEffects | 1<<2
+	id.NN = MaxNSID
+	id.MNAN = MaxNSID
+	id.ONCS = nvme.ONCSCompare | nvme.ONCSDSM | nvme.ONCSWriteZeroes
+	id.FUSES = 1 // Compare and Write
+	id.ANATT = 10
+	id.ANACAP = 1<<0 | 1<<6 // optimized state reported; ANAGRPID does not change
+	id.ANAGRPMAX = 1
+	id.NANAGRPID = 1
+	id.SUBNQN = sub.nqn
+	for _, ns := range sub.table().list() {
+		if ns.vwc {
+			id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
+		}
+	}
+	return id
+}
+
+func (q *queue) identify(c *command) {
+	s := &c.sqe
+	b := c.buf
+	clear(b)
+	cns := nvme.IdentifyCNS(s)
+	ctrl := q.ctrl
+	if ctrl.disc && cns != nvme.CNSController {
+		c.ploc = 40
+		q.complete(c, nvme.StatusInvalidField)
+		return
+	}
+	switch cns {
+	case nvme.CNSController:
+		q.identifyController().Put(b)
+	case nvme.CNSNamespace, nvme.CNSNSDescriptorList, 0x08:
+		if s.NSID == 0 || s.NSID > MaxNSID {
+			q.complete(c, nvme.StatusInvalidNamespace)
+			return
+		}
+		ns := ctrl.sub.table().get(s.NSID)
+		if ns == nil {
+			if cns == nvme.CNSNSDescriptorList {
+				q.complete(c, nvme.StatusInvalidNamespace)
+				return
+			}
+			break // an inactive NSID reads as zeroes
+		}
+		switch cns {
+		case nvme.CNSNamespace:
+			idns := nvme.IdentifyNamespace{NSZE: ns.nlba, NCAP: ns.nlba, NUSE: ns.nlba,
+				DLFEAT: 1 | 1<<3, NMIC: 1, ANAGRPID: 1, NGUID: ns.nguid}
+			idns.LBAF[0] = nvme.LBAFormat{LBADS: uint8(ns.shift)}
+			idns.Put(b)
+		case nvme.CNSNSDescriptorList:
+			d := nvme.AppendNSDescriptors(b[:0], []nvme.NSDescriptor{
+				{NIDT: nvme.NIDTUUID, NID: ns.uuid[:]},
+				{NIDT: nvme.NIDTNGUID, NID: ns.nguid[:]},
+				{NIDT: nvme.NIDTCSI, NID: []byte{nvme.CSINVM}},
+			})
+			_ = d
+		default: // I/O command set independent Identify Namespace
+			b[1] = 1 // NMIC shared
+			binary.LittleEndian.PutUint32(b[4:], 1)
+			b[13] = 1 // NSTAT ready
+		}
+	case nvme.CNSActiveNSList:
+		if s.NSID >= 0xFFFFFFFE {
+			q.complete(c, nvme.StatusInvalidNamespace)
+			return
+		}
+		var ids []uint32
+		for _, ns := range ctrl.sub.table().list() {
+			if ns.id > s.NSID {
+				ids = append(ids, ns.id)
+			}
+		}
+		nvme.AppendNSList(b[:0], ids)
+	case nvme.CNSCSIController, 0x05:
+		if uint8(s.CDW11>>24) != nvme.CSINVM {
+			c.ploc = 44
+			q.complete(c, nvme.StatusInvalidField)
+			return
+		}
+		// NVM command set specific data: no limits, all zero.
+	default:
+		c.ploc = 40
+		q.complete(c, nvme.StatusInvalidField)
+		return
+	}
+	q.finishData(c)
+}
+
+func (q *queue) getLogPage(c *command) {
+	s := &c.sqe
+	ctrl := q.ctrl
+	lid := nvme.LogPageLID(s)
+	rae := nvme.LogPageRAE(s)
+	page := q.scratch[:0]
+	var unmask uint8
+	supported := true
+	if ctrl.disc {
+		switch lid {
+		case nvme.LogDiscovery:
+			page = q.t.discoveryLog(page, ctrl.host, q)
+			unmask = maskDiscovery
+		default:
+			supported = false
+		}
+	} else {
+		switch lid {
+		case nvme.LogError:
+			ctrl.mu.Lock()
+			for i := range ctrl.errs {
+				page = ctrl.errs[i].Append(page)
+			}
+			ctrl.mu.Unlock()
+		case nvme.LogSMART:
+			l := nvme.SMARTLog{CompositeTemperature: 300, AvailableSpare: 100, AvailableSpareThreshold: 10, PowerCycles: 1}
+			ctrl.mu.Lock()
+			for _, x := range ctrl.queues {
+				if x != nil {
+					l.HostReadCommands += x.readCmds.Load()
+					l.HostWriteCommands += x.writeCmds.Load()
+					l.DataUnitsRead += x.bytesRead.Load()
+					l.DataUnitsWritten += x.bytesWritten.Load()
+				}
+			}
+			l.NumErrLogEntries = ctrl.errCnt
+			ctrl.mu.Unlock()
+			l.DataUnitsRead = (l.DataUnitsRead/512 + 999) / 1000
+			l.DataUnitsWritten = (l.DataUnitsWritten/512 + 999) / 1000
+			page = l.Append(page)
+		case nvme.LogFirmwareSlot:
+			l := nvme.FirmwareSlotLog{AFI: 1, FRS: [7]string{"1.0"}}
+			page = l.Append(page)
+		case nvme.LogChangedNSList:
+			ctrl.mu.Lock()
+			ids := ctrl.changed
+			if ctrl.ovfl {
+				ids = []uint32{nvme.ChangedNSListOverflow}
+			}
+			page = nvme.AppendChangedNSList(page, ids)
+			if !rae {
+				ctrl.changed, ctrl.ovfl = nil, false
+			}
+			ctrl.mu.Unlock()
+			unmask = maskNSChanged
+		case nvme.LogCommandsEffects:
+			var l nvme.CommandsEffectsLog
+			for _, op := range []uint8{nvme.AdminGetLogPage, nvme.AdminIdentify, nvme.AdminAbort,
+				nvme.AdminSetFeatures, nvme.AdminGetFeatures, nvme.AdminAsyncEventReq, nvme.AdminKeepAlive} {
+				l.ACS[op] = nvme.CmdEffectsCSUPP
+			}
+			l.IOCS[nvme.CmdRead] = nvme.CmdEffectsCSUPP
+			for _, op := range []uint8{nvme.CmdWrite, nvme.CmdFlush, nvme.CmdWriteZeroes, nvme.CmdDSM} {
+				l.IOCS[op] = nvme.CmdEffectsCSUPP | nvme.CmdEffectsLBCC
+			}
+			l.IOCS[nvme.CmdCompare] = nvme.CmdEffectsCSUPP
+			page = l.Append(page)
+		case nvme.LogANA:
+			var ids []uint32
+			for _, ns := range ctrl.sub.table().list() {
+				ids = append(ids, ns.id)
+			}
+			chg := ctrl.sub.anaChg.Load()
+			l := nvme.ANALog{CHGCNT: chg, Groups: []nvme.ANAGroupDescriptor{
+				{ANAGRPID: 1, CHGCNT: chg, State: nvme.ANAOptimized, NSIDs: ids}}}
+			page = l.Append(page, nvme.LogPageLSP(s)&nvme.ANALogRGO != 0)
+			unmask = maskANA
+		default:
+			supported = false
+		}
+	}
+	q.scratch = page[:0]
+	if !supported {
+		c.ploc = 40
+		if q.t.cfg.InvalidLogPage {
+			q.complete(c, nvme.StatusInvalidLogPage)
+		} else {
+			q.complete(c, nvme.StatusInvalidField)
+		}
+		return
+	}
+	off := nvme.LogPageOffset(s)
+	if off&3 != 0 || off > uint64(len(page)) {
+		c.ploc = 48
+		q.complete(c, nvme.StatusInvalidField)
+		return
+	}
+	n := copy(c.buf, page[off:])
+	clear(c.buf[n:])
+	if !rae && unmask != 0 {
+		ctrl.unmask(unmask)
+	}
+	q.finishData(c)
+}
+
+// discoveryLog appends the discovery log page for host, read through q.
+// It lists one entry per (subsystem, port) the host may use and one
+// current discovery subsystem entry per port that serves discovery.
+func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
+	t.mu.Lock()
+	l := nvme.DiscoveryLog{GENCTR: t.genctr}
+	for _, s := range t.subsys {
+		if !s.hostAllowed(host) {
+			continue
+		}
+		for _, p := range t.ports {
+			if s.onPort(p) {
+				l.Entries = append(l.Entries, t.discEntry(p, q, nvme.SubtypeNVM, s.nqn))
+			}
+		}
+	}
+	for _, p := range t.ports {
+		if p.cfg.servesDiscovery() {
+			e := t.discEntry(p, q, nvme.SubtypeCurrentDiscovery, nvme.DiscoveryNQN)
+			e.EFLAGS = nvme.EFlagsDUPRETINFO | nvme.EFlagsEPCSD
+			l.Entries = append(l.Entries, e)
+		}
+	}
+	t.mu.Unlock()
+	l.NUMREC = uint64(len(l.Entries))
+	return l.Append(b)
+}
+
+func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.DiscoveryLogEntry {
+	host, svc, _ := net.SplitHostPort(p.cfg.Address)
+	if p.ln != nil {
+		if a, ok := p.ln.Addr().(*net.TCPAddr); ok {
+			svc = strconv.Itoa(a.Port)
+			if a.IP != nil && !a.IP.IsUnspecified() {
+				host = a.IP.String()
+			}
+		}
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if a, ok := q.nc.LocalAddr().(*net.TCPAddr); ok {
+			host = a.IP.String()
+		}
+	}
+	fam := uint8(1) // IPv4
+	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
+		fam = 2
+	}
+	return nvme.DiscoveryLogEntry{
+		TRTYPE: nvme.TRTypeTCP, ADRFAM: fam, SUBTYPE: subtype,
+		TREQ:   nvme.TREQNotSpecified | nvme.TREQDisableSQFlow,
+		PORTID: p.cfg.PortID, CNTLID: nvme.CNTLIDDynamic, ASQSZ: 32,
+		TRSVCID: svc, SUBNQN: nqn, TRADDR: host,
+	}
+}
+
+func (q *queue) features(c *command, set bool) {
+	s := &c.sqe
+	ctrl := q.ctrl
+	fid := nvme.FeatureID(s)
+	if set && nvme.FeatureSave(s) {
+		c.ploc = 43
+		q.complete(c, nvme.StatusFeatureNotSaveable)
+		return
+	}
+	known := map[bool][]uint8{
+		true:  {nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer},
+		false: {nvme.FeatArbitration, nvme.FeatPowerManagement, nvme.FeatTemperatureThresh, nvme.FeatErrorRecovery, nvme.FeatVolatileWC, nvme.FeatNumQueues, nvme.FeatWriteAtomicity, nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer, nvme.FeatHostIdentifier},
+	}[ctrl.disc]
+	if !slices.Contains(known, fid) {
+		c.ploc = 40
+		q.complete(c, nvme.StatusInvalidField)
+		return
+	}
+	if !set && nvme.FeatureSelect(s) == nvme.SelSupportedCaps {
+		c.dw0 = 1 << 2 // changeable
+		q.complete(c, nvme.StatusSuccess)
+		return
+	}
+	v := s.CDW11
+	ctrl.mu.Lock()
+	st := nvme.StatusSuccess
+	switch fid {
+	case nvme.FeatNumQueues:
+		if set && (uint16(v) == 0xFFFF || uint16(v>>16) == 0xFFFF) {
+			st = nvme.StatusInvalidField
+		}
+		c.dw0 = nvme.NumQueuesValue(ctrl.numQ, ctrl.numQ)
+	case nvme.FeatAsyncEventConfig:
+		if set {
+			ctrl.aec = v & (nvme.AECNamespaceAttr | nvme.AECANAChange | nvme.AECDiscovery)
+		}
+		c.dw0 = ctrl.aec
+	case nvme.FeatKeepAliveTimer:
+		if set {
+			kato := time.Duration(v) * time.Millisecond
+			if kato != 0 && (kato < q.t.cfg.MinKATO || (q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO)) {
+				st = nvme.StatusKeepAliveInvalid
+			} else {
+				ctrl.kato = kato
+			}
+		}
+		c.dw0 = uint32(ctrl.kato / time.Millisecond)
+	case nvme.FeatVolatileWC:
+		vwc := false
+		for _, ns := range ctrl.sub.table().list() {
+			vwc = vwc || ns.vwc
+		}
+		if set {
+			if !vwc {
+				st = nvme.StatusFeatureNotChangeable
+			} else {
+				ctrl.vwce = v&1 != 0
+			}
+		}
+		if vwc && ctrl.vwce {
+			c.dw0 = 1
+		}
+	case nvme.FeatPowerManagement:
+		if set && v&0x1F != 0 {
+			st = nvme.StatusInvalidField
+		}
+	case nvme.FeatTemperatureThresh:
+		c.dw0 = 343 // Kelvin
+	case nvme.FeatHostIdentifier:
+		if set {
+			st = nvme.StatusCommandSequenceError // as nvmet: fixed at Connect
+		} else {
+			copy(c.buf, ctrl.hostid[:])
+		}
+	}
+	ctrl.mu.Unlock()
+	if st == nvme.StatusSuccess && set && fid == nvme.FeatKeepAliveTimer {
+		ctrl.armTimer()
+	}
+	if st == nvme.StatusSuccess && !set && c.xfer > 0 {
+		q.finishData(c)
+		return
+	}
+	if st != nvme.StatusSuccess {
+		c.ploc = 44
+	}
+	q.complete(c, st)
+}

@@ -1,0 +1,81 @@
+package target
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfig(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	ns := tg.subsys[0].table().get(1)
+	if mb, ok := ns.b.(*MemBackend); !ok || mb.Size() != 256<<20 || mb.Allocated() != 0 {
+		t.Fatalf("default namespace %T", ns.b)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	c, err := ParseConfig([]byte(`
+listeners:
+  - address: 0.0.0.0:4420
+  - address: 0.0.0.0:8009
+    serve: discovery
+subsystems:
+  - nqn: nqn.2014-08.io.example:disk1
+    hosts: [nqn.2014-08.io.example:host]
+    ports: [1]
+    namespaces:
+      - {backend: null, size: 1TiB, block_size: 4096}
+      - {nsid: 7, backend: mem, size: 64MiB}
+queue_size: 256
+max_kato: 2m
+mdts: 512KiB
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.QueueSize != 256 || c.Listeners[1].PortID != 2 || c.Subsystems[0].Namespaces[1].BlockSize != 512 ||
+		c.MaxKATO.Minutes() != 2 || c.MDTS != "512KiB" || !c.HeaderDigest || c.IOQueues != 8 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	base := `listeners: [{address: "127.0.0.1:4420"}]
+`
+	sub := func(ns string) string {
+		return base + "subsystems:\n  - nqn: nqn.2014-08.io.example:d\n    allow_any_host: true\n    namespaces:\n" + ns
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"bogus: 1\n" + base, "field bogus not found"},
+		{"listeners: []\n", "listeners: none configured"},
+		{`listeners: [{address: "nope"}]`, `listeners[0].address: "nope" is not host:port`},
+		{base + "mdts: 3000\n", "mdts: 3000 must be a power of two"},
+		{base + "max_h2c_data: lots\n", `max_h2c_data: "lots" is not a size (use e.g. 64MiB)`},
+		{sub("      - {backend: mem, size: 1MiB}\n      - {backend: mem, size: 12XB}\n"),
+			`subsystems[0].namespaces[1].size: "12XB" is not a size (use e.g. 64MiB)`},
+		{sub("      - {backend: disk, size: 1MiB}\n"), `subsystems[0].namespaces[0].backend: "disk" is not a backend`},
+		{sub("      - {backend: file}\n"), "subsystems[0].namespaces[0].path: missing"},
+		{sub("      - {backend: mem, size: 1MiB, block_size: 1000}\n"), "block_size: 1000 is not supported (use 512 or 4096)"},
+		{sub("      - {backend: mem, size: 1000}\n"), "not a multiple of the block size"},
+		{base + "subsystems: [{nqn: bad, allow_any_host: true}]\n", `subsystems[0].nqn: "bad" is not an NQN`},
+		{base + "subsystems: [{nqn: nqn.2014-08.io.example:d}]\n", "no host may connect"},
+		{base + "subsystems: [{nqn: nqn.2014-08.io.example:d, allow_any_host: true, ports: [9]}]\n", "no listener has port_id 9"},
+		{base + "version: \"1.3\"\n", `version: "1.3" is not supported`},
+	} {
+		_, err := ParseConfig([]byte(tc.yaml))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: got %v, want %q", tc.yaml, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("multi-line error %q", err)
+		}
+	}
+}

@@ -1,0 +1,214 @@
+package target
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/nvmftest/nvmftest/nvme"
+)
+
+// prepareIO checks an NVM command before its data moves: namespace, LBA
+// range, MDTS and the SGL.
+func (q *queue) prepareIO(c *command, inLen uint32) nvme.Status {
+	s := &c.sqe
+	switch s.Opcode {
+	case nvme.CmdRead, nvme.CmdWrite, nvme.CmdCompare, nvme.CmdWriteZeroes, nvme.CmdDSM, nvme.CmdFlush:
+	default:
+		return nvme.StatusInvalidOpcode
+	}
+	switch f := s.Fuse(); {
+	case f == nvme.FuseMask,
+		f == nvme.FuseFirst && s.Opcode != nvme.CmdCompare,
+		f == nvme.FuseSecond && s.Opcode != nvme.CmdWrite:
+		c.ploc = 1
+		return nvme.StatusInvalidField
+	}
+	if s.Opcode == nvme.CmdFlush && s.NSID == 0xFFFFFFFF {
+		return q.checkSGL(c, 0, false, inLen)
+	}
+	ns := q.ctrl.sub.table().get(s.NSID)
+	if ns == nil {
+		c.ploc = 4
+		return nvme.StatusInvalidNamespace
+	}
+	c.ns = ns
+	switch s.Opcode {
+	case nvme.CmdFlush:
+		return q.checkSGL(c, 0, false, inLen)
+	case nvme.CmdDSM:
+		nr := s.CDW10&0xFF + 1
+		return q.checkSGL(c, nr*nvme.DSMRangeSize, true, inLen)
+	}
+	slba, nlb := s.SLBA(), uint64(s.NLB())
+	if slba >= ns.nlba || nlb > ns.nlba-slba {
+		c.ploc = 40
+		return nvme.StatusLBAOutOfRange
+	}
+	if s.Opcode == nvme.CmdWriteZeroes {
+		return q.checkSGL(c, 0, false, inLen)
+	}
+	n := nlb << ns.shift
+	if n > uint64(q.t.mdts) {
+		c.ploc = 48
+		return nvme.StatusInvalidField
+	}
+	return q.checkSGL(c, uint32(n), s.Opcode != nvme.CmdRead, inLen)
+}
+
+// execIO runs an NVM command whose data is in.
+func (q *queue) execIO(c *command) {
+	if c.sqe.Fuse() == nvme.FuseFirst {
+		q.execFused(c, c.peer)
+		return
+	}
+	s := &c.sqe
+	ns := c.ns
+	off := int64(s.SLBA() << ns.shift)
+	st := nvme.StatusSuccess
+	switch s.Opcode {
+	case nvme.CmdRead:
+		if _, err := ns.b.ReadAt(c.buf, off); err != nil {
+			st = nvme.StatusUnrecoveredRead
+			break
+		}
+		q.readCmds.Add(1)
+		q.bytesRead.Add(uint64(len(c.buf)))
+		success := q.flowOff && q.t.cfg.C2HSuccess
+		if err := q.sendData(c, c.buf, success); err != nil || success {
+			q.outstanding.Add(-1)
+			q.put(c)
+			return
+		}
+	case nvme.CmdWrite:
+		st = q.write(ns, c.buf, off, s.FUA())
+	case nvme.CmdCompare:
+		st = q.compare(ns, c.buf, off)
+	case nvme.CmdWriteZeroes:
+		n := int64(s.NLB()) << ns.shift
+		var err error
+		ns.cw.RLock()
+		if s.CDW12&nvme.WZDeallocate != 0 {
+			err = ns.b.Deallocate(off, n)
+		} else {
+			err = ns.b.WriteZeroes(off, n)
+		}
+		ns.cw.RUnlock()
+		if err != nil {
+			st = nvme.StatusWriteFault
+		}
+	case nvme.CmdDSM:
+		st = q.dsm(c)
+	case nvme.CmdFlush:
+		st = q.flush(c)
+	}
+	q.complete(c, st)
+}
+
+func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status {
+	var err error
+	ns.cw.RLock()
+	if fua && ns.fua != nil {
+		_, err = ns.fua.WriteAtFUA(b, off)
+	} else {
+		_, err = ns.b.WriteAt(b, off)
+	}
+	ns.cw.RUnlock()
+	if err != nil {
+		return nvme.StatusWriteFault
+	}
+	q.writeCmds.Add(1)
+	q.bytesWritten.Add(uint64(len(b)))
+	return nvme.StatusSuccess
+}
+
+// compare reads the blocks back and compares them with want. Compare is
+// not on the hot path, so it allocates its read buffer.
+func (q *queue) compare(ns *namespace, want []byte, off int64) nvme.Status {
+	got := make([]byte, len(want))
+	if _, err := ns.b.ReadAt(got, off); err != nil {
+		return nvme.StatusUnrecoveredRead
+	}
+	q.readCmds.Add(1)
+	if !bytes.Equal(got, want) {
+		return nvme.StatusCompareFailure
+	}
+	return nvme.StatusSuccess
+}
+
+// execFused runs a Compare and Write pair atomically with respect to every
+// other write of the namespace.
+func (q *queue) execFused(first, second *command) {
+	if second == nil {
+		q.complete(first, nvme.StatusAbortFusedMissing)
+		return
+	}
+	ns := first.ns
+	if second.ns != ns || first.sqe.SLBA() != second.sqe.SLBA() || first.sqe.NLB() != second.sqe.NLB() {
+		q.complete(first, nvme.StatusInvalidField)
+		q.complete(second, nvme.StatusAbortFusedFail)
+		return
+	}
+	off := int64(first.sqe.SLBA() << ns.shift)
+	ns.cw.Lock()
+	st := q.compare(ns, first.buf, off)
+	st2 := nvme.StatusAbortFusedFail
+	if st == nvme.StatusSuccess {
+		var err error
+		if second.sqe.FUA() && ns.fua != nil {
+			_, err = ns.fua.WriteAtFUA(second.buf, off)
+		} else {
+			_, err = ns.b.WriteAt(second.buf, off)
+		}
+		st2 = nvme.StatusSuccess
+		if err != nil {
+			st2 = nvme.StatusWriteFault
+		} else {
+			q.writeCmds.Add(1)
+			q.bytesWritten.Add(uint64(len(second.buf)))
+		}
+	}
+	ns.cw.Unlock()
+	q.complete(first, st)
+	q.complete(second, st2)
+}
+
+func (q *queue) dsm(c *command) nvme.Status {
+	ns := c.ns
+	if c.sqe.CDW11&nvme.DSMAD == 0 {
+		return nvme.StatusSuccess // hints only
+	}
+	b := c.buf
+	for len(b) >= nvme.DSMRangeSize {
+		nlb := uint64(binary.LittleEndian.Uint32(b[4:]))
+		slba := binary.LittleEndian.Uint64(b[8:])
+		b = b[nvme.DSMRangeSize:]
+		if nlb == 0 {
+			continue
+		}
+		if slba >= ns.nlba || nlb > ns.nlba-slba {
+			return nvme.StatusLBAOutOfRange
+		}
+		ns.cw.RLock()
+		err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift))
+		ns.cw.RUnlock()
+		if err != nil {
+			return nvme.StatusInternalError
+		}
+	}
+	return nvme.StatusSuccess
+}
+
+func (q *queue) flush(c *command) nvme.Status {
+	if c.ns != nil {
+		if c.ns.b.Flush() != nil {
+			return nvme.StatusWriteFault
+		}
+		return nvme.StatusSuccess
+	}
+	for _, ns := range q.ctrl.sub.table().list() {
+		if ns.b.Flush() != nil {
+			return nvme.StatusWriteFault
+		}
+	}
+	return nvme.StatusSuccess
+}

@@ -1,0 +1,541 @@
+// Package target is nvmftest's reference NVMe/TCP target: NVM subsystems
+// with null, memory or file namespaces, a discovery subsystem, dynamic
+// controllers with keep alive, asynchronous events and the admin and NVM
+// command sets a Linux host uses.
+//
+// One goroutine per connection reads PDUs and runs commands; file I/O runs
+// on a few worker goroutines per queue so a slow disk does not stall the
+// connection. Fatal transport errors end only the connection they happen
+// on (C2HTermReq, then close); ending an admin queue ends its association.
+package target
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nvmftest/nvmftest/nvme"
+)
+
+// Option configures a Target.
+type Option func(*Target)
+
+// WithLogger sends the target's log to l (default: discarded).
+func WithLogger(l *slog.Logger) Option { return func(t *Target) { t.log = l } }
+
+// Target serves NVMe/TCP.
+type Target struct {
+	cfg Config
+	log *slog.Logger
+
+	// derived limits
+	icd, maxH2C, c2hSize, mdts uint32
+	vs                         uint32
+
+	mu         sync.Mutex
+	ports      []*port
+	subsys     []*subsystem
+	ctrls      map[uint16]*controller
+	nextCntlid uint16
+	queues     map[*queue]struct{}
+	started    bool
+	closed     bool
+	genctr     uint64
+
+	wg sync.WaitGroup
+}
+
+type port struct {
+	cfg ListenerConfig
+	ln  net.Listener
+}
+
+// New checks cfg and opens the namespaces' backends. Nothing listens until
+// Start.
+func New(cfg Config, opts ...Option) (*Target, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Target{
+		cfg:        cfg,
+		log:        slog.New(slog.DiscardHandler),
+		ctrls:      make(map[uint16]*controller),
+		queues:     make(map[*queue]struct{}),
+		nextCntlid: 1,
+		icd:        uint32(cfg.InCapsuleDataSize.mustBytes()),
+		maxH2C:     uint32(cfg.MaxH2CData.mustBytes()),
+		c2hSize:    uint32(cfg.C2HDataSize.mustBytes()),
+		mdts:       uint32(cfg.MDTS.mustBytes()),
+		vs:         nvme.MakeVersion(2, 0, 0),
+	}
+	if cfg.Version == "1.4" {
+		t.vs = nvme.MakeVersion(1, 4, 0)
+	}
+	for _, o := range opts {
+		o(t)
+	}
+	for i := range cfg.Listeners {
+		t.ports = append(t.ports, &port{cfg: cfg.Listeners[i]})
+	}
+	for i := range cfg.Subsystems {
+		s, err := t.newSubsystem(cfg.Subsystems[i])
+		if err != nil {
+			t.closeBackends()
+			return nil, err
+		}
+		t.subsys = append(t.subsys, s)
+	}
+	return t, nil
+}
+
+// Config returns the validated configuration.
+func (t *Target) Config() Config { return t.cfg }
+
+// Start listens on every configured address and serves in the background.
+func (t *Target) Start() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started || t.closed {
+		return errors.New("target: already started")
+	}
+	for _, p := range t.ports {
+		ln, err := net.Listen("tcp", p.cfg.Address)
+		if err != nil {
+			for _, q := range t.ports {
+				if q.ln != nil {
+					q.ln.Close()
+				}
+			}
+			return fmt.Errorf("target: listen %s: %w", p.cfg.Address, err)
+		}
+		p.ln = ln
+	}
+	t.started = true
+	for _, p := range t.ports {
+		t.wg.Add(1)
+		go t.accept(p)
+		t.log.Info("listening", "addr", p.ln.Addr().String(), "port_id", p.cfg.PortID, "serve", p.cfg.Serve)
+	}
+	return nil
+}
+
+// Addrs returns the listening addresses, in configuration order.
+func (t *Target) Addrs() []net.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var a []net.Addr
+	for _, p := range t.ports {
+		if p.ln != nil {
+			a = append(a, p.ln.Addr())
+		}
+	}
+	return a
+}
+
+func (t *Target) accept(p *port) {
+	defer t.wg.Done()
+	for {
+		nc, err := p.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				t.log.Error("accept", "err", err)
+			}
+			return
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		t.Serve(nc, p.cfg.PortID)
+	}
+}
+
+// Serve runs the target side of one connection that arrived on the
+// listener with the given port ID (for tests and in-process use, e.g.
+// over net.Pipe). It returns at once; Close ends the connection.
+func (t *Target) Serve(nc net.Conn, portID uint16) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		nc.Close()
+		return
+	}
+	var p *port
+	for _, x := range t.ports {
+		if x.cfg.PortID == portID {
+			p = x
+		}
+	}
+	if p == nil {
+		p = t.ports[0]
+	}
+	q := newQueue(t, p, nc)
+	t.queues[q] = struct{}{}
+	t.wg.Add(1)
+	t.mu.Unlock()
+	go func() {
+		defer t.wg.Done()
+		q.serve()
+		t.mu.Lock()
+		delete(t.queues, q)
+		t.mu.Unlock()
+	}()
+}
+
+// Close stops listening, ends every connection and association, waits for
+// their goroutines and closes the backends.
+func (t *Target) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	for _, p := range t.ports {
+		if p.ln != nil {
+			p.ln.Close()
+		}
+	}
+	ctrls := make([]*controller, 0, len(t.ctrls))
+	for _, c := range t.ctrls {
+		ctrls = append(ctrls, c)
+	}
+	qs := make([]*queue, 0, len(t.queues))
+	for q := range t.queues {
+		qs = append(qs, q)
+	}
+	t.mu.Unlock()
+	for _, c := range ctrls {
+		c.stopTimer()
+	}
+	for _, q := range qs {
+		q.nc.Close()
+	}
+	t.wg.Wait()
+	return t.closeBackends()
+}
+
+func (t *Target) closeBackends() error {
+	var errs []error
+	for _, s := range t.subsys {
+		for _, ns := range s.table().list() {
+			errs = append(errs, ns.b.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// subsystem is one NVM subsystem.
+type subsystem struct {
+	t      *Target
+	nqn    string
+	serial string
+	model  string
+	any    bool
+	hosts  map[string]bool
+	ports  map[uint16]bool // empty: every I/O port
+
+	nsMu   sync.Mutex // serializes namespace changes
+	ns     atomic.Pointer[nsTable]
+	anaChg atomic.Uint64
+}
+
+func (t *Target) newSubsystem(c SubsystemConfig) (*subsystem, error) {
+	s := &subsystem{t: t, nqn: c.NQN, serial: c.Serial, model: c.Model, any: c.AllowAnyHost,
+		hosts: map[string]bool{}, ports: map[uint16]bool{}}
+	if s.serial == "" {
+		h := fnv.New64a()
+		h.Write([]byte(c.NQN))
+		s.serial = fmt.Sprintf("%016x", h.Sum64())
+	}
+	if s.model == "" {
+		s.model = "nvmftest"
+	}
+	for _, h := range c.Hosts {
+		s.hosts[h] = true
+	}
+	for _, p := range c.Ports {
+		s.ports[p] = true
+	}
+	tbl := &nsTable{}
+	for _, nc := range c.Namespaces {
+		if nc.NSID == 0 {
+			nc.NSID = tbl.free()
+		}
+		ns, err := openNamespace(c.NQN, nc)
+		if err != nil {
+			for _, o := range tbl.list() {
+				o.b.Close()
+			}
+			return nil, fmt.Errorf("target: subsystem %s namespace %d: %w", c.NQN, nc.NSID, err)
+		}
+		tbl = tbl.with(ns)
+	}
+	s.ns.Store(tbl)
+	return s, nil
+}
+
+func (s *subsystem) table() *nsTable { return s.ns.Load() }
+
+func (s *subsystem) hostAllowed(hostnqn string) bool { return s.any || s.hosts[hostnqn] }
+
+func (s *subsystem) onPort(p *port) bool {
+	if !p.cfg.servesIO() {
+		return false
+	}
+	return len(s.ports) == 0 || s.ports[p.cfg.PortID]
+}
+
+// nsTable is an immutable namespace table, replaced on every change, so
+// the I/O path looks namespaces up without locks.
+type nsTable struct {
+	byID []*namespace // index NSID
+}
+
+func (t *nsTable) get(nsid uint32) *namespace {
+	if int64(nsid) >= int64(len(t.byID)) {
+		return nil
+	}
+	return t.byID[nsid]
+}
+
+func (t *nsTable) list() []*namespace {
+	var l []*namespace
+	for _, ns := range t.byID {
+		if ns != nil {
+			l = append(l, ns)
+		}
+	}
+	return l
+}
+
+func (t *nsTable) free() uint32 {
+	for i := uint32(1); i <= MaxNSID; i++ {
+		if t.get(i) == nil {
+			return i
+		}
+	}
+	return 0
+}
+
+func (t *nsTable) with(ns *namespace) *nsTable {
+	n := &nsTable{byID: slices.Clone(t.byID)}
+	for len(n.byID) <= int(ns.id) {
+		n.byID = append(n.byID, nil)
+	}
+	n.byID[ns.id] = ns
+	return n
+}
+
+func (t *nsTable) without(nsid uint32) *nsTable {
+	n := &nsTable{byID: slices.Clone(t.byID)}
+	n.byID[nsid] = nil
+	return n
+}
+
+// namespace is one namespace and its backend.
+type namespace struct {
+	id       uint32
+	cfg      NamespaceConfig
+	b        Backend
+	bs       uint32
+	shift    uint
+	nlba     uint64
+	blocking bool
+	vwc      bool
+	fua      fuaWriter
+	uuid     [16]byte
+	nguid    [16]byte
+	// cw makes fused Compare and Write atomic: writes hold it shared, a
+	// fused pair exclusively.
+	cw sync.RWMutex
+}
+
+func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
+	b, err := NewBackend(c)
+	if err != nil {
+		return nil, err
+	}
+	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize}
+	for 1<<ns.shift < ns.bs {
+		ns.shift++
+	}
+	ns.nlba = uint64(b.Size()) >> ns.shift
+	if x, ok := b.(blocker); ok && x.Blocking() {
+		ns.blocking = true
+	}
+	if x, ok := b.(volatileCacher); ok && x.VolatileCache() {
+		ns.vwc = true
+	}
+	ns.fua, _ = b.(fuaWriter)
+	h := fnv.New128a()
+	fmt.Fprintf(h, "%s/%d", subnqn, c.NSID)
+	h.Sum(ns.nguid[:0])
+	copy(ns.uuid[:], ns.nguid[:])
+	ns.uuid[6] = ns.uuid[6]&0x0F | 0x80 // version 8 (custom)
+	ns.uuid[8] = ns.uuid[8]&0x3F | 0x80
+	return ns, nil
+}
+
+func (t *Target) findSubsystem(nqn string) *subsystem {
+	for _, s := range t.subsys {
+		if s.nqn == nqn {
+			return s
+		}
+	}
+	return nil
+}
+
+// AddNamespace adds a namespace to a running subsystem; every controller
+// of the subsystem gets a Namespace Attribute Changed event and the NSID in
+// its Changed Namespace List.
+func (t *Target) AddNamespace(subnqn string, nc NamespaceConfig) error {
+	t.mu.Lock()
+	s := t.findSubsystem(subnqn)
+	t.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("target: no subsystem %q", subnqn)
+	}
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	tbl := s.table()
+	if nc.NSID == 0 {
+		nc.NSID = tbl.free()
+		if nc.NSID == 0 {
+			return fmt.Errorf("target: subsystem %s has no free NSID", subnqn)
+		}
+	}
+	if err := nc.validate("namespace"); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	if tbl.get(nc.NSID) != nil {
+		return fmt.Errorf("target: subsystem %s already has namespace %d", subnqn, nc.NSID)
+	}
+	ns, err := openNamespace(subnqn, nc)
+	if err != nil {
+		return err
+	}
+	s.ns.Store(tbl.with(ns))
+	s.anaChg.Add(1)
+	t.nsChanged(s, nc.NSID)
+	return nil
+}
+
+// RemoveNamespace removes a namespace from a running subsystem, with the
+// same notifications as AddNamespace.
+func (t *Target) RemoveNamespace(subnqn string, nsid uint32) error {
+	t.mu.Lock()
+	s := t.findSubsystem(subnqn)
+	t.mu.Unlock()
+	if s == nil {
+		return fmt.Errorf("target: no subsystem %q", subnqn)
+	}
+	s.nsMu.Lock()
+	tbl := s.table()
+	ns := tbl.get(nsid)
+	if ns == nil {
+		s.nsMu.Unlock()
+		return fmt.Errorf("target: subsystem %s has no namespace %d", subnqn, nsid)
+	}
+	s.ns.Store(tbl.without(nsid))
+	s.anaChg.Add(1)
+	s.nsMu.Unlock()
+	t.nsChanged(s, nsid)
+	// Wait for writers and fused pairs in flight before closing.
+	ns.cw.Lock()
+	defer ns.cw.Unlock()
+	return ns.b.Close()
+}
+
+func (t *Target) nsChanged(s *subsystem, nsid uint32) {
+	for _, c := range t.controllersOf(s) {
+		c.nsChanged(nsid)
+	}
+}
+
+func (t *Target) controllersOf(s *subsystem) []*controller {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var l []*controller
+	for _, c := range t.ctrls {
+		if c.sub == s {
+			l = append(l, c)
+		}
+	}
+	return l
+}
+
+// AddSubsystem adds an NVM subsystem at run time. Discovery controllers
+// see a new GENCTR and get a Discovery Log Page Change event.
+func (t *Target) AddSubsystem(c SubsystemConfig) error {
+	ids := map[uint16]bool{}
+	for _, p := range t.ports {
+		ids[p.cfg.PortID] = true
+	}
+	if err := validateSubsystem("subsystem", &c, ids); err != nil {
+		return fmt.Errorf("target: %w", err)
+	}
+	t.mu.Lock()
+	if t.findSubsystem(c.NQN) != nil {
+		t.mu.Unlock()
+		return fmt.Errorf("target: subsystem %q exists", c.NQN)
+	}
+	t.mu.Unlock()
+	s, err := t.newSubsystem(c)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.subsys = append(t.subsys, s)
+	t.mu.Unlock()
+	t.discoveryChanged()
+	return nil
+}
+
+// RemoveSubsystem removes an NVM subsystem, ending its associations.
+func (t *Target) RemoveSubsystem(nqn string) error {
+	t.mu.Lock()
+	s := t.findSubsystem(nqn)
+	if s == nil {
+		t.mu.Unlock()
+		return fmt.Errorf("target: no subsystem %q", nqn)
+	}
+	t.subsys = slices.DeleteFunc(t.subsys, func(x *subsystem) bool { return x == s })
+	t.mu.Unlock()
+	for _, c := range t.controllersOf(s) {
+		c.kill("subsystem removed")
+	}
+	t.discoveryChanged()
+	var errs []error
+	for _, ns := range s.table().list() {
+		errs = append(errs, ns.b.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// discoveryChanged bumps GENCTR and tells the discovery controllers.
+func (t *Target) discoveryChanged() {
+	t.mu.Lock()
+	t.genctr++
+	var l []*controller
+	for _, c := range t.ctrls {
+		if c.disc {
+			l = append(l, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range l {
+		c.event(nvme.AEN(nvme.AENTypeNotice, nvme.AENNoticeDiscoveryChange, nvme.LogDiscovery), maskDiscovery)
+	}
+}
+
+// GenCtr returns the discovery log generation counter.
+func (t *Target) GenCtr() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.genctr
+}
