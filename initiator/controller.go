@@ -1,0 +1,551 @@
+package initiator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
+)
+
+// CC fields the host sets when enabling a controller (NVMe Base 2.0,
+// figure 41).
+const (
+	ccCSSShift    = 4
+	ccCSSNVM      = 0
+	ccCSSCSI      = 6
+	ccCSSAdmin    = 7
+	ccIOSQESShift = 16
+	ccIOCQESShift = 20
+	ccIOSQES      = 6 << ccIOSQESShift // 64-byte SQEs
+	ccIOCQES      = 4 << ccIOCQESShift // 16-byte CQEs
+)
+
+// shutdownTimeout is how long Close waits for CSTS.SHST (Linux's default
+// shutdown_timeout).
+const shutdownTimeout = 5 * time.Second
+
+// Controller is one association with an NVMe controller over NVMe/TCP: the
+// admin queue and the I/O queues, plus the keep-alive and asynchronous
+// event machinery. Its methods are safe for concurrent use.
+type Controller struct {
+	opts      Options
+	addr      string
+	subnqn    string
+	discovery bool
+
+	admin  *Queue
+	io     []*Queue
+	cntlid uint16
+	cap    nvme.CAP
+	vs     uint32
+	cc     uint32
+	id     *nvme.IdentifyController
+
+	kaStop chan struct{}
+	kaDone chan struct{}
+
+	aerOnce sync.Once
+	aerCh   chan uint32
+	aerDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Connect creates an association with subsystem subnqn at addr
+// ("host:port"): admin queue, controller enable, Identify, Number of
+// Queues, I/O queues, keep-alive. ctx bounds the whole bring-up.
+func Connect(ctx context.Context, addr, subnqn string, opts Options) (*Controller, error) {
+	c := &Controller{addr: addr, subnqn: subnqn, discovery: subnqn == nvme.DiscoveryNQN}
+	c.opts = opts.withDefaults(c.discovery)
+	if err := c.setup(ctx); err != nil {
+		c.teardown()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Controller) setup(ctx context.Context) error {
+	o := &c.opts
+	admin, err := dialQueue(ctx, c.addr, 0, AdminQueueSize-1, AdminInlineData, o)
+	if err != nil {
+		return err
+	}
+	c.admin = admin
+	cntlid, err := connectQueue(ctx, admin, o, c.subnqn, nvme.CNTLIDDynamic, AdminQueueSize-1, 0, uint32(o.KATO/time.Millisecond))
+	if err != nil {
+		return fmt.Errorf("connect admin queue: %w", err)
+	}
+	c.cntlid = cntlid
+	v, err := c.PropertyGet(ctx, nvme.PropCAP, true)
+	if err != nil {
+		return fmt.Errorf("property get CAP: %w", err)
+	}
+	c.cap = nvme.CAP(v)
+	v, err = c.PropertyGet(ctx, nvme.PropVS, false)
+	if err != nil {
+		return fmt.Errorf("property get VS: %w", err)
+	}
+	c.vs = uint32(v)
+	if err := c.enable(ctx); err != nil {
+		return err
+	}
+	id, err := c.Identify(ctx)
+	if err != nil {
+		return fmt.Errorf("identify controller: %w", err)
+	}
+	c.id = id
+	if id.ICDOFF != 0 {
+		return fmt.Errorf("controller ICDOFF %d not supported (NVMe/TCP hosts need 0)", id.ICDOFF)
+	}
+	if o.KATO > 0 {
+		c.kaStop, c.kaDone = make(chan struct{}), make(chan struct{})
+		go c.keepAlive()
+	}
+	if c.discovery || o.NrIOQueues == 0 {
+		return nil
+	}
+	return c.setupIOQueues(ctx)
+}
+
+func (c *Controller) setupIOQueues(ctx context.Context) error {
+	o := &c.opts
+	n := min(o.NrIOQueues, 0xFFFF)
+	dw0, err := c.SetFeatures(ctx, nvme.FeatNumQueues, 0, nvme.NumQueuesValue(uint16(n), uint16(n)), false, nil)
+	if err != nil {
+		var st nvme.Status
+		if errors.As(err, &st) {
+			// As Linux: a controller that refuses gets no I/O queues.
+			o.Logger.Warn("could not set queue count", "err", err)
+			return nil
+		}
+		return fmt.Errorf("set features number of queues: %w", err)
+	}
+	nsq, ncq := nvme.DecodeNumQueues(dw0)
+	n = min(n, int(nsq), int(ncq))
+	qs := min(o.QueueSize, int(c.cap.MQES())+1)
+	if c.id.MAXCMD != 0 {
+		qs = min(qs, int(c.id.MAXCMD))
+	}
+	if qs < 2 {
+		return fmt.Errorf("controller allows queue size %d", qs)
+	}
+	inline := 0
+	if c.id.IOCCSZ > 4 {
+		inline = int(c.id.IOCCSZ)*16 - nvme.SQESize
+	}
+	var cattr uint8
+	if o.DisableSQFlowControl {
+		cattr = nvme.CATTRDisableSQFlow
+	}
+	for i := 1; i <= n; i++ {
+		q, err := dialQueue(ctx, c.addr, uint16(i), qs-1, inline, o)
+		if err != nil {
+			return err
+		}
+		c.io = append(c.io, q)
+		if _, err := connectQueue(ctx, q, o, c.subnqn, c.cntlid, uint16(qs-1), cattr, 0); err != nil {
+			return fmt.Errorf("connect I/O queue %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+// dialQueue opens a TCP connection and runs ICReq/ICResp.
+func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, o *Options) (*Queue, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := tcp.NewConn(nc, false, tcp.Config{})
+	dl, ok := ctx.Deadline()
+	if !ok && o.Timeout > 0 {
+		dl = time.Now().Add(o.Timeout)
+	}
+	_ = nc.SetDeadline(dl)
+	var dg uint8
+	if o.HeaderDigest {
+		dg |= tcp.DgstHeader
+	}
+	if o.DataDigest {
+		dg |= tcp.DgstData
+	}
+	resp, err := conn.HostInitialize(tcp.ICReq{HPDA: o.HPDA, DGST: dg, MAXR2T: 0})
+	if err != nil {
+		var fe *tcp.FatalError
+		if errors.As(err, &fe) {
+			_ = conn.Terminate(fe)
+		} else {
+			_ = conn.Close()
+		}
+		return nil, fmt.Errorf("queue %d connection initialization: %w", qid, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return newQueue(conn, qid, depth, resp, inline, o.Timeout, o.Logger), nil
+}
+
+// connectQueue sends the Fabrics Connect command and returns the CNTLID.
+func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntlid, sqsize uint16, cattr uint8, katoMS uint32) (uint16, error) {
+	cd := nvme.ConnectData{HostID: o.HostID, CNTLID: cntlid, SubNQN: subnqn, HostNQN: o.HostNQN}
+	data := cd.Append(make([]byte, 0, nvme.ConnectDataSize))
+	cmd := nvme.Connect{QID: q.qid, SQSIZE: sqsize, CATTR: cattr, KATO: katoMS}
+	cqe, err := q.Exec(ctx, cmd.SQE(0), data, ToController)
+	if err != nil {
+		var st nvme.Status
+		if errors.As(err, &st) && st.Code() == nvme.StatusConnectInvalidParameters {
+			in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
+			where := "command"
+			if in {
+				where = "data"
+			}
+			return 0, fmt.Errorf("%w: invalid parameter at %s offset %d", err, where, off)
+		}
+		return 0, err
+	}
+	if cqe.DW0&(nvme.ConnectAuthReqATR|nvme.ConnectAuthReqASCR) != 0 {
+		return 0, fmt.Errorf("controller requires authentication (AUTHREQ %#x), which this host does not support", cqe.DW0>>16)
+	}
+	return uint16(cqe.DW0), nil
+}
+
+// enable sets CC as Linux's nvme_enable_ctrl does (CC without EN, CAP
+// again, then CC.EN) and waits for CSTS.RDY within CAP.TO.
+func (c *Controller) enable(ctx context.Context) error {
+	css := uint32(ccCSSNVM)
+	switch {
+	case c.cap.CSS()&nvme.CSSIOCS != 0:
+		css = ccCSSCSI
+	case c.cap.CSS()&nvme.CSSAdminOnly != 0 && c.cap.CSS()&nvme.CSSNVM == 0:
+		css = ccCSSAdmin
+	}
+	cc := css<<ccCSSShift | ccIOSQES | ccIOCQES
+	if err := c.PropertySet(ctx, nvme.PropCC, false, uint64(cc)); err != nil {
+		return fmt.Errorf("property set CC: %w", err)
+	}
+	if v, err := c.PropertyGet(ctx, nvme.PropCAP, true); err == nil {
+		c.cap = nvme.CAP(v)
+	}
+	cc |= nvme.CCEnable
+	if err := c.PropertySet(ctx, nvme.PropCC, false, uint64(cc)); err != nil {
+		return fmt.Errorf("property set CC.EN: %w", err)
+	}
+	c.cc = cc
+	to := time.Duration(max(int(c.cap.TO()), 1)) * 500 * time.Millisecond
+	if err := c.waitCSTS(ctx, to, nvme.CSTSReady, nvme.CSTSReady); err != nil {
+		return fmt.Errorf("waiting for CSTS.RDY: %w", err)
+	}
+	return nil
+}
+
+// waitCSTS polls CSTS until CSTS&mask == want.
+func (c *Controller) waitCSTS(ctx context.Context, timeout time.Duration, mask, want uint32) error {
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	for {
+		v, err := c.PropertyGet(ctx, nvme.PropCSTS, false)
+		if err != nil {
+			return err
+		}
+		csts := uint32(v)
+		if csts&nvme.CSTSFatal != 0 {
+			return fmt.Errorf("controller fatal status (CSTS %#x)", csts)
+		}
+		if csts&mask == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %v (CSTS %#x)", timeout, csts)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+func (c *Controller) keepAlive() {
+	defer close(c.kaDone)
+	t := time.NewTicker(c.opts.KATO / 2)
+	defer t.Stop()
+	r := &Request{wait: make(chan struct{}, 1)}
+	for {
+		select {
+		case <-c.kaStop:
+			return
+		case <-c.admin.Dead():
+			return
+		case <-t.C:
+			r.SQE, r.Data, r.Dir, r.Timeout = nvme.KeepAliveCmd(), nil, NoData, c.opts.KATO
+			if err := c.admin.Do(context.Background(), r); err != nil {
+				c.opts.Logger.Warn("keep-alive failed", "cntlid", c.cntlid, "err", err)
+				if IsTransportError(err) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// AsyncEvents enables the asynchronous events the controller supports
+// (OAES) and keeps an Asynchronous Event Request outstanding; each
+// completion's dword 0 (see nvme.AEN) is delivered on the channel, which is
+// closed when the admin queue ends. Events the caller does not receive in
+// time are dropped (with a warning). Reading the log page the event names
+// re-arms that event type on the controller.
+func (c *Controller) AsyncEvents() <-chan uint32 {
+	c.aerOnce.Do(func() {
+		c.aerCh = make(chan uint32, 16)
+		c.aerDone = make(chan struct{})
+		if aec := c.id.OAES & (nvme.AECNamespaceAttr | nvme.AECFirmwareAct | nvme.AECANAChange | nvme.AECDiscovery); aec != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+			if _, err := c.SetFeatures(ctx, nvme.FeatAsyncEventConfig, 0, aec, false, nil); err != nil {
+				c.opts.Logger.Warn("set async event configuration", "err", err)
+			}
+			cancel()
+		}
+		r := &Request{SQE: nvme.AsyncEventRequestCmd(), Timeout: -1}
+		r.Done = func(r *Request) {
+			if r.Err == nil {
+				select {
+				case c.aerCh <- r.CQE.DW0:
+				default:
+					c.opts.Logger.Warn("async event dropped", "dw0", r.CQE.DW0)
+				}
+				if c.admin.Submit(r) == nil {
+					return
+				}
+			} else if !IsTransportError(r.Err) {
+				c.opts.Logger.Warn("async event request failed", "err", r.Err)
+			}
+			close(c.aerCh)
+			close(c.aerDone)
+		}
+		if err := c.admin.Submit(r); err != nil {
+			close(c.aerCh)
+			close(c.aerDone)
+		}
+	})
+	return c.aerCh
+}
+
+// Close ends the association as Linux does: keep-alive stops, the I/O
+// queues are closed (their commands in flight fail), the controller is
+// shut down with CC.SHN = normal and CSTS.SHST awaited, and the admin
+// connection is closed. No goroutine is left behind.
+func (c *Controller) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.teardown() })
+	return c.closeErr
+}
+
+func (c *Controller) teardown() error {
+	if c.kaStop != nil {
+		close(c.kaStop)
+		<-c.kaDone
+	}
+	for _, q := range c.io {
+		_ = q.Close()
+	}
+	var err error
+	if c.admin != nil {
+		if c.admin.Err() == nil && c.cc&nvme.CCEnable != 0 {
+			err = c.shutdown()
+		}
+		_ = c.admin.Close()
+		if c.aerDone != nil {
+			<-c.aerDone
+		}
+	}
+	return err
+}
+
+func (c *Controller) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout+c.opts.Timeout)
+	defer cancel()
+	v, err := c.PropertyGet(ctx, nvme.PropCC, false)
+	if err != nil {
+		return fmt.Errorf("shutdown: property get CC: %w", err)
+	}
+	cc := uint32(v)&^nvme.CCShnMask | nvme.CCShnNormal
+	if err := c.PropertySet(ctx, nvme.PropCC, false, uint64(cc)); err != nil {
+		return fmt.Errorf("shutdown: property set CC.SHN: %w", err)
+	}
+	if err := c.waitCSTS(ctx, shutdownTimeout, nvme.CSTSShstMask, nvme.CSTSShstCmplt); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// Admin returns the admin queue.
+func (c *Controller) Admin() *Queue { return c.admin }
+
+// IOQueues returns the I/O queues (QID 1..n).
+func (c *Controller) IOQueues() []*Queue { return c.io }
+
+// CNTLID returns the controller ID the Connect response assigned.
+func (c *Controller) CNTLID() uint16 { return c.cntlid }
+
+// CAP returns the Controller Capabilities property.
+func (c *Controller) CAP() nvme.CAP { return c.cap }
+
+// Version returns the Version property (see nvme.VersionString).
+func (c *Controller) Version() uint32 { return c.vs }
+
+// IdentifyData returns the Identify Controller data read at connect time.
+func (c *Controller) IdentifyData() *nvme.IdentifyController { return c.id }
+
+// Options returns the options in effect, defaults filled in.
+func (c *Controller) Options() Options { return c.opts }
+
+// SubNQN returns the subsystem NQN connected to.
+func (c *Controller) SubNQN() string { return c.subnqn }
+
+// MaxTransferSize returns the largest data transfer of one command (from
+// MDTS in units of CAP.MPSMIN), or 0 for no limit.
+func (c *Controller) MaxTransferSize() int {
+	if c.id == nil || c.id.MDTS == 0 {
+		return 0
+	}
+	return 1 << (12 + int(c.cap.MPSMIN()) + int(c.id.MDTS))
+}
+
+// Submit executes sqe on q with data moving in direction dir and waits
+// for the completion.
+func (c *Controller) Submit(ctx context.Context, q *Queue, sqe nvme.SQE, data []byte, dir Dir) (nvme.CQE, error) {
+	return q.Exec(ctx, sqe, data, dir)
+}
+
+// PropertyGet reads a controller property (nvme.PropCAP etc.); size8
+// selects an 8-byte property.
+func (c *Controller) PropertyGet(ctx context.Context, offset uint32, size8 bool) (uint64, error) {
+	cqe, err := c.admin.Exec(ctx, nvme.PropertyGetCmd(0, offset, size8), nil, NoData)
+	if err != nil {
+		return 0, err
+	}
+	v := nvme.PropertyValue(&cqe)
+	if !size8 {
+		v &= 0xFFFFFFFF
+	}
+	return v, nil
+}
+
+// PropertySet writes a controller property.
+func (c *Controller) PropertySet(ctx context.Context, offset uint32, size8 bool, value uint64) error {
+	_, err := c.admin.Exec(ctx, nvme.PropertySetCmd(0, offset, size8, value), nil, NoData)
+	return err
+}
+
+// Identify reads the Identify Controller data structure.
+func (c *Controller) Identify(ctx context.Context) (*nvme.IdentifyController, error) {
+	buf := make([]byte, nvme.IdentifyDataSize)
+	if _, err := c.admin.Exec(ctx, nvme.IdentifyCmd(nvme.CNSController, 0, 0), buf, FromController); err != nil {
+		return nil, err
+	}
+	id := new(nvme.IdentifyController)
+	if err := id.Decode(buf); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// IdentifyNamespace reads the Identify Namespace data structure of nsid.
+func (c *Controller) IdentifyNamespace(ctx context.Context, nsid uint32) (*nvme.IdentifyNamespace, error) {
+	buf := make([]byte, nvme.IdentifyDataSize)
+	if _, err := c.admin.Exec(ctx, nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0), buf, FromController); err != nil {
+		return nil, err
+	}
+	ns := new(nvme.IdentifyNamespace)
+	if err := ns.Decode(buf); err != nil {
+		return nil, err
+	}
+	return ns, nil
+}
+
+// ActiveNamespaces returns every active namespace ID, reading successive
+// Active Namespace ID lists while they come back full.
+func (c *Controller) ActiveNamespaces(ctx context.Context) ([]uint32, error) {
+	var all []uint32
+	var start uint32
+	buf := make([]byte, nvme.IdentifyDataSize)
+	for {
+		clear(buf)
+		if _, err := c.admin.Exec(ctx, nvme.IdentifyCmd(nvme.CNSActiveNSList, start, 0), buf, FromController); err != nil {
+			return nil, err
+		}
+		l := nvme.DecodeNSList(buf)
+		all = append(all, l...)
+		if len(l) < nvme.IdentifyDataSize/4 || l[len(l)-1] >= 0xFFFFFFFE {
+			return all, nil
+		}
+		start = l[len(l)-1]
+	}
+}
+
+// NamespaceDescriptors reads the Namespace Identification Descriptor list
+// of nsid.
+func (c *Controller) NamespaceDescriptors(ctx context.Context, nsid uint32) ([]nvme.NSDescriptor, error) {
+	buf := make([]byte, nvme.IdentifyDataSize)
+	if _, err := c.admin.Exec(ctx, nvme.IdentifyCmd(nvme.CNSNSDescriptorList, nsid, 0), buf, FromController); err != nil {
+		return nil, err
+	}
+	return nvme.DecodeNSDescriptors(buf)
+}
+
+// GetLogPage reads len(buf) bytes of log page lid from byte offset,
+// splitting the read at the controller's maximum transfer size.
+func (c *Controller) GetLogPage(ctx context.Context, lid uint8, nsid uint32, lsp uint8, offset uint64, buf []byte) error {
+	return c.getLog(ctx, lid, nsid, lsp, offset, buf, false)
+}
+
+func (c *Controller) getLog(ctx context.Context, lid uint8, nsid uint32, lsp uint8, offset uint64, buf []byte, rae bool) error {
+	if len(buf) == 0 || len(buf)%4 != 0 {
+		return fmt.Errorf("initiator: log page length %d is not a positive multiple of 4", len(buf))
+	}
+	chunk := c.MaxTransferSize()
+	if chunk == 0 {
+		chunk = len(buf)
+	}
+	for done := 0; done < len(buf); {
+		n := min(chunk, len(buf)-done)
+		sqe := nvme.GetLogPageCmd(lid, nsid, lsp, offset+uint64(done), uint32(n))
+		if rae || done+n < len(buf) {
+			nvme.SetRAE(&sqe)
+		}
+		if _, err := c.admin.Exec(ctx, sqe, buf[done:done+n], FromController); err != nil {
+			return err
+		}
+		done += n
+	}
+	return nil
+}
+
+// GetFeatures reads feature fid (sel: nvme.SelCurrent etc.) and returns
+// completion dword 0; data, if any, receives the feature's data structure.
+func (c *Controller) GetFeatures(ctx context.Context, fid uint8, nsid uint32, sel uint8, cdw11 uint32, data []byte) (uint32, error) {
+	sqe := nvme.GetFeaturesCmd(fid, nsid, sel)
+	sqe.CDW11 = cdw11
+	dir := NoData
+	if len(data) > 0 {
+		dir = FromController
+	}
+	cqe, err := c.admin.Exec(ctx, sqe, data, dir)
+	return cqe.DW0, err
+}
+
+// SetFeatures sets feature fid to cdw11 (and data, if any) and returns
+// completion dword 0.
+func (c *Controller) SetFeatures(ctx context.Context, fid uint8, nsid uint32, cdw11 uint32, save bool, data []byte) (uint32, error) {
+	dir := NoData
+	if len(data) > 0 {
+		dir = ToController
+	}
+	cqe, err := c.admin.Exec(ctx, nvme.SetFeaturesCmd(fid, nsid, cdw11, save), data, dir)
+	return cqe.DW0, err
+}

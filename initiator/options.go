@@ -1,0 +1,194 @@
+// Package initiator is the NVMe/TCP host of nvmftest: it discovers
+// subsystems, connects controllers with an admin queue and I/O queues, and
+// submits commands asynchronously with many in flight and no allocation per
+// I/O. A raw mode (DialRaw) sends any PDU, legal or not, for conformance
+// suites.
+//
+// The controller bring-up follows the Linux kernel host (drivers/nvme/host
+// tcp.c, fabrics.c, core.c): ICReq, Connect on the admin queue with a
+// dynamic controller ID, Property Get CAP and VS, CC enable and wait for
+// CSTS.RDY, Identify Controller, Set Features Number of Queues, then one TCP
+// connection per I/O queue, each with its own ICReq and Connect carrying the
+// controller's CNTLID. Keep-alive commands go out every KATO/2. Close shuts
+// the controller down with CC.SHN as Linux does; Linux sends no Disconnect
+// command and neither does Close.
+package initiator
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Defaults, as the Linux host uses them.
+const (
+	// DefaultKATO is the keep-alive timeout of I/O controllers
+	// (NVME_DEFAULT_KATO). Discovery controllers get none.
+	DefaultKATO = 5 * time.Second
+	// DefaultQueueSize is the I/O queue size (NVMF_DEF_QUEUE_SIZE).
+	DefaultQueueSize = 128
+	// AdminQueueSize is the admin queue size (NVME_AQ_DEPTH).
+	AdminQueueSize = 32
+	// DefaultTimeout bounds every command (the kernel's I/O timeout).
+	DefaultTimeout = 30 * time.Second
+	// AdminInlineData is the in-capsule data limit on the admin queue
+	// (NVME_TCP_ADMIN_CCSZ).
+	AdminInlineData = 8192
+)
+
+// Options configure Connect, Discover and DialRaw. The zero value works:
+// see each field for its default.
+type Options struct {
+	// HostNQN identifies the host. Default: DefaultHostNQN().
+	HostNQN string
+	// HostID is the 128-bit host identifier sent in Connect. Default:
+	// /etc/nvme/hostid if present, else derived from HostNQN.
+	HostID [16]byte
+	// HeaderDigest and DataDigest request CRC32C digests in ICReq.
+	HeaderDigest, DataDigest bool
+	// KATO is the keep-alive timeout. Zero means DefaultKATO for I/O
+	// controllers and none for discovery controllers; negative disables
+	// keep-alive.
+	KATO time.Duration
+	// NrIOQueues is the number of I/O queues to ask for (default: the
+	// number of CPUs, as Linux). Negative means none.
+	NrIOQueues int
+	// QueueSize is the number of entries of each I/O queue (default 128);
+	// up to QueueSize-1 commands are in flight per queue.
+	QueueSize int
+	// HPDA is the host PDU data alignment asked in ICReq (0's based dwords).
+	HPDA uint8
+	// Timeout bounds each command (default 30 s). A command that times out
+	// fails its queue and everything in flight on it, as Linux's error
+	// recovery does. Negative disables timeouts.
+	Timeout time.Duration
+	// DisableSQFlowControl sets CATTR bit 2 in Connect on I/O queues.
+	DisableSQFlowControl bool
+	// Logger receives debug and warning messages (default: discard).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults(discovery bool) Options {
+	if o.HostNQN == "" {
+		o.HostNQN = DefaultHostNQN()
+	}
+	if o.HostID == ([16]byte{}) {
+		o.HostID = defaultHostID(o.HostNQN)
+	}
+	if o.KATO == 0 && !discovery {
+		o.KATO = DefaultKATO
+	}
+	if o.KATO < 0 {
+		o.KATO = 0
+	}
+	if o.NrIOQueues == 0 {
+		o.NrIOQueues = runtime.NumCPU()
+	}
+	if o.NrIOQueues < 0 || discovery {
+		o.NrIOQueues = 0
+	}
+	if o.QueueSize <= 1 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// DefaultHostNQN returns the host NQN nvme-cli would use: the contents of
+// /etc/nvme/hostnqn if present, else a stable
+// nqn.2014-08.org.nvmexpress:uuid:<uuid> derived from the machine ID (or
+// the host name).
+func DefaultHostNQN() string {
+	if b, err := os.ReadFile("/etc/nvme/hostnqn"); err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s
+		}
+	}
+	seed := ""
+	for _, f := range []string{"/etc/machine-id", "/var/lib/dbus/machine-id"} {
+		if b, err := os.ReadFile(f); err == nil {
+			seed = strings.TrimSpace(string(b))
+			break
+		}
+	}
+	if seed == "" {
+		seed, _ = os.Hostname()
+	}
+	id := uuidFrom("nvmftest-hostnqn:" + seed)
+	return "nqn.2014-08.org.nvmexpress:uuid:" + formatUUID(id)
+}
+
+// defaultHostID reads /etc/nvme/hostid when the NQN is the system's, else
+// takes the UUID from a uuid NQN, else derives one from the NQN.
+func defaultHostID(nqn string) [16]byte {
+	if b, err := os.ReadFile("/etc/nvme/hostid"); err == nil {
+		if sys, err := os.ReadFile("/etc/nvme/hostnqn"); err == nil && strings.TrimSpace(string(sys)) == nqn {
+			if id, ok := parseUUID(strings.TrimSpace(string(b))); ok {
+				return id
+			}
+		}
+	}
+	if i := strings.LastIndex(nqn, ":uuid:"); i >= 0 {
+		if id, ok := parseUUID(nqn[i+6:]); ok {
+			return id
+		}
+	}
+	return uuidFrom("nvmftest-hostid:" + nqn)
+}
+
+// ParseHostID parses a host identifier written as a UUID.
+func ParseHostID(s string) ([16]byte, error) {
+	id, ok := parseUUID(s)
+	if !ok {
+		return id, fmt.Errorf("host ID %q is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", s)
+	}
+	return id, nil
+}
+
+func uuidFrom(seed string) [16]byte {
+	h := sha256.Sum256([]byte(seed))
+	var id [16]byte
+	copy(id[:], h[:16])
+	id[6] = id[6]&0x0F | 0x50 // version 5 style (name based)
+	id[8] = id[8]&0x3F | 0x80 // RFC 4122 variant
+	return id
+}
+
+func formatUUID(id [16]byte) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
+}
+
+func parseUUID(s string) ([16]byte, bool) {
+	var id [16]byte
+	s = strings.ReplaceAll(s, "-", "")
+	if len(s) != 32 {
+		return id, false
+	}
+	for i := range 16 {
+		var v byte
+		for _, c := range []byte(s[2*i : 2*i+2]) {
+			v <<= 4
+			switch {
+			case c >= '0' && c <= '9':
+				v |= c - '0'
+			case c >= 'a' && c <= 'f':
+				v |= c - 'a' + 10
+			case c >= 'A' && c <= 'F':
+				v |= c - 'A' + 10
+			default:
+				return id, false
+			}
+		}
+		id[i] = v
+	}
+	return id, true
+}
