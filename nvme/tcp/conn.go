@@ -141,7 +141,7 @@ func (c *Conn) Rules() Rules { return c.rules }
 func (c *Conn) Next() (PDU, error) {
 	if c.unread > 0 {
 		if _, err := c.br.Discard(c.unread); err != nil {
-			return nil, err
+			return nil, unexpected(err)
 		}
 		c.unread = 0
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 var errShort = errors.New("nvme/tcp: short buffer")
@@ -170,6 +171,9 @@ func (r *Rules) check(ch *CommonHeader, hdr []byte, p PDU) (Layout, *FatalError)
 	if dlen <= 0 {
 		return l, fatal(FESInvalidHeaderField, offPLEN, hdr, "%v plen %d leaves no data after pdo %d", ch.Type, plen, ch.PDO)
 	}
+	if dlen > math.MaxInt-1<<16 { // only on 32-bit platforms: Layout and slices use int
+		return l, fatal(FESInvalidHeaderField, offPLEN, hdr, "%v plen %d too large for this platform", ch.Type, plen)
+	}
 	l.DataLen = int(dlen)
 	switch v := p.(type) {
 	case *CapsuleCmd:
@@ -204,6 +208,20 @@ func (r *Rules) check(ch *CommonHeader, hdr []byte, p PDU) (Layout, *FatalError)
 // a protocol violation returns *FatalError; a bad data digest returns the
 // PDU with ErrDataDigest.
 func Parse(b []byte, r *Rules) (PDU, CommonHeader, []byte, int, error) {
+	return parse(b, r, nil)
+}
+
+// Parser is Parse without the allocation: it decodes into values it owns,
+// one per PDU type, so the PDU it returns is valid until its next Parse.
+// The zero value is ready to use.
+type Parser struct{ pdus pduSet }
+
+// Parse is like the package-level Parse.
+func (ps *Parser) Parse(b []byte, r *Rules) (PDU, CommonHeader, []byte, int, error) {
+	return parse(b, r, &ps.pdus)
+}
+
+func parse(b []byte, r *Rules, set *pduSet) (PDU, CommonHeader, []byte, int, error) {
 	var ch CommonHeader
 	if err := ch.Decode(b); err != nil {
 		return nil, ch, nil, 0, ErrTruncated
@@ -216,7 +234,12 @@ func Parse(b []byte, r *Rules) (PDU, CommonHeader, []byte, int, error) {
 	if len(b) < hend {
 		return nil, ch, nil, 0, ErrTruncated
 	}
-	p := newPDU(ch.Type)
+	var p PDU
+	if set != nil {
+		p = set.get(ch.Type)
+	} else {
+		p = newPDU(ch.Type)
+	}
 	p.decode(b[CommonHeaderSize:ch.HLEN], ch.Flags)
 	l, ferr := r.check(&ch, b[:hend], p)
 	if ferr != nil {

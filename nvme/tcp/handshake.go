@@ -57,6 +57,10 @@ type ICPolicy struct {
 	// HeaderDigest and DataDigest say whether the controller grants each
 	// digest when the host asks for it.
 	HeaderDigest, DataDigest bool
+	// MaxCapsuleData bounds the in-capsule data of a command (IOCCSZ*16
+	// minus the 64-byte SQE). Zero means 16 KiB, like nvmet; the Linux
+	// host expects 8 KiB on the admin queue.
+	MaxCapsuleData uint32
 	// MaxHPDA is the largest host alignment accepted (the spec allows
 	// 0..31; nvmet accepts only 0). Larger values are an unsupported
 	// parameter.
@@ -108,7 +112,11 @@ func (c *Conn) ControllerInitialize(pol ICPolicy) (*ICReq, error) {
 		return &r, err
 	}
 	c.Negotiated(Digests{Header: dgst&DgstHeader != 0, Data: dgst&DgstData != 0}, pol.CPDA, r.HPDA)
-	c.rules.MaxData = maxh2c
+	maxicd := pol.MaxCapsuleData
+	if maxicd == 0 {
+		maxicd = 16 << 10
+	}
+	c.SetLimits(maxicd, maxh2c)
 	return &r, nil
 }
 
