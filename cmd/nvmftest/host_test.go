@@ -153,3 +153,17 @@ func TestCLIUnreachable(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 }
+
+func TestDemoCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo", "--load-time", "200ms", "--iodepth", "4"}, nil, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "demo passed") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	errb.Reset()
+	if code := run([]string{"demo", "--iodepth", "-3"}, nil, &out, &errb); code != 2 || strings.Count(errb.String(), "\n") != 1 {
+		t.Fatalf("bad --iodepth: exit %d, stderr %q", code, errb.String())
+	}
+}
