@@ -60,7 +60,11 @@ func checkParse(t *testing.T, b []byte, r Rules) {
 		if p == nil || n != int(ch.PLEN) || n > len(b) || p.Type() != ch.Type {
 			t.Fatalf("%+v: p=%v n=%d plen=%d len=%d", r, p, n, ch.PLEN, len(b))
 		}
-		if len(data) > 0 && (&data[0] == nil || cap(data) > cap(b)) {
+		// The data must be a window of the input, within the PDU.
+		if len(data) > n {
+			t.Fatalf("%+v: %d bytes of data in a %d-byte PDU", r, len(data), n)
+		}
+		if len(data) > 0 && !bytes.Contains(b[:n], data) {
 			t.Fatalf("%+v: data outside the input", r)
 		}
 	case errors.As(err, &fe):
