@@ -30,7 +30,7 @@ deps-interop: ## install qemu and friends for the kernel fixture (root, apt)
 	bash fixtures/kernel/install-deps.sh
 
 interop: deps-interop ## Linux 6.12 kernel host and target under qemu against ours
-	NVMFTEST_INTEROP=1 $(GO) test -count=1 -v -timeout 35m ./fixtures/kernel/...
+	NVMFTEST_INTEROP=1 $(GO) test -count=1 -v -timeout 35m ./fixtures/...
 
 fuzz: ## run every fuzzer for FUZZTIME each
 	@set -e; for pkg in ./nvme ./nvme/tcp ./target; do \
