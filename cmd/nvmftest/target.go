@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -179,6 +180,29 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 func printReach(w io.Writer, tg *target.Target) {
 	cfg := tg.Config()
 	addrs := tg.Addrs()
+	fmt.Fprintln(w, "nvmftest reference target")
+	for _, s := range cfg.Subsystems {
+		hosts := "any host"
+		if !s.AllowAnyHost {
+			hosts = fmt.Sprintf("%d allowed host(s)", len(s.Hosts))
+		}
+		fmt.Fprintf(w, "subsystem %s (%s)\n", s.NQN, hosts)
+		for _, ns := range s.Namespaces {
+			bs := ns.BlockSize
+			if bs == 0 {
+				bs = 512
+			}
+			id := strconv.FormatUint(uint64(ns.NSID), 10)
+			if ns.NSID == 0 {
+				id = "(next free ID)"
+			}
+			desc := fmt.Sprintf("  namespace %s: %s %s, %d-byte blocks", id, ns.Backend, ns.Size, bs)
+			if ns.Path != "" {
+				desc += ", " + ns.Path
+			}
+			fmt.Fprintln(w, desc)
+		}
+	}
 	for i, l := range cfg.Listeners {
 		host, port, _ := net.SplitHostPort(addrs[i].String())
 		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
