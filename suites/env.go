@@ -1,0 +1,184 @@
+package suites
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
+)
+
+// Options returns initiator options for the target's host identity, with
+// the check's timeout; callers adjust digests, queues and KATO.
+func (s *Spec) Options() initiator.Options {
+	c := s.Target.Config
+	t := c.Timeout
+	if t <= 0 {
+		t = DefaultStepTimeout
+	}
+	return initiator.Options{HostNQN: c.HostNQN, HostID: c.HostID, Timeout: t, NrIOQueues: 1, QueueSize: 32}
+}
+
+// Dial opens a raw connection to the I/O port with nothing sent yet; it is
+// closed when the check ends.
+func (s *Spec) Dial(ctx context.Context) *initiator.Raw {
+	return s.dial(ctx, s.Target.Config.Address)
+}
+
+// DialDiscovery is Dial to the discovery address.
+func (s *Spec) DialDiscovery(ctx context.Context) *initiator.Raw {
+	return s.dial(ctx, s.discoveryAddress())
+}
+
+func (s *Spec) discoveryAddress() string {
+	if a := s.Target.Config.DiscoveryAddress; a != "" {
+		return a
+	}
+	return s.Target.Config.Address
+}
+
+func (s *Spec) dial(ctx context.Context, addr string) *initiator.Raw {
+	GinkgoHelper()
+	r, err := initiator.DialRaw(ctx, addr, s.Options())
+	if err != nil {
+		Fail(fmt.Sprintf("%s: dial %s: %v", s.Req.ID, addr, err))
+	}
+	s.Defer(func() { _ = r.Close() })
+	return r
+}
+
+// Raw is Dial followed by a successful ICReq/ICResp exchange with req.
+func (s *Spec) Raw(ctx context.Context, req tcp.ICReq) *initiator.Raw {
+	GinkgoHelper()
+	r := s.Dial(ctx)
+	if _, err := r.Initialize(req); err != nil {
+		Fail(fmt.Sprintf("%s: connection initialization: %v", s.Req.ID, err))
+	}
+	return r
+}
+
+// RawAdmin is Raw plus a successful admin-queue Connect to SubNQN; it
+// returns the controller ID.
+func (s *Spec) RawAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw, uint16) {
+	GinkgoHelper()
+	r := s.Raw(ctx, req)
+	cqe, err := r.ConnectAdmin(s.Target.Config.SubNQN, s.hostNQN())
+	if err != nil {
+		Fail(fmt.Sprintf("%s: admin Connect: %v", s.Req.ID, err))
+	}
+	return r, uint16(cqe.DW0)
+}
+
+func (s *Spec) hostNQN() string {
+	if s.Target.Config.HostNQN != "" {
+		return s.Target.Config.HostNQN
+	}
+	return initiator.DefaultHostNQN()
+}
+
+// Connect brings up a full association with SubNQN (admin queue, enable,
+// identify, I/O queues per opts); it is closed when the check ends.
+func (s *Spec) Connect(ctx context.Context, opts initiator.Options) *initiator.Controller {
+	GinkgoHelper()
+	c, err := initiator.Connect(ctx, s.Target.Config.Address, s.Target.Config.SubNQN, opts)
+	if err != nil {
+		Fail(fmt.Sprintf("%s: connect %s at %s: %v", s.Req.ID, s.Target.Config.SubNQN, s.Target.Config.Address, err))
+	}
+	s.Defer(func() { _ = c.Close() })
+	return c
+}
+
+// ConnectDiscovery connects to the discovery controller.
+func (s *Spec) ConnectDiscovery(ctx context.Context) *initiator.Controller {
+	GinkgoHelper()
+	c, err := initiator.Connect(ctx, s.discoveryAddress(), nvme.DiscoveryNQN, s.Options())
+	if err != nil {
+		Fail(fmt.Sprintf("%s: connect to the discovery controller at %s: %v", s.Req.ID, s.discoveryAddress(), err))
+	}
+	s.Defer(func() { _ = c.Close() })
+	return c
+}
+
+// RequireWritable returns the namespace the user allowed writes to, or
+// skips the check saying how to allow them.
+func (s *Spec) RequireWritable() uint32 {
+	if s.Target.Config.WritableNSID == 0 {
+		Skip(fmt.Sprintf("%s writes data: allow it with --allow-writes NSID", s.Req.ID))
+	}
+	return s.Target.Config.WritableNSID
+}
+
+// RequireControl returns the target control, or skips the check saying
+// how to provide one.
+func (s *Spec) RequireControl(what string) Control {
+	if s.Target.Config.Control == nil {
+		Skip(fmt.Sprintf("%s needs a target-side action (%s): give --control CMD", s.Req.ID, what))
+	}
+	return s.Target.Config.Control
+}
+
+// Outcome renders a command's result in the canonical words Conform
+// compares: "success", "status SCT/SC" (e.g. "status 0x1/0x82"), or
+// "transport error".
+func Outcome(err error) string {
+	var st nvme.Status
+	switch {
+	case err == nil:
+		return "success"
+	case errors.As(err, &st):
+		return StatusOutcome(st)
+	default:
+		return "transport error"
+	}
+}
+
+// StatusOutcome renders a status as Outcome does.
+func StatusOutcome(st nvme.Status) string {
+	if st.Success() {
+		return "success"
+	}
+	return fmt.Sprintf("status %#x/%#x", st.SCT(), st.SC())
+}
+
+// FatalOutcome waits (up to the check's timeout) for what a target does
+// after a fatal transport error and renders it: "C2HTermReq FES 0xN FEI
+// 0xM" followed by a close, "C2HTermReq FES 0xN FEI 0xM without close",
+// "close without C2HTermReq", or "no reaction" (the connection stays
+// open and silent), or "PDU <type>" if something else arrived first.
+func FatalOutcome(r *initiator.Raw, wait time.Duration) string {
+	p, _, _, err := r.Recv(wait)
+	if err != nil {
+		var ne net.Error
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			return "no reaction"
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), isReset(err):
+			return "close without C2HTermReq"
+		default:
+			return "error " + err.Error()
+		}
+	}
+	t, ok := p.(*tcp.TermReq)
+	if !ok {
+		return "PDU " + p.Type().String()
+	}
+	got := fmt.Sprintf("C2HTermReq FES %#x FEI %#x", t.FES, t.FEI)
+	_, _, _, err = r.Recv(wait)
+	var ne net.Error
+	if err == nil || errors.As(err, &ne) && ne.Timeout() {
+		return got + " without close"
+	}
+	return got
+}
+
+func isReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && !oe.Timeout()
+}

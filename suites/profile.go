@@ -1,0 +1,77 @@
+package suites
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Profile states where a particular implementation departs from the spec,
+// requirement by requirement, so the suite can tell a known divergence
+// (a finding) from a new failure.
+//
+//	name: linux-nvmet-6.12
+//	description: Linux 6.12 nvmet-tcp with a block-device namespace
+//	deviations:
+//	  TCP-PDU-001:
+//	    observed: close without C2HTermReq
+//	    note: nvmet closes the socket on fatal errors (nvmet_tcp_fatal_error)
+type Profile struct {
+	Name        string               `yaml:"name"`
+	Description string               `yaml:"description"`
+	Deviations  map[string]Deviation `yaml:"deviations"`
+}
+
+// Deviation is what a target does instead of what a requirement says.
+type Deviation struct {
+	// Observed is the observation, in the check's canonical words, that
+	// the target is known to produce.
+	Observed string `yaml:"observed"`
+	// Note explains it (where in the implementation, and why).
+	Note string `yaml:"note"`
+}
+
+func (p *Profile) deviation(id string) (Deviation, bool) {
+	if p == nil {
+		return Deviation{}, false
+	}
+	d, ok := p.Deviations[id]
+	return d, ok
+}
+
+// ParseProfile reads a profile; unknown keys and requirement IDs that no
+// check declares are errors, so a typo cannot silently excuse nothing.
+func ParseProfile(data []byte) (*Profile, error) {
+	var p Profile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("profile: %v", err)
+	}
+	known := map[string]bool{}
+	for _, r := range Requirements() {
+		known[r.ID] = true
+	}
+	for id, d := range p.Deviations {
+		if !known[id] {
+			return nil, fmt.Errorf("profile %q: deviations.%s: no check has this ID (see `nvmftest conform --list`)", p.Name, id)
+		}
+		if d.Observed == "" || d.Note == "" {
+			return nil, fmt.Errorf("profile %q: deviations.%s: needs both observed and note", p.Name, id)
+		}
+	}
+	return &p, nil
+}
+
+// LoadProfile reads a profile file.
+func LoadProfile(path string) (*Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	return ParseProfile(data)
+}

@@ -1,0 +1,241 @@
+// Package suites holds nvmftest's conformance suites: Ginkgo v2 specs that
+// check, over the wire, that an NVMe/TCP target meets the requirements of
+// the NVMe/TCP Transport, NVMe over Fabrics and NVMe Base specifications.
+// They run against any target: the embedded reference target under
+// `go test ./suites/...`, or a vendor array, SPDK or the Linux kernel's
+// nvmet through `nvmftest conform`.
+//
+// One file per area (transport, fabrics, discovery, admin, io), each a
+// Describe labelled with the area. Inside, every spec is one requirement,
+// declared with Check: it has an ID, the spec section it checks and its
+// level, and those become Ginkgo labels so --label-filter can pick by area,
+// level or ID.
+//
+// Where real implementations differ from the spec, a Profile states what a
+// given target does. A check whose observation matches the profile passes
+// and is reported as a finding; it is never hidden, and an observation the
+// profile does not predict fails.
+package suites
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified
+)
+
+// Level is how strongly the spec asks for a requirement.
+type Level string
+
+// Requirement levels. Mandatory failures make `nvmftest conform` exit
+// non-zero; optional requirements are skipped, with the reason, when the
+// target says it lacks the feature.
+const (
+	Mandatory   Level = "mandatory"   // shall
+	Recommended Level = "recommended" // should
+	Optional    Level = "optional"    // may; checked only when the target claims the feature
+)
+
+// Requirement is one checkable statement of a specification.
+type Requirement struct {
+	// ID is unique and stable, AREA-TOPIC-NNN, e.g. "TCP-IC-001"; reports,
+	// profiles and --label-filter use it.
+	ID string
+	// Section names the specification and section, e.g.
+	// "NVMe/TCP 1.0 3.6.2.1" or "NVMe-oF 1.1 3.3".
+	Section string
+	Level   Level
+	// Title says what must hold, as a sentence about the target.
+	Title string
+}
+
+var idPattern = regexp.MustCompile(`^[A-Z]+(-[A-Z0-9]+)+-[0-9]{3}$`)
+
+var (
+	regMu    sync.Mutex
+	registry = map[string]Requirement{}
+)
+
+func register(r Requirement) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if !idPattern.MatchString(r.ID) || r.Section == "" || r.Title == "" {
+		panic(fmt.Sprintf("suites: malformed requirement %+v", r)) // a programming error, found at init
+	}
+	switch r.Level {
+	case Mandatory, Recommended, Optional:
+	default:
+		panic(fmt.Sprintf("suites: requirement %s has level %q", r.ID, r.Level))
+	}
+	if _, dup := registry[r.ID]; dup {
+		panic("suites: duplicate requirement ID " + r.ID)
+	}
+	registry[r.ID] = r
+}
+
+// Requirements returns every declared requirement, sorted by ID.
+func Requirements() []Requirement {
+	regMu.Lock()
+	defer regMu.Unlock()
+	out := make([]Requirement, 0, len(registry))
+	for _, r := range registry {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// DefaultStepTimeout bounds each check unless Config.Timeout says otherwise.
+const DefaultStepTimeout = 10 * time.Second
+
+// Check declares requirement r as one spec of the enclosing container.
+// body gets a Spec bound to r and to the target under test.
+func Check(r Requirement, body func(ctx context.Context, s *Spec)) bool {
+	register(r)
+	return It(fmt.Sprintf("[%s] %s", r.ID, r.Title), Label(r.ID, string(r.Level)), func(ctx SpecContext) {
+		s := &Spec{Req: r, Target: current()}
+		if s.Target == nil {
+			Fail("suites: no target configured (use suites.Run)")
+		}
+		timeout := s.Target.Config.Timeout
+		if timeout <= 0 {
+			timeout = DefaultStepTimeout
+		}
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		DeferCleanup(s.cleanup)
+		body(cctx, s)
+	})
+}
+
+// Spec is what a check body works with: its requirement, the target, and
+// the helpers that turn observations into verdicts.
+type Spec struct {
+	Req    Requirement
+	Target *Target
+
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// Defer registers f to run when the check ends (closing connections and
+// controllers the check opened), last registered first.
+func (s *Spec) Defer(f func()) {
+	s.mu.Lock()
+	s.cleanups = append(s.cleanups, f)
+	s.mu.Unlock()
+}
+
+func (s *Spec) cleanup() {
+	s.mu.Lock()
+	fs := s.cleanups
+	s.cleanups = nil
+	s.mu.Unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
+
+// Conform is the verdict of a check: observed is what the target did and
+// want what the spec requires, both in the canonical words the check uses
+// (e.g. "C2HTermReq FES 0x1 FEI 0x2", "close without C2HTermReq", "status
+// 0x0/0x2"). Equal: pass. Different, and the profile documents exactly
+// this observation for this requirement: pass, reported as a finding with
+// the profile's note. Otherwise: fail, saying both.
+func (s *Spec) Conform(observed, want string) {
+	if observed == want {
+		return
+	}
+	if d, ok := s.Target.Profile.deviation(s.Req.ID); ok && d.Observed == observed {
+		AddReportEntry("finding", Finding{ID: s.Req.ID, Section: s.Req.Section, Observed: observed, Want: want, Note: d.Note, Profile: s.Target.Profile.Name})
+		return
+	}
+	Fail(fmt.Sprintf("%s (%s): target did %q, the spec requires %q", s.Req.ID, s.Req.Section, observed, want))
+}
+
+// Lacks skips the check because the target does not claim the optional
+// feature it needs; the reason goes in the report.
+func (s *Spec) Lacks(feature string) {
+	Skip(fmt.Sprintf("%s: target lacks %s", s.Req.ID, feature))
+}
+
+// Finding records a documented difference from the spec.
+type Finding struct {
+	ID       string `json:"id"`
+	Section  string `json:"section"`
+	Observed string `json:"observed"`
+	Want     string `json:"want"`
+	Note     string `json:"note"`
+	Profile  string `json:"profile"`
+}
+
+func (f Finding) String() string {
+	return fmt.Sprintf("%s (%s): observed %q, spec %q — %s [profile %s]", f.ID, f.Section, f.Observed, f.Want, f.Note, f.Profile)
+}
+
+// Target is the implementation under test.
+type Target struct {
+	Config  Config
+	Profile *Profile
+}
+
+// Config says where the target is and what the suite may do to it.
+type Config struct {
+	// Address is host:port of a port exposing SubNQN.
+	Address string
+	// DiscoveryAddress is host:port of a discovery controller (default
+	// Address: discovery on the I/O port, as the spec allows).
+	DiscoveryAddress string
+	// SubNQN is the NVM subsystem under test.
+	SubNQN string
+	// HostNQN and HostID identify the host (defaults as nvme-cli's).
+	HostNQN string
+	HostID  [16]byte
+	// WritableNSID names the one namespace checks may write to; 0 means
+	// no check writes (those are skipped, with the reason).
+	WritableNSID uint32
+	// Control performs target-side actions (add a namespace, change ANA
+	// state, take a port down); nil skips the checks that need one.
+	Control Control
+	// Timeout bounds each check (default DefaultStepTimeout).
+	Timeout time.Duration
+}
+
+// Control performs actions on the target's side, as blktests'
+// NVME_TARGET_CONTROL does: built in for the reference target, a
+// user-supplied command for anyone else's.
+type Control interface {
+	// Do performs a; it returns ErrUnsupported when it cannot.
+	Do(ctx context.Context, a Action) error
+}
+
+// Action is one target-side action: a verb and its arguments, e.g.
+// {"add-namespace", {"nsid": "7", "size": "64MiB"}}.
+type Action struct {
+	Verb string
+	Args map[string]string
+}
+
+// ErrUnsupported is returned by a Control that cannot perform an action.
+var ErrUnsupported = fmt.Errorf("suites: action not supported by this target control")
+
+var (
+	curMu  sync.Mutex
+	curTgt *Target
+)
+
+func current() *Target {
+	curMu.Lock()
+	defer curMu.Unlock()
+	return curTgt
+}
+
+func setCurrent(t *Target) {
+	curMu.Lock()
+	curTgt = t
+	curMu.Unlock()
+}
