@@ -34,7 +34,7 @@ func connect(tb testing.TB, addr, nqn string, depth int) *initiator.Controller {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := initiator.Connect(ctx, addr, nqn, initiator.Options{NrIOQueues: 1, QueueSize: depth + 1})
+	c, err := initiator.Connect(ctx, addr, nqn, initiator.Options{NrIOQueues: 1, QueueSize: depth + 1, DisableSQFlowControl: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
