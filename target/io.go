@@ -62,6 +62,11 @@ func (q *queue) execIO(c *command) {
 		return
 	}
 	s := &c.sqe
+	if s.Opcode == nvme.CmdFlush {
+		// Flush of NSID FFFFFFFFh has no namespace (c.ns is nil).
+		q.complete(c, q.flush(c))
+		return
+	}
 	ns := c.ns
 	off := int64(s.SLBA() << ns.shift)
 	st := nvme.StatusSuccess
@@ -98,8 +103,6 @@ func (q *queue) execIO(c *command) {
 		}
 	case nvme.CmdDSM:
 		st = q.dsm(c)
-	case nvme.CmdFlush:
-		st = q.flush(c)
 	}
 	q.complete(c, st)
 }
