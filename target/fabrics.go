@@ -18,8 +18,9 @@ func (q *queue) execFabrics(c *command) {
 	case nvme.FabricsDisconnect:
 		q.complete(c, nvme.StatusSuccess)
 		// The receive loop sees the closed connection and cleans up.
+		// Closing the tcp.Conn (not q.nc) lets the response go out.
 		_ = q.conn.Uncork()
-		q.nc.Close()
+		_ = q.conn.Close()
 	default:
 		q.complete(c, nvme.StatusInvalidOpcode)
 	}
@@ -123,6 +124,9 @@ func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	if n := 2 * int(q.size); n > len(q.cmds) {
 		q.grow(n)
 	}
+	// What a well-behaved host can have outstanding must fit in the
+	// write backlog, so the receive loop never waits for the host to read.
+	q.w.setLimit(max(minBacklog, int(q.size)*(int(q.t.mdts)+64<<10)))
 	if qid == 0 {
 		q.conn.SetLimits(adminCapsuleData, q.t.maxH2C)
 	} else {

@@ -89,8 +89,9 @@ func (c *command) releaseBuf() {
 type queue struct {
 	t    *Target
 	port *port
-	nc   net.Conn
-	conn *tcp.Conn
+	nc   net.Conn // closing it ends the connection at once
+	w    *asyncWriter
+	conn *tcp.Conn // writes through w
 
 	ctrl    *controller
 	qid     uint16
@@ -117,7 +118,8 @@ type queue struct {
 }
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
-	q := &queue{t: t, port: p, nc: nc, conn: tcp.NewConn(nc, true, tcp.Config{}), limit: 32}
+	w := newAsyncWriter(nc, minBacklog)
+	q := &queue{t: t, port: p, nc: nc, w: w, conn: tcp.NewConn(w, true, tcp.Config{}), limit: 32}
 	q.grow(32)
 	return q
 }
@@ -163,6 +165,10 @@ func (q *queue) put(c *command) {
 	default:
 	}
 }
+
+// minBacklog is the least a connection queues for a host that is slow to
+// read before its receive loop waits (see asyncWriter).
+const minBacklog = 4 << 20
 
 // errClose ends the connection without a TermReq (Disconnect).
 var errClose = errors.New("target: close")

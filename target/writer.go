@@ -1,0 +1,160 @@
+package target
+
+import (
+	"net"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// lingerTimeout bounds how long closing a connection waits for queued
+// responses (a Disconnect's response, a C2HTermReq) to reach a host that
+// does not read them.
+const lingerTimeout = time.Second
+
+// asyncWriter is the net.Conn the target's tcp.Conn writes to. Its Write
+// never waits for a host that is not reading, up to a bound: it writes what
+// the socket takes at once (a non-blocking write, so a write that fits
+// costs no more than before) and queues the rest for a writer goroutine
+// that exists only while something is queued.
+//
+// This is what keeps the receive loop reading. The loop runs commands and
+// flushes their responses itself; had it blocked writing C2HData to a host
+// whose own reader is blocked writing H2CData to us (both socket buffers
+// full, each side waiting for the other to read), the association would
+// hang. A well-behaved host has at most a queue's worth of commands
+// outstanding, so what waits here is bounded by limit (set from the queue
+// size and MDTS at Connect); a host that sends more without reading gets
+// back-pressure: the receive loop then waits.
+type asyncWriter struct {
+	net.Conn
+	rc syscall.RawConn // nil: every write goes through the writer goroutine
+
+	mu      sync.Mutex
+	drained sync.Cond // signalled when the writer makes progress or stops
+	backlog []byte    // accepted, not yet written, in order
+	spare   []byte
+	writing bool // the writer goroutine is running
+	err     error
+	limit   int
+	closed  bool
+
+	// state of tryWrite's callback, set up once so a write allocates
+	// nothing (Write is never called concurrently)
+	try tryState
+}
+
+// keepBacklog is the largest backlog buffer kept once drained.
+const keepBacklog = 1 << 20
+
+func newAsyncWriter(nc net.Conn, limit int) *asyncWriter {
+	w := &asyncWriter{Conn: nc, limit: limit}
+	w.drained.L = &w.mu
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil && canTryWrite {
+			w.rc = rc
+			w.try.fn = w.try.write
+		}
+	}
+	return w
+}
+
+// setLimit changes how much may wait for the writer goroutine.
+func (w *asyncWriter) setLimit(n int) {
+	w.mu.Lock()
+	w.limit = n
+	w.drained.Broadcast()
+	w.mu.Unlock()
+}
+
+// Write accepts all of b unless the connection failed. tcp.Conn never
+// calls it from two goroutines at once.
+func (w *asyncWriter) Write(b []byte) (int, error) {
+	total := len(b)
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return 0, err
+	}
+	if len(w.backlog) == 0 && !w.writing && w.rc != nil {
+		w.mu.Unlock()
+		n, err := w.try.run(w.rc, b)
+		if err != nil {
+			w.mu.Lock()
+			if w.err == nil {
+				w.err = err
+			}
+			w.mu.Unlock()
+			return n, err
+		}
+		if n == len(b) {
+			return n, nil
+		}
+		b = b[n:]
+		w.mu.Lock()
+	}
+	for w.err == nil && w.writing && len(w.backlog) >= w.limit {
+		w.drained.Wait()
+	}
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return total - len(b), err
+	}
+	w.backlog = append(w.backlog, b...)
+	if !w.writing {
+		w.writing = true
+		go w.drain()
+	}
+	w.mu.Unlock()
+	return total, nil
+}
+
+// drain writes the backlog out, blocking, and ends when it is empty.
+func (w *asyncWriter) drain() {
+	w.mu.Lock()
+	for len(w.backlog) > 0 && w.err == nil {
+		out := w.backlog
+		w.backlog = w.spare[:0]
+		w.mu.Unlock()
+		_, err := w.Conn.Write(out)
+		w.mu.Lock()
+		w.spare = out[:0]
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		w.drained.Broadcast()
+	}
+	if cap(w.backlog) > keepBacklog {
+		w.backlog = nil
+	}
+	if cap(w.spare) > keepBacklog {
+		w.spare = nil
+	}
+	w.writing = false
+	w.drained.Broadcast()
+	w.mu.Unlock()
+}
+
+// Close gives queued bytes up to lingerTimeout to go out, then closes the
+// connection and waits for the writer goroutine to end.
+func (w *asyncWriter) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	if w.writing && w.err == nil {
+		_ = w.Conn.SetWriteDeadline(time.Now().Add(lingerTimeout))
+	}
+	for w.writing {
+		w.drained.Wait()
+	}
+	if w.err == nil {
+		w.err = net.ErrClosed
+	}
+	w.mu.Unlock()
+	return w.Conn.Close()
+}
