@@ -1,0 +1,675 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Target is a job and the devices its clones drive: one per clone
+// (numjobs), each its own queue.
+type Target struct {
+	Job     *Job
+	Devices []Device
+}
+
+// Progress is what a run has done in the last interval, for a live line.
+type Progress struct {
+	Elapsed time.Duration
+	ETA     time.Duration // -1 when unknown (size-bound jobs)
+	IOPS    float64
+	BW      float64 // bytes per second
+	P99     int64   // ns, lat over all jobs in the interval
+	Ramp    bool
+}
+
+// RunOptions tune Run beyond the jobs.
+type RunOptions struct {
+	// Interval between samples of the series, progress calls and interval
+	// log lines (default 1 s).
+	Interval time.Duration
+	// OnInterval, if set, is called after each interval from the
+	// collecting goroutine.
+	OnInterval func(Progress)
+	// HistLog, if set, receives an HdrHistogram interval log of lat (ns),
+	// one line per job and direction per interval, tagged JOB.read or
+	// JOB.write.
+	HistLog io.Writer
+}
+
+// I/O slot states, for issuing without recursion when a device completes
+// inside Submit.
+const (
+	stIdle uint32 = iota
+	stSubmitting
+	stAgain // completed and planned again while still inside Submit
+)
+
+type engine struct {
+	epoch    time.Time
+	abort    atomic.Bool
+	abortErr error
+	errOnce  sync.Once
+	jobs     []*jobState
+}
+
+func (e *engine) now() int64 { return int64(time.Since(e.epoch)) }
+
+func (e *engine) fail(err error) {
+	e.errOnce.Do(func() { e.abortErr = err })
+	e.abort.Store(true)
+	for _, js := range e.jobs {
+		js.requestStop()
+	}
+}
+
+type jobState struct {
+	job      *Job
+	idx      int
+	workers  []*worker
+	stop     atomic.Bool
+	stopCh   chan struct{}
+	stopOnce sync.Once
+	rampEnd  int64
+	agg      *interval // this interval, all clones
+	total    *interval
+	samples  [2][]float64
+	bwSamp   [2][]float64
+	devices  []DeviceInfo
+}
+
+func (js *jobState) requestStop() {
+	js.stopOnce.Do(func() {
+		js.stop.Store(true)
+		close(js.stopCh)
+	})
+}
+
+type worker struct {
+	e   *engine
+	js  *jobState
+	job *Job
+	dev Device
+	inf DeviceInfo
+
+	lbaSize      int
+	regionStart  uint64 // LBA
+	regionBlocks uint64
+	unit         uint64 // LBAs per offset unit (the smallest block size)
+	nunits       uint64
+	bsNLB        []uint32
+	bsCum        []int // cumulative weights
+	bsTotal      int
+
+	rng   *rand.Rand
+	offs  offsetGen
+	limit int64 // bytes to issue (0: no limit)
+	rate  bool
+	ios   []*IO
+	free  chan *IO
+	ver   *verifier
+
+	mu         sync.Mutex
+	planned    int64
+	inflight   int
+	cur, spare *interval
+	done       chan struct{}
+	end        int64
+	verifyPass bool
+	vcur       uint64
+}
+
+// Run runs the targets' jobs at once and returns their results. The
+// returned error is the first I/O or verify error (the result is still
+// filled in), or ctx's error if it ended the run.
+func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if len(targets) == 0 {
+		return nil, errNoJobs
+	}
+	e := &engine{}
+	for ti, t := range targets {
+		j := t.Job
+		if len(t.Devices) != j.NumJobs {
+			return nil, fmt.Errorf("job %s: numjobs=%d but %d devices", j.Name, j.NumJobs, len(t.Devices))
+		}
+		if j.TimeBased && j.Runtime <= 0 {
+			return nil, fmt.Errorf("job %s: time_based needs a runtime", j.Name)
+		}
+		js := &jobState{job: j, idx: ti, stopCh: make(chan struct{}), agg: newInterval(), total: newInterval(), rampEnd: int64(j.RampTime)}
+		for ci, d := range t.Devices {
+			w, err := newWorker(e, js, ci, d)
+			if err != nil {
+				return nil, fmt.Errorf("job %s: %w", j.Name, err)
+			}
+			js.workers = append(js.workers, w)
+			js.devices = append(js.devices, w.inf)
+		}
+		e.jobs = append(e.jobs, js)
+	}
+	var hl *hdrhistogram.HistogramLogWriter
+	e.epoch = time.Now()
+	if o.HistLog != nil {
+		hl = hdrhistogram.NewHistogramLogWriter(o.HistLog)
+		_ = hl.OutputLogFormatVersion()
+		_ = hl.OutputComment("nvmftest bench: lat (ns) per interval, tag JOB.read / JOB.write")
+		_ = hl.OutputStartTime(e.epoch.UnixMilli())
+		hl.SetBaseTime(e.epoch.UnixMilli())
+		_ = hl.OutputBaseTime(e.epoch.UnixMilli())
+		_ = hl.OutputLegend()
+	}
+	var wg sync.WaitGroup
+	var timers []*time.Timer
+	for _, js := range e.jobs {
+		if js.job.Runtime > 0 {
+			timers = append(timers, time.AfterFunc(js.job.RampTime+js.job.Runtime, js.requestStop))
+		}
+		for _, w := range js.workers {
+			wg.Go(w.run)
+		}
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+
+	res := &Result{Start: e.epoch}
+	c := collector{e: e, o: o, hl: hl, res: res, scratch: newHist()}
+	// Collection points: every interval, and exactly at each ramp end.
+	var ramps []int64
+	for _, js := range e.jobs {
+		if js.rampEnd > 0 {
+			ramps = append(ramps, js.rampEnd)
+		}
+	}
+	tick := time.NewTimer(o.Interval)
+	nextTick := int64(o.Interval)
+	ctxDone := ctx.Done()
+	for running := true; running; {
+		at := nextTick
+		isRamp := false
+		for _, r := range ramps {
+			if r > c.last && r < at {
+				at, isRamp = r, true
+			}
+		}
+		tick.Reset(time.Duration(at - e.now()))
+		select {
+		case <-tick.C:
+			c.collect(e.now())
+			if !isRamp {
+				nextTick += int64(o.Interval)
+			}
+		case <-allDone:
+			running = false
+		case <-ctxDone:
+			e.fail(ctx.Err())
+			ctxDone = nil
+		}
+	}
+	tick.Stop()
+	for _, t := range timers {
+		t.Stop()
+	}
+	c.collect(e.now())
+	res.Elapsed = time.Duration(e.now())
+	for _, js := range e.jobs {
+		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0}
+		end := int64(0)
+		for _, w := range js.workers {
+			end = max(end, w.end)
+			if w.ver != nil {
+				jr.Verified += w.ver.checked
+			}
+		}
+		jr.Runtime = time.Duration(max(end-js.rampEnd, 0))
+		for op := range 2 {
+			d := &js.total.d[op]
+			dr := jr.Dir(Op(op))
+			dr.IOs, dr.Bytes, dr.Clat, dr.Slat = d.ios, d.bytes, d.clat, d.slat
+			dr.Lat = d.lat
+			if !jr.RateLimited {
+				dr.Lat = d.clat
+			}
+			dr.IOPSSamples, dr.BWSamples = js.samples[op], js.bwSamp[op]
+		}
+		res.Jobs = append(res.Jobs, jr)
+	}
+	err := e.abortErr
+	if err != nil {
+		for _, jr := range res.Jobs {
+			if jr.Err == nil {
+				jr.Err = err
+			}
+		}
+	}
+	return res, err
+}
+
+func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
+	j := js.job
+	inf := d.Info()
+	start, blocks, err := j.region(inf)
+	if err != nil {
+		return nil, err
+	}
+	lbaSize := inf.BlockSize
+	unit := uint64(j.minBS() / lbaSize)
+	if j.Verify != "" && j.NumJobs > 1 {
+		// Verifying clones get disjoint slices, so none reads a block
+		// another is writing.
+		units := blocks / unit
+		per := units / uint64(j.NumJobs)
+		if per*unit < uint64(j.maxBS()/lbaSize) {
+			return nil, fmt.Errorf("region too small to give %d verifying clones a slice each", j.NumJobs)
+		}
+		start += uint64(clone) * per * unit
+		blocks = per * unit
+	}
+	depth := j.IODepth
+	if inf.MaxDepth > 0 && depth > inf.MaxDepth {
+		return nil, fmt.Errorf("iodepth %d is more than %s allows (%d)", depth, inf.Name, inf.MaxDepth)
+	}
+	w := &worker{
+		e: e, js: js, job: j, dev: d, inf: inf, lbaSize: lbaSize,
+		regionStart: start, regionBlocks: blocks, unit: unit, nunits: blocks / unit,
+		cur: newInterval(), spare: newInterval(), done: make(chan struct{}),
+		rate: j.RateIOPS > 0,
+	}
+	for _, b := range j.BS {
+		w.bsTotal += b.Pct
+		w.bsCum = append(w.bsCum, w.bsTotal)
+		w.bsNLB = append(w.bsNLB, uint32(b.Size/lbaSize))
+	}
+	seed := j.Seed
+	if seed == 0 {
+		seed = 0x6e766d66 // fio uses a fixed default seed too
+	}
+	w.rng = rand.New(rand.NewPCG(seed, uint64(clone)+1))
+	switch {
+	case !j.Random:
+		w.offs = &seqGen{n: w.nunits}
+	case j.Zipf > 0 && w.nunits > 2:
+		w.offs = newZipfGen(w.nunits, j.Zipf, w.rng)
+	case j.NoRandomMap:
+		w.offs = &uniformGen{n: w.nunits, rng: w.rng}
+	default:
+		w.offs = newPermGen(w.nunits, w.rng)
+	}
+	if !j.TimeBased {
+		w.limit = int64(blocks) * int64(lbaSize)
+	}
+	if j.Verify != "" {
+		w.ver = newVerifier(inf, seed+uint64(clone), start, blocks)
+		if w.ver == nil {
+			return nil, fmt.Errorf("verify needs logical blocks of at least 64 bytes")
+		}
+	}
+	maxBS := j.maxBS()
+	w.ios = make([]*IO, depth)
+	if w.rate {
+		w.free = make(chan *IO, depth)
+	}
+	for i := range w.ios {
+		io := &IO{w: w, buf: make([]byte, maxBS)}
+		d.Init(io)
+		w.ios[i] = io
+		if w.rate {
+			w.free <- io
+		}
+	}
+	return w, nil
+}
+
+func (w *worker) stopped() bool {
+	if w.verifyPass {
+		return w.e.abort.Load()
+	}
+	return w.js.stop.Load()
+}
+
+// plan fills io with the next I/O; false when the worker is done.
+// Called with w.mu held.
+func (w *worker) plan(io *IO) bool {
+	if w.stopped() {
+		return false
+	}
+	if w.verifyPass {
+		return w.planVerify(io)
+	}
+	if w.limit > 0 && w.planned >= w.limit {
+		return false
+	}
+	nlb := w.bsNLB[0]
+	if len(w.bsNLB) > 1 {
+		r := w.rng.IntN(w.bsTotal)
+		for i, c := range w.bsCum {
+			if r < c {
+				nlb = w.bsNLB[i]
+				break
+			}
+		}
+	}
+	op := OpRead
+	if w.job.Write && (!w.job.Read || w.rng.IntN(100) >= w.job.RWMixRead) {
+		op = OpWrite
+	}
+	var lba uint64
+	for try := 0; ; try++ {
+		lba = w.offs.next() * w.unit
+		if lba+uint64(nlb) > w.regionBlocks {
+			lba = (w.regionBlocks - uint64(nlb)) / w.unit * w.unit
+		}
+		lba += w.regionStart
+		if w.ver == nil || !overlaps(w.ios, io, lba, nlb) {
+			break
+		}
+		if try == 64 {
+			return false
+		}
+	}
+	io.Op, io.LBA, io.NLB = op, lba, nlb
+	io.Buf = io.buf[:int(nlb)*w.lbaSize]
+	io.busy = true
+	w.planned += int64(len(io.Buf))
+	if op == OpWrite && w.ver != nil {
+		w.ver.fill(io)
+	}
+	return true
+}
+
+// planVerify reads back, unit by unit, what a write-only verify job wrote.
+func (w *worker) planVerify(io *IO) bool {
+	for w.vcur < w.nunits {
+		lba := w.regionStart + w.vcur*w.unit
+		w.vcur++
+		if w.ver.exp != nil && w.ver.expected(lba) == 0 {
+			continue
+		}
+		io.Op, io.LBA, io.NLB = OpRead, lba, uint32(w.unit)
+		io.Buf = io.buf[:int(w.unit)*w.lbaSize]
+		io.busy = true
+		return true
+	}
+	return false
+}
+
+// account records a completed I/O. Called with w.mu held.
+func (w *worker) account(io *IO, now int64) {
+	io.busy = false
+	if io.Err != nil {
+		w.e.fail(fmt.Errorf("%s: %s of %d blocks at LBA %d: %w", w.inf.Name, io.Op, io.NLB, io.LBA, io.Err))
+		return
+	}
+	if w.ver != nil {
+		if io.Op == OpWrite {
+			w.ver.written(io)
+		} else if err := w.ver.check(io); err != nil {
+			w.e.fail(err)
+			return
+		}
+	}
+	if w.verifyPass {
+		return
+	}
+	d := &w.cur.d[io.Op]
+	d.ios++
+	d.bytes += int64(len(io.Buf))
+	record(d.clat, now-io.issued)
+	if w.rate {
+		record(d.lat, now-io.intended)
+		record(d.slat, io.issued-io.intended)
+	}
+}
+
+func (w *worker) complete(io *IO) {
+	now := w.e.now()
+	w.mu.Lock()
+	w.account(io, now)
+	if w.rate && !w.verifyPass {
+		w.inflight--
+		w.mu.Unlock()
+		w.free <- io
+		return
+	}
+	if !w.plan(io) {
+		w.inflight--
+		last := w.inflight == 0
+		w.mu.Unlock()
+		if last {
+			close(w.done)
+		}
+		return
+	}
+	w.mu.Unlock()
+	if io.state.CompareAndSwap(stSubmitting, stAgain) {
+		return // the goroutine inside Submit issues it
+	}
+	w.kick(io)
+}
+
+// kick hands io to the device; if the device completes it (and the engine
+// plans it again) before Submit returns, it goes round again here rather
+// than recursing.
+func (w *worker) kick(io *IO) {
+	for {
+		io.state.Store(stSubmitting)
+		io.issued = w.e.now()
+		if !w.rate || w.verifyPass {
+			io.intended = io.issued
+		}
+		if err := w.dev.Submit(io); err != nil {
+			io.state.Store(stIdle)
+			w.mu.Lock()
+			io.busy = false
+			w.e.fail(fmt.Errorf("%s: submit: %w", w.inf.Name, err))
+			w.inflight--
+			last := w.inflight == 0
+			w.mu.Unlock()
+			if w.rate && !w.verifyPass {
+				w.free <- io
+			} else if last {
+				close(w.done)
+			}
+			return
+		}
+		if io.state.CompareAndSwap(stSubmitting, stIdle) {
+			return
+		}
+	}
+}
+
+// closedLoop keeps every slot busy: each completion issues the next I/O
+// from the completing goroutine, as fio's iodepth does.
+func (w *worker) closedLoop() {
+	w.done = make(chan struct{})
+	w.mu.Lock()
+	w.inflight = 1 // this goroutine's own reference
+	w.mu.Unlock()
+	for _, io := range w.ios {
+		w.mu.Lock()
+		ok := w.plan(io)
+		if ok {
+			w.inflight++
+		}
+		w.mu.Unlock()
+		if !ok {
+			break
+		}
+		w.kick(io)
+	}
+	w.mu.Lock()
+	w.inflight--
+	last := w.inflight == 0
+	w.mu.Unlock()
+	if last {
+		close(w.done)
+	}
+	<-w.done
+}
+
+// paced issues on a schedule of rate_iops: I/O k is due at start + k/rate,
+// and its latency counts from then, however late a free slot or the
+// device lets it go (so a stall is not hidden: coordinated omission).
+func (w *worker) paced() {
+	per := 1e9 / float64(w.job.RateIOPS)
+	start := w.e.now()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+loop:
+	for k := int64(0); ; k++ {
+		due := start + int64(float64(k)*per)
+		if d := due - w.e.now(); d > 0 {
+			t.Reset(time.Duration(d))
+			select {
+			case <-t.C:
+			case <-w.js.stopCh:
+				break loop
+			}
+		}
+		var io *IO
+		select {
+		case io = <-w.free:
+		case <-w.js.stopCh:
+			break loop
+		}
+		w.mu.Lock()
+		ok := w.plan(io)
+		if ok {
+			w.inflight++
+		}
+		w.mu.Unlock()
+		if !ok {
+			w.free <- io
+			break
+		}
+		io.intended = due
+		w.kick(io)
+	}
+	for range w.ios {
+		<-w.free
+	}
+}
+
+func (w *worker) run() {
+	if w.rate {
+		w.paced()
+	} else {
+		w.closedLoop()
+	}
+	w.end = w.e.now()
+	if w.ver != nil && !w.job.Read && !w.e.abort.Load() {
+		w.mu.Lock()
+		w.verifyPass = true
+		w.mu.Unlock()
+		w.closedLoop()
+	}
+}
+
+// collector gathers the workers' intervals.
+type collector struct {
+	e       *engine
+	o       RunOptions
+	hl      *hdrhistogram.HistogramLogWriter
+	res     *Result
+	last    int64
+	scratch *hdrhistogram.Histogram
+}
+
+func (c *collector) collect(now int64) {
+	length := now - c.last
+	if length <= 0 {
+		return
+	}
+	c.scratch.Reset()
+	var p Progress
+	p.Elapsed = time.Duration(now)
+	p.ETA = -1
+	for _, js := range c.e.jobs {
+		js.agg.reset()
+		for _, w := range js.workers {
+			w.mu.Lock()
+			iv := w.cur
+			w.cur = w.spare
+			w.mu.Unlock()
+			js.agg.merge(iv)
+			iv.reset()
+			w.spare = iv
+		}
+		ramp := c.last < js.rampEnd
+		if ramp {
+			p.Ramp = true
+		}
+		if js.job.Runtime > 0 {
+			eta := time.Duration(js.rampEnd + int64(js.job.Runtime) - now)
+			p.ETA = max(p.ETA, eta, 0)
+		}
+		secs := float64(length) / 1e9
+		for op := range 2 {
+			d := &js.agg.d[op]
+			if !js.job.Write && op == 1 || !js.job.Read && op == 0 {
+				continue
+			}
+			lat := d.lat
+			if js.job.RateIOPS == 0 {
+				lat = d.clat
+			}
+			s := Sample{Job: js.idx, Op: Op(op), Elapsed: time.Duration(now), Length: time.Duration(length),
+				IOPS: float64(d.ios) / secs, BW: float64(d.bytes) / secs, Ramp: ramp,
+				P50: lat.ValueAtQuantile(50), P99: lat.ValueAtQuantile(99), P999: lat.ValueAtQuantile(99.9), Max: lat.Max()}
+			c.res.Series = append(c.res.Series, s)
+			p.IOPS += s.IOPS
+			p.BW += s.BW
+			c.scratch.Merge(lat)
+			if !ramp {
+				if js.job.RateIOPS == 0 {
+					// lat is clat: merge it once, into total's clat.
+					js.total.d[op].ios += d.ios
+					js.total.d[op].bytes += d.bytes
+					js.total.d[op].clat.Merge(d.clat)
+				} else {
+					js.total.d[op].merge(d)
+				}
+				// Per-second samples only for whole intervals.
+				if length >= int64(c.o.Interval)*9/10 {
+					js.samples[op] = append(js.samples[op], s.IOPS)
+					js.bwSamp[op] = append(js.bwSamp[op], s.BW)
+				}
+			}
+			if c.hl != nil && d.ios > 0 {
+				lat.SetTag(logTag(js.job.Name) + "." + Op(op).String())
+				lat.SetStartTimeMs(c.e.epoch.UnixMilli() + c.last/1e6)
+				lat.SetEndTimeMs(c.e.epoch.UnixMilli() + now/1e6)
+				_ = c.hl.OutputIntervalHistogram(lat)
+			}
+		}
+	}
+	p.P99 = c.scratch.ValueAtQuantile(99)
+	c.last = now
+	if c.o.OnInterval != nil {
+		c.o.OnInterval(p)
+	}
+}
+
+var errNoJobs = errors.New("loadgen: no jobs")
+
+// logTag makes a job name fit an interval log tag (no commas or spaces).
+func logTag(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 {
+		return "job"
+	}
+	return string(b)
+}

@@ -1,0 +1,66 @@
+package loadgen
+
+import (
+	"fmt"
+	"strings"
+
+	"gopkg.in/ini.v1"
+)
+
+// ParseJobFile reads a fio job file: a [global] section whose options
+// every job starts from, then one section per job. Bare keys such as
+// time_based are true. Options apply in order; the section name is the
+// job name unless name= says otherwise. base, if set, supplies options
+// given outside the file (they come first, [global] overrides them).
+func ParseJobFile(data []byte, base *Job) ([]*Job, error) {
+	f, err := ini.LoadSources(ini.LoadOptions{
+		AllowBooleanKeys:         true,
+		AllowShadows:             false,
+		IgnoreInlineComment:      false,
+		SpaceBeforeInlineComment: true,
+		Insensitive:              false,
+	}, data)
+	if err != nil {
+		return nil, fmt.Errorf("job file: %w", err)
+	}
+	global := base
+	if global == nil {
+		global = NewJob("")
+	} else {
+		global = global.Clone()
+	}
+	if s, err := f.GetSection("global"); err == nil {
+		if err := applySection(global, s); err != nil {
+			return nil, fmt.Errorf("job file [global]: %w", err)
+		}
+	}
+	var jobs []*Job
+	for _, s := range f.Sections() {
+		name := s.Name()
+		if name == ini.DefaultSection || name == "global" {
+			if name == ini.DefaultSection && len(s.Keys()) > 0 {
+				return nil, fmt.Errorf("job file: options before the first [section]: %s", strings.Join(s.KeyStrings(), ", "))
+			}
+			continue
+		}
+		j := global.Clone()
+		j.Name = name
+		if err := applySection(j, s); err != nil {
+			return nil, fmt.Errorf("job file [%s]: %w", name, err)
+		}
+		jobs = append(jobs, j)
+	}
+	if len(jobs) == 0 {
+		return nil, fmt.Errorf("job file has no job sections (only [global])")
+	}
+	return jobs, nil
+}
+
+func applySection(j *Job, s *ini.Section) error {
+	for _, k := range s.Keys() {
+		if err := j.Set(k.Name(), k.Value()); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package loadgen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/nvmftest/nvmftest/initiator"
+)
+
+// Address says where jobs run unless their options (traddr, trsvcid,
+// subnqn, nsid) say otherwise.
+type Address struct {
+	Addr   string // traddr
+	Port   string // trsvcid (default 4420)
+	SubNQN string
+	NSIDs  []uint32 // default [1]
+}
+
+// Connection is the set of controllers a run uses, one per target
+// address; Close shuts them down.
+type Connection struct {
+	Ctrls []*initiator.Controller
+}
+
+// Close closes every controller.
+func (c *Connection) Close() error {
+	var errs []error
+	for _, ctrl := range c.Ctrls {
+		errs = append(errs, ctrl.Close())
+	}
+	return errors.Join(errs...)
+}
+
+type place struct {
+	addr, nqn string
+}
+
+// Dial connects to every target the jobs name and returns one Target per
+// job and namespace (a job given several namespaces runs once on each,
+// named JOB/nsN). Each clone gets its own I/O queue, each queue its own
+// TCP connection; jobs at one address share a controller with as many
+// queues as they have clones, and each queue is iodepth+1 deep.
+func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options) ([]Target, *Connection, error) {
+	type plan struct {
+		job  *Job
+		at   place
+		nsid uint32
+	}
+	var plans []plan
+	need := map[place]int{}
+	depth := map[place]int{}
+	var order []place
+	for _, j := range jobs {
+		host, port, nqn := def.Addr, def.Port, def.SubNQN
+		if v, ok := j.Options["traddr"]; ok {
+			host = v
+		}
+		if v, ok := j.Options["trsvcid"]; ok {
+			port = v
+		}
+		if v, ok := j.Options["subnqn"]; ok {
+			nqn = v
+		}
+		if port == "" {
+			port = "4420"
+		}
+		if host == "" || nqn == "" {
+			return nil, nil, fmt.Errorf("job %s: no target: give -a ADDRESS and -n SUBNQN (or traddr= and subnqn= in the job file)", j.Name)
+		}
+		nsids := def.NSIDs
+		if v, ok := j.Options["nsid"]; ok {
+			var err error
+			if nsids, err = ParseNSIDs(v); err != nil {
+				return nil, nil, fmt.Errorf("job %s: nsid=%s: %w", j.Name, v, err)
+			}
+		}
+		if len(nsids) == 0 {
+			nsids = []uint32{1}
+		}
+		at := place{net.JoinHostPort(host, port), nqn}
+		if _, ok := need[at]; !ok {
+			order = append(order, at)
+		}
+		for _, ns := range nsids {
+			jj := j
+			if len(nsids) > 1 {
+				jj = j.Clone()
+				jj.Name = fmt.Sprintf("%s/ns%d", j.Name, ns)
+			}
+			plans = append(plans, plan{jj, at, ns})
+			need[at] += j.NumJobs
+			depth[at] = max(depth[at], j.IODepth)
+		}
+	}
+	conn := &Connection{}
+	ctrls := map[place]*initiator.Controller{}
+	next := map[place]int{}
+	for _, at := range order {
+		o := opts
+		o.NrIOQueues = need[at]
+		o.QueueSize = depth[at] + 1
+		c, err := initiator.Connect(ctx, at.addr, at.nqn, o)
+		if err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("connect to %s at %s: %w", at.nqn, at.addr, err)
+		}
+		conn.Ctrls = append(conn.Ctrls, c)
+		if got := len(c.IOQueues()); got < need[at] {
+			conn.Close()
+			return nil, nil, fmt.Errorf("%s at %s granted %d I/O queues, the jobs need %d (one per clone)", at.nqn, at.addr, got, need[at])
+		}
+		ctrls[at] = c
+	}
+	var targets []Target
+	for _, p := range plans {
+		c := ctrls[p.at]
+		t := Target{Job: p.job}
+		for range p.job.NumJobs {
+			q := c.IOQueues()[next[p.at]]
+			next[p.at]++
+			d, err := OpenNVMe(ctx, c, q, p.nsid)
+			if err != nil {
+				conn.Close()
+				return nil, nil, fmt.Errorf("job %s: %s at %s: %w", p.job.Name, p.at.nqn, p.at.addr, err)
+			}
+			d.Name = fmt.Sprintf("%s ns%d @ %s q%d", p.at.nqn, p.nsid, p.at.addr, q.QID())
+			t.Devices = append(t.Devices, d)
+		}
+		targets = append(targets, t)
+	}
+	return targets, conn, nil
+}
+
+// ParseNSIDs parses "1", "1,2" or "1-4".
+func ParseNSIDs(s string) ([]uint32, error) {
+	var out []uint32
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.ParseUint(lo, 10, 32)
+		if err != nil || a == 0 {
+			return nil, fmt.Errorf("bad namespace ID %q", lo)
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.ParseUint(hi, 10, 32); err != nil || b < a || b-a > 1024 {
+				return nil, fmt.Errorf("bad namespace range %q", part)
+			}
+		}
+		for n := a; n <= b; n++ {
+			out = append(out, uint32(n))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no namespace IDs")
+	}
+	return out, nil
+}

@@ -1,0 +1,181 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// WriteSummary writes a human summary in fio's layout.
+func WriteSummary(w io.Writer, r *Result) {
+	for gi, jr := range r.Jobs {
+		errno := 0
+		if jr.Err != nil {
+			errno = 5
+		}
+		fmt.Fprintf(w, "%s: (groupid=%d, jobs=%d): err=%2d: rw=%s, bs=%s, iodepth=%d\n", jr.Job.Name, gi, jr.Job.NumJobs, errno,
+			jr.Job.RWString(), bsString(jr.Job), jr.Job.IODepth)
+		for _, d := range jr.Devices {
+			fmt.Fprintf(w, "  device: %s (%d x %d B blocks)\n", d.Name, d.Blocks, d.BlockSize)
+		}
+		if jr.Err != nil {
+			fmt.Fprintf(w, "  error: %v\n", jr.Err)
+		}
+		for _, op := range []Op{OpRead, OpWrite} {
+			d := jr.Dir(op)
+			if d.IOs == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  %5s: IOPS=%s, BW=%s/s (%s/s)(%s/%dmsec)\n", op, siCount(d.IOPS(jr.Runtime)),
+				iec(d.BW(jr.Runtime)), si(d.BW(jr.Runtime)), iec(float64(d.Bytes)), jr.Runtime.Milliseconds())
+			if jr.RateLimited {
+				latLine(w, "slat", d.Slat)
+			}
+			latLine(w, "clat", d.Clat)
+			latLine(w, " lat", d.Lat)
+			pctLines(w, d.Lat, jr.RateLimited)
+			if len(d.IOPSSamples) > 0 {
+				lo, hi, mean, dev := meanDev(d.BWSamples)
+				fmt.Fprintf(w, "   bw (  KiB/s): min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", lo/1024, hi/1024, mean/1024, dev/1024, len(d.BWSamples))
+				lo, hi, mean, dev = meanDev(d.IOPSSamples)
+				fmt.Fprintf(w, "   iops        : min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", lo, hi, mean, dev, len(d.IOPSSamples))
+			}
+		}
+		if jr.Verified > 0 {
+			fmt.Fprintf(w, "  verify: %d blocks checked (crc32c, LBA, generation)\n", jr.Verified)
+		}
+		if jr.RateLimited {
+			fmt.Fprintf(w, "  lat is measured from each I/O's intended issue time (rate_iops=%d): stalls show in the tail\n", jr.Job.RateIOPS)
+		}
+	}
+	fmt.Fprintf(w, "\nRun status: %d job(s) in %s\n", len(r.Jobs), r.Elapsed.Round(time.Millisecond))
+	for _, jr := range r.Jobs {
+		for _, op := range []Op{OpRead, OpWrite} {
+			d := jr.Dir(op)
+			if d.IOs == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "  %s %s: bw=%s/s (%s/s), io=%s, run=%dmsec\n", jr.Job.Name, strings.ToUpper(op.String()),
+				iec(d.BW(jr.Runtime)), si(d.BW(jr.Runtime)), iec(float64(d.Bytes)), jr.Runtime.Milliseconds())
+		}
+	}
+}
+
+func bsString(j *Job) string {
+	if len(j.BS) == 1 {
+		return iec(float64(j.BS[0].Size))
+	}
+	var parts []string
+	for _, b := range j.BS {
+		parts = append(parts, fmt.Sprintf("%s/%d", iec(float64(b.Size)), b.Pct))
+	}
+	return strings.Join(parts, ":")
+}
+
+// latUnit picks fio's unit for a latency line.
+func latUnit(maxNS float64) (string, float64) {
+	switch {
+	case maxNS >= 10e6:
+		return "msec", 1e6
+	case maxNS >= 10e3:
+		return "usec", 1e3
+	}
+	return "nsec", 1
+}
+
+func latLine(w io.Writer, name string, h *hdrhistogram.Histogram) {
+	if h == nil || h.TotalCount() == 0 {
+		return
+	}
+	u, div := latUnit(float64(h.Max()))
+	fmt.Fprintf(w, "    %s (%s): min=%d, max=%d, avg=%.2f, stdev=%.2f\n", name, u,
+		int64(float64(h.Min())/div), int64(float64(h.Max())/div), h.Mean()/div, h.StdDev()/div)
+}
+
+func pctLines(w io.Writer, h *hdrhistogram.Histogram, fromIntended bool) {
+	if h == nil || h.TotalCount() == 0 {
+		return
+	}
+	u, div := latUnit(float64(h.ValueAtQuantile(50)))
+	name := "clat"
+	if fromIntended {
+		name = "lat"
+	}
+	fmt.Fprintf(w, "    %s percentiles (%s):\n", name, u)
+	for i, p := range FioPercentiles {
+		if i%4 == 0 {
+			fmt.Fprint(w, "     |")
+		}
+		fmt.Fprintf(w, " %5.2fth=[%5d]", p, int64(math.Round(float64(h.ValueAtQuantile(p))/div)))
+		if i%4 == 3 || i == len(FioPercentiles)-1 {
+			fmt.Fprintln(w, ",")
+		} else {
+			fmt.Fprint(w, ",")
+		}
+	}
+}
+
+func scaled(v float64, base float64, units []string) string {
+	i := 0
+	for v >= base && i < len(units)-1 {
+		v /= base
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f%s", v, units[0])
+	}
+	return fmt.Sprintf("%.*f%s", prec(v), v, units[i])
+}
+
+func prec(v float64) int {
+	switch {
+	case v >= 100:
+		return 0
+	case v >= 10:
+		return 1
+	}
+	return 2
+}
+
+func iec(v float64) string { return scaled(v, 1024, []string{"B", "KiB", "MiB", "GiB", "TiB"}) }
+func si(v float64) string  { return scaled(v, 1000, []string{"B", "kB", "MB", "GB", "TB"}) }
+func siCount(v float64) string {
+	return scaled(v, 1000, []string{"", "k", "M", "G"})
+}
+
+// ProgressLine formats p as fio's status line.
+func ProgressLine(p Progress) string {
+	eta := "--"
+	if p.ETA >= 0 {
+		eta = p.ETA.Round(time.Second).String()
+	}
+	phase := ""
+	if p.Ramp {
+		phase = " (ramp)"
+	}
+	return fmt.Sprintf("[%s%s] IOPS=%s BW=%s/s p99=%s ETA %s", p.Elapsed.Round(time.Second), phase,
+		siCount(p.IOPS), iec(p.BW), time.Duration(p.P99).Round(time.Microsecond), eta)
+}
+
+// WriteSeries writes the per-interval series as CSV for plots: one row
+// per job, direction and interval; latencies (lat) in microseconds.
+func WriteSeries(w io.Writer, r *Result) error {
+	if _, err := fmt.Fprintln(w, "time_s,job,dir,iops,bw_bytes_s,lat_p50_us,lat_p99_us,lat_p999_us,lat_max_us,ramp"); err != nil {
+		return err
+	}
+	for _, s := range r.Series {
+		ramp := 0
+		if s.Ramp {
+			ramp = 1
+		}
+		if _, err := fmt.Fprintf(w, "%.3f,%s,%s,%.1f,%.0f,%.1f,%.1f,%.1f,%.1f,%d\n", s.Elapsed.Seconds(), r.Jobs[s.Job].Job.Name, s.Op,
+			s.IOPS, s.BW, float64(s.P50)/1e3, float64(s.P99)/1e3, float64(s.P999)/1e3, float64(s.Max)/1e3, ramp); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package loadgen
+
+import (
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram range: 1 ns to 10 minutes at 3 significant digits.
+const (
+	histMin    = 1
+	histMax    = int64(10 * time.Minute)
+	histDigits = 3
+)
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMax, histDigits) }
+
+func record(h *hdrhistogram.Histogram, v int64) {
+	if v < histMin {
+		v = histMin
+	} else if v > histMax {
+		v = histMax
+	}
+	_ = h.RecordValue(v)
+}
+
+// dirStats is what one direction (read or write) did in an interval.
+type dirStats struct {
+	ios, bytes int64
+	// clat: handed to the device -> completed. lat: intended issue time ->
+	// completed (the coordinated-omission-safe latency). slat: intended ->
+	// handed to the device. Without rate_iops the intended time is the
+	// issue time, so only clat is recorded and lat equals it.
+	clat, lat, slat *hdrhistogram.Histogram
+}
+
+func newDirStats() dirStats {
+	return dirStats{clat: newHist(), lat: newHist(), slat: newHist()}
+}
+
+func (d *dirStats) reset() {
+	d.ios, d.bytes = 0, 0
+	d.clat.Reset()
+	d.lat.Reset()
+	d.slat.Reset()
+}
+
+func (d *dirStats) merge(o *dirStats) {
+	d.ios += o.ios
+	d.bytes += o.bytes
+	d.clat.Merge(o.clat)
+	d.lat.Merge(o.lat)
+	d.slat.Merge(o.slat)
+}
+
+// interval is what a worker did between two collections.
+type interval struct {
+	d [2]dirStats
+}
+
+func newInterval() *interval {
+	return &interval{d: [2]dirStats{newDirStats(), newDirStats()}}
+}
+
+func (iv *interval) reset() {
+	iv.d[0].reset()
+	iv.d[1].reset()
+}
+
+func (iv *interval) merge(o *interval) {
+	iv.d[0].merge(&o.d[0])
+	iv.d[1].merge(&o.d[1])
+}
+
+// DirResult is one direction of a job's results.
+type DirResult struct {
+	IOs, Bytes int64
+	// Clat, Lat and Slat are merged over the job's clones; see dirStats.
+	Clat, Lat, Slat *hdrhistogram.Histogram
+	// Per-second samples of this direction, for fio's iops_*/bw_* fields.
+	IOPSSamples, BWSamples []float64
+}
+
+// IOPS over runtime.
+func (d *DirResult) IOPS(runtime time.Duration) float64 {
+	if runtime <= 0 {
+		return 0
+	}
+	return float64(d.IOs) / runtime.Seconds()
+}
+
+// BW in bytes per second over runtime.
+func (d *DirResult) BW(runtime time.Duration) float64 {
+	if runtime <= 0 {
+		return 0
+	}
+	return float64(d.Bytes) / runtime.Seconds()
+}
+
+// JobResult is one job (all its clones merged, as fio's group_reporting).
+type JobResult struct {
+	Job     *Job
+	Devices []DeviceInfo
+	Runtime time.Duration // measured time: after ramp_time, to the end
+	Read    DirResult
+	Write   DirResult
+	// RateLimited says lat is measured from the intended issue time.
+	RateLimited bool
+	Verified    int64 // blocks whose content verify checked
+	Err         error
+}
+
+// Dir returns the result of op.
+func (r *JobResult) Dir(op Op) *DirResult {
+	if op == OpWrite {
+		return &r.Write
+	}
+	return &r.Read
+}
+
+// Sample is one point of the per-second series.
+type Sample struct {
+	Job     int           // index in Result.Jobs
+	Op      Op            //
+	Elapsed time.Duration // end of the interval since the start
+	Length  time.Duration
+	IOPS    float64
+	BW      float64 // bytes per second
+	P50     int64   // lat, ns
+	P99     int64
+	P999    int64
+	Max     int64
+	Ramp    bool // the interval was (partly) in ramp_time
+}
+
+// Result is a whole run.
+type Result struct {
+	Start   time.Time
+	Elapsed time.Duration
+	Jobs    []*JobResult
+	Series  []Sample
+}
+
+// Err returns the first job error.
+func (r *Result) Err() error {
+	for _, j := range r.Jobs {
+		if j.Err != nil {
+			return j.Err
+		}
+	}
+	return nil
+}
