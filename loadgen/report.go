@@ -66,12 +66,21 @@ func WriteSummary(w io.Writer, r *Result) {
 }
 
 func bsString(j *Job) string {
+	size := func(n int) string {
+		switch {
+		case n%(1<<20) == 0:
+			return fmt.Sprintf("%dm", n>>20)
+		case n%1024 == 0:
+			return fmt.Sprintf("%dk", n>>10)
+		}
+		return fmt.Sprint(n)
+	}
 	if len(j.BS) == 1 {
-		return iec(float64(j.BS[0].Size))
+		return size(j.BS[0].Size)
 	}
 	var parts []string
 	for _, b := range j.BS {
-		parts = append(parts, fmt.Sprintf("%s/%d", iec(float64(b.Size)), b.Pct))
+		parts = append(parts, fmt.Sprintf("%s/%d", size(b.Size), b.Pct))
 	}
 	return strings.Join(parts, ":")
 }
@@ -91,7 +100,7 @@ func latLine(w io.Writer, name string, h *hdrhistogram.Histogram) {
 	if h == nil || h.TotalCount() == 0 {
 		return
 	}
-	u, div := latUnit(float64(h.Max()))
+	u, div := latUnit(h.Mean())
 	fmt.Fprintf(w, "    %s (%s): min=%d, max=%d, avg=%.2f, stdev=%.2f\n", name, u,
 		int64(float64(h.Min())/div), int64(float64(h.Max())/div), h.Mean()/div, h.StdDev()/div)
 }

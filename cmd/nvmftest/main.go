@@ -101,6 +101,7 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 		newWriteCmd(),
 	)
 	root.AddCommand(newTargetCmd(), newDemoCmd())
+	root.AddCommand(newBenchCmd())
 	return root
 }
 

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nvmftest/nvmftest/target"
+)
+
+func TestBenchFlags(t *testing.T) {
+	h, p := startHostTestTarget(t)
+	dir := t.TempDir()
+	hist, series := filepath.Join(dir, "lat.hlog"), filepath.Join(dir, "series.csv")
+	code, out, errs := runCLI(t, "", "bench", "-t", "tcp", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN,
+		"--name", "rr", "--rw", "randrw", "--rwmixread", "70", "--bs", "4k", "--iodepth", "8", "--runtime", "500ms",
+		"--time_based", "--ramp_time", "100ms", "--verify", "crc32c", "--size", "1m",
+		"--write_hist_log", hist, "--write_series", series, "--status-interval", "100ms")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"rr: (groupid=0, jobs=1): err= 0: rw=randrw, bs=4k, iodepth=8", "read: IOPS=", "write: IOPS=", "clat percentiles", "99.90th=", "verify:", "Run status"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	b, _ := os.ReadFile(hist)
+	if !strings.Contains(string(b), "Tag=rr.read,") || !strings.Contains(string(b), "#[StartTime:") {
+		t.Errorf("interval log:\n%.400s", b)
+	}
+	b, _ = os.ReadFile(series)
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) < 5 || !strings.HasPrefix(lines[0], "time_s,job,dir,iops") {
+		t.Errorf("series:\n%s", b)
+	}
+}
+
+// TestBenchJobFile: a fio job file with [global], two jobs (one on a
+// second namespace), bare boolean keys and JSON output a fio consumer
+// reads.
+func TestBenchJobFile(t *testing.T) {
+	jf := filepath.Join(t.TempDir(), "jobs.fio")
+	os.WriteFile(jf, []byte(`; fio job file
+[global]
+ioengine=libaio
+direct=1
+bs=4k
+runtime=300ms
+time_based
+iodepth=4
+
+[seq-read]
+rw=read
+
+[rand-write]
+rw=randwrite
+bssplit=4k/50:16k/50
+norandommap
+random_distribution=zipf:1.2
+`), 0o644)
+	code, out, errs := runCLI(t, "", "bench", "--embedded", "mem:64MiB", "--output-format", "json", jf)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var fio struct {
+		Jobs []struct {
+			Name  string `json:"jobname"`
+			Error int    `json:"error"`
+			Read  struct {
+				IOPS float64 `json:"iops"`
+				Clat struct {
+					Percentile map[string]int64 `json:"percentile"`
+				} `json:"clat_ns"`
+			} `json:"read"`
+			Write struct {
+				IOPS  float64 `json:"iops"`
+				LatNs struct {
+					Mean float64 `json:"mean"`
+				} `json:"lat_ns"`
+			} `json:"write"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &fio); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(fio.Jobs) != 2 || fio.Jobs[0].Name != "seq-read" || fio.Jobs[1].Name != "rand-write" {
+		t.Fatalf("jobs: %+v", fio.Jobs)
+	}
+	if fio.Jobs[0].Read.IOPS <= 0 || fio.Jobs[0].Read.Clat.Percentile["99.000000"] <= 0 || fio.Jobs[1].Write.IOPS <= 0 || fio.Jobs[1].Write.LatNs.Mean <= 0 {
+		t.Errorf("jobs: %+v", fio.Jobs)
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--embedded", "null:1GiB", "--rw", "sideways"}, "unknown rw mode"},
+		{[]string{"bench", "--embedded", "null:1GiB", "--time_based"}, "time_based needs a runtime"},
+		{[]string{"bench", "--rw", "read"}, "missing target address"},
+		{[]string{"bench", "--embedded", "null:1GiB", "--bssplit", "4k/80:8k/80"}, "more than 100"},
+		{[]string{"bench", "--embedded", "null:1GiB", "--random_distribution", "zipf:1"}, "zipf theta"},
+		{[]string{"bench", "--embedded", "null:1GiB", "no-such-file.fio"}, "job file"},
+	} {
+		code, _, errs := runCLI(t, "", tc.args...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+	// A block size the namespace cannot take is the target's answer: exit 1.
+	code, _, errs := runCLI(t, "", "bench", "--embedded", "null:1MiB", "--bs", "4k", "--offset", "2m")
+	if code != 1 || !strings.Contains(errs, "beyond the end") {
+		t.Errorf("offset past the end: exit %d, %q", code, errs)
+	}
+}
