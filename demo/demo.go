@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/nvme"
-	"github.com/nvmftest/nvmftest/perf"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -118,16 +118,27 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	}
 	step.ok("write and verify: %s", verified)
 
-	// 6. Load.
-	job := perf.ReadJob{Queue: q, NSID: 1, BlockSize: bs, Blocks: ns.NSZE, IOSize: 4096, Depth: min(o.Depth, q.Depth()),
-		Duration: o.LoadDuration, Seed: uint64(time.Now().UnixNano())}
-	res, err := job.Run(ctx)
+	// 6. Load: the load generator behind nvmftest bench.
+	dev, err := loadgen.OpenNVMe(ctx, ctrl, q, 1)
 	if err != nil {
 		return step.fail("random-read load", err)
 	}
-	h := res.Latency
+	depth := min(o.Depth, q.Depth())
+	job := loadgen.NewJob("demo")
+	for _, kv := range [][2]string{{"rw", "randread"}, {"bs", "4k"}, {"iodepth", strconv.Itoa(depth)}, {"time_based", "1"}} {
+		if err := job.Set(kv[0], kv[1]); err != nil {
+			return step.fail("random-read load", err)
+		}
+	}
+	job.Runtime, job.Seed = o.LoadDuration, uint64(time.Now().UnixNano())
+	res, err := loadgen.Run(ctx, []loadgen.Target{{Job: job, Devices: []loadgen.Device{dev}}}, loadgen.RunOptions{})
+	if err != nil {
+		return step.fail("random-read load", err)
+	}
+	r := res.Jobs[0]
+	h := r.Read.Lat
 	step.ok("load: 4 KiB random reads at QD%d for %s: %.0f IOPS, latency p50 %s p99 %s p99.9 %s",
-		job.Depth, o.LoadDuration, res.IOPS(), us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)))
+		depth, o.LoadDuration, r.Read.IOPS(r.Runtime), us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)))
 
 	if err := ctrl.Close(); err != nil {
 		return fmt.Errorf("disconnect: %w", err)
