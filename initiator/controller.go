@@ -163,7 +163,10 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, 
 	if err != nil {
 		return nil, err
 	}
-	conn := tcp.NewConn(nc, false, tcp.Config{})
+	// The reader answers R2Ts with H2CData; through an AsyncWriter it never
+	// blocks on a target that is itself blocked writing to us. Up to a
+	// queue's worth of full-size transfers may wait.
+	conn := tcp.NewConn(tcp.NewAsyncWriter(nc, max(4<<20, depth*(1<<20+64<<10))), false, tcp.Config{})
 	dl, ok := ctx.Deadline()
 	if !ok && o.Timeout > 0 {
 		dl = time.Now().Add(o.Timeout)

@@ -120,13 +120,7 @@ type Queue struct {
 
 	// reader goroutine state
 	corked bool
-	// Large flushes (H2CData answering an R2T) are handed to the flusher
-	// goroutine so the reader never blocks on a full socket while the
-	// controller blocks writing to us.
-	uncorks   atomic.Int32
-	flushKick chan struct{}
-	flushDone chan struct{}
-	h2c       tcp.H2CData
+	h2c    tcp.H2CData
 }
 
 // newQueue wraps an initialized connection and starts its reader (and,
@@ -146,14 +140,11 @@ func newQueue(conn *tcp.Conn, qid uint16, depth int, icresp *tcp.ICResp, inline 
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		watchDone:  make(chan struct{}),
-		flushKick:  make(chan struct{}, 1),
-		flushDone:  make(chan struct{}),
 	}
 	for i := range depth {
 		q.free <- uint16(i)
 	}
 	go q.readLoop()
-	go q.flusher()
 	if timeout > 0 {
 		go q.watchdog()
 	} else {
@@ -352,43 +343,15 @@ func (q *Queue) Close() error {
 	q.fail(ErrClosed)
 	<-q.readerDone
 	<-q.watchDone
-	<-q.flushDone
 	return nil
 }
 
-// inlineFlushMax is the most the reader writes itself when it uncorks.
-const inlineFlushMax = 64 << 10
-
-// uncork ends the reader's cork, writing small batches inline and handing
-// large ones to the flusher.
+// uncork ends the reader's cork and sends what it held back. The
+// connection writes through a tcp.AsyncWriter, so this never waits for a
+// target that is not reading.
 func (q *Queue) uncork() error {
 	q.corked = false
-	if q.conn.Pending() <= inlineFlushMax {
-		return q.conn.Uncork()
-	}
-	q.uncorks.Add(1)
-	select {
-	case q.flushKick <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
-func (q *Queue) flusher() {
-	defer close(q.flushDone)
-	for {
-		select {
-		case <-q.dead:
-			return
-		case <-q.flushKick:
-			for n := q.uncorks.Swap(0); n > 0; n-- {
-				if err := q.conn.Uncork(); err != nil {
-					q.fail(err)
-					return
-				}
-			}
-		}
-	}
+	return q.conn.Uncork()
 }
 
 func (q *Queue) readLoop() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -106,7 +107,8 @@ func runStress(t *testing.T, sockBuf int, dur time.Duration) {
 	}
 	defer c.Close()
 	for _, q := range c.IOQueues() {
-		setSockBuf(q.Conn().NetConn().(*net.TCPConn), sockBuf)
+		// Queues write through a tcp.AsyncWriter; the socket is inside.
+		setSockBuf(q.Conn().NetConn().(*tcp.AsyncWriter).Conn.(*net.TCPConn), sockBuf)
 	}
 
 	const depth = 64

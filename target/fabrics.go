@@ -126,7 +126,7 @@ func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	}
 	// What a well-behaved host can have outstanding must fit in the
 	// write backlog, so the receive loop never waits for the host to read.
-	q.w.setLimit(max(minBacklog, int(q.size)*(int(q.t.mdts)+64<<10)))
+	q.w.SetLimit(max(minBacklog, int(q.size)*(int(q.t.mdts)+64<<10)))
 	if qid == 0 {
 		q.conn.SetLimits(adminCapsuleData, q.t.maxH2C)
 	} else {

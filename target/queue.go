@@ -90,7 +90,7 @@ type queue struct {
 	t    *Target
 	port *port
 	nc   net.Conn // closing it ends the connection at once
-	w    *asyncWriter
+	w    *tcp.AsyncWriter
 	conn *tcp.Conn // writes through w
 
 	ctrl    *controller
@@ -118,7 +118,7 @@ type queue struct {
 }
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
-	w := newAsyncWriter(nc, minBacklog)
+	w := tcp.NewAsyncWriter(nc, minBacklog)
 	q := &queue{t: t, port: p, nc: nc, w: w, conn: tcp.NewConn(w, true, tcp.Config{}), limit: 32}
 	q.grow(32)
 	return q
@@ -167,7 +167,7 @@ func (q *queue) put(c *command) {
 }
 
 // minBacklog is the least a connection queues for a host that is slow to
-// read before its receive loop waits (see asyncWriter).
+// read before its receive loop waits (see tcp.AsyncWriter).
 const minBacklog = 4 << 20
 
 // errClose ends the connection without a TermReq (Disconnect).

@@ -1,4 +1,4 @@
-package target
+package tcp
 
 import (
 	"net"
@@ -7,26 +7,27 @@ import (
 	"time"
 )
 
-// lingerTimeout bounds how long closing a connection waits for queued
-// responses (a Disconnect's response, a C2HTermReq) to reach a host that
-// does not read them.
-const lingerTimeout = time.Second
+// LingerTimeout bounds how long closing an AsyncWriter waits for queued
+// bytes (a Disconnect's response, a TermReq) to reach a peer that does not
+// read them.
+const LingerTimeout = time.Second
 
-// asyncWriter is the net.Conn the target's tcp.Conn writes to. Its Write
-// never waits for a host that is not reading, up to a bound: it writes what
-// the socket takes at once (a non-blocking write, so a write that fits
-// costs no more than before) and queues the rest for a writer goroutine
-// that exists only while something is queued.
+// AsyncWriter is a net.Conn whose Write never waits for a peer that is not
+// reading, up to a bound: it writes what the socket takes at once (a
+// non-blocking write, so a write that fits costs one system call as
+// before) and queues the rest for a writer goroutine that exists only while
+// something is queued. Give it to NewConn as the connection.
 //
-// This is what keeps the receive loop reading. The loop runs commands and
-// flushes their responses itself; had it blocked writing C2HData to a host
-// whose own reader is blocked writing H2CData to us (both socket buffers
-// full, each side waiting for the other to read), the association would
-// hang. A well-behaved host has at most a queue's worth of commands
-// outstanding, so what waits here is bounded by limit (set from the queue
-// size and MDTS at Connect); a host that sends more without reading gets
-// back-pressure: the receive loop then waits.
-type asyncWriter struct {
+// Both sides need it because each runs a receive loop that also sends:
+// the target flushes responses and C2HData, the host answers R2Ts with
+// H2CData. Had a loop blocked writing to a peer whose own loop is blocked
+// writing back (both socket buffers full, each side waiting for the other
+// to read), the association would hang; TestStressMixedLargeIO in
+// initiator reproduces exactly that without it. A well-behaved peer has at
+// most a queue's worth of data outstanding, so what waits here is bounded
+// by the limit; a peer that sends more without reading gets back-pressure:
+// Write then waits.
+type AsyncWriter struct {
 	net.Conn
 	rc syscall.RawConn // nil: every write goes through the writer goroutine
 
@@ -47,8 +48,10 @@ type asyncWriter struct {
 // keepBacklog is the largest backlog buffer kept once drained.
 const keepBacklog = 1 << 20
 
-func newAsyncWriter(nc net.Conn, limit int) *asyncWriter {
-	w := &asyncWriter{Conn: nc, limit: limit}
+// NewAsyncWriter wraps nc; limit bounds the bytes queued for the writer
+// goroutine before Write waits.
+func NewAsyncWriter(nc net.Conn, limit int) *AsyncWriter {
+	w := &AsyncWriter{Conn: nc, limit: limit}
 	w.drained.L = &w.mu
 	if sc, ok := nc.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil && canTryWrite {
@@ -59,17 +62,17 @@ func newAsyncWriter(nc net.Conn, limit int) *asyncWriter {
 	return w
 }
 
-// setLimit changes how much may wait for the writer goroutine.
-func (w *asyncWriter) setLimit(n int) {
+// SetLimit changes how much may wait for the writer goroutine.
+func (w *AsyncWriter) SetLimit(n int) {
 	w.mu.Lock()
 	w.limit = n
 	w.drained.Broadcast()
 	w.mu.Unlock()
 }
 
-// Write accepts all of b unless the connection failed. tcp.Conn never
-// calls it from two goroutines at once.
-func (w *asyncWriter) Write(b []byte) (int, error) {
+// Write accepts all of b unless the connection failed. It must not be
+// called from two goroutines at once (Conn never does).
+func (w *AsyncWriter) Write(b []byte) (int, error) {
 	total := len(b)
 	w.mu.Lock()
 	if w.err != nil {
@@ -112,7 +115,7 @@ func (w *asyncWriter) Write(b []byte) (int, error) {
 }
 
 // drain writes the backlog out, blocking, and ends when it is empty.
-func (w *asyncWriter) drain() {
+func (w *AsyncWriter) drain() {
 	w.mu.Lock()
 	for len(w.backlog) > 0 && w.err == nil {
 		out := w.backlog
@@ -137,9 +140,9 @@ func (w *asyncWriter) drain() {
 	w.mu.Unlock()
 }
 
-// Close gives queued bytes up to lingerTimeout to go out, then closes the
+// Close gives queued bytes up to LingerTimeout to go out, then closes the
 // connection and waits for the writer goroutine to end.
-func (w *asyncWriter) Close() error {
+func (w *AsyncWriter) Close() error {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
@@ -147,7 +150,7 @@ func (w *asyncWriter) Close() error {
 	}
 	w.closed = true
 	if w.writing && w.err == nil {
-		_ = w.Conn.SetWriteDeadline(time.Now().Add(lingerTimeout))
+		_ = w.Conn.SetWriteDeadline(time.Now().Add(LingerTimeout))
 	}
 	for w.writing {
 		w.drained.Wait()
