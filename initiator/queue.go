@@ -475,12 +475,10 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 	if v.DATAO != req.rcvd {
 		return q.fatal(tcp.FESInvalidHeaderField, offDATAO, "C2HData CID %d DATAO %d, expected %d", v.CCCID, v.DATAO, req.rcvd)
 	}
-	if q.corked && q.conn.Buffered() < int(v.DATAL) {
-		// About to wait for the network: let queued sends go.
-		if err := q.uncork(); err != nil {
-			return err
-		}
-	}
+	// No flush here even if the data is still on its way: the target sends
+	// it whatever we do, and flushing mid-PDU would split the batch of
+	// commands the completions are building (measured: 3.5x the write
+	// syscalls of the ping-pong baseline, instead of about 1x).
 	if err := q.conn.ReadData(req.Data[v.DATAO:end]); err != nil {
 		if !errors.Is(err, tcp.ErrDataDigest) {
 			return err
