@@ -121,7 +121,7 @@ type worker struct {
 	inflight   int
 	cur, spare *interval
 	done       chan struct{}
-	end        int64
+	end        atomic.Int64 // when the measured phase ended (0: running)
 	verifyPass bool
 	vcur       uint64
 }
@@ -224,7 +224,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0}
 		end := int64(0)
 		for _, w := range js.workers {
-			end = max(end, w.end)
+			end = max(end, w.end.Load())
 			if w.ver != nil {
 				jr.Verified += w.ver.checked
 			}
@@ -564,7 +564,7 @@ func (w *worker) run() {
 	} else {
 		w.closedLoop()
 	}
-	w.end = w.e.now()
+	w.end.Store(max(w.e.now(), 1))
 	if w.ver != nil && !w.job.Read && !w.e.abort.Load() {
 		w.mu.Lock()
 		w.verifyPass = true
@@ -594,6 +594,21 @@ func (c *collector) collect(now int64) {
 	p.ETA = -1
 	for _, js := range c.e.jobs {
 		js.agg.reset()
+		// A job that ended before this interval has nothing to report; one
+		// that ended inside it gives no per-second sample.
+		jobEnd := int64(0)
+		for _, w := range js.workers {
+			e := w.end.Load()
+			if e == 0 {
+				jobEnd = 0
+				break
+			}
+			jobEnd = max(jobEnd, e)
+		}
+		if jobEnd != 0 && jobEnd <= c.last {
+			continue
+		}
+		whole := jobEnd == 0 && length >= int64(c.o.Interval)*9/10
 		for _, w := range js.workers {
 			w.mu.Lock()
 			iv := w.cur
@@ -638,7 +653,7 @@ func (c *collector) collect(now int64) {
 					js.total.d[op].merge(d)
 				}
 				// Per-second samples only for whole intervals.
-				if length >= int64(c.o.Interval)*9/10 {
+				if whole {
 					js.samples[op] = append(js.samples[op], s.IOPS)
 					js.bwSamp[op] = append(js.bwSamp[op], s.BW)
 				}
