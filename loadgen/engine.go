@@ -449,6 +449,9 @@ func (w *worker) complete(io *IO) {
 		return
 	}
 	w.mu.Unlock()
+	// The next I/O is issued now: this completion's timestamp serves as
+	// its issue time (one clock read per I/O, not two).
+	io.issued = now
 	if io.state.CompareAndSwap(stSubmitting, stAgain) {
 		return // the goroutine inside Submit issues it
 	}
@@ -457,11 +460,10 @@ func (w *worker) complete(io *IO) {
 
 // kick hands io to the device; if the device completes it (and the engine
 // plans it again) before Submit returns, it goes round again here rather
-// than recursing.
+// than recursing. The caller has set io.issued.
 func (w *worker) kick(io *IO) {
 	for {
 		io.state.Store(stSubmitting)
-		io.issued = w.e.now()
 		if !w.rate || w.verifyPass {
 			io.intended = io.issued
 		}
@@ -503,6 +505,7 @@ func (w *worker) closedLoop() {
 		if !ok {
 			break
 		}
+		io.issued = w.e.now()
 		w.kick(io)
 	}
 	w.mu.Lock()
@@ -551,6 +554,7 @@ loop:
 			break
 		}
 		io.intended = due
+		io.issued = w.e.now()
 		w.kick(io)
 	}
 	for range w.ios {
