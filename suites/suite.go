@@ -71,14 +71,16 @@ func register(r Requirement) {
 	default:
 		panic(fmt.Sprintf("suites: requirement %s has level %q", r.ID, r.Level))
 	}
-	if _, dup := registry[r.ID]; dup {
+	if g, dup := regSeen[r.ID]; dup && g == regGen {
 		panic("suites: duplicate requirement ID " + r.ID)
 	}
 	registry[r.ID] = r
+	regSeen[r.ID] = regGen
 }
 
 // Requirements returns every declared requirement, sorted by ID.
 func Requirements() []Requirement {
+	loadRegistry()
 	regMu.Lock()
 	defer regMu.Unlock()
 	out := make([]Requirement, 0, len(registry))
@@ -107,6 +109,7 @@ func Check(r Requirement, body func(ctx context.Context, s *Spec)) bool {
 		}
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		DeferCleanup(reportLive) // registered first, runs last
 		DeferCleanup(s.cleanup)
 		body(cctx, s)
 	})
@@ -203,6 +206,9 @@ type Config struct {
 	Control Control
 	// Timeout bounds each check (default DefaultStepTimeout).
 	Timeout time.Duration
+	// RestrictedSubNQN names a subsystem on Address that does not allow
+	// HostNQN, for the Connect Invalid Host check; empty skips it.
+	RestrictedSubNQN string
 }
 
 // Control performs actions on the target's side, as blktests'

@@ -100,7 +100,7 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 		newReadCmd(),
 		newWriteCmd(),
 	)
-	root.AddCommand(newTargetCmd(), newDemoCmd())
+	root.AddCommand(newTargetCmd(), newDemoCmd(), newConformCmd())
 	root.AddCommand(newBenchCmd())
 	return root
 }

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/suites"
+)
+
+// conformFailed is a run in which a mandatory check (or, with --strict,
+// any check) failed: exit status 1.
+type conformFailed struct{ msg string }
+
+func (e conformFailed) Error() string { return e.msg }
+func (e conformFailed) ExitCode() int { return 1 }
+
+// cliT is the GinkgoTestingT of a command-line run.
+type cliT struct{ failed bool }
+
+func (t *cliT) Fail() { t.failed = true }
+
+func newConformCmd() *cobra.Command {
+	var (
+		transport, traddr, trsvcid, nqn, hostnqn, hostid string
+		discAddr, profile, labelFilter, reportDir        string
+		control, restricted                              string
+		allowWrites                                      uint32
+		timeout, suiteTimeout                            time.Duration
+		strict, list                                     bool
+	)
+	c := &cobra.Command{
+		Use:   "conform -t tcp -a ADDR -s PORT -n SUBNQN",
+		Short: "check an NVMe/TCP target against the specifications, requirement by requirement",
+		Long: `conform runs the conformance suites (transport, fabrics, discovery, admin,
+I/O) against the target over the wire and gives a verdict per requirement:
+PASS, FAIL, SKIP (with the reason) or FINDING (a divergence the --profile
+documents). The exit status is 1 when a mandatory check failed (with
+--strict: any check), 0 otherwise, 2 for bad flags.
+
+Nothing is written to the target unless --allow-writes names a namespace.
+Target-side actions (adding namespaces, changing ANA state, taking a port
+down) go through --control CMD, run as "CMD VERB key=value..." (exit 0
+done, 3 unsupported; see README "Conformance").
+
+Select checks with --label-filter: areas (transport, fabrics, discovery,
+admin, io), levels (mandatory, recommended, optional) and IDs, combined
+with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			if list {
+				listRequirements(out)
+				return nil
+			}
+			if transport != "tcp" {
+				return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
+			}
+			if traddr == "" {
+				return usagef("missing target address: give it with -a/--traddr ADDRESS")
+			}
+			if p, err := strconv.Atoi(trsvcid); err != nil || p <= 0 || p > 65535 {
+				return usagef("invalid -s/--trsvcid %q: want a TCP port number (1-65535)", trsvcid)
+			}
+			if nqn == "" {
+				return usagef("missing subsystem NQN: give it with -n/--nqn NQN")
+			}
+			cfg := suites.Config{
+				Address:          net.JoinHostPort(traddr, trsvcid),
+				DiscoveryAddress: discAddr,
+				SubNQN:           nqn,
+				HostNQN:          hostnqn,
+				WritableNSID:     allowWrites,
+				Timeout:          timeout,
+				RestrictedSubNQN: restricted,
+			}
+			if hostid != "" {
+				id, err := initiator.ParseHostID(hostid)
+				if err != nil {
+					return usagef("invalid -I/--hostid: %v", err)
+				}
+				cfg.HostID = id
+			}
+			if discAddr != "" {
+				if _, _, err := net.SplitHostPort(discAddr); err != nil {
+					return usagef("invalid --discovery-addr %q: want HOST:PORT", discAddr)
+				}
+			}
+			if control != "" {
+				ctl, err := suites.NewExecControl(control)
+				if err != nil {
+					return usagef("invalid --control: %v", err)
+				}
+				cfg.Control = ctl
+			}
+			var prof *suites.Profile
+			if profile != "" {
+				p, err := suites.LoadProfile(profile)
+				if err != nil {
+					return usagef("--profile %s: %v", profile, err)
+				}
+				prof = p
+			}
+			t := &cliT{}
+			sum, err := suites.Run(t, cfg, prof, suites.RunOptions{
+				LabelFilter: labelFilter, ReportDir: reportDir, Timeout: suiteTimeout,
+				Out: out, Quiet: true, Strict: strict,
+			})
+			if err != nil {
+				if strings.HasPrefix(err.Error(), "label filter") {
+					return usagef("--label-filter: %v", err)
+				}
+				return err
+			}
+			if reportDir != "" {
+				fmt.Fprintf(out, "reports: %s/{junit.xml,report.json,results.json,findings.json,summary.md}\n", strings.TrimRight(reportDir, "/"))
+			}
+			if sum.ExitCode(strict) != 0 {
+				if sum.MandatoryFailed > 0 {
+					return conformFailed{fmt.Sprintf("%d mandatory checks failed", sum.MandatoryFailed)}
+				}
+				return conformFailed{fmt.Sprintf("%d checks failed (--strict)", sum.Failed)}
+			}
+			return nil
+		},
+	}
+	fs := c.Flags()
+	fs.StringVarP(&transport, "transport", "t", "tcp", "transport type (only tcp)")
+	fs.StringVarP(&traddr, "traddr", "a", "", "transport address of the target (required)")
+	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "transport service ID (TCP port)")
+	fs.StringVarP(&nqn, "nqn", "n", "", "NVM subsystem NQN under test (required)")
+	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN (default /etc/nvme/hostnqn or a generated one)")
+	fs.StringVarP(&hostid, "hostid", "I", "", "host ID as a UUID (default derived from the host NQN)")
+	fs.StringVar(&discAddr, "discovery-addr", "", "HOST:PORT of the discovery controller (default: the I/O port)")
+	fs.StringVar(&profile, "profile", "", "profile YAML stating the target's known divergences (reported as findings)")
+	fs.StringVar(&labelFilter, "label-filter", "", "run only the checks this Ginkgo label expression selects")
+	fs.Uint32Var(&allowWrites, "allow-writes", 0, "namespace ID the checks may write to (default: no writes)")
+	fs.StringVar(&reportDir, "report-dir", "", "write JUnit XML, JSON, findings.json and summary.md here")
+	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
+	fs.StringVar(&restricted, "restricted-nqn", "", "a subsystem on the same port that does not allow this host (for the invalid-host check)")
+	fs.DurationVar(&timeout, "timeout", suites.DefaultStepTimeout, "time limit of each check")
+	fs.DurationVar(&suiteTimeout, "suite-timeout", time.Hour, "time limit of the whole run")
+	fs.BoolVar(&strict, "strict", false, "fail (exit 1) on recommended and optional failures too")
+	fs.BoolVar(&list, "list", false, "list every requirement (ID, level, section, title) and exit")
+	return c
+}
+
+// listRequirements prints the registry.
+func listRequirements(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tLEVEL\tSECTION\tREQUIREMENT")
+	reqs := suites.Requirements()
+	for _, r := range reqs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Level, r.Section, r.Title)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "%d requirements\n", len(reqs))
+}

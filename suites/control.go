@@ -1,0 +1,167 @@
+package suites
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/nvmftest/nvmftest/target"
+)
+
+// Control verbs and their arguments: the contract between the suites and
+// whatever performs target-side actions. Checks ask only for these.
+//
+//	add-subsystem     nqn=NQN [allow_any_host=true|false] [hosts=NQN,NQN...]
+//	remove-subsystem  nqn=NQN
+//	add-namespace     subnqn=NQN nsid=N size=SIZE [block_size=512|4096]
+//	remove-namespace  subnqn=NQN nsid=N
+//	set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
+//	port-down         port=PORTID
+//	port-up           port=PORTID
+//
+// SIZE is a byte count with an optional KiB/MiB/GiB suffix.
+const (
+	VerbAddSubsystem    = "add-subsystem"
+	VerbRemoveSubsystem = "remove-subsystem"
+	VerbAddNamespace    = "add-namespace"
+	VerbRemoveNamespace = "remove-namespace"
+	VerbSetANAState     = "set-ana-state"
+	VerbPortDown        = "port-down"
+	VerbPortUp          = "port-up"
+)
+
+// ExitUnsupported is the exit status by which a control command says it
+// cannot perform an action (the check is then skipped, with the reason).
+const ExitUnsupported = 3
+
+// ReferenceControl performs actions on nvmftest's embedded reference
+// target directly. Actions the reference target has no API for (ANA state,
+// port up/down) are ErrUnsupported.
+type ReferenceControl struct {
+	T *target.Target
+}
+
+// Do implements Control.
+func (c ReferenceControl) Do(_ context.Context, a Action) error {
+	switch a.Verb {
+	case VerbAddSubsystem:
+		sc := target.SubsystemConfig{NQN: a.Args["nqn"], AllowAnyHost: true}
+		if v, ok := a.Args["allow_any_host"]; ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("add-subsystem: allow_any_host=%q: %v", v, err)
+			}
+			sc.AllowAnyHost = b
+		}
+		if h := a.Args["hosts"]; h != "" {
+			sc.Hosts = strings.Split(h, ",")
+			if _, ok := a.Args["allow_any_host"]; !ok {
+				sc.AllowAnyHost = false
+			}
+		}
+		return c.T.AddSubsystem(sc)
+	case VerbRemoveSubsystem:
+		return c.T.RemoveSubsystem(a.Args["nqn"])
+	case VerbAddNamespace:
+		nsid, err := nsidArg(a)
+		if err != nil {
+			return err
+		}
+		nc := target.NamespaceConfig{NSID: nsid, Backend: target.BackendMem, Size: target.Size(a.Args["size"]), BlockSize: 512}
+		if nc.Size == "" {
+			nc.Size = "64MiB"
+		}
+		if bs := a.Args["block_size"]; bs != "" {
+			n, err := strconv.ParseUint(bs, 10, 32)
+			if err != nil {
+				return fmt.Errorf("add-namespace: block_size=%q: %v", bs, err)
+			}
+			nc.BlockSize = uint32(n)
+		}
+		return c.T.AddNamespace(subnqnArg(a), nc)
+	case VerbRemoveNamespace:
+		nsid, err := nsidArg(a)
+		if err != nil {
+			return err
+		}
+		return c.T.RemoveNamespace(subnqnArg(a), nsid)
+	}
+	return ErrUnsupported
+}
+
+func subnqnArg(a Action) string {
+	if v := a.Args["subnqn"]; v != "" {
+		return v
+	}
+	return a.Args["nqn"]
+}
+
+func nsidArg(a Action) (uint32, error) {
+	n, err := strconv.ParseUint(a.Args["nsid"], 10, 32)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%s: nsid=%q is not a namespace ID", a.Verb, a.Args["nsid"])
+	}
+	return uint32(n), nil
+}
+
+// ExecControl runs a user-supplied command for each action, in the spirit
+// of blktests' NVME_TARGET_CONTROL:
+//
+//	COMMAND... VERB key=value key=value ...
+//
+// with the arguments sorted by key. Exit status 0 means done; 3
+// (ExitUnsupported) means the command cannot do this (the check is
+// skipped, saying so); anything else is an error that fails the check,
+// with the command's stderr. The command runs with the check's deadline.
+type ExecControl struct {
+	// Argv is the command and its leading arguments.
+	Argv []string
+}
+
+// NewExecControl splits a command line on spaces (no shell quoting: use a
+// script for anything fancier).
+func NewExecControl(cmdline string) (*ExecControl, error) {
+	f := strings.Fields(cmdline)
+	if len(f) == 0 {
+		return nil, errors.New("control command is empty")
+	}
+	return &ExecControl{Argv: f}, nil
+}
+
+// ArgList renders a as a control command's arguments: the verb, then
+// key=value sorted by key.
+func (a Action) ArgList() []string {
+	keys := make([]string, 0, len(a.Args))
+	for k := range a.Args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := []string{a.Verb}
+	for _, k := range keys {
+		out = append(out, k+"="+a.Args[k])
+	}
+	return out
+}
+
+// Do implements Control.
+func (c *ExecControl) Do(ctx context.Context, a Action) error {
+	argv := append(append([]string(nil), c.Argv[1:]...), a.ArgList()...)
+	cmd := exec.CommandContext(ctx, c.Argv[0], argv...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ee) && ee.ExitCode() == ExitUnsupported:
+		return fmt.Errorf("%w: %s %s", ErrUnsupported, c.Argv[0], strings.Join(a.ArgList(), " "))
+	default:
+		return fmt.Errorf("control %s %s: %v: %s", c.Argv[0], strings.Join(a.ArgList(), " "), err, strings.TrimSpace(stderr.String()))
+	}
+}

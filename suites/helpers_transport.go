@@ -1,0 +1,425 @@
+package suites
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
+)
+
+// Helpers shared by the transport and fabrics areas: raw PDU surgery,
+// fatal-error observation, and raw controller bring-up (Connect, enable,
+// I/O queue) that the checks build their deliberate mistakes on.
+
+// plainIC is the ICReq a check sends when it does not care: PFV 0, no
+// alignment, no digests, one outstanding R2T.
+var plainIC = tcp.ICReq{}
+
+// fatalWait is how long a check waits for a target's reaction to a fatal
+// error before calling it "no reaction".
+func (s *Spec) fatalWait() time.Duration {
+	t := s.Target.Config.Timeout
+	if t <= 0 {
+		t = DefaultStepTimeout
+	}
+	return min(t/2, 3*time.Second)
+}
+
+var feiPart = regexp.MustCompile(` FEI 0x[0-9a-f]+`)
+
+// withoutFEI drops the FEI from a FatalOutcome, for errors whose FEI the
+// spec leaves open (FES 2..5).
+func withoutFEI(obs string) string { return feiPart.ReplaceAllString(obs, "") }
+
+// OneOf passes when observed is want or one of the alternatives the spec
+// equally allows (recording which one it was); otherwise it is Conform.
+func (s *Spec) OneOf(observed, want string, alts ...string) {
+	GinkgoHelper()
+	if observed != want && slices.Contains(alts, observed) {
+		AddReportEntry("observed", fmt.Sprintf("%s: %s (the spec also allows %q)", s.Req.ID, observed, want))
+		return
+	}
+	s.Conform(observed, want)
+}
+
+// ExpectFatal waits for the target's reaction to a fatal transport error
+// on r and judges it against want (a FatalOutcome string, FEI included
+// unless keepFEI is false), then checks that the target still accepts a
+// new connection: a fatal error ends one connection, never the target.
+func (s *Spec) ExpectFatal(ctx context.Context, r *initiator.Raw, want string, keepFEI bool, alts ...string) {
+	GinkgoHelper()
+	obs := FatalOutcome(r, s.fatalWait())
+	if !keepFEI {
+		obs = withoutFEI(obs)
+	}
+	s.OneOf(obs, want, alts...)
+	s.TargetAlive(ctx)
+}
+
+// TargetAlive fails the check unless a fresh connection can be initialized
+// and Connect to the admin queue of SubNQN succeeds.
+func (s *Spec) TargetAlive(ctx context.Context) {
+	GinkgoHelper()
+	r, err := initiator.DialRaw(ctx, s.Target.Config.Address, s.Options())
+	if err != nil {
+		Fail(fmt.Sprintf("%s: after the error the target no longer accepts connections: %v", s.Req.ID, err))
+	}
+	defer r.Close()
+	if _, err := r.Initialize(plainIC); err != nil {
+		Fail(fmt.Sprintf("%s: after the error a new connection cannot be initialized: %v", s.Req.ID, err))
+	}
+	if _, err := r.ConnectAdmin(s.Target.Config.SubNQN, s.hostNQN()); err != nil {
+		Fail(fmt.Sprintf("%s: after the error a new admin Connect fails: %v", s.Req.ID, err))
+	}
+}
+
+// Must fails the check with what when err is not nil.
+func (s *Spec) Must(err error, what string) {
+	GinkgoHelper()
+	if err != nil {
+		Fail(fmt.Sprintf("%s: %s: %v", s.Req.ID, what, err))
+	}
+}
+
+// Send sends b on r; a connection the target already closed is not an
+// error here (the check looks at the reaction next).
+func sendQuiet(r *initiator.Raw, b []byte) { _ = r.SendBytes(b) }
+
+// encode lays p out as the connection negotiated.
+func encode(r *initiator.Raw, p tcp.PDU, data []byte) []byte {
+	return tcp.AppendPDU(nil, p, data, r.Encoding())
+}
+
+// rehash recomputes the header digest of PDU b after its header was
+// edited, when the connection uses header digests.
+func rehash(r *initiator.Raw, b []byte) []byte {
+	t := tcp.PDUType(b[0])
+	if !r.Encoding().Header || t == tcp.TypeICReq || t == tcp.TypeH2CTermReq {
+		return b
+	}
+	hlen := int(b[2])
+	if hlen <= 0 || hlen+tcp.DigestSize > len(b) || b[1]&tcp.FlagHDGST == 0 {
+		return b
+	}
+	binary.LittleEndian.PutUint32(b[hlen:], tcp.Checksum(b[:hlen]))
+	return b
+}
+
+// setPLEN sets the PLEN of PDU b.
+func setPLEN(b []byte, plen uint32) { binary.LittleEndian.PutUint32(b[4:], plen) }
+
+// repad moves the data of PDU b (header digest included in hdrLen) from
+// its PDO to pdo, fixing PLEN; pdo may be anything, legal or not.
+func repad(b []byte, pdo int) []byte {
+	old := int(b[3])
+	hdrLen := int(b[2])
+	if b[1]&tcp.FlagHDGST != 0 {
+		hdrLen += tcp.DigestSize
+	}
+	rest := b[old:]
+	out := make([]byte, 0, max(pdo, hdrLen)+len(rest))
+	out = append(out, b[:min(hdrLen, pdo, len(b))]...)
+	if pdo < hdrLen {
+		// The data starts inside the header: the target sees PLEN say
+		// pdo+data, which is what an illegal PDO looks like on the wire.
+		out = append(b[:hdrLen:hdrLen], rest...)
+		out[3] = byte(pdo)
+		setPLEN(out, uint32(len(out)))
+		return out
+	}
+	out = append(out, make([]byte, pdo-len(out))...)
+	out = append(out, rest...)
+	out[3] = byte(pdo)
+	setPLEN(out, uint32(len(out)))
+	return out
+}
+
+// header builds a bare common header (and zero type-specific bytes) of
+// hlen bytes with PLEN plen.
+func header(t tcp.PDUType, flags, hlen uint8, plen uint32) []byte {
+	b := make([]byte, max(int(hlen), tcp.CommonHeaderSize))
+	ch := tcp.CommonHeader{Type: t, Flags: flags, HLEN: hlen, PLEN: plen}
+	ch.Put(b)
+	return b
+}
+
+// ConnectOutcome renders a Connect result: Outcome, and for Connect
+// Invalid Parameters the IATTR and IPO the controller reported, e.g.
+// "status 0x1/0x82 IATTR 1 IPO 256".
+func ConnectOutcome(cqe nvme.CQE, err error) string {
+	o := Outcome(err)
+	var st nvme.Status
+	if errors.As(err, &st) && st.Code() == nvme.StatusConnectInvalidParameters {
+		in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
+		iattr := 0
+		if in {
+			iattr = 1
+		}
+		o += fmt.Sprintf(" IATTR %d IPO %d", iattr, off)
+	}
+	return o
+}
+
+// connectArgs is one Connect command, as legal or not as a check needs.
+type connectArgs struct {
+	RECFMT, QID, SQSIZE uint16
+	CATTR               uint8
+	KATO                uint32
+	CNTLID              uint16
+	SubNQN, HostNQN     string
+	HostID              *[16]byte
+	DataLen             int // 0: 1024
+}
+
+// connect sends the Connect a describes on r.
+func (s *Spec) connect(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
+	if a.SubNQN == "" {
+		a.SubNQN = s.Target.Config.SubNQN
+	}
+	if a.HostNQN == "" {
+		a.HostNQN = s.hostNQN()
+	}
+	hostID := s.hostID(s.hostNQN())
+	if a.HostID != nil {
+		hostID = *a.HostID
+	}
+	cd := nvme.ConnectData{HostID: hostID, CNTLID: a.CNTLID, SubNQN: a.SubNQN, HostNQN: a.HostNQN}
+	data := cd.Append(nil)
+	cmd := nvme.Connect{RECFMT: a.RECFMT, QID: a.QID, SQSIZE: a.SQSIZE, CATTR: a.CATTR, KATO: a.KATO}
+	sqe := cmd.SQE(0)
+	if a.DataLen > 0 {
+		data = data[:a.DataLen]
+		sqe.DPTR.Length = uint32(a.DataLen)
+	}
+	cqe, _, err := r.Command(sqe, data)
+	return cqe, err
+}
+
+// hostID is Config.HostID, or one derived from the host NQN (stable, so
+// the admin and I/O Connects of a check agree).
+func (s *Spec) hostID(hostnqn string) [16]byte {
+	if id := s.Target.Config.HostID; id != ([16]byte{}) {
+		return id
+	}
+	sum := sha256.Sum256([]byte("nvmftest-conform:" + hostnqn))
+	var id [16]byte
+	copy(id[:], sum[:16])
+	id[6] = id[6]&0x0f | 0x40
+	id[8] = id[8]&0x3f | 0x80
+	return id
+}
+
+// rawAdmin is Raw plus a successful admin Connect (with the suite's host
+// ID); it returns the CNTLID.
+func (s *Spec) rawAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw, uint16) {
+	GinkgoHelper()
+	r := s.Raw(ctx, req)
+	cqe, err := s.adminConnect(r)
+	s.Must(err, "admin Connect")
+	return r, uint16(cqe.DW0)
+}
+
+// adminConnect is connect for the admin queue with legal values.
+func (s *Spec) adminConnect(r *initiator.Raw) (nvme.CQE, error) {
+	return s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: nvme.CNTLIDDynamic})
+}
+
+// propGet is Property Get on r.
+func propGet(r *initiator.Raw, off uint32, size8 bool) (uint64, error) {
+	cqe, _, err := r.Command(nvme.PropertyGetCmd(0, off, size8), nil)
+	return nvme.PropertyValue(&cqe), err
+}
+
+// propSet is Property Set on r.
+func propSet(r *initiator.Raw, off uint32, size8 bool, v uint64) error {
+	_, _, err := r.Command(nvme.PropertySetCmd(0, off, size8, v), nil)
+	return err
+}
+
+// ccEnable is CC with EN and the entry sizes and command set every NVMe
+// controller accepts (IOSQES 6, IOCQES 4, CSS NVM).
+const ccEnable = 6<<16 | 4<<20 | nvme.CCEnable
+
+// readyTimeout is CAP.TO as a duration (at least 500 ms).
+func readyTimeout(cp nvme.CAP) time.Duration {
+	return time.Duration(max(int(cp.TO()), 1)) * 500 * time.Millisecond
+}
+
+// waitCSTS polls CSTS on r until CSTS&mask == want or timeout passes; it
+// returns the last CSTS read.
+func waitCSTS(ctx context.Context, r *initiator.Raw, mask, want uint32, timeout time.Duration) (uint32, bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		v, err := propGet(r, nvme.PropCSTS, false)
+		if err != nil {
+			return 0, false, err
+		}
+		if uint32(v)&mask == want {
+			return uint32(v), true, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return uint32(v), false, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// EnabledAdmin is RawAdmin plus CC.EN=1 and CSTS.RDY=1: a controller ready
+// for admin commands and I/O queue Connects. It returns the raw admin
+// connection, the CNTLID and CAP.
+func (s *Spec) EnabledAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw, uint16, nvme.CAP) {
+	GinkgoHelper()
+	r, cntlid := s.rawAdmin(ctx, req)
+	v, err := propGet(r, nvme.PropCAP, true)
+	s.Must(err, "Property Get CAP")
+	cp := nvme.CAP(v)
+	s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
+	if _, ok, err := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp)); err != nil || !ok {
+		Fail(fmt.Sprintf("%s: CSTS.RDY did not become 1 within CAP.TO after CC.EN=1 (%v)", s.Req.ID, err))
+	}
+	return r, cntlid, cp
+}
+
+// IOQueue opens a raw connection with req and connects it as I/O queue qid
+// of controller cntlid, with queue size sqsize+1.
+func (s *Spec) IOQueue(ctx context.Context, req tcp.ICReq, cntlid, qid, sqsize uint16) *initiator.Raw {
+	GinkgoHelper()
+	r := s.Raw(ctx, req)
+	_, err := s.connect(r, connectArgs{QID: qid, SQSIZE: sqsize, CNTLID: cntlid})
+	s.Must(err, fmt.Sprintf("Connect I/O queue %d", qid))
+	return r
+}
+
+// identifyCtrl reads Identify Controller on an enabled raw admin queue.
+func (s *Spec) identifyCtrl(r *initiator.Raw) *nvme.IdentifyController {
+	GinkgoHelper()
+	sqe := nvme.IdentifyCmd(nvme.CNSController, 0, 0)
+	_, data, err := r.Command(sqe, nil)
+	s.Must(err, "Identify Controller")
+	var id nvme.IdentifyController
+	s.Must(id.Decode(data), "decode Identify Controller")
+	return &id
+}
+
+// ioSetup is what the checks that move write data need: an enabled
+// controller, its Identify data, the writable namespace and its block
+// size, and I/O queue 1 on a connection initialized with req.
+type ioSetup struct {
+	admin *initiator.Raw
+	io    *initiator.Raw
+	id    *nvme.IdentifyController
+	cap   nvme.CAP
+	nsid  uint32
+	bs    uint32
+}
+
+// maxTransfer is the largest data transfer of one command (0: no limit).
+func (io *ioSetup) maxTransfer() uint64 {
+	if io.id.MDTS == 0 {
+		return 0
+	}
+	return uint64(4096) << io.cap.MPSMIN() << io.id.MDTS
+}
+
+// inCapsule is the largest in-capsule data of an I/O command.
+func (io *ioSetup) inCapsule() uint32 {
+	if io.id.IOCCSZ <= 4 {
+		return 0
+	}
+	return io.id.IOCCSZ*16 - nvme.SQESize
+}
+
+// SetupIO builds an ioSetup; it skips the check unless writes are allowed.
+func (s *Spec) SetupIO(ctx context.Context, req tcp.ICReq) *ioSetup {
+	GinkgoHelper()
+	nsid := s.RequireWritable()
+	admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
+	id := s.identifyCtrl(admin)
+	sqe := nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0)
+	_, data, err := admin.Command(sqe, nil)
+	s.Must(err, fmt.Sprintf("Identify Namespace %d", nsid))
+	var ns nvme.IdentifyNamespace
+	s.Must(ns.Decode(data), "decode Identify Namespace")
+	if ns.NSZE == 0 {
+		Fail(fmt.Sprintf("%s: namespace %d (--allow-writes) is not active", s.Req.ID, nsid))
+	}
+	io := s.IOQueue(ctx, req, cntlid, 1, min(31, cp.MQES()))
+	return &ioSetup{admin: admin, io: io, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
+}
+
+// writeCmd is a Write of n bytes at LBA 0 whose data moves by R2T.
+func (io *ioSetup) writeCmd(r *initiator.Raw, n uint32) nvme.SQE {
+	sqe := nvme.WriteCmd(io.nsid, 0, n/io.bs)
+	nvme.SetDataLength(&sqe, n)
+	sqe.CID = r.NextCID()
+	return sqe
+}
+
+// startWrite sends a Write of n bytes with no in-capsule data and waits
+// for the controller's first R2T.
+func (s *Spec) startWrite(io *ioSetup, n uint32) (nvme.SQE, *tcp.R2T) {
+	GinkgoHelper()
+	sqe := io.writeCmd(io.io, n)
+	s.Must(io.io.Conn.Send(&tcp.CapsuleCmd{SQE: sqe}, nil), "send Write")
+	p, _, _, err := io.io.Recv(0)
+	s.Must(err, "waiting for the R2T of a Write without in-capsule data")
+	r2t, ok := p.(*tcp.R2T)
+	if !ok {
+		Fail(fmt.Sprintf("%s: a Write without in-capsule data got %v, not an R2T", s.Req.ID, p.Type()))
+	}
+	return sqe, r2t
+}
+
+// h2cData encodes one H2CData PDU on r.
+func h2cData(r *initiator.Raw, cccid, ttag uint16, datao uint32, data []byte, last bool) []byte {
+	return encode(r, &tcp.H2CData{CCCID: cccid, TTAG: ttag, DATAO: datao, DATAL: uint32(len(data)), Last: last}, data)
+}
+
+// awaitResponse reads until the response to cid and renders its outcome;
+// a fatal reaction renders as FatalOutcome would.
+func awaitResponse(r *initiator.Raw, cid uint16, wait time.Duration) string {
+	for {
+		p, _, _, err := r.Recv(wait)
+		if err != nil {
+			if errors.Is(err, tcp.ErrDataDigest) {
+				return "C2HData with a bad data digest"
+			}
+			return fatalErrOutcome(err)
+		}
+		switch v := p.(type) {
+		case *tcp.CapsuleResp:
+			if v.CQE.CID != cid {
+				continue
+			}
+			return StatusOutcome(v.CQE.Status)
+		case *tcp.C2HData:
+			if v.Success && v.CCCID == cid {
+				return "success"
+			}
+		case *tcp.TermReq:
+			return fmt.Sprintf("C2HTermReq FES %#x FEI %#x", v.FES, v.FEI)
+		}
+	}
+}
+
+// fatalErrOutcome renders a receive error as FatalOutcome does.
+func fatalErrOutcome(err error) string {
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return "no reaction"
+	case err != nil:
+		return "close without C2HTermReq"
+	}
+	return "success"
+}

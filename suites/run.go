@@ -1,0 +1,438 @@
+package suites
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	"github.com/onsi/ginkgo/v2/formatter"
+	"github.com/onsi/ginkgo/v2/types"
+	"github.com/onsi/gomega"
+)
+
+// RunOptions shape one run of the suites.
+type RunOptions struct {
+	// LabelFilter selects checks by Ginkgo label expression: areas
+	// ("transport", "fabrics" ...), levels ("mandatory" ...) and IDs,
+	// e.g. "fabrics && mandatory" or "!TCP-IC-007".
+	LabelFilter string
+	// ReportDir receives junit.xml, report.json (Ginkgo's JSON report),
+	// results.json, findings.json and summary.md; empty writes none.
+	ReportDir string
+	// Timeout bounds the whole run (default 1 hour).
+	Timeout time.Duration
+	// Out receives the human output: one line per check, then a summary
+	// by area and level. Nil writes nothing.
+	Out io.Writer
+	// Quiet silences Ginkgo's own console reporter (the CLI uses Out
+	// instead); `go test` leaves it on.
+	Quiet bool
+	// Strict makes recommended and optional failures fail the run too.
+	Strict bool
+}
+
+// Result is the verdict on one requirement.
+type Result struct {
+	Requirement
+	// Area is the suite area (transport, fabrics, discovery, admin, io).
+	Area string `json:"area"`
+	// State is "passed", "failed" or "skipped" (also "interrupted",
+	// "timedout" ... from Ginkgo when a run is cut short: those count as
+	// failed).
+	State string `json:"state"`
+	// Message is the failure or the reason for skipping.
+	Message  string        `json:"message,omitempty"`
+	Findings []Finding     `json:"findings,omitempty"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Failed reports whether the check failed (including a cut-short run).
+func (r Result) Failed() bool { return r.State != "passed" && r.State != "skipped" }
+
+// Summary is the outcome of a run.
+type Summary struct {
+	Target   string    `json:"target"`
+	SubNQN   string    `json:"subnqn"`
+	Profile  string    `json:"profile,omitempty"`
+	Results  []Result  `json:"results"`
+	Findings []Finding `json:"findings"`
+	// Counts by state.
+	Passed, Failed, Skipped int
+	// MandatoryFailed counts failed mandatory checks.
+	MandatoryFailed int
+}
+
+// ExitCode is 1 when a mandatory check failed (or, strict, any check), 0
+// otherwise.
+func (s Summary) ExitCode(strict bool) int {
+	if s.MandatoryFailed > 0 || strict && s.Failed > 0 {
+		return 1
+	}
+	return 0
+}
+
+// run state shared with the report nodes below (one RunSpecs per process).
+var (
+	runMu   sync.Mutex
+	runOpts RunOptions
+	runSum  *Summary
+	runErr  error
+)
+
+// Run runs the conformance suites against the target cfg describes, with
+// profile (may be nil) stating its known divergences. It may be called
+// once per process (Ginkgo's RunSpecs); t gets Fail() when any check
+// fails. Reports go to opts.ReportDir.
+func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summary, error) {
+	if opts.LabelFilter != "" {
+		if _, err := types.ParseLabelFilter(opts.LabelFilter); err != nil {
+			return Summary{}, fmt.Errorf("label filter %q: %s", opts.LabelFilter, plainError(err))
+		}
+	}
+	loadRegistry()
+	nextBuild()
+	if opts.Timeout <= 0 {
+		opts.Timeout = time.Hour
+	}
+	sc, rc := GinkgoConfiguration()
+	sc.LabelFilter = opts.LabelFilter
+	sc.Timeout = opts.Timeout
+	sc.RandomizeAllSpecs = false
+	sc.RandomSeed = 1 // stable order, stable output
+	sc.FailFast = false
+	sc.ParallelTotal, sc.ParallelProcess = 1, 1
+	rc.NoColor = true
+	rc.JUnitReport, rc.JSONReport = "", ""
+	if opts.ReportDir != "" {
+		dir, err := filepath.Abs(opts.ReportDir)
+		if err != nil {
+			return Summary{}, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return Summary{}, fmt.Errorf("report directory: %w", err)
+		}
+		opts.ReportDir = dir
+		rc.JUnitReport = filepath.Join(dir, "junit.xml")
+		rc.JSONReport = filepath.Join(dir, "report.json")
+	}
+	if opts.Quiet {
+		saved := formatter.ColorableStdOut
+		formatter.ColorableStdOut = io.Discard
+		defer func() { formatter.ColorableStdOut = saved }()
+	}
+	setCurrent(&Target{Config: cfg, Profile: profile})
+	defer setCurrent(nil)
+	runMu.Lock()
+	runOpts, runSum, runErr = opts, &Summary{Target: cfg.Address, SubNQN: cfg.SubNQN}, nil
+	if profile != nil {
+		runSum.Profile = profile.Name
+	}
+	runMu.Unlock()
+
+	gomega.RegisterFailHandler(Fail)
+	RunSpecs(t, "nvmftest conformance", sc, rc)
+
+	runMu.Lock()
+	defer runMu.Unlock()
+	sum := *runSum
+	if opts.Out != nil {
+		sum.WriteText(opts.Out)
+	}
+	return sum, runErr
+}
+
+// reportLive prints a check's line as it ends (a top-level ReportAfterEach
+// would not survive Ginkgo's suite cloning, so Check defers this).
+func reportLive() {
+	runMu.Lock()
+	defer runMu.Unlock()
+	if runSum == nil || runOpts.Out == nil {
+		return
+	}
+	sr := CurrentSpecReport()
+	if sr.State == types.SpecStateInvalid || sr.State == types.SpecStatePending {
+		sr.State = types.SpecStatePassed // still running: nothing failed or skipped it
+	}
+	if res, ok := resultOf(sr); ok {
+		writeLine(runOpts.Out, res)
+	}
+}
+
+var _ = ReportAfterSuite("nvmftest conformance summary", func(r Report) {
+	runMu.Lock()
+	defer runMu.Unlock()
+	if runSum == nil {
+		return
+	}
+	for _, sr := range r.SpecReports {
+		if res, ok := resultOf(sr); ok {
+			runSum.add(res)
+		}
+	}
+	sort.SliceStable(runSum.Results, func(i, j int) bool { return runSum.Results[i].ID < runSum.Results[j].ID })
+	if runOpts.ReportDir != "" {
+		runErr = runSum.WriteFiles(runOpts.ReportDir)
+	}
+})
+
+// resultOf turns a Ginkgo spec report into a Result; specs that are not
+// requirements, or were filtered out, give false.
+func resultOf(sr SpecReport) (Result, bool) {
+	if sr.LeafNodeType != types.NodeTypeIt {
+		return Result{}, false
+	}
+	var req Requirement
+	found := false
+	regMu.Lock()
+	for _, l := range sr.Labels() {
+		if r, ok := registry[l]; ok {
+			req, found = r, true
+			break
+		}
+	}
+	regMu.Unlock()
+	if !found {
+		return Result{}, false
+	}
+	res := Result{Requirement: req, Duration: sr.RunTime}
+	if len(sr.ContainerHierarchyTexts) > 0 {
+		res.Area = strings.ToLower(sr.ContainerHierarchyTexts[0])
+	}
+	switch sr.State {
+	case types.SpecStatePassed:
+		res.State = "passed"
+	case types.SpecStateSkipped, types.SpecStatePending:
+		if sr.Failure.Message == "" && sr.RunTime == 0 {
+			return Result{}, false // filtered out by labels: not part of this run
+		}
+		res.State = "skipped"
+		res.Message = sr.Failure.Message
+	default:
+		res.State = strings.ReplaceAll(sr.State.String(), " ", "")
+		res.Message = sr.Failure.Message
+	}
+	for _, e := range sr.ReportEntries {
+		if e.Name != "finding" {
+			continue
+		}
+		if f, ok := e.GetRawValue().(Finding); ok {
+			res.Findings = append(res.Findings, f)
+			continue
+		}
+		var f Finding
+		if err := json.Unmarshal([]byte(e.Value.AsJSON), &f); err == nil {
+			res.Findings = append(res.Findings, f)
+		}
+	}
+	return res, true
+}
+
+func (s *Summary) add(r Result) {
+	s.Results = append(s.Results, r)
+	s.Findings = append(s.Findings, r.Findings...)
+	switch {
+	case r.State == "passed":
+		s.Passed++
+	case r.State == "skipped":
+		s.Skipped++
+	default:
+		s.Failed++
+		if r.Level == Mandatory {
+			s.MandatoryFailed++
+		}
+	}
+}
+
+// verdict is the word a human line starts with.
+func verdict(r Result) string {
+	switch {
+	case r.State == "passed" && len(r.Findings) > 0:
+		return "FINDING"
+	case r.State == "passed":
+		return "PASS"
+	case r.State == "skipped":
+		return "SKIP"
+	}
+	return "FAIL"
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i] + " ..."
+	}
+	return s
+}
+
+func writeLine(w io.Writer, r Result) {
+	v := verdict(r)
+	fmt.Fprintf(w, "%-7s %-14s %-11s %s", v, r.ID, r.Level, r.Title)
+	switch v {
+	case "FAIL":
+		fmt.Fprintf(w, "\n        -> %s", oneLine(r.Message))
+	case "SKIP":
+		fmt.Fprintf(w, "\n        -> %s", oneLine(r.Message))
+	case "FINDING":
+		for _, f := range r.Findings {
+			fmt.Fprintf(w, "\n        -> observed %q, spec %q: %s", f.Observed, f.Want, f.Note)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+type tally struct{ pass, fail, skip, find int }
+
+func (t *tally) add(r Result) {
+	switch verdict(r) {
+	case "PASS":
+		t.pass++
+	case "FINDING":
+		t.pass++
+		t.find++
+	case "SKIP":
+		t.skip++
+	default:
+		t.fail++
+	}
+}
+
+// WriteText writes the summary: counts by area and level, the failed
+// mandatory checks, the findings and the verdict.
+func (s Summary) WriteText(w io.Writer) {
+	areas := map[string]*tally{}
+	levels := map[Level]*tally{}
+	var names []string
+	for _, r := range s.Results {
+		if areas[r.Area] == nil {
+			areas[r.Area] = &tally{}
+			names = append(names, r.Area)
+		}
+		areas[r.Area].add(r)
+		if levels[r.Level] == nil {
+			levels[r.Level] = &tally{}
+		}
+		levels[r.Level].add(r)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "\nconformance of %s (%s)", s.SubNQN, s.Target)
+	if s.Profile != "" {
+		fmt.Fprintf(w, " with profile %s", s.Profile)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tchecks\tpass\tfail\tskip\tfindings\t")
+	row := func(name string, t *tally) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", name, t.pass+t.fail+t.skip, t.pass, t.fail, t.skip, t.find)
+	}
+	for _, n := range names {
+		row(n, areas[n])
+	}
+	for _, l := range []Level{Mandatory, Recommended, Optional} {
+		if t := levels[l]; t != nil {
+			row(string(l), t)
+		}
+	}
+	all := &tally{}
+	for _, r := range s.Results {
+		all.add(r)
+	}
+	row("total", all)
+	_ = tw.Flush()
+	if len(s.Findings) > 0 {
+		fmt.Fprintf(w, "\n%d findings (documented divergences from the spec):\n", len(s.Findings))
+		for _, f := range s.Findings {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+	}
+	var failed []string
+	for _, r := range s.Results {
+		if r.Failed() {
+			failed = append(failed, fmt.Sprintf("  %s [%s] %s", r.ID, r.Level, r.Title))
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(w, "\nfailed:\n%s\n", strings.Join(failed, "\n"))
+	}
+	switch {
+	case s.MandatoryFailed > 0:
+		fmt.Fprintf(w, "\nNOT CONFORMANT: %d mandatory checks failed\n", s.MandatoryFailed)
+	case s.Failed > 0:
+		fmt.Fprintf(w, "\nCONFORMANT to every mandatory check tried; %d recommended/optional checks failed\n", s.Failed)
+	default:
+		fmt.Fprintf(w, "\nCONFORMANT: every check tried passed (%d skipped)\n", s.Skipped)
+	}
+}
+
+// WriteFiles writes results.json, findings.json and summary.md to dir.
+func (s Summary) WriteFiles(dir string) error {
+	var errs []error
+	write := func(name string, v any) {
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), append(b, '\n'), 0o644)
+		}
+		errs = append(errs, err)
+	}
+	findings := s.Findings
+	if findings == nil {
+		findings = []Finding{}
+	}
+	write("results.json", s)
+	write("findings.json", findings)
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "summary.md"), []byte(s.Markdown()), 0o644))
+	return errors.Join(errs...)
+}
+
+// Markdown renders the summary as a Markdown document.
+func (s Summary) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# nvmftest conformance: %s\n\n", s.SubNQN)
+	fmt.Fprintf(&b, "Target `%s`", s.Target)
+	if s.Profile != "" {
+		fmt.Fprintf(&b, ", profile `%s`", s.Profile)
+	}
+	fmt.Fprintf(&b, ". %d passed, %d failed (%d mandatory), %d skipped, %d findings.\n\n", s.Passed, s.Failed, s.MandatoryFailed, s.Skipped, len(s.Findings))
+	if len(s.Findings) > 0 {
+		b.WriteString("## Findings\n\n| Check | Section | Observed | Spec | Note |\n|---|---|---|---|---|\n")
+		for _, f := range s.Findings {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.ID, f.Section, mdCell(f.Observed), mdCell(f.Want), mdCell(f.Note))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("## Checks\n\n| Verdict | Check | Level | Section | Requirement | Detail |\n|---|---|---|---|---|---|\n")
+	for _, r := range s.Results {
+		detail := r.Message
+		if len(r.Findings) > 0 {
+			detail = r.Findings[0].Note
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", verdict(r), r.ID, r.Level, r.Section, mdCell(r.Title), mdCell(oneLine(detail)))
+	}
+	return b.String()
+}
+
+var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// plainError renders a Ginkgo error on one line without colours.
+func plainError(err error) string {
+	var parts []string
+	for _, l := range strings.Split(ansi.ReplaceAllString(err.Error(), ""), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "Learn more") {
+			parts = append(parts, l)
+		}
+	}
+	return strings.Join(parts, ": ")
+}
+
+func mdCell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
