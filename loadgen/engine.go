@@ -145,7 +145,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		if j.TimeBased && j.Runtime <= 0 {
 			return nil, fmt.Errorf("job %s: time_based needs a runtime", j.Name)
 		}
-		js := &jobState{job: j, idx: ti, stopCh: make(chan struct{}), agg: newInterval(), total: newInterval(), rampEnd: int64(j.RampTime)}
+		js := &jobState{job: j, idx: ti, stopCh: make(chan struct{}), agg: newInterval(j), total: newInterval(j), rampEnd: int64(j.RampTime)}
 		for ci, d := range t.Devices {
 			w, err := newWorker(e, js, ci, d)
 			if err != nil {
@@ -280,7 +280,7 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 	w := &worker{
 		e: e, js: js, job: j, dev: d, inf: inf, lbaSize: lbaSize,
 		regionStart: start, regionBlocks: blocks, unit: unit, nunits: blocks / unit,
-		cur: newInterval(), spare: newInterval(), done: make(chan struct{}),
+		cur: newInterval(j), spare: newInterval(j), done: make(chan struct{}),
 		rate: j.RateIOPS > 0,
 	}
 	for _, b := range j.BS {
@@ -648,14 +648,7 @@ func (c *collector) collect(now int64) {
 			p.BW += s.BW
 			c.scratch.Merge(lat)
 			if !ramp {
-				if js.job.RateIOPS == 0 {
-					// lat is clat: merge it once, into total's clat.
-					js.total.d[op].ios += d.ios
-					js.total.d[op].bytes += d.bytes
-					js.total.d[op].clat.Merge(d.clat)
-				} else {
-					js.total.d[op].merge(d)
-				}
+				js.total.d[op].merge(d)
 				// Per-second samples only for whole intervals.
 				if whole {
 					js.samples[op] = append(js.samples[op], s.IOPS)

@@ -293,3 +293,31 @@ func TestStallShowsInTail(t *testing.T) {
 		t.Errorf("no I/O saw the stall (clat max %v)", time.Duration(r.Clat.Max()))
 	}
 }
+
+// TestTwoTargets: jobs name their own targets (traddr, trsvcid, subnqn)
+// and run side by side; each target gets its own controller.
+func TestTwoTargets(t *testing.T) {
+	h1, p1, nqn := startTarget(t)
+	h2, p2, _ := startTarget(t)
+	a := mustJob(t, "a", "rw", "randread", "runtime", "200ms", "time_based", "1", "nsid", "2", "traddr", h1, "trsvcid", p1, "subnqn", nqn)
+	b := mustJob(t, "b", "rw", "randwrite", "runtime", "200ms", "time_based", "1", "nsid", "1,2", "traddr", h2, "trsvcid", p2, "subnqn", nqn)
+	ctx := context.Background()
+	targets, conn, err := Dial(ctx, []*Job{a, b}, Address{}, initiator.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if len(conn.Ctrls) != 2 || len(targets) != 3 || targets[1].Job.Name != "b/ns1" || targets[2].Job.Name != "b/ns2" {
+		t.Fatalf("%d controllers, targets %v", len(conn.Ctrls), targets)
+	}
+	res, err := Run(ctx, targets, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Jobs[0].Read.IOs == 0 || res.Jobs[1].Write.IOs == 0 || res.Jobs[2].Write.IOs == 0 {
+		t.Fatalf("a %d reads, b/ns1 %d writes, b/ns2 %d writes", res.Jobs[0].Read.IOs, res.Jobs[1].Write.IOs, res.Jobs[2].Write.IOs)
+	}
+	if !strings.Contains(res.Jobs[0].Devices[0].Name, net.JoinHostPort(h1, p1)) || !strings.Contains(res.Jobs[2].Devices[0].Name, net.JoinHostPort(h2, p2)) {
+		t.Errorf("devices %v / %v", res.Jobs[0].Devices, res.Jobs[2].Devices)
+	}
+}

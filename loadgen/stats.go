@@ -34,23 +34,44 @@ type dirStats struct {
 	clat, lat, slat *hdrhistogram.Histogram
 }
 
-func newDirStats() dirStats {
-	return dirStats{clat: newHist(), lat: newHist(), slat: newHist()}
+// newDirStats makes the histograms a direction needs: none if the job
+// does not do it, clat only without rate_iops (lat equals clat then).
+func newDirStats(used, rate bool) dirStats {
+	var d dirStats
+	if used {
+		d.clat = newHist()
+		if rate {
+			d.lat, d.slat = newHist(), newHist()
+		}
+	}
+	return d
+}
+
+func resetHist(h *hdrhistogram.Histogram) {
+	if h != nil {
+		h.Reset()
+	}
+}
+
+func mergeHist(into, from *hdrhistogram.Histogram) {
+	if into != nil && from != nil {
+		into.Merge(from)
+	}
 }
 
 func (d *dirStats) reset() {
 	d.ios, d.bytes = 0, 0
-	d.clat.Reset()
-	d.lat.Reset()
-	d.slat.Reset()
+	resetHist(d.clat)
+	resetHist(d.lat)
+	resetHist(d.slat)
 }
 
 func (d *dirStats) merge(o *dirStats) {
 	d.ios += o.ios
 	d.bytes += o.bytes
-	d.clat.Merge(o.clat)
-	d.lat.Merge(o.lat)
-	d.slat.Merge(o.slat)
+	mergeHist(d.clat, o.clat)
+	mergeHist(d.lat, o.lat)
+	mergeHist(d.slat, o.slat)
 }
 
 // interval is what a worker did between two collections.
@@ -58,8 +79,9 @@ type interval struct {
 	d [2]dirStats
 }
 
-func newInterval() *interval {
-	return &interval{d: [2]dirStats{newDirStats(), newDirStats()}}
+func newInterval(j *Job) *interval {
+	rate := j.RateIOPS > 0
+	return &interval{d: [2]dirStats{newDirStats(j.Read, rate), newDirStats(j.Write, rate)}}
 }
 
 func (iv *interval) reset() {

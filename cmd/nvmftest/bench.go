@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +25,7 @@ type benchFlags struct {
 	interval time.Duration
 	progress string
 	embedded string
+	output   string
 }
 
 // benchFioFlags are the fio options given as flags, in the order they
@@ -83,6 +86,7 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	fs.StringVar(&f.series, "write_series", "", "write per-interval IOPS, bandwidth and latency percentiles as CSV to `FILE`")
 	fs.DurationVar(&f.interval, "status-interval", time.Second, "interval of the series, the log and the progress line")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line on stderr: auto (when a terminal), always, never")
+	fs.StringVar(&f.output, "output", "", "write the report to `FILE` instead of standard output (fio's --output)")
 	fs.StringVar(&f.embedded, "embedded", "", "run against an in-process reference target with one namespace `BACKEND:SIZE` (null:1GiB, mem:256MiB); no -a/-n needed")
 	return c
 }
@@ -209,6 +213,14 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if res == nil {
 		return runErr
 	}
+	if f.output != "" {
+		fh, ferr := os.Create(f.output)
+		if ferr != nil {
+			return fmt.Errorf("--output: %v", ferr)
+		}
+		defer fh.Close()
+		out = fh
+	}
 	if f.conn.output == "json" {
 		if err := loadgen.WriteFioJSON(out, res); err != nil {
 			return err
@@ -221,9 +233,10 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			return err
 		}
 	}
-	if runErr != nil {
+	if runErr != nil && !(errors.Is(runErr, context.Canceled) && ctx.Err() != nil) {
 		return fmt.Errorf("bench: %v", runErr)
 	}
+	// Interrupted (Ctrl-C): the results so far are the report, as fio's.
 	return nil
 }
 
