@@ -76,11 +76,16 @@ func usec(h *hdrhistogram.Histogram, q float64) float64 {
 
 // BenchmarkRead4K measures 4 KiB random reads from our initiator to our
 // target (null backend, loopback, one queue) at queue depth 1 and 32,
-// driven by the load generator (loadgen), and, untimed in the same run,
-// the ping-pong baseline with the same number of operations. One
-// benchmark op is one read. Metrics: IOPS and p50/p99 latency of both, and
-// the ratios that BENCHMARKS.md tracks.
+// driven by the load generator (loadgen), against the ping-pong baseline
+// with the same number of operations in the same run. One benchmark op is
+// one read. Metrics: IOPS and p50/p99 latency of both, and the ratios that
+// BENCHMARKS.md tracks.
+//
+// The machines are shared and noisy, so the two are measured in
+// alternating rounds (baseline, ours, baseline, ours, ...) and summed:
+// a burst of outside load then hits both rather than one.
 func BenchmarkRead4K(b *testing.B) {
+	const rounds = 4
 	for _, qd := range []int{1, 32} {
 		b.Run(fmt.Sprintf("QD%d", qd), func(b *testing.B) {
 			addr, nqn := startNullTarget(b)
@@ -89,7 +94,7 @@ func BenchmarkRead4K(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer pp.Close()
-			ops := max(b.N, qd)
+			per := max(b.N/rounds, qd)
 
 			b.StopTimer()
 			// Warm both up so neither pays for first-use costs.
@@ -99,28 +104,40 @@ func BenchmarkRead4K(b *testing.B) {
 			warm, closeWarm := readLoad(b, addr, nqn, qd, 1, 2*qd+100)
 			runLoad(b, warm)
 			closeWarm()
-			base, err := RunPingPong(pp.Addr(), qd, ops)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ts, closeLoad := readLoad(b, addr, nqn, qd, 1, ops)
-			defer closeLoad()
-			b.ReportAllocs()
-			b.StartTimer()
-			res := runLoad(b, ts)
-			b.StopTimer()
+
 			bh := hdrhistogram.New(1, int64(10*time.Second), 3)
-			for _, l := range base.Latencies {
-				_ = bh.RecordValue(int64(l))
+			ours := hdrhistogram.New(1, int64(10*time.Second), 3)
+			var baseOps, ourOps int64
+			var baseTime, ourTime time.Duration
+			b.ReportAllocs()
+			for range rounds {
+				base, err := RunPingPong(pp.Addr(), qd, per)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, l := range base.Latencies {
+					_ = bh.RecordValue(int64(l))
+				}
+				baseOps += int64(base.Ops)
+				baseTime += base.Elapsed
+				ts, closeLoad := readLoad(b, addr, nqn, qd, 1, per)
+				b.StartTimer()
+				res := runLoad(b, ts)
+				b.StopTimer()
+				closeLoad()
+				ours.Merge(res.Read.Clat)
+				ourOps += res.Read.IOs
+				ourTime += res.Runtime
 			}
-			iops := res.Read.IOPS(res.Runtime)
+			iops := float64(ourOps) / ourTime.Seconds()
+			baseIOPS := float64(baseOps) / baseTime.Seconds()
 			b.ReportMetric(iops, "IOPS")
-			b.ReportMetric(usec(res.Read.Clat, 50), "p50-us")
-			b.ReportMetric(usec(res.Read.Clat, 99), "p99-us")
-			b.ReportMetric(base.IOPS(), "pingpong-IOPS")
+			b.ReportMetric(usec(ours, 50), "p50-us")
+			b.ReportMetric(usec(ours, 99), "p99-us")
+			b.ReportMetric(baseIOPS, "pingpong-IOPS")
 			b.ReportMetric(usec(bh, 50), "pingpong-p50-us")
-			b.ReportMetric(iops/base.IOPS(), "x-pingpong")
-			b.ReportMetric(usec(res.Read.Clat, 50)/usec(bh, 50), "x-pingpong-p50")
+			b.ReportMetric(iops/baseIOPS, "x-pingpong")
+			b.ReportMetric(usec(ours, 50)/usec(bh, 50), "x-pingpong-p50")
 		})
 	}
 }
