@@ -78,7 +78,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			cqe, err := s.connect(r, connectArgs{SQSIZE: 0, CNTLID: nvme.CNTLIDDynamic})
 			s.Conform(ConnectOutcome(cqe, err), invalidParam(false, nvme.ConnectOffSQSIZE))
 		})
-		Check(Requirement{ID: "FAB-CONN-007", Section: "NVMe-oF 1.1 3.3", Level: Mandatory,
+		Check(Requirement{ID: "FAB-CONN-007", Section: "NVMe-oF 1.1 3.3", Level: Recommended,
 			Title: "an admin Connect with SQSIZE above the admin queue limit (4095) fails 01/82 with IPO at SQSIZE"}, func(ctx context.Context, s *Spec) {
 			r := s.Raw(ctx, plainIC)
 			cqe, err := s.connect(r, connectArgs{SQSIZE: 0xFFFF, CNTLID: nvme.CNTLIDDynamic})
@@ -268,7 +268,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			}
 			s.Conform(obs, "rejected")
 		})
-		Check(Requirement{ID: "FAB-IOQ-012", Section: "NVMe-oF 1.1 3.3", Level: Mandatory,
+		Check(Requirement{ID: "FAB-IOQ-012", Section: "NVMe-oF 1.1 3.3", Level: Recommended,
 			Title: "an I/O queue Connect with a host ID other than the controller's is rejected"}, func(ctx context.Context, s *Spec) {
 			_, cntlid, _ := s.EnabledAdmin(ctx, plainIC)
 			other := s.hostID(s.hostNQN())

@@ -357,6 +357,17 @@ func (s *Spec) SetupIO(ctx context.Context, req tcp.ICReq) *ioSetup {
 	return &ioSetup{admin: admin, io: io, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
 }
 
+// r2tSize is the smallest write that a controller must move by R2T:
+// more than its in-capsule limit, a whole number of blocks (at least
+// min bytes).
+func (io *ioSetup) r2tSize(min uint32) uint32 {
+	n := (io.inCapsule()/io.bs + 1) * io.bs
+	for n < min {
+		n += io.bs
+	}
+	return n
+}
+
 // writeCmd is a Write of n bytes at LBA 0 whose data moves by R2T.
 func (io *ioSetup) writeCmd(r *initiator.Raw, n uint32) nvme.SQE {
 	sqe := nvme.WriteCmd(io.nsid, 0, n/io.bs)

@@ -186,3 +186,22 @@ func TestReferenceControl(t *testing.T) {
 		t.Error("add-namespace with nsid=x accepted")
 	}
 }
+
+// TestCommittedProfiles keeps the profiles under fixtures/ loadable: every
+// ID they name is a check, and every entry has an observation and a note.
+func TestCommittedProfiles(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "fixtures", "profiles", "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("no profiles under fixtures/profiles")
+	}
+	for _, f := range files {
+		p, err := LoadProfile(f)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if p.Name == "" || len(p.Deviations) == 0 {
+			t.Errorf("%s: no name or no deviations", f)
+		}
+	}
+}

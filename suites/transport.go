@@ -469,7 +469,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 		Check(Requirement{ID: "TCP-DATA-002", Section: "NVMe/TCP 1.0 3.6.2.10", Level: Mandatory,
 			Title: "an R2T for a write names the command, a transfer tag and a range within the command's data"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			n := 2 * max(io.bs, 4096)
+			n := io.r2tSize(0)
 			sqe, r2t := s.startWrite(io, n)
 			obs := "valid R2T"
 			if r2t.CCCID != sqe.CID || r2t.R2TL == 0 || uint64(r2t.R2TO)+uint64(r2t.R2TL) > uint64(n) {
@@ -526,28 +526,28 @@ var _ = Describe("Transport", Label("transport"), func() {
 		Check(Requirement{ID: "TCP-DATA-004", Section: "NVMe/TCP 1.0 3.6.2.8", Level: Mandatory,
 			Title: "an H2CData with a transfer tag the controller did not issue is a fatal Invalid PDU Header Field at TTAG"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			sqe, r2t := s.startWrite(io, io.bs)
+			sqe, r2t := s.startWrite(io, io.r2tSize(0))
 			sendQuiet(io.io, h2cData(io.io, sqe.CID, r2t.TTAG^0x5A5A, 0, make([]byte, io.bs), true))
 			s.ExpectFatal(ctx, io.io, termReq(tcp.FESInvalidHeaderField, feiTTAG), true)
 		})
 		Check(Requirement{ID: "TCP-DATA-005", Section: "NVMe/TCP 1.0 3.6.2.8", Level: Mandatory,
 			Title: "an H2CData whose CCCID is not the R2T's command is a fatal Invalid PDU Header Field at CCCID"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			sqe, r2t := s.startWrite(io, io.bs)
+			sqe, r2t := s.startWrite(io, io.r2tSize(0))
 			sendQuiet(io.io, h2cData(io.io, sqe.CID+100, r2t.TTAG, 0, make([]byte, io.bs), true))
 			s.ExpectFatal(ctx, io.io, termReq(tcp.FESInvalidHeaderField, feiCCCID), true)
 		})
 		Check(Requirement{ID: "TCP-DATA-006", Section: "NVMe/TCP 1.0 3.6.2.8", Level: Mandatory,
 			Title: "an H2CData that skips ahead (DATAO not the next expected offset) is a fatal Data Transfer Out of Range"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			sqe, r2t := s.startWrite(io, 2*io.bs)
+			sqe, r2t := s.startWrite(io, io.r2tSize(2*io.bs))
 			sendQuiet(io.io, h2cData(io.io, sqe.CID, r2t.TTAG, r2t.R2TO+io.bs, make([]byte, io.bs), true))
 			s.ExpectFatal(ctx, io.io, termReqFES(tcp.FESDataOutOfRange), false)
 		})
 		Check(Requirement{ID: "TCP-DATA-007", Section: "NVMe/TCP 1.0 3.6.2.8", Level: Mandatory,
 			Title: "an H2CData reaching beyond the R2T's range is a fatal Data Transfer Out of Range"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			sqe, r2t := s.startWrite(io, io.bs)
+			sqe, r2t := s.startWrite(io, io.r2tSize(0))
 			sendQuiet(io.io, h2cData(io.io, sqe.CID, r2t.TTAG, r2t.R2TO, make([]byte, r2t.R2TL+io.bs), true))
 			s.ExpectFatal(ctx, io.io, termReqFES(tcp.FESDataOutOfRange), false)
 		})
@@ -562,7 +562,17 @@ var _ = Describe("Transport", Label("transport"), func() {
 			if n > 16<<20 {
 				s.Lacks(fmt.Sprintf("a MAXH2CDATA small enough to exceed in a check (%d bytes)", maxh2c))
 			}
-			sqe, r2t := s.startWrite(io, n)
+			sqe := io.writeCmd(io.io, n)
+			s.Must(io.io.Conn.Send(&tcp.CapsuleCmd{SQE: sqe}, nil), "send Write")
+			p, _, _, err := io.io.Recv(0)
+			s.Must(err, "waiting for the R2T")
+			r2t, ok := p.(*tcp.R2T)
+			if !ok {
+				if resp, isResp := p.(*tcp.CapsuleResp); isResp {
+					s.Lacks(fmt.Sprintf("a write of %d bytes (more than MAXH2CDATA): refused with %s", n, StatusOutcome(resp.CQE.Status)))
+				}
+				s.Conform("PDU "+p.Type().String(), "R2T")
+			}
 			if r2t.R2TL <= maxh2c {
 				s.Lacks(fmt.Sprintf("an R2T longer than MAXH2CDATA (R2TL %d)", r2t.R2TL))
 			}
@@ -573,7 +583,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 		Check(Requirement{ID: "TCP-DATA-009", Section: "NVMe/TCP 1.0 3.6.2.8", Level: Mandatory,
 			Title: "an H2CData whose DATAL disagrees with its PLEN is a fatal Invalid PDU Header Field (PLEN or DATAL)"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			sqe, r2t := s.startWrite(io, io.bs)
+			sqe, r2t := s.startWrite(io, io.r2tSize(0))
 			b := h2cData(io.io, sqe.CID, r2t.TTAG, 0, make([]byte, io.bs), true)
 			binary.LittleEndian.PutUint32(b[16:], io.bs/2) // DATAL
 			sendQuiet(io.io, rehash(io.io, b))
@@ -582,7 +592,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 		Check(Requirement{ID: "TCP-DATA-010", Section: "NVMe/TCP 1.0 3.6.2.8", Level: Mandatory,
 			Title: "a write whose data comes by R2T/H2CData in several PDUs completes successfully"}, func(ctx context.Context, s *Spec) {
 			io := s.SetupIO(ctx, plainIC)
-			n := 4 * max(io.bs, 4096)
+			n := io.r2tSize(4 * max(io.bs, 4096))
 			sqe, r2t := s.startWrite(io, n)
 			data := bytes.Repeat([]byte{0x3C}, int(n))
 			off, end := r2t.R2TO, r2t.R2TO+r2t.R2TL
@@ -595,6 +605,28 @@ var _ = Describe("Transport", Label("transport"), func() {
 		})
 	})
 
+	Describe("small writes by R2T", Label("transport-data"), func() {
+		Check(Requirement{ID: "TCP-DATA-011", Section: "NVMe/TCP 1.0 3.6.2.10", Level: Mandatory,
+			Title: "a write small enough for in-capsule data but sent without it still gets an R2T and completes"}, func(ctx context.Context, s *Spec) {
+			io := s.SetupIO(ctx, plainIC)
+			n := io.bs
+			sqe := io.writeCmd(io.io, n)
+			s.Must(io.io.Conn.Send(&tcp.CapsuleCmd{SQE: sqe}, nil), "send Write")
+			p, _, _, err := io.io.Recv(s.fatalWait())
+			if err != nil {
+				s.Conform("no R2T: "+fatalErrOutcome(err), "R2T")
+				return
+			}
+			r2t, ok := p.(*tcp.R2T)
+			if !ok {
+				s.Conform("PDU "+p.Type().String(), "R2T")
+			}
+			data := bytes.Repeat([]byte{0x5B}, int(n))
+			s.Must(io.io.SendBytes(h2cData(io.io, sqe.CID, r2t.TTAG, r2t.R2TO, data[r2t.R2TO:r2t.R2TO+r2t.R2TL], true)), "send H2CData")
+			s.Conform(answerR2Ts(io.io, sqe.CID, data, s.fatalWait()*2), "success")
+		})
+	})
+
 	Describe("digests", Label("transport-digest"), func() {
 		Check(Requirement{ID: "TCP-DGST-001", Section: "NVMe/TCP 1.0 3.6.1", Level: Mandatory,
 			Title: "an H2CData with a wrong header digest is a fatal Header Digest Error"}, func(ctx context.Context, s *Spec) {
@@ -602,7 +634,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 			if !io.io.Encoding().Header {
 				s.Lacks("header digests")
 			}
-			sqe, r2t := s.startWrite(io, io.bs)
+			sqe, r2t := s.startWrite(io, io.r2tSize(0))
 			b := h2cData(io.io, sqe.CID, r2t.TTAG, 0, make([]byte, io.bs), true)
 			b[tcp.HLenData] ^= 0xFF
 			sendQuiet(io.io, b)
@@ -628,8 +660,9 @@ var _ = Describe("Transport", Label("transport"), func() {
 				b = encode(io.io, &tcp.CapsuleCmd{SQE: sqe}, data)
 			} else {
 				var r2t *tcp.R2T
-				sqe, r2t = s.startWrite(io, io.bs)
-				b = h2cData(io.io, sqe.CID, r2t.TTAG, 0, data, true)
+				sqe, r2t = s.startWrite(io, io.r2tSize(0))
+				data = bytes.Repeat([]byte{0x77}, int(r2t.R2TL))
+				b = h2cData(io.io, sqe.CID, r2t.TTAG, r2t.R2TO, data, r2t.R2TO+r2t.R2TL == sqe.DPTR.Length)
 			}
 			b[len(b)-1] ^= 0xFF
 			sendQuiet(io.io, b)
