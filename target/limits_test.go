@@ -1,0 +1,384 @@
+package target
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
+)
+
+// raiseNOFILE lifts the soft open-file limit to the hard one so that a test
+// holding both ends of many connections in one process has descriptors.
+func raiseNOFILE(t testing.TB, need uint64) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		t.Skipf("getrlimit: %v", err)
+	}
+	if r.Cur < r.Max {
+		r.Cur = r.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r)
+	}
+	if r.Cur < need {
+		t.Skipf("RLIMIT_NOFILE %d < %d", r.Cur, need)
+	}
+}
+
+// openFDs counts this process's open descriptors (-1 where /proc is absent).
+func openFDs() int {
+	d, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return -1
+	}
+	return len(d)
+}
+
+// heapAndStacks is the memory the Go runtime holds for live objects and
+// goroutine stacks after a collection.
+func heapAndStacks() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc + m.StackInuse
+}
+
+// rawAssoc is the smallest host there is: the bytes of an ICReq and an
+// admin Connect written at once, the ICResp and Connect response read into
+// a shared buffer. It costs a socket and nothing else, so a memory figure
+// taken over many of them is (almost) all the target's.
+type rawAssoc struct {
+	icreq, connect []byte
+}
+
+func newRawAssoc(subnqn, hostnqn string) *rawAssoc {
+	a := nvme.Connect{QID: 0, SQSIZE: 31}
+	sqe := a.SQE(1)
+	sqe.Flags |= nvme.PSDTSGL
+	d := nvme.ConnectData{HostID: testHostID, CNTLID: nvme.CNTLIDDynamic, SubNQN: subnqn, HostNQN: hostnqn}
+	data := d.Append(nil)
+	sqe.DPTR = nvme.SGLDescriptor{Length: uint32(len(data)), Type: nvme.SGLDataBlockOffset}
+	return &rawAssoc{
+		icreq:   tcp.AppendPDU(nil, &tcp.ICReq{}, nil, tcp.EncodeOptions{}),
+		connect: tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: sqe}, data, tcp.EncodeOptions{}),
+	}
+}
+
+// open dials addr and sets up an admin queue; it returns the socket and the
+// Connect status.
+func (r *rawAssoc) open(addr string, buf []byte) (net.Conn, nvme.Status, error) {
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, 0, err
+	}
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := nc.Write(append(append([]byte(nil), r.icreq...), r.connect...)); err != nil {
+		nc.Close()
+		return nil, 0, err
+	}
+	if _, err := io.ReadFull(nc, buf[:128+24]); err != nil {
+		nc.Close()
+		return nil, 0, err
+	}
+	if buf[0] != byte(tcp.TypeICResp) || buf[128] != byte(tcp.TypeCapsuleResp) {
+		nc.Close()
+		return nil, 0, fmt.Errorf("unexpected PDUs %#x %#x", buf[0], buf[128])
+	}
+	st := nvme.Status(binary.LittleEndian.Uint16(buf[128+8+14:]) >> 1)
+	_ = nc.SetDeadline(time.Time{})
+	return nc, st, nil
+}
+
+func limitsConfig() Config {
+	c := testConfig()
+	// 1000 associations on one target, and a long IC timeout so that a
+	// slow machine does not close connections the test is still setting up.
+	c.ICTimeout = time.Minute
+	return c
+}
+
+func (tg *Target) counts() (queues, ctrls int) {
+	tg.mu.Lock()
+	defer tg.mu.Unlock()
+	return len(tg.queues), len(tg.ctrls)
+}
+
+func waitCounts(t testing.TB, tg *Target, queues, ctrls int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		q, c := tg.counts()
+		if q == queues && c == ctrls {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("target holds %d queues and %d controllers, want %d and %d", q, c, queues, ctrls)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// waitGoroutines waits for the goroutine count to fall to at most n.
+func waitGoroutines(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines, want at most %d:\n%s", runtime.NumGoroutine(), n, targetGoroutines())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func waitFDs(t testing.TB, n int) {
+	t.Helper()
+	if n < 0 {
+		return
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for openFDs() > n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d open descriptors, want at most %d", openFDs(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// maxIdleConnBytes bounds what one idle association (connection, queue,
+// controller) may cost. Measured: about 95 KiB, of which 64 KiB is the
+// connection's read buffer (tcp.Config.ReadBufferSize), the rest the
+// receive goroutine's stack, the command slots, the controller and both
+// ends' socket objects. A queue's write backlog and data buffers are
+// allocated only while used.
+const maxIdleConnBytes = 128 << 10
+
+// TestThousandConnections holds 1000 idle associations (ICReq and admin
+// Connect done, nothing else) on one target, measures the memory each costs,
+// checks that a live host is still served at full function, and that
+// closing them all leaves no goroutine, descriptor, queue or controller.
+func TestThousandConnections(t *testing.T) {
+	const n = 1000
+	raiseNOFILE(t, 2*n+256)
+	tg := startTarget(t, limitsConfig())
+	addr := tg.Addrs()[0].String()
+	ra := newRawAssoc(testNQN, testHost)
+
+	// Warm up (first connection allocates the listener's and runtime's
+	// lazily built state), then take the baseline.
+	warm, _, err := ra.open(addr, make([]byte, 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm.Close()
+	waitCounts(t, tg, 0, 0)
+	g0, fd0 := runtime.NumGoroutine(), openFDs()
+	m0 := heapAndStacks()
+
+	conns := make([]net.Conn, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	const dialers = 16
+	for w := range dialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 256)
+			for i := w; i < n; i += dialers {
+				nc, st, err := ra.open(addr, buf)
+				if err == nil && st != nvme.StatusSuccess {
+					err = fmt.Errorf("connect status %v", st)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("connection %d: %w", i, err)
+					return
+				}
+				conns[i] = nc
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitCounts(t, tg, n, n)
+	m1 := heapAndStacks()
+	per := (int64(m1) - int64(m0)) / n
+	t.Logf("%d idle associations: %d goroutines (+%d), %d descriptors (+%d), %.1f KiB each (heap + stacks, both socket ends included)",
+		n, runtime.NumGoroutine(), runtime.NumGoroutine()-g0, openFDs(), openFDs()-fd0, float64(per)/1024)
+	if per > maxIdleConnBytes {
+		t.Errorf("an idle association costs %d bytes, bound %d", per, maxIdleConnBytes)
+	}
+
+	// A host that comes now is served in full.
+	a := admin(t, tg.Addrs()[0], testNQN, 0)
+	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, tcp.DgstHeader|tcp.DgstData)
+	w := make([]byte, 4096)
+	for i := range w {
+		w[i] = byte(i * 7)
+	}
+	mustOK(t, q.exec(nvme.WriteCmd(1, 0, 8), w, false, nil))
+	r := make([]byte, 4096)
+	mustOK(t, q.exec(nvme.ReadCmd(1, 0, 8), nil, false, r))
+	if string(r) != string(w) {
+		t.Fatal("read back differs with 1000 idle associations")
+	}
+	a.nc.Close()
+	q.nc.Close()
+
+	for _, nc := range conns {
+		nc.Close()
+	}
+	waitCounts(t, tg, 0, 0)
+	waitGoroutines(t, g0)
+	waitFDs(t, fd0)
+}
+
+// TestConnectionStorm connects and disconnects in loops from several
+// goroutines, in every way a host leaves: Disconnect, closing the socket
+// after Connect, closing in the middle of a PDU, never sending ICReq, and
+// I/O queues whose admin queue goes first. Afterwards the target holds no
+// queue, controller, goroutine or descriptor more than before, and its
+// memory is back near where it started.
+func TestConnectionStorm(t *testing.T) {
+	raiseNOFILE(t, 1024)
+	cfg := limitsConfig()
+	cfg.ICTimeout = 200 * time.Millisecond // the silent ones
+	tg := startTarget(t, cfg)
+	addr := tg.Addrs()[0]
+	ra := newRawAssoc(testNQN, testHost)
+	warm, _, err := ra.open(addr.String(), make([]byte, 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm.Close()
+	waitCounts(t, tg, 0, 0)
+	g0, fd0 := runtime.NumGoroutine(), openFDs()
+	m0 := heapAndStacks()
+
+	const workers, rounds = 8, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 256)
+			for i := range rounds {
+				if err := stormRound(addr.String(), ra, (w+i)%5, buf); err != nil {
+					errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitCounts(t, tg, 0, 0)
+	waitGoroutines(t, g0)
+	waitFDs(t, fd0)
+	m1 := heapAndStacks()
+	t.Logf("storm of %d connections: goroutines %d -> %d, descriptors %d -> %d, heap+stacks %+d KiB",
+		workers*rounds, g0, runtime.NumGoroutine(), fd0, openFDs(), (int64(m1)-int64(m0))/1024)
+	if int64(m1)-int64(m0) > 8<<20 {
+		t.Errorf("memory grew by %d bytes over the storm", int64(m1)-int64(m0))
+	}
+}
+
+func stormRound(addr string, ra *rawAssoc, kind int, buf []byte) error {
+	switch kind {
+	case 0: // Connect, then Disconnect
+		nc, st, err := ra.open(addr, buf)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		if st != nvme.StatusSuccess {
+			return fmt.Errorf("connect %v", st)
+		}
+		sqe := nvme.DisconnectCmd(2)
+		if _, err := nc.Write(tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: sqe}, nil, tcp.EncodeOptions{})); err != nil {
+			return err
+		}
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(nc, buf[:24]); err != nil {
+			return fmt.Errorf("disconnect response: %w", err)
+		}
+		// The target closes after the response.
+		if _, err := nc.Read(buf); err == nil {
+			return fmt.Errorf("open after Disconnect")
+		}
+	case 1: // Connect, then drop the socket
+		nc, _, err := ra.open(addr, buf)
+		if err != nil {
+			return err
+		}
+		nc.Close()
+	case 2: // half a Connect capsule, then drop
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		_, _ = nc.Write(ra.icreq)
+		_, _ = nc.Write(ra.connect[:40])
+		nc.Close()
+	case 3: // never send ICReq: the IC timeout closes it
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Read(buf); err == nil {
+			return fmt.Errorf("silent connection got data")
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			return fmt.Errorf("silent connection not closed by the IC timeout")
+		}
+	case 4: // admin and an I/O queue; the admin queue goes first
+		nc, st, err := ra.open(addr, buf)
+		if err != nil {
+			return err
+		}
+		if st != nvme.StatusSuccess {
+			nc.Close()
+			return fmt.Errorf("connect %v", st)
+		}
+		cntlid := binary.LittleEndian.Uint16(buf[128+8:])
+		io1, err := net.Dial("tcp", addr)
+		if err != nil {
+			nc.Close()
+			return err
+		}
+		defer io1.Close()
+		a := nvme.Connect{QID: 1, SQSIZE: 31}
+		sqe := a.SQE(1)
+		sqe.Flags |= nvme.PSDTSGL
+		d := nvme.ConnectData{HostID: testHostID, CNTLID: cntlid, SubNQN: testNQN, HostNQN: testHost}
+		data := d.Append(nil)
+		sqe.DPTR = nvme.SGLDescriptor{Length: uint32(len(data)), Type: nvme.SGLDataBlockOffset}
+		_, _ = io1.Write(append(append([]byte(nil), ra.icreq...), tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: sqe}, data, tcp.EncodeOptions{})...))
+		_ = io1.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(io1, buf[:128+24]); err != nil {
+			nc.Close()
+			return fmt.Errorf("I/O queue connect: %w", err)
+		}
+		nc.Close()
+		// Ending the association ends its I/O queues.
+		if _, err := io1.Read(buf); err == nil {
+			return fmt.Errorf("I/O queue open after its admin queue closed")
+		}
+	}
+	return nil
+}
