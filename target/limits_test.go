@@ -317,8 +317,8 @@ func stormRound(addr string, ra *rawAssoc, kind int, buf []byte) error {
 			return fmt.Errorf("disconnect response: %w", err)
 		}
 		// The target closes after the response.
-		if _, err := nc.Read(buf); err == nil {
-			return fmt.Errorf("open after Disconnect")
+		if err := readEOF(nc, buf); err != nil {
+			return fmt.Errorf("after Disconnect: %w", err)
 		}
 	case 1: // Connect, then drop the socket
 		nc, _, err := ra.open(addr, buf)
@@ -356,6 +356,16 @@ func stormRound(addr string, ra *rawAssoc, kind int, buf []byte) error {
 			return fmt.Errorf("connect %v", st)
 		}
 		cntlid := binary.LittleEndian.Uint16(buf[128+8:])
+		// Enable the controller: I/O queues need CC.EN.
+		en := nvme.PropertySetCmd(2, nvme.PropCC, false, ccEnable)
+		if _, err := nc.Write(tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: en}, nil, tcp.EncodeOptions{})); err != nil {
+			nc.Close()
+			return err
+		}
+		if _, err := io.ReadFull(nc, buf[:24]); err != nil {
+			nc.Close()
+			return fmt.Errorf("property set: %w", err)
+		}
 		io1, err := net.Dial("tcp", addr)
 		if err != nil {
 			nc.Close()
@@ -374,11 +384,28 @@ func stormRound(addr string, ra *rawAssoc, kind int, buf []byte) error {
 			nc.Close()
 			return fmt.Errorf("I/O queue connect: %w", err)
 		}
+		if st := nvme.Status(binary.LittleEndian.Uint16(buf[128+8+14:]) >> 1); st != nvme.StatusSuccess {
+			nc.Close()
+			return fmt.Errorf("I/O queue connect: %v", st)
+		}
 		nc.Close()
 		// Ending the association ends its I/O queues.
-		if _, err := io1.Read(buf); err == nil {
-			return fmt.Errorf("I/O queue open after its admin queue closed")
+		if err := readEOF(io1, buf); err != nil {
+			return fmt.Errorf("I/O queue after its admin queue closed: %w", err)
 		}
+	}
+	return nil
+}
+
+// readEOF expects the peer to close nc.
+func readEOF(nc net.Conn, buf []byte) error {
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := nc.Read(buf)
+	switch ne, ok := err.(net.Error); {
+	case err == nil:
+		return fmt.Errorf("%d unexpected bytes", n)
+	case ok && ne.Timeout():
+		return fmt.Errorf("not closed")
 	}
 	return nil
 }
