@@ -150,6 +150,7 @@ func (s *Spec) cleanup() {
 // this observation for this requirement: pass, reported as a finding with
 // the profile's note. Otherwise: fail, saying both.
 func (s *Spec) Conform(observed, want string) {
+	GinkgoHelper()
 	if observed == want {
 		return
 	}

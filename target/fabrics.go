@@ -104,6 +104,13 @@ func (q *queue) connect(c *command) {
 			c.ploc = nvme.ConnectOffQID
 			q.complete(c, nvme.StatusCommandSequenceError)
 			return
+		case !ctrl.enabled.Load():
+			// I/O queues belong to an enabled controller (NVMe Base 2.0
+			// 3.5.2: the host enables it, then creates them); nvmet does
+			// not check this (suites FAB-IOQ-002).
+			ctrl.mu.Unlock()
+			q.complete(c, nvme.StatusCommandSequenceError)
+			return
 		}
 		ctrl.queues[args.QID] = q
 		ctrl.mu.Unlock()

@@ -101,11 +101,13 @@ func TestPropertiesAndEnable(t *testing.T) {
 	wantStatus(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCSTS, false, 1), nil, false, nil), nvme.StatusInvalidField)
 	wantStatus(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCAP, true, 1), nil, false, nil), nvme.StatusInvalidField)
 
-	// An I/O queue of a disabled controller rejects I/O.
-	q := ioQueue(t, tg.Addrs()[0], uint16(r.DW0), 1, 0)
-	wantStatus(t, q.exec(nvme.ReadCmd(1, 0, 1), nil, false, make([]byte, 512)), nvme.StatusCommandSequenceError)
+	// No I/O queue for a controller that is not enabled.
+	early := dial(t, tg.Addrs()[0], 0)
+	wantStatus(t, early.exec(connectSQE(1, 31, 0, 0), connectData(testNQN, testHost, uint16(r.DW0)), true, nil),
+		nvme.StatusCommandSequenceError)
 
 	mustOK(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCC, false, ccEnable), nil, false, nil))
+	q := ioQueue(t, tg.Addrs()[0], uint16(r.DW0), 1, 0)
 	if v := get(nvme.PropCSTS, false); v.DW0&nvme.CSTSReady == 0 {
 		t.Fatalf("CSTS %#x after enable", v.DW0)
 	}
