@@ -409,3 +409,81 @@ func readEOF(nc net.Conn, buf []byte) error {
 	}
 	return nil
 }
+
+// TestHostilePeers: every way a peer can hold a connection without making
+// progress is bounded by a configured timeout or limit.
+func TestHostilePeers(t *testing.T) {
+	cfg := testConfig()
+	cfg.ICTimeout = 100 * time.Millisecond
+	cfg.IdleTimeout = 300 * time.Millisecond
+	tg := startTarget(t, cfg)
+	addr := tg.Addrs()[0]
+	ra := newRawAssoc(testNQN, testHost)
+	buf := make([]byte, 256)
+
+	t.Run("no ICReq", func(t *testing.T) {
+		nc, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		if err := readEOF(nc, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("half an ICReq", func(t *testing.T) {
+		nc, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_, _ = nc.Write(ra.icreq[:60])
+		if err := readEOF(nc, buf); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ICReq but no Connect", func(t *testing.T) {
+		c := dial(t, addr, 0)
+		start := time.Now()
+		c.expectClosed()
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("closed late")
+		}
+	})
+	t.Run("refused Connect then silence", func(t *testing.T) {
+		c := dial(t, addr, 0)
+		wantStatus(t, c.exec(connectSQE(0, 31, 0, 0), connectData("nqn.2014-08.io.nvmftest:nope", testHost, nvme.CNTLIDDynamic), true, nil),
+			nvme.StatusConnectInvalidParameters)
+		c.expectClosed()
+	})
+	t.Run("partial PDU after Connect", func(t *testing.T) {
+		c := dial(t, addr, 0)
+		mustOK(t, c.connect(testNQN, 0, nvme.CNTLIDDynamic, 0))
+		b := tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: nvme.KeepAliveCmd()}, nil, tcp.EncodeOptions{})
+		_ = c.conn.SendRaw(b[:30])
+		c.expectClosed()
+	})
+	t.Run("KATO 0 and silent", func(t *testing.T) {
+		// No keep alive timer: the idle timeout ends the association.
+		c := dial(t, addr, 0)
+		mustOK(t, c.connect(testNQN, 0, nvme.CNTLIDDynamic, 0))
+		c.expectClosed()
+	})
+	t.Run("KATO out of bounds", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MinKATO, cfg.MaxKATO = time.Second, time.Minute
+		tg := startTarget(t, cfg)
+		c := dial(t, tg.Addrs()[0], 0)
+		wantStatus(t, c.connect(testNQN, 0, nvme.CNTLIDDynamic, 500), nvme.StatusConnectInvalidParameters)
+		wantStatus(t, c.connect(testNQN, 0, nvme.CNTLIDDynamic, 3600000), nvme.StatusConnectInvalidParameters)
+	})
+	// Exceeding the queue depth and H2CData outside an R2T are fatal
+	// errors (C2HTermReq): TestMalformedPDUs.
+
+	// A host that keeps talking is not cut off.
+	a := admin(t, addr, testNQN, 0)
+	for range 5 {
+		time.Sleep(100 * time.Millisecond)
+		mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+	}
+}

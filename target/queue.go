@@ -176,8 +176,13 @@ var errClose = errors.New("target: close")
 func (q *queue) serve() {
 	defer q.cleanup()
 	cfg := &q.t.cfg
+	// ICTimeout bounds the set-up: ICReq and then a successful Connect
+	// must both arrive in time, so a peer that stops half way through (or
+	// never connects a queue) does not hold a connection for ever.
+	var setupDeadline time.Time
 	if cfg.ICTimeout > 0 {
-		_ = q.nc.SetReadDeadline(time.Now().Add(cfg.ICTimeout))
+		setupDeadline = time.Now().Add(cfg.ICTimeout)
+		_ = q.nc.SetReadDeadline(setupDeadline)
 	}
 	pol := tcp.ICPolicy{CPDA: cfg.CPDA, MaxH2CData: q.t.maxH2C, HeaderDigest: cfg.HeaderDigest,
 		DataDigest: cfg.DataDigest, MaxHPDA: cfg.MaxHPDA}
@@ -185,7 +190,7 @@ func (q *queue) serve() {
 		q.fail(err)
 		return
 	}
-	_ = q.nc.SetReadDeadline(time.Time{})
+	_ = q.nc.SetReadDeadline(setupDeadline)
 	q.conn.SetLimits(max(adminCapsuleData, q.t.icd), q.t.maxH2C)
 	corked := false
 	for {
@@ -199,8 +204,14 @@ func (q *queue) serve() {
 				_ = q.conn.Uncork()
 				corked = false
 			}
-			if cfg.IdleTimeout > 0 {
+			switch {
+			case q.ctrl == nil && !setupDeadline.IsZero():
+				// still bounded by the set-up deadline
+			case cfg.IdleTimeout > 0:
 				_ = q.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+			case !setupDeadline.IsZero():
+				_ = q.nc.SetReadDeadline(time.Time{})
+				setupDeadline = time.Time{}
 			}
 		}
 		p, err := q.conn.Next()
