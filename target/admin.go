@@ -127,9 +127,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.ONCS = nvme.ONCSCompare | nvme.ONCSDSM | nvme.ONCSWriteZeroes
 	id.FUSES = 1 // Compare and Write
 	id.ANATT = 10
-	id.ANACAP = 1<<0 | 1<<6 // optimized state reported; ANAGRPID does not change
-	id.ANAGRPMAX = 1
-	id.NANAGRPID = 1
+	id.ANACAP = anaCapAll
+	id.ANAGRPMAX = MaxANAGroups
+	id.NANAGRPID = MaxANAGroups
 	id.SUBNQN = sub.nqn
 	for _, ns := range sub.table().list() {
 		if ns.vwc {
@@ -169,7 +169,7 @@ func (q *queue) identify(c *command) {
 		switch cns {
 		case nvme.CNSNamespace:
 			idns := nvme.IdentifyNamespace{NSZE: ns.nlba, NCAP: ns.nlba, NUSE: ns.nlba,
-				DLFEAT: 1 | 1<<3, NMIC: 1, ANAGRPID: 1, NGUID: ns.nguid}
+				DLFEAT: 1 | 1<<3, NMIC: 1, ANAGRPID: ns.group(), NGUID: ns.nguid}
 			idns.LBAF[0] = nvme.LBAFormat{LBADS: uint8(ns.shift)}
 			idns.Put(b)
 		case nvme.CNSNSDescriptorList:
@@ -181,7 +181,7 @@ func (q *queue) identify(c *command) {
 			_ = d
 		default: // I/O command set independent Identify Namespace
 			b[1] = 1 // NMIC shared
-			binary.LittleEndian.PutUint32(b[4:], 1)
+			binary.LittleEndian.PutUint32(b[4:], ns.group()) // ANAGRPID
 			b[13] = 1 // NSTAT ready
 		}
 	case nvme.CNSActiveNSList:
@@ -279,13 +279,7 @@ func (q *queue) getLogPage(c *command) {
 			l.IOCS[nvme.CmdCompare] = nvme.CmdEffectsCSUPP
 			page = l.Append(page)
 		case nvme.LogANA:
-			var ids []uint32
-			for _, ns := range ctrl.sub.table().list() {
-				ids = append(ids, ns.id)
-			}
-			chg := ctrl.sub.anaChg.Load()
-			l := nvme.ANALog{CHGCNT: chg, Groups: []nvme.ANAGroupDescriptor{
-				{ANAGRPID: 1, CHGCNT: chg, State: nvme.ANAOptimized, NSIDs: ids}}}
+			l := ctrl.sub.anaLog(ctrl.port)
 			page = l.Append(page, nvme.LogPageLSP(s)&nvme.ANALogRGO != 0)
 			unmask = maskANA
 		default:

@@ -53,6 +53,10 @@ type ListenerConfig struct {
 	PortID uint16 `yaml:"port_id"`
 	// Serve is ServeAll (default), ServeIO or ServeDiscovery.
 	Serve string `yaml:"serve"`
+	// ANAStates is the ANA state of each ANA group on this port, by group
+	// ID: optimized (default), non-optimized, inaccessible,
+	// persistent-loss or change.
+	ANAStates map[uint32]string `yaml:"ana_states"`
 }
 
 func (l *ListenerConfig) servesIO() bool        { return l.Serve != ServeDiscovery }
@@ -77,6 +81,8 @@ type NamespaceConfig struct {
 	Size Size `yaml:"size"`
 	// BlockSize is the logical block size, 512 (default) or 4096.
 	BlockSize uint32 `yaml:"block_size"`
+	// ANAGroup is the namespace's ANA group ID, 1..MaxANAGroups (default 1).
+	ANAGroup uint32 `yaml:"ana_group"`
 }
 
 // SubsystemConfig describes one NVM subsystem.
@@ -288,6 +294,14 @@ func (c *Config) Validate() error {
 		default:
 			return fmt.Errorf("%s.serve: %q is not a mode (use all, io or discovery)", p, l.Serve)
 		}
+		for g, st := range l.ANAStates {
+			if g == 0 || g > MaxANAGroups {
+				return fmt.Errorf("%s.ana_states: group %d is out of range (use 1..%d)", p, g, MaxANAGroups)
+			}
+			if _, err := ParseANAState(st); err != nil {
+				return fmt.Errorf("%s.ana_states[%d]: %v", p, g, err)
+			}
+		}
 	}
 	nqns := map[string]bool{}
 	for i := range c.Subsystems {
@@ -415,6 +429,9 @@ const MaxNSID = 1024
 func (ns *NamespaceConfig) validate(p string) error {
 	if ns.NSID > MaxNSID {
 		return fmt.Errorf("%s.nsid: %d is out of range (use 1..%d, or 0 for the next free)", p, ns.NSID, MaxNSID)
+	}
+	if ns.ANAGroup > MaxANAGroups {
+		return fmt.Errorf("%s.ana_group: %d is out of range (use 1..%d, or 0 for 1)", p, ns.ANAGroup, MaxANAGroups)
 	}
 	switch ns.BlockSize {
 	case 0:

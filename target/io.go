@@ -32,6 +32,9 @@ func (q *queue) prepareIO(c *command, inLen uint32) nvme.Status {
 		return nvme.StatusInvalidNamespace
 	}
 	c.ns = ns
+	if st := q.port.pathStatus(ns); st != 0 {
+		return st
+	}
 	switch s.Opcode {
 	case nvme.CmdFlush:
 		return q.checkSGL(c, 0, false, inLen)

@@ -46,6 +46,7 @@ type Target struct {
 	started    bool
 	closed     bool
 	genctr     uint64
+	anaChg     uint64 // ANA state changes (ana.go)
 
 	wg sync.WaitGroup
 }
@@ -53,6 +54,7 @@ type Target struct {
 type port struct {
 	cfg ListenerConfig
 	ln  net.Listener
+	anaPort
 }
 
 // New checks cfg and opens the namespaces' backends. Nothing listens until
@@ -80,7 +82,9 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 		o(t)
 	}
 	for i := range cfg.Listeners {
-		t.ports = append(t.ports, &port{cfg: cfg.Listeners[i]})
+		p := &port{cfg: cfg.Listeners[i]}
+		p.initANA()
+		t.ports = append(t.ports, p)
 	}
 	for i := range cfg.Subsystems {
 		s, err := t.newSubsystem(cfg.Subsystems[i])
@@ -172,6 +176,11 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 	}
 	if p == nil {
 		p = t.ports[0]
+	}
+	if p.down {
+		t.mu.Unlock()
+		nc.Close()
+		return
 	}
 	q := newQueue(t, p, nc)
 	t.queues[q] = struct{}{}

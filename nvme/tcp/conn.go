@@ -192,9 +192,10 @@ func (c *Conn) RawHeader() []byte { return c.hbuf[:c.layout.HeaderLen] }
 // DataLen returns the length of the current PDU's data.
 func (c *Conn) DataLen() int { return c.layout.DataLen }
 
-// Buffered reports how many received bytes are waiting in the buffer: zero
-// means the next Next will block on the network.
-func (c *Conn) Buffered() int { return c.br.Buffered() }
+// Buffered reports how many received bytes are waiting in the buffer
+// beyond the current PDU's unread data (which Next discards): zero means
+// the next Next will block on the network.
+func (c *Conn) Buffered() int { return max(c.br.Buffered()-c.unread, 0) }
 
 // ReadData reads the current PDU's data into dst, which must be DataLen
 // bytes long, and checks its data digest. ErrDataDigest leaves the
