@@ -180,9 +180,9 @@ func (q *queue) identify(c *command) {
 			})
 			_ = d
 		default: // I/O command set independent Identify Namespace
-			b[1] = 1 // NMIC shared
+			b[1] = 1                                         // NMIC shared
 			binary.LittleEndian.PutUint32(b[4:], ns.group()) // ANAGRPID
-			b[13] = 1 // NSTAT ready
+			b[13] = 1                                        // NSTAT ready
 		}
 	case nvme.CNSActiveNSList:
 		if s.NSID >= 0xFFFFFFFE {
