@@ -236,7 +236,10 @@ func (b *FileBackend) WriteZeroes(off, n int64) error {
 
 func (b *FileBackend) Deallocate(off, n int64) error { return b.WriteZeroes(off, n) }
 func (b *FileBackend) Size() int64                   { return b.size }
-func (b *FileBackend) Close() error                  { return b.f.Close() }
+func (b *FileBackend) Close() error {
+	// A target that shuts down leaves every completed write durable.
+	return errors.Join(b.f.Sync(), b.f.Close())
+}
 
 // VolatileCache reports the page cache: writes are durable only after
 // Flush or FUA.
