@@ -33,7 +33,7 @@ interop: deps-interop ## Linux 6.12 kernel host and target under qemu against ou
 	NVMFTEST_INTEROP=1 $(GO) test -count=1 -v -timeout 35m ./fixtures/...
 
 fuzz: ## run every fuzzer for FUZZTIME each
-	@set -e; for pkg in ./nvme ./nvme/tcp ./target; do \
+	@set -e; for pkg in ./nvme ./nvme/tcp ./target ./initiator; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	  done; done
