@@ -34,6 +34,7 @@ type targetFlags struct {
 	ns            []string
 	allowHosts    []string
 	verbose       bool
+	ctlSocket     string
 	readyCallback func(*target.Target) // tests
 }
 
@@ -68,6 +69,8 @@ and 127.0.0.1:8009 (discovery), until SIGINT or SIGTERM.`,
 	fl.StringArrayVar(&f.ns, "ns", nil, "namespace `BACKEND:SIZE[:PATH]`, e.g. mem:256MiB, null:1TiB, file:10GiB:/tmp/ns.img (repeatable; replaces the configured ones)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only this host `NQN` may connect (repeatable; default any host)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and controller")
+	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl)")
+	cmd.AddCommand(newTargetCtlCmd())
 	return cmd
 }
 
@@ -161,6 +164,14 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	if err := tg.Start(); err != nil {
 		tg.Close()
 		return err
+	}
+	if f.ctlSocket != "" {
+		stopCtl, err := serveTargetCtl(tg, f.ctlSocket)
+		if err != nil {
+			tg.Close()
+			return err
+		}
+		defer stopCtl()
 	}
 	printReach(stdout, tg)
 	if f.readyCallback != nil {

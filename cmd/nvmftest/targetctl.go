@@ -1,0 +1,169 @@
+package main
+
+// The control endpoint of a running `nvmftest target` and its client,
+// `nvmftest target ctl`.
+//
+// `nvmftest target --ctl-socket PATH` serves HTTP on a unix socket (mode
+// 0600, so only the user who started the target can use it):
+//
+//	POST /v1/action  {"verb": "set-ana-state", "args": {"port": "1", ...}}
+//	                 204 done, 501 unsupported verb, 400 bad arguments
+//	GET  /v1/ports   [{"port_id":1,"address":"127.0.0.1:4420","down":false,"ana":{"1":"optimized"}}]
+//
+// `nvmftest target ctl --socket PATH VERB key=value...` takes the verbs of
+// the conformance suites' control contract (set-ana-state, port-down,
+// port-up, add-namespace, remove-namespace, add-subsystem,
+// remove-subsystem) and exits 3 for a verb the target does not know, so
+// "nvmftest target ctl --socket PATH" is itself a --control command.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nvmftest/nvmftest/failover"
+	"github.com/nvmftest/nvmftest/suites"
+	"github.com/nvmftest/nvmftest/target"
+)
+
+// ctlEnv names the environment variable that gives ctl its socket.
+const ctlEnv = "NVMFTEST_CTL_SOCKET"
+
+type ctlRequest struct {
+	Verb string            `json:"verb"`
+	Args map[string]string `json:"args"`
+}
+
+// serveTargetCtl serves the control endpoint for tg on a unix socket at
+// path; the returned function stops it and removes the socket.
+func serveTargetCtl(tg *target.Target, path string) (func(), error) {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	_ = os.Chmod(path, 0o600)
+	ctl := failover.LocalControl{T: tg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/action", func(w http.ResponseWriter, r *http.Request) {
+		var req ctlRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil || req.Verb == "" {
+			http.Error(w, "body: want {\"verb\": ..., \"args\": {...}}", http.StatusBadRequest)
+			return
+		}
+		err := ctl.Do(r.Context(), suites.Action{Verb: req.Verb, Args: req.Args})
+		switch {
+		case err == nil:
+			w.WriteHeader(http.StatusNoContent)
+		case errors.Is(err, suites.ErrUnsupported):
+			http.Error(w, "unsupported verb "+req.Verb, http.StatusNotImplemented)
+		default:
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		}
+	})
+	mux.HandleFunc("GET /v1/ports", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(tg.Ports())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		_ = os.Remove(path)
+	}, nil
+}
+
+func ctlClient(path string) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}}
+}
+
+// ctlExit carries ctl's exit status.
+type ctlExit struct {
+	err  error
+	code int
+}
+
+func (e ctlExit) Error() string { return e.err.Error() }
+func (e ctlExit) ExitCode() int { return e.code }
+
+func newTargetCtlCmd() *cobra.Command {
+	var sock string
+	cmd := &cobra.Command{
+		Use:   "ctl VERB [KEY=VALUE...]",
+		Short: "Change a running nvmftest target: ANA state, ports, namespaces",
+		Long: `Send one action to a running "nvmftest target --ctl-socket PATH".
+
+Verbs (the conformance suites' control contract):
+  set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
+  port-down         port=PORTID
+  port-up           port=PORTID
+  add-namespace     subnqn=NQN [nsid=N] [size=64MiB] [block_size=512]
+  remove-namespace  subnqn=NQN nsid=N
+  add-subsystem     nqn=NQN [allow_any_host=true] [hosts=NQN,...]
+  remove-subsystem  nqn=NQN
+  ports             (prints the ports, their state and ANA states as JSON)
+
+Exit status 3 means the target does not support the verb, so
+"nvmftest target ctl --socket PATH" works as a --control command.`,
+		Example: `  nvmftest target --ctl-socket /tmp/t.sock &
+  nvmftest target ctl --socket /tmp/t.sock set-ana-state port=1 group=1 state=inaccessible
+  nvmftest target ctl --socket /tmp/t.sock port-down port=1`,
+		Args:         cobra.MinimumNArgs(1),
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if sock == "" {
+				sock = os.Getenv(ctlEnv)
+			}
+			if sock == "" {
+				return usagef("no control socket (use --socket PATH or %s)", ctlEnv)
+			}
+			c := ctlClient(sock)
+			if args[0] == "ports" {
+				resp, err := c.Get("http://target/v1/ports")
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
+				return err
+			}
+			a, err := failover.ParseAction(args)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			body, _ := json.Marshal(ctlRequest{Verb: a.Verb, Args: a.Args})
+			resp, err := c.Post("http://target/v1/action", "application/json", bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			switch resp.StatusCode {
+			case http.StatusNoContent, http.StatusOK:
+				return nil
+			case http.StatusNotImplemented:
+				return ctlExit{errors.New(strings.TrimSpace(string(msg))), suites.ExitUnsupported}
+			default:
+				return ctlExit{errors.New(strings.TrimSpace(string(msg))), 1}
+			}
+		},
+	}
+	cmd.Flags().StringVar(&sock, "socket", "", "control socket `PATH` of the running target (default $"+ctlEnv+")")
+	return cmd
+}
