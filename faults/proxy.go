@@ -336,6 +336,7 @@ func (p *Proxy) handle(hc net.Conn) {
 type chunk struct {
 	b  []byte
 	at time.Time
+	bh bool // read while blackholed: lost unless its sender is still there
 }
 
 // pipe forwards one direction: a reader that frames and corrupts, and a
@@ -343,9 +344,10 @@ type chunk struct {
 func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 	q := make(chan chunk, 64)
 	wdone := make(chan struct{})
+	var gone atomic.Bool // the sender closed: what a blackhole ate is lost
 	go func() {
 		defer close(wdone)
-		p.writer(c, d, dst, q)
+		p.writer(c, d, dst, q, &gone)
 	}()
 	var fr framer
 	for {
@@ -355,7 +357,7 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 			b := buf[:n]
 			p.mu.Lock()
 			st := &p.dirs[d]
-			drop := st.drop
+			drop, bh := st.drop, p.blackhole
 			delay := st.delay
 			if st.jitter > 0 {
 				delay += rand.N(st.jitter)
@@ -369,7 +371,7 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 			}
 			if !drop {
 				select {
-				case q <- chunk{b: b, at: time.Now().Add(delay)}:
+				case q <- chunk{b: b, at: time.Now().Add(delay), bh: bh}:
 				case <-c.done:
 				}
 			}
@@ -378,6 +380,7 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 			break
 		}
 	}
+	gone.Store(true)
 	close(q)
 	<-wdone
 	// Half close so the other side sees the end of this direction.
@@ -388,7 +391,7 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 	}
 }
 
-func (p *Proxy) writer(c *pair, d Direction, dst net.Conn, q chan chunk) {
+func (p *Proxy) writer(c *pair, d Direction, dst net.Conn, q chan chunk, gone *atomic.Bool) {
 	for ch := range q {
 		if w := time.Until(ch.at); w > 0 {
 			select {
@@ -406,6 +409,11 @@ func (p *Proxy) writer(c *pair, d Direction, dst net.Conn, q chan chunk) {
 		case <-c.done:
 			continue // drain so the reader never blocks
 		default:
+		}
+		if ch.bh && gone.Load() {
+			// Bytes a blackhole swallowed come back only by retransmission,
+			// and their sender is gone: never deliver them late.
+			continue
 		}
 		b := ch.b
 		for len(b) > 0 {
