@@ -211,8 +211,13 @@ func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntl
 		}
 		return 0, err
 	}
-	if cqe.DW0&(nvme.ConnectAuthReqATR|nvme.ConnectAuthReqASCR) != 0 {
-		return 0, fmt.Errorf("controller requires authentication (AUTHREQ %#x), which this host does not support", cqe.DW0>>16)
+	if cqe.DW0&nvme.ConnectAuthReqASCR != 0 {
+		return 0, fmt.Errorf("controller requires secure channel concatenation (AUTHREQ %#x), which this host does not support", cqe.DW0>>16)
+	}
+	if cqe.DW0&nvme.ConnectAuthReqATR != 0 {
+		if err := authenticate(ctx, q, o, subnqn); err != nil {
+			return 0, err
+		}
 	}
 	return uint16(cqe.DW0), nil
 }

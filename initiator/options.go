@@ -66,6 +66,11 @@ type Options struct {
 	// fails its queue and everything in flight on it, as Linux's error
 	// recovery does. Negative disables timeouts.
 	Timeout time.Duration
+	// DHCHAPSecret is the host's DH-HMAC-CHAP secret ("DHHC-1:hh:...:",
+	// as nvme connect --dhchap-secret), used on every queue whose Connect
+	// response asks for authentication. DHCHAPCtrlSecret, if set, makes
+	// the host authenticate the controller too (--dhchap-ctrl-secret).
+	DHCHAPSecret, DHCHAPCtrlSecret string
 	// DisableSQFlowControl sets CATTR bit 2 in Connect on I/O queues.
 	DisableSQFlowControl bool
 	// Logger receives debug and warning messages (default: discard).

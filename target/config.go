@@ -145,6 +145,10 @@ type Config struct {
 	// InvalidLogPage answers an unknown log page with Invalid Log Page
 	// (SPDK) instead of Invalid Field in Command (nvmet, default).
 	InvalidLogPage bool `yaml:"invalid_log_page"`
+	// DHCHAP lists the hosts that must pass NVMe in-band authentication
+	// (DH-HMAC-CHAP) on every queue they connect to an NVM subsystem; see
+	// DHCHAPHost.
+	DHCHAP []DHCHAPHost `yaml:"dhchap"`
 	// DataDigestFatal tears the connection down on a data digest error
 	// (nvmet) instead of failing the command with Transient Transport
 	// Error (default).
@@ -302,6 +306,9 @@ func (c *Config) Validate() error {
 				return fmt.Errorf("%s.ana_states[%d]: %v", p, g, err)
 			}
 		}
+	}
+	if err := validateDHCHAP(c.DHCHAP); err != nil {
+		return err
 	}
 	nqns := map[string]bool{}
 	for i := range c.Subsystems {

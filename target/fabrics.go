@@ -15,6 +15,10 @@ func (q *queue) execFabrics(c *command) {
 		q.propertyGet(c)
 	case nvme.FabricsPropertySet:
 		q.propertySet(c)
+	case nvme.FabricsAuthSend:
+		q.authSend(c)
+	case nvme.FabricsAuthReceive:
+		q.authReceive(c)
 	case nvme.FabricsDisconnect:
 		q.complete(c, nvme.StatusSuccess)
 		// The receive loop sees the closed connection and cleans up.
@@ -116,7 +120,7 @@ func (q *queue) connect(c *command) {
 		ctrl.mu.Unlock()
 		q.install(ctrl, args.QID, args)
 	}
-	c.dw0 = uint32(q.ctrl.cntlid)
+	c.dw0 = uint32(q.ctrl.cntlid) | q.authRequired(d.HostNQN, sub)
 	q.complete(c, nvme.StatusSuccess)
 }
 

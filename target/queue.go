@@ -113,6 +113,8 @@ type queue struct {
 
 	scratch []byte // admin data, receive goroutine only
 
+	auth *authState // DH-HMAC-CHAP, when the host must authenticate
+
 	// statistics for the SMART log
 	readCmds, writeCmds, bytesRead, bytesWritten atomic.Uint64
 }
@@ -594,6 +596,9 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	if q.ctrl == nil {
 		return nvme.StatusCommandSequenceError
 	}
+	if q.authPending() {
+		return nvme.StatusAuthenticationRequired
+	}
 	if !q.ctrl.enabled.Load() {
 		return nvme.StatusCommandSequenceError
 	}
@@ -617,12 +622,17 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.qid != 0 {
 			return nvme.StatusInvalidOpcode
 		}
+		if q.authPending() {
+			return nvme.StatusAuthenticationRequired
+		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.FabricsDisconnect:
 		if q.ctrl == nil {
 			return nvme.StatusCommandSequenceError
 		}
 		return q.checkSGL(c, 0, false, inLen)
+	case nvme.FabricsAuthSend, nvme.FabricsAuthReceive:
+		return q.prepareAuth(c, inLen)
 	}
 	if q.ctrl == nil {
 		return nvme.StatusCommandSequenceError
