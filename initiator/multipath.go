@@ -549,7 +549,9 @@ func (m *Multipath) Do(ctx context.Context, sqe nvme.SQE, data []byte, dir Dir) 
 				m.lost(p, c, e)
 			}
 			cancel()
-		case errors.As(err, &st) && st.Code() == nvme.StatusTransientTransport && !st.DNR():
+		case errors.As(err, &st) && !st.DNR() && (st.Code() == nvme.StatusTransientTransport || st.Code() == nvme.StatusDataTransferError):
+			// A digest error on either side: the transfer, not the command,
+			// failed; retry as Linux's error recovery does.
 		default:
 			m.failed.Add(1)
 			return cqe, err
