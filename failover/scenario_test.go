@@ -1,10 +1,10 @@
 package failover
 
 import (
-	"log/slog"
-	"os"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
