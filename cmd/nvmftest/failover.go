@@ -1,0 +1,164 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/nvmftest/nvmftest/failover"
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/suites"
+)
+
+func newFailoverCmd() *cobra.Command {
+	var (
+		scenario, transport, traddr, trsvcid, nqn, hostnqn, control, output, jsonFile string
+		paths                                                                         []string
+		portIDs                                                                       []uint
+		nsid, anaGroup                                                                uint32
+		before, fault, after, timeout, kato, ctrlLoss, fastFail, reconnect            time.Duration
+		hdrDigest, dataDigest                                                         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "failover --scenario NAME",
+		Short: "Run a path failover scenario with verified I/O and report",
+		Long: `Run verified I/O (randrw 4k, crc32c verify) through fault-injecting proxies
+over a multipath host while a path fails and returns, and report the time
+I/O stalled, I/Os failed to the application, I/Os retried on another path,
+verify mismatches (must be 0) and a timeline of events and per-path IOPS.
+
+Scenarios: ` + strings.Join(failover.Scenarios, ", ") + `, or all.
+
+With no address it runs against nvmftest's reference target, in process,
+with two ports. Against another target give the first path nvme-cli style
+(-t tcp -a ADDRESS -s PORT -n NQN) and each further path with --path
+HOST:PORT; target-side actions (set-ana-state, port-down, port-up) go
+through --control CMD, run as "CMD VERB key=value..." (the conformance
+suites' contract; "nvmftest target ctl --socket PATH" is one).
+Exit status: 0 when every scenario passed, 1 otherwise.`,
+		Example: `  nvmftest failover --scenario path-down
+  nvmftest failover --scenario all -o json
+  nvmftest failover --scenario ana-transition -a 192.0.2.10 -s 4420 --path 192.0.2.11:4420 \
+      -n nqn.2014-08.com.example:array1 --control "/usr/local/bin/array-ctl --array a1"`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if transport != "tcp" {
+				return usagef("transport %q is not supported (use -t tcp)", transport)
+			}
+			if output != "normal" && output != "json" {
+				return usagef("invalid -o/--output-format %q: use normal or json", output)
+			}
+			names := []string{scenario}
+			if scenario == "all" {
+				names = failover.Scenarios
+			}
+			base := failover.Config{NSID: nsid, ANAGroup: anaGroup, Before: before, Fault: fault, After: after}
+			for _, id := range portIDs {
+				if id == 0 || id > 0xFFFF {
+					return usagef("invalid --port-id %d", id)
+				}
+				base.PortIDs = append(base.PortIDs, uint16(id))
+			}
+			if traddr != "" {
+				if nqn == "" {
+					return usagef("missing subsystem NQN: give it with -n/--nqn NQN")
+				}
+				base.Addrs = append([]string{net.JoinHostPort(traddr, trsvcid)}, paths...)
+				base.SubNQN = nqn
+				if len(base.Addrs) < 2 {
+					return usagef("failover needs two paths: add --path HOST:PORT")
+				}
+			} else if len(paths) > 0 {
+				return usagef("--path needs the first path given with -a/--traddr")
+			}
+			if control != "" {
+				c, err := suites.NewExecControl(control)
+				if err != nil {
+					return usagef("invalid --control: %v", err)
+				}
+				base.Control = c
+			}
+			base.Host = initiator.MultipathOptions{
+				Options:       initiator.Options{HostNQN: hostnqn, HeaderDigest: hdrDigest, DataDigest: dataDigest, Timeout: timeout, KATO: kato},
+				CtrlLossTmo:   ctrlLoss,
+				FastIOFailTmo: fastFail,
+			}
+			if reconnect > 0 {
+				base.Host.ReconnectDelay, base.Host.ReconnectDelayMax = reconnect, 8*reconnect
+			}
+			out := cmd.OutOrStdout()
+			var reps []*failover.Report
+			failed := 0
+			for _, n := range names {
+				cfg := base
+				cfg.Scenario = n
+				if output == "normal" {
+					fmt.Fprintf(out, "== %s\n", n)
+					cfg.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }
+				}
+				rep, err := failover.Run(cmd.Context(), cfg)
+				if err != nil {
+					if strings.Contains(err.Error(), "unknown scenario") || strings.Contains(err.Error(), "needs") {
+						return usagef("%v", err)
+					}
+					return fmt.Errorf("%s: %v", n, err)
+				}
+				reps = append(reps, rep)
+				if !rep.Pass {
+					failed++
+				}
+				if output == "normal" {
+					failover.WriteText(out, rep)
+				}
+			}
+			if output == "json" {
+				writeJSON(out, reps)
+			}
+			if jsonFile != "" {
+				f, err := os.Create(jsonFile)
+				if err != nil {
+					return err
+				}
+				writeJSON(f, reps)
+				if err := f.Close(); err != nil {
+					return err
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d scenarios failed", failed, len(reps))
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&scenario, "scenario", "", "scenario `NAME` ("+strings.Join(failover.Scenarios, ", ")+", or all)")
+	fs.StringVarP(&transport, "transport", "t", "tcp", "transport type (only tcp)")
+	fs.StringVarP(&traddr, "traddr", "a", "", "address of the target's first path (default: the reference target in process)")
+	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "TCP port of the first path")
+	fs.StringArrayVar(&paths, "path", nil, "a further path `HOST:PORT` (repeatable)")
+	fs.StringVarP(&nqn, "nqn", "n", "", "subsystem NQN")
+	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN")
+	fs.BoolVarP(&hdrDigest, "hdr-digest", "g", false, "request header digests")
+	fs.BoolVarP(&dataDigest, "data-digest", "G", false, "request data digests")
+	fs.Uint32Var(&nsid, "nsid", 1, "namespace ID")
+	fs.UintSliceVar(&portIDs, "port-id", nil, "the target's port IDs of the paths, for the control (default 1,2,...)")
+	fs.Uint32Var(&anaGroup, "ana-group", 1, "ANA group of the namespace, for set-ana-state")
+	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
+	fs.DurationVar(&before, "before", time.Second, "I/O before the fault")
+	fs.DurationVar(&fault, "fault", 3*time.Second, "how long the fault lasts")
+	fs.DurationVar(&after, "after", 2*time.Second, "I/O after the path returns")
+	fs.DurationVar(&timeout, "timeout", 2*time.Second, "host command timeout")
+	fs.DurationVar(&kato, "keep-alive-tmo", time.Second, "host keep-alive timeout")
+	fs.DurationVar(&ctrlLoss, "ctrl-loss-tmo", 10*time.Minute, "ctrl_loss_tmo: how long a lost path reconnects before it is deleted (negative: forever)")
+	fs.DurationVar(&fastFail, "fast-io-fail-tmo", -1, "fast_io_fail_tmo: how long I/O waits for a lost path (negative: off)")
+	fs.DurationVar(&reconnect, "reconnect-delay", 100*time.Millisecond, "first reconnect delay (doubles up to 8x)")
+	fs.StringVarP(&output, "output-format", "o", "normal", "output format: normal or json")
+	fs.StringVar(&jsonFile, "json", "", "also write the JSON report to `FILE`")
+	_ = cmd.MarkFlagRequired("scenario")
+	return cmd
+}
