@@ -202,3 +202,41 @@ func FuzzTargetAuth(f *testing.F) {
 		checkNoTargetGoroutines(t)
 	})
 }
+
+// TestHostAccessList: a subsystem with a host list admits only those
+// hosts (anyone else's Connect gets Connect Invalid Host) and is in the
+// discovery log only for them.
+func TestHostAccessList(t *testing.T) {
+	tg := startTarget(t, testConfig())
+	const private, other = "nqn.2014-08.io.nvmftest:private", "nqn.2014-08.io.nvmftest:other"
+	for _, tc := range []struct {
+		host string
+		sees bool
+	}{{testHost, false}, {other, true}} {
+		d := dial(t, tg.Addrs()[1], 0)
+		r := d.exec(connectSQE(0, 31, 0, 0), connectData(nvme.DiscoveryNQN, tc.host, nvme.CNTLIDDynamic), true, nil)
+		mustOK(t, r)
+		mustOK(t, d.exec(nvme.PropertySetCmd(0, nvme.PropCC, false, ccEnable), nil, false, nil))
+		all := make([]byte, 1024*8)
+		mustOK(t, d.exec(nvme.GetLogPageCmd(nvme.LogDiscovery, 0, 0, 0, uint32(len(all))), nil, false, all))
+		_, numrec, _, _ := nvme.DecodeDiscoveryLogHeader(all)
+		l, err := nvme.DecodeDiscoveryLog(all[:1024*(1+numrec)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := false
+		for _, e := range l.Entries {
+			seen = seen || e.SUBNQN == private
+		}
+		if seen != tc.sees {
+			t.Fatalf("host %s: private subsystem in discovery log = %v", tc.host, seen)
+		}
+		c := dial(t, tg.Addrs()[0], 0)
+		r = c.exec(connectSQE(0, 31, 0, 0), connectData(private, tc.host, nvme.CNTLIDDynamic), true, nil)
+		if tc.sees {
+			mustOK(t, r)
+		} else {
+			wantStatus(t, r, nvme.StatusConnectInvalidHost)
+		}
+	}
+}
