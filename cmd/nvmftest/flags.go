@@ -27,6 +27,8 @@ type connFlags struct {
 	hostid     string
 	hdrDigest  bool
 	dataDigest bool
+	dhchap     string // DH-HMAC-CHAP host secret
+	dhchapCtrl string // and the controller's, for bidirectional
 	kato       int
 	nrIO       int
 	queueSize  int
@@ -52,6 +54,8 @@ func addConnFlags(c *cobra.Command, f *connFlags) {
 	fs.StringVarP(&f.hostid, "hostid", "I", "", "host ID as a UUID (default /etc/nvme/hostid or derived from the host NQN)")
 	fs.BoolVarP(&f.hdrDigest, "hdr-digest", "g", false, "request header digests")
 	fs.BoolVarP(&f.dataDigest, "data-digest", "G", false, "request data digests")
+	fs.StringVar(&f.dhchap, "dhchap-secret", "", "DH-HMAC-CHAP host secret (DHHC-1:hh:...:), used when the controller asks for authentication")
+	fs.StringVar(&f.dhchapCtrl, "dhchap-ctrl-secret", "", "DH-HMAC-CHAP controller secret: authenticate the controller too")
 	fs.IntVarP(&f.kato, "keep-alive-tmo", "k", -1, "keep-alive timeout in seconds (default 5, 0 for discovery)")
 	if f.ioQueues {
 		fs.IntVarP(&f.nrIO, "nr-io-queues", "i", 0, "number of I/O queues (default: number of CPUs for connect, 1 otherwise)")
@@ -83,6 +87,17 @@ func (f *connFlags) validate() error {
 	if f.nrIO < 0 {
 		return usagef("invalid -i/--nr-io-queues %d: must not be negative", f.nrIO)
 	}
+	for _, s := range []struct{ flag, v string }{{"dhchap-secret", f.dhchap}, {"dhchap-ctrl-secret", f.dhchapCtrl}} {
+		if s.v == "" {
+			continue
+		}
+		if _, err := nvme.ParseDHCHAPSecret(s.v); err != nil {
+			return usagef("invalid --%s: %v", s.flag, err)
+		}
+	}
+	if f.dhchapCtrl != "" && f.dhchap == "" {
+		return usagef("--dhchap-ctrl-secret needs --dhchap-secret")
+	}
 	if f.hostid != "" {
 		if _, err := initiator.ParseHostID(f.hostid); err != nil {
 			return usagef("invalid -I/--hostid: %v", err)
@@ -101,6 +116,9 @@ func (f *connFlags) options(defaultIO int) initiator.Options {
 		NrIOQueues:   defaultIO,
 		QueueSize:    f.queueSize,
 		Timeout:      f.timeout,
+
+		DHCHAPSecret:     f.dhchap,
+		DHCHAPCtrlSecret: f.dhchapCtrl,
 	}
 	if f.hostid != "" {
 		o.HostID, _ = initiator.ParseHostID(f.hostid)
