@@ -72,8 +72,16 @@ const memChunk = 64 << 10
 // write, so an unwritten namespace costs nothing.
 type MemBackend struct {
 	size   int64
-	mu     sync.RWMutex
+	mu     sync.RWMutex // the chunk map
 	chunks map[int64]*[memChunk]byte
+	// stripes order copies into and out of a chunk: concurrent commands
+	// on the same blocks (which NVMe leaves unordered) must still not race
+	// in Go's memory model.
+	stripes [64]sync.RWMutex
+}
+
+func (b *MemBackend) stripe(ci int64) *sync.RWMutex {
+	return &b.stripes[uint64(ci)%uint64(len(b.stripes))]
 }
 
 // NewMemBackend returns an empty memory backend of size bytes.
@@ -89,7 +97,10 @@ func (b *MemBackend) ReadAt(p []byte, off int64) (int, error) {
 		ci, co := o/memChunk, int(o%memChunk)
 		m := min(len(p)-n, memChunk-co)
 		if c := b.chunks[ci]; c != nil {
+			s := b.stripe(ci)
+			s.RLock()
 			copy(p[n:n+m], c[co:co+m])
+			s.RUnlock()
 		} else {
 			clear(p[n : n+m])
 		}
@@ -116,7 +127,10 @@ func (b *MemBackend) WriteAt(p []byte, off int64) (int, error) {
 			}
 			b.mu.Unlock()
 		}
+		s := b.stripe(ci)
+		s.Lock()
 		copy(c[co:co+m], p[n:n+m])
+		s.Unlock()
 		n += m
 	}
 	return n, nil
@@ -137,7 +151,10 @@ func (b *MemBackend) Deallocate(off, n int64) error {
 			if m == memChunk {
 				delete(b.chunks, ci)
 			} else {
+				s := b.stripe(ci)
+				s.Lock()
 				clear(c[co : co+m])
+				s.Unlock()
 			}
 		}
 		off += m
