@@ -139,9 +139,9 @@ type run struct {
 func (r *run) event(who, what string) {
 	at := time.Since(r.start)
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.rep.Events = append(r.rep.Events, Event{At: at, Who: who, What: what})
-	r.mu.Unlock()
-	if r.cfg.Log != nil {
+	if r.cfg.Log != nil { // serialized: Log need not be safe for concurrent use
 		r.cfg.Log(fmt.Sprintf("%8.3fs %-8s %s", at.Seconds(), who, what))
 	}
 }

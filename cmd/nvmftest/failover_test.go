@@ -2,10 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/target"
 )
 
 func TestFailoverCmd(t *testing.T) {
@@ -26,5 +33,45 @@ func TestFailoverCmd(t *testing.T) {
 		if code := run(args, nil, &out, &errb); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
+	}
+}
+
+// TestFailoverExternalWithControl drives a separately addressed target (a
+// `nvmftest target --ctl-socket` in this process) through --control, as
+// against a vendor array: the ANA transition goes through
+// "nvmftest target ctl --socket PATH set-ana-state ...".
+func TestFailoverExternalWithControl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "nvmftest")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	sock := filepath.Join(dir, "ctl.sock")
+	f := &targetFlags{listen: []string{"127.0.0.1:0", "127.0.0.1:0"}, ns: []string{"mem:64MiB"}, ctlSocket: sock}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan *target.Target, 1)
+	done := make(chan error, 1)
+	f.readyCallback = func(tg *target.Target) { ready <- tg }
+	var tout bytes.Buffer
+	go func() { done <- runTarget(ctx, &tout, &tout, f) }()
+	tg := <-ready
+	a1, a2 := tg.Addrs()[0].(*net.TCPAddr), tg.Addrs()[1].String()
+	var out, errb bytes.Buffer
+	code := run([]string{"failover", "--scenario", "ana-transition", "-a", a1.IP.String(), "-s", strconv.Itoa(a1.Port),
+		"--path", a2, "-n", target.DefaultSubsystemNQN, "--control", bin + " target ctl --socket " + sock,
+		"--before", "300ms", "--fault", "1500ms", "--after", "1s"}, nil, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "PASS") || !strings.Contains(out.String(), "external") {
+		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	if st, _ := tg.ANAState(2, 1); st != nvme.ANAOptimized {
+		t.Errorf("port 2 left in ANA state %#x", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
