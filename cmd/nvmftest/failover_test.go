@@ -18,7 +18,7 @@ import (
 func TestFailoverCmd(t *testing.T) {
 	js := filepath.Join(t.TempDir(), "r.json")
 	var out, errb bytes.Buffer
-	code := run([]string{"failover", "--scenario", "path-down", "--before", "300ms", "--fault", "1s", "--after", "1s", "--json", js}, nil, &out, &errb)
+	code := run([]string{"failover", "--scenario", "path-down", "--before", "300ms", "--fault", "1s", "--after", "2s", "--reconnect-delay", "50ms", "--json", js}, nil, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "PASS") || !strings.Contains(out.String(), "path1") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
