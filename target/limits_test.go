@@ -219,6 +219,12 @@ func TestThousandConnections(t *testing.T) {
 		t.Errorf("an idle association costs %d bytes, bound %d", per, maxIdleConnBytes)
 	}
 
+	// For scale: the same number of bare TCP connections (both ends held,
+	// nothing sent) to a listener that only accepts.
+	sock := socketCost(t, n)
+	t.Logf("of which the two socket ends (bare TCP baseline): %.1f KiB; the target's own state: %.1f KiB",
+		float64(sock)/1024, float64(per-sock)/1024)
+
 	// A host that comes now is served in full.
 	a := admin(t, tg.Addrs()[0], testNQN, 0)
 	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, tcp.DgstHeader|tcp.DgstData)
@@ -486,4 +492,41 @@ func TestHostilePeers(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
 	}
+}
+
+// socketCost measures what n bare loopback connections cost per
+// connection, both ends held in this process.
+func socketCost(t *testing.T, n int) int64 {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var server []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server = append(server, c)
+		}
+	}()
+	m0 := heapAndStacks()
+	client := make([]net.Conn, 0, n)
+	for range n {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		client = append(client, c)
+	}
+	<-done
+	m1 := heapAndStacks()
+	for _, c := range append(client, server...) {
+		c.Close()
+	}
+	return (int64(m1) - int64(m0)) / int64(n)
 }
