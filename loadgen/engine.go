@@ -78,7 +78,8 @@ type jobState struct {
 	stopCh   chan struct{}
 	stopOnce sync.Once
 	rampEnd  int64
-	agg      *interval // this interval, all clones
+	agg      *interval // this interval, all clones, measured I/Os
+	rampAgg  *interval // this interval, all clones, I/Os done during ramp_time
 	total    *interval
 	samples  [2][]float64
 	bwSamp   [2][]float64
@@ -120,10 +121,15 @@ type worker struct {
 	planned    int64
 	inflight   int
 	cur, spare *interval
-	done       chan struct{}
-	end        atomic.Int64 // when the measured phase ended (0: running)
-	verifyPass bool
-	vcur       uint64
+	// ramp and rampSpare collect I/Os that complete during ramp_time:
+	// shown as progress, never in the results. Each I/O is classed by
+	// its own completion time, so a late collector can neither count
+	// ramp I/Os nor drop measured ones.
+	ramp, rampSpare *interval
+	done            chan struct{}
+	end             atomic.Int64 // when the measured phase ended (0: running)
+	verifyPass      bool
+	vcur            uint64
 }
 
 // Run runs the targets' jobs at once and returns their results. The
@@ -145,7 +151,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		if j.TimeBased && j.Runtime <= 0 {
 			return nil, fmt.Errorf("job %s: time_based needs a runtime", j.Name)
 		}
-		js := &jobState{job: j, idx: ti, stopCh: make(chan struct{}), agg: newInterval(j), total: newInterval(j), rampEnd: int64(j.RampTime)}
+		js := &jobState{job: j, idx: ti, stopCh: make(chan struct{}), agg: newInterval(j), rampAgg: newInterval(j), total: newInterval(j), rampEnd: int64(j.RampTime)}
 		for ci, d := range t.Devices {
 			w, err := newWorker(e, js, ci, d)
 			if err != nil {
@@ -280,7 +286,7 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 	w := &worker{
 		e: e, js: js, job: j, dev: d, inf: inf, lbaSize: lbaSize,
 		regionStart: start, regionBlocks: blocks, unit: unit, nunits: blocks / unit,
-		cur: newInterval(j), spare: newInterval(j), done: make(chan struct{}),
+		cur: newInterval(j), spare: newInterval(j), ramp: newInterval(j), rampSpare: newInterval(j), done: make(chan struct{}),
 		rate: j.RateIOPS > 0,
 	}
 	for _, b := range j.BS {
@@ -419,7 +425,11 @@ func (w *worker) account(io *IO, now int64) {
 	if w.verifyPass {
 		return
 	}
-	d := &w.cur.d[io.Op]
+	iv := w.cur
+	if now < w.js.rampEnd {
+		iv = w.ramp
+	}
+	d := &iv.d[io.Op]
 	d.ios++
 	d.bytes += int64(len(io.Buf))
 	record(d.clat, now-io.issued)
@@ -598,6 +608,7 @@ func (c *collector) collect(now int64) {
 	p.ETA = -1
 	for _, js := range c.e.jobs {
 		js.agg.reset()
+		js.rampAgg.reset()
 		// A job that ended before this interval has nothing to report; one
 		// that ended inside it gives no per-second sample.
 		jobEnd := int64(0)
@@ -615,12 +626,14 @@ func (c *collector) collect(now int64) {
 		whole := jobEnd == 0 && length >= int64(c.o.Interval)*9/10
 		for _, w := range js.workers {
 			w.mu.Lock()
-			iv := w.cur
-			w.cur = w.spare
+			iv, rv := w.cur, w.ramp
+			w.cur, w.ramp = w.spare, w.rampSpare
 			w.mu.Unlock()
 			js.agg.merge(iv)
+			js.rampAgg.merge(rv)
 			iv.reset()
-			w.spare = iv
+			rv.reset()
+			w.spare, w.rampSpare = iv, rv
 		}
 		ramp := c.last < js.rampEnd
 		if ramp {
@@ -632,9 +645,17 @@ func (c *collector) collect(now int64) {
 		}
 		secs := float64(length) / 1e9
 		for op := range 2 {
-			d := &js.agg.d[op]
 			if !js.job.Write && op == 1 || !js.job.Read && op == 0 {
 				continue
+			}
+			// Measured I/Os go into the results whenever they arrive; an
+			// interval that still holds ramp I/Os is shown from those.
+			measured := &js.agg.d[op]
+			js.total.d[op].merge(measured)
+			d := measured
+			if ramp {
+				d = &js.rampAgg.d[op]
+				d.merge(measured)
 			}
 			lat := d.lat
 			if js.job.RateIOPS == 0 {
@@ -648,7 +669,6 @@ func (c *collector) collect(now int64) {
 			p.BW += s.BW
 			c.scratch.Merge(lat)
 			if !ramp {
-				js.total.d[op].merge(d)
 				// Per-second samples only for whole intervals.
 				if whole {
 					js.samples[op] = append(js.samples[op], s.IOPS)
