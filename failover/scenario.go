@@ -61,7 +61,8 @@ type Config struct {
 	// Interval of the per-path IOPS timeline (default 250 ms).
 	Interval time.Duration
 	// Job is the verified load (default randrw 4k, iodepth 8, crc32c
-	// verify over the first 16 MiB).
+	// verify over the first 4 MiB, norandommap so reads soon come back to
+	// blocks this run wrote).
 	Job *loadgen.Job
 	// Log, if set, receives timeline lines as they happen.
 	Log func(string)
@@ -214,7 +215,7 @@ func (c *Config) defaults() error {
 	if c.Job == nil {
 		j := loadgen.NewJob("failover")
 		for _, kv := range [][2]string{{"rw", "randrw"}, {"bs", "4k"}, {"iodepth", "8"}, {"verify", "crc32c"},
-			{"size", "16MiB"}, {"time_based", "1"}, {"randseed", "42"}} {
+			{"size", "4MiB"}, {"norandommap", "1"}, {"time_based", "1"}, {"randseed", "42"}} {
 			if err := j.Set(kv[0], kv[1]); err != nil {
 				return err
 			}
@@ -426,6 +427,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Reason = "verify mismatch"
 	case rep.Failed > 0 || lerr != nil:
 		rep.Reason = fmt.Sprintf("%d I/Os failed to the application: %v", rep.Failed, lerr)
+	case rep.Verified == 0:
+		rep.Reason = "no block written by this run was read back and verified"
 	case !rep.MovedAway:
 		rep.Reason = "I/O did not move to the other path during the fault"
 	case !rep.MovedBack:
