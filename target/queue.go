@@ -121,7 +121,7 @@ type queue struct {
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
 	w := tcp.NewAsyncWriter(nc, minBacklog)
-	q := &queue{t: t, port: p, nc: nc, w: w, conn: tcp.NewConn(w, true, tcp.Config{}), limit: 32}
+	q := &queue{t: t, port: p, nc: nc, w: w, conn: tcp.NewConn(w, true, tcp.Config{ReadBufferSize: readBuffer}), limit: 32}
 	q.grow(32)
 	return q
 }
@@ -167,6 +167,12 @@ func (q *queue) put(c *command) {
 	default:
 	}
 }
+
+// readBuffer is a connection's receive buffer. 16 KiB holds a QD32 burst
+// of capsules and keeps an idle connection small (1000 idle associations
+// are one of the limits tests); data larger than the buffer is read
+// straight into the command's buffer anyway.
+const readBuffer = 16 << 10
 
 // minBacklog is the least a connection queues for a host that is slow to
 // read before its receive loop waits (see tcp.AsyncWriter).
