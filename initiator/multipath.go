@@ -357,7 +357,9 @@ func (m *Multipath) watch(p *Path, c *Controller) {
 				aen = nil
 				continue
 			}
-			if ev&0x7 == nvme.AENTypeNotice && uint8(ev>>8) == nvme.AENNoticeANAChange {
+			// ANA change, or a namespace added or removed (its group is in
+			// the ANA log): re-read the log.
+			if info := uint8(ev >> 8); ev&0x7 == nvme.AENTypeNotice && (info == nvme.AENNoticeANAChange || info == nvme.AENNoticeNSChanged) {
 				if err := m.readANA(m.ctx, p, c); err != nil && IsTransportError(err) {
 					m.lost(p, c, err)
 					return

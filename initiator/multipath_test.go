@@ -219,3 +219,35 @@ func TestMultipathCtrlLossAndFastFail(t *testing.T) {
 	}
 	t.Logf("events %q", seen)
 }
+
+// TestMultipathNamespaceAdded: a namespace added at run time in another
+// ANA group is reachable once the namespace-change event arrives.
+func TestMultipathNamespaceAdded(t *testing.T) {
+	tg, addrs := twoPortTarget(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var events []initiator.PathEvent
+	m, err := initiator.ConnectMultipath(ctx, addrs, target.DefaultSubsystemNQN, mpOpts(&events, &mu))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if err := tg.AddNamespace(target.DefaultSubsystemNQN, target.NamespaceConfig{NSID: 7, Backend: target.BackendMem, Size: "1MiB", ANAGroup: 3}); err != nil {
+		t.Fatal(err)
+	}
+	_ = tg.SetANAState(1, 3, nvme.ANANonOptimized)
+	// Port 2's states did not change: only the namespace-change event
+	// makes path 2 learn group 3.
+	waitFor(t, "group 3 known on both paths", func() bool {
+		return m.Paths()[1].ANAState(3) == nvme.ANAOptimized && m.Paths()[0].ANAState(3) == nvme.ANANonOptimized
+	})
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := m.Write(wctx, 7, 0, 1, make([]byte, 512)); err != nil {
+		t.Fatalf("write to the added namespace: %v", err)
+	}
+	if m.Paths()[1].ANAState(3) != nvme.ANAOptimized || m.Paths()[1].IOs() != 1 {
+		t.Fatalf("group 3: path 2 state %#x, I/Os %v", m.Paths()[1].ANAState(3), pathIOs(m))
+	}
+}
