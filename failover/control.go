@@ -14,58 +14,21 @@ package failover
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
 )
 
-// LocalControl performs every control verb on a reference target in this
-// process: those of suites.ReferenceControl plus set-ana-state, port-down
-// and port-up.
+// LocalControl performs every control verb (set-ana-state, port-down,
+// port-up, namespaces, subsystems) on a reference target in this process;
+// it is suites.ReferenceControl.
 type LocalControl struct {
 	T *target.Target
 }
 
 // Do implements suites.Control.
 func (c LocalControl) Do(ctx context.Context, a suites.Action) error {
-	switch a.Verb {
-	case suites.VerbSetANAState:
-		port, err := portArg(a)
-		if err != nil {
-			return err
-		}
-		grp := uint64(1)
-		if g := a.Args["group"]; g != "" {
-			grp, err = strconv.ParseUint(g, 10, 32)
-			if err != nil {
-				return fmt.Errorf("set-ana-state: group=%q is not a group ID", g)
-			}
-		}
-		st, err := target.ParseANAState(a.Args["state"])
-		if err != nil {
-			return fmt.Errorf("set-ana-state: %v", err)
-		}
-		return c.T.SetANAState(port, uint32(grp), st)
-	case suites.VerbPortDown, suites.VerbPortUp:
-		port, err := portArg(a)
-		if err != nil {
-			return err
-		}
-		if a.Verb == suites.VerbPortDown {
-			return c.T.PortDown(port)
-		}
-		return c.T.PortUp(port)
-	}
 	return suites.ReferenceControl{T: c.T}.Do(ctx, a)
-}
-
-func portArg(a suites.Action) (uint16, error) {
-	n, err := strconv.ParseUint(a.Args["port"], 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("%s: port=%q is not a port ID", a.Verb, a.Args["port"])
-	}
-	return uint16(n), nil
 }
 
 // ParseAction reads "VERB key=value ..." as the exec control contract

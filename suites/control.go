@@ -40,8 +40,7 @@ const (
 const ExitUnsupported = 3
 
 // ReferenceControl performs actions on nvmftest's embedded reference
-// target directly. Actions the reference target has no API for (ANA state,
-// port up/down) are ErrUnsupported.
+// target directly: subsystems, namespaces, ANA state and port down/up.
 type ReferenceControl struct {
 	T *target.Target
 }
@@ -90,6 +89,34 @@ func (c ReferenceControl) Do(_ context.Context, a Action) error {
 			return err
 		}
 		return c.T.RemoveNamespace(subnqnArg(a), nsid)
+	case VerbSetANAState:
+		port, err := portArg(a)
+		if err != nil {
+			return err
+		}
+		grp := uint64(1)
+		if g := a.Args["group"]; g != "" {
+			if grp, err = strconv.ParseUint(g, 10, 32); err != nil {
+				return fmt.Errorf("set-ana-state: group=%q is not a group ID", g)
+			}
+		}
+		st, err := target.ParseANAState(a.Args["state"])
+		if err != nil {
+			return fmt.Errorf("set-ana-state: %v", err)
+		}
+		return c.T.SetANAState(port, uint32(grp), st)
+	case VerbPortDown:
+		port, err := portArg(a)
+		if err != nil {
+			return err
+		}
+		return c.T.PortDown(port)
+	case VerbPortUp:
+		port, err := portArg(a)
+		if err != nil {
+			return err
+		}
+		return c.T.PortUp(port)
 	}
 	return ErrUnsupported
 }
@@ -99,6 +126,14 @@ func subnqnArg(a Action) string {
 		return v
 	}
 	return a.Args["nqn"]
+}
+
+func portArg(a Action) (uint16, error) {
+	n, err := strconv.ParseUint(a.Args["port"], 10, 16)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("%s: port=%q is not a port ID", a.Verb, a.Args["port"])
+	}
+	return uint16(n), nil
 }
 
 func nsidArg(a Action) (uint32, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -172,8 +173,17 @@ func TestReferenceControl(t *testing.T) {
 			t.Errorf("%v: %v", a.ArgList(), err)
 		}
 	}
-	if err := c.Do(ctx, Action{Verb: VerbSetANAState, Args: map[string]string{"port": "1", "group": "1", "state": "inaccessible"}}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("set-ana-state: %v, want ErrUnsupported", err)
+	if err := c.Do(ctx, Action{Verb: VerbSetANAState, Args: map[string]string{"port": "1", "group": "1", "state": "inaccessible"}}); err != nil {
+		t.Errorf("set-ana-state: %v", err)
+	} else if st, _ := tg.ANAState(1, 1); st != nvme.ANAInaccessible {
+		t.Errorf("set-ana-state: state %#x", st)
+	}
+	_ = c.Do(ctx, Action{Verb: VerbSetANAState, Args: map[string]string{"port": "1", "state": "optimized"}})
+	if err := c.Do(ctx, Action{Verb: VerbPortDown, Args: map[string]string{"port": "x"}}); err == nil {
+		t.Error("port-down with port=x accepted")
+	}
+	if err := c.Do(ctx, Action{Verb: "frobnicate"}); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("unknown verb: %v, want ErrUnsupported", err)
 	}
 	if err := c.Do(ctx, Action{Verb: VerbAddNamespace, Args: map[string]string{"subnqn": nqn, "nsid": "x"}}); err == nil {
 		t.Error("add-namespace with nsid=x accepted")
