@@ -43,7 +43,8 @@ type MultipathOptions struct {
 	// forever.
 	CtrlLossTmo time.Duration
 	// FastIOFailTmo: how long after a path is lost I/O may wait for it
-	// (default negative: off, I/O waits until CtrlLossTmo).
+	// (negative: off, I/O waits until CtrlLossTmo). The zero value means
+	// off too; for Linux's fast_io_fail_tmo=0 (fail at once) use 1ns.
 	FastIOFailTmo time.Duration
 	// ReconnectDelay is the first delay between reconnect attempts
 	// (default 10 s, Linux's reconnect_delay); ReconnectDelayMax caps the

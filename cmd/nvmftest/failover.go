@@ -88,6 +88,9 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				CtrlLossTmo:   ctrlLoss,
 				FastIOFailTmo: fastFail,
 			}
+			if fastFail == 0 {
+				base.Host.FastIOFailTmo = 1 // Linux's 0: fail at once (the option's zero value means off)
+			}
 			if reconnect > 0 {
 				base.Host.ReconnectDelay, base.Host.ReconnectDelayMax = reconnect, 8*reconnect
 			}
