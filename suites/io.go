@@ -292,14 +292,8 @@ var _ = Describe("io", Label("io"), func() {
 
 	Check(Requirement{ID: "IO-FUSE-001", Section: refBaseFused, Level: Optional,
 		Title: "a fused Compare and Write (FUSES bit 0) whose compare matches writes the data"}, func(ctx context.Context, s *Spec) {
-		c, q := s.ioController(ctx)
-		if c.IdentifyData().FUSES&1 == 0 {
-			s.Lacks("Compare and Write (FUSES bit 0)")
-		}
-		ns := s.writableNS(ctx, c)
-		slba := randomLBA(ns, 1)
-		old, nw := randomData(int(ns.BS)), randomData(int(ns.BS))
-		s.mustOK(q.Write(ctx, ns.ID, slba, 1, old), "Write")
+		q, ns, slba, old := s.fusedSetup(ctx)
+		nw := randomData(int(ns.BS))
 		cerr, werr, err := fusedCompareWrite(ctx, q, ns.ID, slba, 1, old, nw)
 		s.mustOK(err, "fused Compare and Write")
 		s.Conform(fmt.Sprintf("compare %s, write %s", Outcome(cerr), Outcome(werr)), "compare success, write success")
@@ -310,14 +304,8 @@ var _ = Describe("io", Label("io"), func() {
 
 	Check(Requirement{ID: "IO-FUSE-002", Section: refBaseFused, Level: Optional,
 		Title: "a fused Compare and Write whose compare fails aborts the write with Aborted due to Failed Fused Command"}, func(ctx context.Context, s *Spec) {
-		c, q := s.ioController(ctx)
-		if c.IdentifyData().FUSES&1 == 0 {
-			s.Lacks("Compare and Write (FUSES bit 0)")
-		}
-		ns := s.writableNS(ctx, c)
-		slba := randomLBA(ns, 1)
-		old, cmp, nw := randomData(int(ns.BS)), randomData(int(ns.BS)), randomData(int(ns.BS))
-		s.mustOK(q.Write(ctx, ns.ID, slba, 1, old), "Write")
+		q, ns, slba, old := s.fusedSetup(ctx)
+		cmp, nw := randomData(int(ns.BS)), randomData(int(ns.BS))
 		cerr, werr, err := fusedCompareWrite(ctx, q, ns.ID, slba, 1, cmp, nw)
 		s.mustOK(err, "fused Compare and Write")
 		s.Conform(fmt.Sprintf("compare %s, write %s", Outcome(cerr), Outcome(werr)), "compare status 0x2/0x85, write status 0x0/0x9")
@@ -328,14 +316,7 @@ var _ = Describe("io", Label("io"), func() {
 
 	Check(Requirement{ID: "IO-FUSE-003", Section: refBaseFused, Level: Optional,
 		Title: "a second fused command without its first fails with Aborted due to Missing Fused Command"}, func(ctx context.Context, s *Spec) {
-		c, q := s.ioController(ctx)
-		if c.IdentifyData().FUSES&1 == 0 {
-			s.Lacks("Compare and Write (FUSES bit 0)")
-		}
-		ns := s.writableNS(ctx, c)
-		slba := randomLBA(ns, 1)
-		old := randomData(int(ns.BS))
-		s.mustOK(q.Write(ctx, ns.ID, slba, 1, old), "Write")
+		q, ns, slba, old := s.fusedSetup(ctx)
 		sqe := nvme.WriteCmd(ns.ID, slba, 1)
 		sqe.Flags |= nvme.FuseSecond
 		_, err := q.Exec(ctx, sqe, randomData(int(ns.BS)), initiator.ToController)
@@ -406,3 +387,19 @@ var _ = Describe("io", Label("io"), func() {
 		}
 	})
 })
+
+// fusedSetup is where every fused-command check starts: an I/O controller
+// that claims Compare and Write (else the check is skipped), and one block
+// of the writable namespace holding fresh random data, which it returns.
+func (s *Spec) fusedSetup(ctx context.Context) (*initiator.Queue, nsInfo, uint64, []byte) {
+	GinkgoHelper()
+	c, q := s.ioController(ctx)
+	if c.IdentifyData().FUSES&1 == 0 {
+		s.Lacks("Compare and Write (FUSES bit 0)")
+	}
+	ns := s.writableNS(ctx, c)
+	slba := randomLBA(ns, 1)
+	old := randomData(int(ns.BS))
+	s.mustOK(q.Write(ctx, ns.ID, slba, 1, old), "Write")
+	return q, ns, slba, old
+}

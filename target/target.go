@@ -399,15 +399,23 @@ func (t *Target) findSubsystem(nqn string) *subsystem {
 	return nil
 }
 
+// subsystem looks nqn up for the runtime API, or says it is unknown.
+func (t *Target) subsystem(nqn string) (*subsystem, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s := t.findSubsystem(nqn); s != nil {
+		return s, nil
+	}
+	return nil, fmt.Errorf("target: no subsystem %q", nqn)
+}
+
 // AddNamespace adds a namespace to a running subsystem; every controller
 // of the subsystem gets a Namespace Attribute Changed event and the NSID in
 // its Changed Namespace List.
 func (t *Target) AddNamespace(subnqn string, nc NamespaceConfig) error {
-	t.mu.Lock()
-	s := t.findSubsystem(subnqn)
-	t.mu.Unlock()
-	if s == nil {
-		return fmt.Errorf("target: no subsystem %q", subnqn)
+	s, err := t.subsystem(subnqn)
+	if err != nil {
+		return err
 	}
 	s.nsMu.Lock()
 	defer s.nsMu.Unlock()
@@ -437,11 +445,9 @@ func (t *Target) AddNamespace(subnqn string, nc NamespaceConfig) error {
 // RemoveNamespace removes a namespace from a running subsystem, with the
 // same notifications as AddNamespace.
 func (t *Target) RemoveNamespace(subnqn string, nsid uint32) error {
-	t.mu.Lock()
-	s := t.findSubsystem(subnqn)
-	t.mu.Unlock()
-	if s == nil {
-		return fmt.Errorf("target: no subsystem %q", subnqn)
+	s, err := t.subsystem(subnqn)
+	if err != nil {
+		return err
 	}
 	s.nsMu.Lock()
 	tbl := s.table()
