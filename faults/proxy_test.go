@@ -230,7 +230,6 @@ func TestDigestCorruption(t *testing.T) {
 	if err := p.Corrupt(ToTarget, Corruption{PDUType: int(tcp.TypeCapsuleCmd), Offset: 8 + 40, Count: 1}); err != nil {
 		t.Fatal(err)
 	}
-	q = c.IOQueues()[0]
 	_, err = c.Admin().Exec(ctx, nvme.KeepAliveCmd(), nil, initiator.NoData)
 	if err == nil || p.Corrupted() != 2 {
 		t.Fatalf("corrupted command: err %v, corrupted %d", err, p.Corrupted())

@@ -421,7 +421,7 @@ func ParseDHCHAPSecret(s string) (DHCHAPKey, error) {
 	var k DHCHAPKey
 	rest, ok := strings.CutPrefix(s, "DHHC-1:")
 	if !ok || len(rest) < 4 || rest[2] != ':' {
-		return k, fmt.Errorf("nvme: DH-HMAC-CHAP secret does not start with DHHC-1:hh:")
+		return k, fmt.Errorf("nvme: a DH-HMAC-CHAP secret starts with \"DHHC-1:hh:\"")
 	}
 	switch rest[:2] {
 	case "00":

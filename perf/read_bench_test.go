@@ -15,10 +15,6 @@ import (
 	"github.com/nvmftest/nvmftest/target"
 )
 
-// nullSize is the null namespace: large enough that a size-bound random
-// read job of b.N reads touches each 4 KiB block at most once.
-const nullSize = 64 << 30
-
 // startNullTarget serves one null namespace (512-byte blocks) on a free
 // loopback port: reads cost the target nothing but the protocol.
 func startNullTarget(tb testing.TB) (addr, nqn string) {
