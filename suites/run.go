@@ -54,6 +54,9 @@ type Result struct {
 	Message  string        `json:"message,omitempty"`
 	Findings []Finding     `json:"findings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
+	// Traces are the pcapng files of a failed check's connections,
+	// relative to the report directory (kept only when the run captures).
+	Traces []string `json:"traces,omitempty"`
 }
 
 // Failed reports whether the check failed (including a cut-short run).
