@@ -1,0 +1,199 @@
+package reports
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/nvmftest/nvmftest/loadgen"
+)
+
+// BenchSummary is one job and direction of a load run.
+type BenchSummary struct {
+	Job string `json:"job"`
+	// Dir is "read" or "write".
+	Dir     string        `json:"dir"`
+	Runtime time.Duration `json:"runtime_ns"`
+	IOs     int64         `json:"ios"`
+	IOPS    float64       `json:"iops"`
+	// BW is bytes per second.
+	BW float64 `json:"bw_bytes"`
+	// LatencyKind says which latency the numbers are: "lat" (from the
+	// intended issue time, under rate_iops) or "clat" (from submission;
+	// equal to lat without rate_iops).
+	LatencyKind string  `json:"latency_kind"`
+	Latency     Latency `json:"latency"`
+	// Distribution is the latency percentile distribution, HdrHistogram's
+	// percentile output: points with ever finer steps towards 100%.
+	Distribution []PercentilePoint `json:"distribution,omitempty"`
+	// Series is the per-interval samples of this job and direction.
+	Series   []SeriesPoint `json:"series,omitempty"`
+	Verified int64         `json:"verified_blocks,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Name is "job read" or "job write".
+func (b *BenchSummary) Name() string { return b.Job + " " + b.Dir }
+
+// Latency is a latency summary in nanoseconds.
+type Latency struct {
+	Mean  float64 `json:"mean_ns"`
+	Min   int64   `json:"min_ns"`
+	P50   int64   `json:"p50_ns"`
+	P90   int64   `json:"p90_ns"`
+	P99   int64   `json:"p99_ns"`
+	P999  int64   `json:"p99_9_ns"`
+	P9999 int64   `json:"p99_99_ns"`
+	Max   int64   `json:"max_ns"`
+}
+
+// PercentilePoint is one point of a latency distribution: Percentile
+// (0..100) of the I/Os completed within Value ns.
+type PercentilePoint struct {
+	Percentile float64 `json:"percentile"`
+	Value      int64   `json:"value_ns"`
+}
+
+// SeriesPoint is one interval of a job and direction over time.
+type SeriesPoint struct {
+	// Elapsed is the end of the interval since the start of the run.
+	Elapsed time.Duration `json:"elapsed_ns"`
+	IOPS    float64       `json:"iops"`
+	BW      float64       `json:"bw_bytes"`
+	P50     int64         `json:"p50_ns"`
+	P99     int64         `json:"p99_ns"`
+	P999    int64         `json:"p99_9_ns"`
+	Max     int64         `json:"max_ns"`
+	// Ramp marks an interval (partly) in ramp_time.
+	Ramp bool `json:"ramp,omitempty"`
+}
+
+// latHist is the histogram a direction's latency numbers come from.
+func latHist(d *loadgen.DirResult) (*hdrhistogram.Histogram, string) {
+	if d.Lat != nil && d.Lat.TotalCount() > 0 {
+		return d.Lat, "lat"
+	}
+	return d.Clat, "clat"
+}
+
+func summariseBench(res *loadgen.Result) []BenchSummary {
+	var out []BenchSummary
+	for ji, jr := range res.Jobs {
+		for _, op := range []loadgen.Op{loadgen.OpRead, loadgen.OpWrite} {
+			d := jr.Dir(op)
+			used := d.IOs > 0 || d.Clat != nil
+			if !used {
+				continue
+			}
+			b := BenchSummary{Job: jr.Job.Name, Dir: op.String(), Runtime: jr.Runtime, IOs: d.IOs,
+				IOPS: d.IOPS(jr.Runtime), BW: d.BW(jr.Runtime), Verified: jr.Verified}
+			if jr.Err != nil {
+				b.Error = jr.Err.Error()
+			}
+			h, kind := latHist(d)
+			b.LatencyKind = kind
+			if h != nil && h.TotalCount() > 0 {
+				b.Latency = Latency{Mean: h.Mean(), Min: h.Min(), P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90),
+					P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), P9999: h.ValueAtQuantile(99.99), Max: h.Max()}
+				b.Distribution = distribution(h)
+			}
+			for _, s := range res.Series {
+				if s.Job == ji && s.Op == op {
+					b.Series = append(b.Series, SeriesPoint{Elapsed: s.Elapsed, IOPS: s.IOPS, BW: s.BW,
+						P50: s.P50, P99: s.P99, P999: s.P999, Max: s.Max, Ramp: s.Ramp})
+				}
+			}
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// distribution is HdrHistogram's percentile distribution with 5 ticks per
+// half distance (its default output), without repeated points.
+func distribution(h *hdrhistogram.Histogram) []PercentilePoint {
+	var pts []PercentilePoint
+	for _, br := range h.CumulativeDistributionWithTicks(5) {
+		p := PercentilePoint{Percentile: br.Quantile, Value: br.ValueAt}
+		if n := len(pts); n > 0 && pts[n-1].Percentile == p.Percentile {
+			pts[n-1] = p
+			continue
+		}
+		pts = append(pts, p)
+	}
+	return pts
+}
+
+// writeBenchFiles writes fio.json (every load run's jobs, as one fio
+// output) and one HdrHistogram log per job.
+func writeBenchFiles(dir string, loads []*loadgen.Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	all := loads[0]
+	if len(loads) > 1 {
+		merged := *loads[0]
+		merged.Jobs = nil
+		merged.Series = nil
+		for _, l := range loads {
+			merged.Jobs = append(merged.Jobs, l.Jobs...)
+			merged.Elapsed = max(merged.Elapsed, l.Start.Add(l.Elapsed).Sub(merged.Start))
+		}
+		all = &merged
+	}
+	if err := writeFile(filepath.Join(dir, "fio.json"), func(f *os.File) error { return loadgen.WriteFioJSON(f, all) }); err != nil {
+		return fmt.Errorf("bench/fio.json: %w", err)
+	}
+	names := map[string]int{}
+	for _, l := range loads {
+		for _, jr := range l.Jobs {
+			name := uniqueName(names, fileName(jr.Job.Name))
+			if err := writeFile(filepath.Join(dir, name+".hlog"), func(f *os.File) error { return writeHlog(f, l, jr) }); err != nil {
+				return fmt.Errorf("bench/%s.hlog: %w", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// writeHlog writes the job's final latency histograms as an HdrHistogram
+// log (format 1.3), one interval histogram per direction tagged "read" or
+// "write", values in nanoseconds; HdrHistogram's HistogramLogProcessor and
+// the Go reader read it.
+func writeHlog(f *os.File, l *loadgen.Result, jr *loadgen.JobResult) error {
+	w := hdrhistogram.NewHistogramLogWriter(f)
+	start := l.Start.UnixMilli()
+	if err := w.OutputComment(fmt.Sprintf("nvmftest job %s: final latency histograms per direction, values in ns", jr.Job.Name)); err != nil {
+		return err
+	}
+	if err := w.OutputLogFormatVersion(); err != nil {
+		return err
+	}
+	if err := w.OutputStartTime(start); err != nil {
+		return err
+	}
+	w.SetBaseTime(start)
+	if err := w.OutputBaseTime(start); err != nil {
+		return err
+	}
+	if err := w.OutputLegend(); err != nil {
+		return err
+	}
+	end := l.Start.Add(l.Elapsed).UnixMilli()
+	for _, op := range []loadgen.Op{loadgen.OpRead, loadgen.OpWrite} {
+		h, _ := latHist(jr.Dir(op))
+		if h == nil || h.TotalCount() == 0 {
+			continue
+		}
+		c := hdrhistogram.Import(h.Export())
+		c.SetTag(op.String())
+		c.SetStartTimeMs(max(start, end-jr.Runtime.Milliseconds()))
+		c.SetEndTimeMs(end)
+		if err := w.OutputIntervalHistogram(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

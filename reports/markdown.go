@@ -1,0 +1,80 @@
+package reports
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Markdown renders the run for a CI comment: the verdicts, the key
+// numbers of the load and failover, and every failed conformance check
+// with its spec section.
+func (r *Run) Markdown() string {
+	var b strings.Builder
+	b.WriteString("# nvmftest run\n\n")
+	if len(r.Command) > 0 {
+		fmt.Fprintf(&b, "`%s`", strings.ReplaceAll(strings.Join(r.Command, " "), "`", "'"))
+	}
+	if r.Target != "" {
+		fmt.Fprintf(&b, " against `%s`", strings.ReplaceAll(r.Target, "`", "'"))
+	}
+	fmt.Fprintf(&b, ", started %s, took %s.\n\n", r.Started.UTC().Format(time.RFC3339), fmtDur(r.Elapsed))
+	for _, v := range r.Verdicts() {
+		mark := "✅"
+		if !v.Pass {
+			mark = "❌"
+		}
+		fmt.Fprintf(&b, "- %s **%s**: %s\n", mark, v.Area, mdCell(v.Text))
+	}
+	b.WriteString("\n")
+	if s := r.Conformance; s != nil {
+		b.WriteString("## Conformance\n\n")
+		fmt.Fprintf(&b, "%d passed, %d failed (%d mandatory), %d skipped, %d findings.\n\n", s.Passed, s.Failed, s.MandatoryFailed, s.Skipped, len(s.Findings))
+		var failed []string
+		for _, res := range s.Results {
+			if res.Failed() {
+				traces := ""
+				if len(res.Traces) > 0 {
+					traces = "`" + strings.Join(res.Traces, "`, `") + "`"
+				}
+				failed = append(failed, fmt.Sprintf("| %s | %s | %s | %s | %s | %s |", res.ID, mdCell(res.Section), res.Level, mdCell(res.Title), mdCell(firstLine(res.Message)), traces))
+			}
+		}
+		if len(failed) > 0 {
+			b.WriteString("### Failed checks\n\n| Check | Section | Level | Requirement | Message | Traces |\n|---|---|---|---|---|---|\n")
+			b.WriteString(strings.Join(failed, "\n"))
+			b.WriteString("\n\n")
+		}
+		if len(s.Findings) > 0 {
+			b.WriteString("### Findings\n\n| Check | Section | Observed | Spec | Note |\n|---|---|---|---|---|\n")
+			for _, f := range s.Findings {
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", f.ID, mdCell(f.Section), mdCell(f.Observed), mdCell(f.Want), mdCell(f.Note))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(r.Bench) > 0 {
+		b.WriteString("## Load\n\n| Job | Dir | IOPS | BW | mean | p50 | p99 | p99.9 | max | Error |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		for _, x := range r.Bench {
+			l := x.Latency
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(x.Job), x.Dir, fmtCount(x.IOPS), fmtBW(x.BW),
+				fmtNs(l.Mean), fmtNs(float64(l.P50)), fmtNs(float64(l.P99)), fmtNs(float64(l.P999)), fmtNs(float64(l.Max)), mdCell(firstLine(x.Error)))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Failover) > 0 {
+		b.WriteString("## Failover\n\n| Scenario | Verdict | I/Os | failed | retried | verify mismatches | longest stall | total stall |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
+		for _, f := range r.Failover {
+			v := "PASS"
+			if !f.Pass {
+				v = "FAIL: " + mdCell(f.Reason)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %s | %s |\n", mdCell(f.Scenario), v, f.IOs, f.Failed, f.Retried, f.VerifyErrors, fmtDur(f.LongestStall), fmtDur(f.StallTotal))
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Traces) > 0 {
+		fmt.Fprintf(&b, "Packet traces: `%s`\n", strings.Join(r.Traces, "`, `"))
+	}
+	return b.String()
+}

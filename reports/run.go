@@ -1,0 +1,329 @@
+// Package reports turns what one nvmftest invocation measured into a run
+// directory for people and CI: run.json (everything, machine-readable),
+// summary.md (for a CI comment), report.html (one self-contained page with
+// plots), the conformance reports suites.Run wrote, fio-compatible JSON and
+// HdrHistogram logs of the load, one JSON file per failover scenario, and
+// the packet traces. Compare sets two runs side by side and says whether
+// the new one regressed.
+//
+// Run directory layout:
+//
+//	run.json               the Run (Load reads it back)
+//	summary.md             Run.Markdown
+//	report.html            Run.WriteHTML
+//	conformance/           suites.Run's junit.xml, results.json, findings.json, summary.md ...
+//	bench/fio.json         fio 3.x --output-format=json of the load
+//	bench/<job>.hlog       HdrHistogram log: the job's final latency histograms, tagged read/write, in ns
+//	failover/<scenario>.json  failover.Report
+//	traces ...             wherever the capture put them; Run.Traces names them relative to the run directory
+package reports
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/nvmftest/nvmftest/failover"
+	"github.com/nvmftest/nvmftest/loadgen"
+	"github.com/nvmftest/nvmftest/suites"
+)
+
+// RunFile is the name of the JSON file Write writes and Load reads.
+const RunFile = "run.json"
+
+// Run is everything one nvmftest invocation measured. It is JSON
+// serialisable: run.json is a Run.
+type Run struct {
+	// Command is the command line that made the run.
+	Command []string `json:"command"`
+	// Started is when NewRun was called; Elapsed how long the run took
+	// (Write fills it in when it is zero).
+	Started time.Time     `json:"started"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+	// Target names what was tested (address, or address and NQN).
+	Target string `json:"target,omitempty"`
+	// Conformance is the conformance run, if any. Its results' Traces are
+	// relative to the run directory.
+	Conformance *suites.Summary `json:"conformance,omitempty"`
+	// Bench summarises the load, one entry per job and direction.
+	Bench []BenchSummary `json:"bench,omitempty"`
+	// Failover holds one report per scenario run.
+	Failover []*failover.Report `json:"failover,omitempty"`
+	// Traces are packet traces (pcapng) relative to the run directory.
+	Traces []string `json:"traces,omitempty"`
+
+	// loads are the raw results AddBench was given, for bench/ files.
+	loads []*loadgen.Result
+}
+
+// NewRun starts a run record for command (usually os.Args), stamped now.
+func NewRun(command []string) *Run {
+	return &Run{Command: append([]string(nil), command...), Started: time.Now().UTC()}
+}
+
+// AddConformance records a conformance run. s is normally what suites.Run
+// returned after writing its reports into <dir>/conformance/; if those
+// files are missing, Write writes results.json, findings.json and
+// summary.md there itself. The traces of failed checks are added to
+// r.Traces.
+func (r *Run) AddConformance(s suites.Summary) {
+	c := s
+	c.Results = append([]suites.Result(nil), s.Results...)
+	c.Findings = append([]suites.Finding(nil), s.Findings...)
+	r.Conformance = &c
+	if r.Target == "" {
+		r.Target = targetName(s.Target, s.SubNQN)
+	}
+	for _, res := range c.Results {
+		r.AddTraces(res.Traces...)
+	}
+}
+
+func targetName(addr, nqn string) string {
+	switch {
+	case addr == "":
+		return nqn
+	case nqn == "":
+		return addr
+	}
+	return addr + " " + nqn
+}
+
+// AddBench records a load run: it summarises every job and direction into
+// r.Bench and keeps res so Write can write bench/fio.json and the
+// HdrHistogram logs. Call it once per load run; several calls append.
+func (r *Run) AddBench(res *loadgen.Result) {
+	if res == nil {
+		return
+	}
+	r.loads = append(r.loads, res)
+	r.Bench = append(r.Bench, summariseBench(res)...)
+	if r.Target == "" {
+		for _, j := range res.Jobs {
+			if len(j.Devices) > 0 {
+				r.Target = j.Devices[0].Name
+				break
+			}
+		}
+	}
+}
+
+// AddFailover records a failover scenario; Write writes it to
+// failover/<scenario>.json.
+func (r *Run) AddFailover(rep *failover.Report) {
+	if rep == nil {
+		return
+	}
+	r.Failover = append(r.Failover, rep)
+	if r.Target == "" {
+		r.Target = rep.Target
+	}
+}
+
+// AddTraces records packet traces, given relative to the run directory.
+// Duplicates are dropped.
+func (r *Run) AddTraces(paths ...string) {
+	seen := map[string]bool{}
+	for _, p := range r.Traces {
+		seen[p] = true
+	}
+	for _, p := range paths {
+		p = filepath.ToSlash(filepath.Clean(p))
+		if p == "." || seen[p] {
+			continue
+		}
+		seen[p] = true
+		r.Traces = append(r.Traces, p)
+	}
+}
+
+// Write writes the run directory dir (created if needed): run.json,
+// summary.md, report.html, bench/fio.json and bench/<job>.hlog for the
+// load AddBench recorded, failover/<scenario>.json, and the conformance
+// files if suites.Run did not write them. Elapsed is set to the time since
+// Started if it is zero.
+func (r *Run) Write(dir string) error {
+	if r.Elapsed == 0 && !r.Started.IsZero() {
+		r.Elapsed = time.Since(r.Started)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("run directory: %w", err)
+	}
+	var errs []error
+	if r.Conformance != nil {
+		cdir := filepath.Join(dir, "conformance")
+		if _, err := os.Stat(filepath.Join(cdir, "results.json")); errors.Is(err, os.ErrNotExist) {
+			err = os.MkdirAll(cdir, 0o755)
+			if err == nil {
+				err = r.Conformance.WriteFiles(cdir)
+			}
+			errs = append(errs, err)
+		}
+	}
+	if len(r.loads) > 0 {
+		errs = append(errs, writeBenchFiles(filepath.Join(dir, "bench"), r.loads))
+	}
+	if len(r.Failover) > 0 {
+		fdir := filepath.Join(dir, "failover")
+		if err := os.MkdirAll(fdir, 0o755); err != nil {
+			errs = append(errs, err)
+		} else {
+			names := map[string]int{}
+			for _, rep := range r.Failover {
+				name := uniqueName(names, fileName(rep.Scenario))
+				errs = append(errs, writeFile(filepath.Join(fdir, name+".json"), func(f *os.File) error { return failover.WriteJSON(f, rep) }))
+			}
+		}
+	}
+	errs = append(errs, r.writeRendered(dir))
+	return errors.Join(errs...)
+}
+
+// writeRendered writes run.json, summary.md and report.html.
+func (r *Run) writeRendered(dir string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	errs := []error{
+		os.WriteFile(filepath.Join(dir, RunFile), append(b, '\n'), 0o644),
+		os.WriteFile(filepath.Join(dir, "summary.md"), []byte(r.Markdown()), 0o644),
+		writeFile(filepath.Join(dir, "report.html"), func(f *os.File) error { return r.WriteHTML(f) }),
+	}
+	return errors.Join(errs...)
+}
+
+// Rerender rewrites summary.md and report.html (and run.json) in dir from
+// r, typically a Run that Load read from dir: no bench/, failover/ or
+// conformance files are touched.
+func (r *Run) Rerender(dir string) error { return r.writeRendered(dir) }
+
+func writeFile(path string, fill func(*os.File) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = fill(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// fileName makes s safe as a file name.
+func fileName(s string) string {
+	s = unsafeName.ReplaceAllString(s, "_")
+	if s == "" || s == "." || s == ".." {
+		s = "unnamed"
+	}
+	return s
+}
+
+// uniqueName returns name, or name-2, name-3 ... when already used.
+func uniqueName(used map[string]int, name string) string {
+	used[name]++
+	if n := used[name]; n > 1 {
+		return fmt.Sprintf("%s-%d", name, n)
+	}
+	return name
+}
+
+// Load reads a run from path, a run directory or its run.json.
+func Load(path string) (*Run, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("load run: %w", err)
+	}
+	file := path
+	if fi.IsDir() {
+		file = filepath.Join(path, RunFile)
+		if _, err := os.Stat(file); err != nil {
+			return nil, fmt.Errorf("load run: %s is a directory without %s: not a run directory", path, RunFile)
+		}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("load run: %w", err)
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("load run: %s is not a run.json: %v", file, err)
+	}
+	if r.Started.IsZero() && r.Command == nil {
+		return nil, fmt.Errorf("load run: %s is not a run.json: no command or start time", file)
+	}
+	return &r, nil
+}
+
+// Verdict is one line of a run's overall outcome.
+type Verdict struct {
+	// Area is "conformance", "bench" or "failover".
+	Area string `json:"area"`
+	// Pass is false when the area failed (a mandatory conformance check,
+	// a load job's error, a failover scenario).
+	Pass bool `json:"pass"`
+	// Text says it for people, e.g. "NOT CONFORMANT: 2 mandatory checks failed".
+	Text string `json:"text"`
+}
+
+// Verdicts returns the outcome of each area the run has.
+func (r *Run) Verdicts() []Verdict {
+	var v []Verdict
+	if s := r.Conformance; s != nil {
+		switch {
+		case s.MandatoryFailed > 0:
+			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NOT CONFORMANT: %d mandatory checks failed (%d passed, %d failed, %d skipped)", s.MandatoryFailed, s.Passed, s.Failed, s.Skipped)})
+		case s.Failed > 0:
+			v = append(v, Verdict{"conformance", true, fmt.Sprintf("CONFORMANT to every mandatory check tried; %d recommended/optional checks failed (%d passed, %d skipped)", s.Failed, s.Passed, s.Skipped)})
+		default:
+			v = append(v, Verdict{"conformance", true, fmt.Sprintf("CONFORMANT: every check tried passed (%d passed, %d skipped)", s.Passed, s.Skipped)})
+		}
+	}
+	if len(r.Bench) > 0 {
+		jobs := map[string]bool{}
+		var failed []string
+		for _, b := range r.Bench {
+			if b.Error != "" && !jobs[b.Job] {
+				failed = append(failed, b.Job)
+			}
+			jobs[b.Job] = true
+		}
+		if len(failed) > 0 {
+			sort.Strings(failed)
+			v = append(v, Verdict{"bench", false, fmt.Sprintf("LOAD FAILED: %d of %d jobs reported errors (%v)", len(failed), len(jobs), failed)})
+		} else {
+			v = append(v, Verdict{"bench", true, fmt.Sprintf("LOAD OK: %d jobs completed without errors", len(jobs))})
+		}
+	}
+	if len(r.Failover) > 0 {
+		var failed []string
+		for _, f := range r.Failover {
+			if !f.Pass {
+				failed = append(failed, f.Scenario)
+			}
+		}
+		if len(failed) > 0 {
+			v = append(v, Verdict{"failover", false, fmt.Sprintf("FAILOVER FAILED: %d of %d scenarios failed (%v)", len(failed), len(r.Failover), failed)})
+		} else {
+			v = append(v, Verdict{"failover", true, fmt.Sprintf("FAILOVER PASSED: %d of %d scenarios", len(r.Failover), len(r.Failover))})
+		}
+	}
+	return v
+}
+
+// Passed reports whether every verdict passed.
+func (r *Run) Passed() bool {
+	for _, v := range r.Verdicts() {
+		if !v.Pass {
+			return false
+		}
+	}
+	return true
+}
