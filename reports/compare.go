@@ -130,6 +130,13 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 		}
 		return
 	}
+	counts := func(s *suites.Summary) string {
+		if s == nil {
+			return ""
+		}
+		return fmt.Sprintf("%d pass %d fail (%d mandatory)", s.Passed, s.Failed, s.MandatoryFailed)
+	}
+	c.Changes = append(c.Changes, Change{Area: "conformance", Name: "checks", Base: counts(base), New: counts(cur), Delta: math.NaN()})
 	old := map[string]suites.Result{}
 	if base != nil {
 		for _, r := range base.Results {

@@ -180,28 +180,22 @@ func (r *Run) Write(dir string) error {
 			}
 		}
 	}
-	errs = append(errs, r.writeRendered(dir))
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, RunFile), append(b, '\n'), 0o644)
+	}
+	errs = append(errs, err, r.Rerender(dir))
 	return errors.Join(errs...)
 }
 
-// writeRendered writes run.json, summary.md and report.html.
-func (r *Run) writeRendered(dir string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	errs := []error{
-		os.WriteFile(filepath.Join(dir, RunFile), append(b, '\n'), 0o644),
+// Rerender writes summary.md and report.html in dir from r, typically a
+// Run that Load read from dir; nothing else there is touched.
+func (r *Run) Rerender(dir string) error {
+	return errors.Join(
 		os.WriteFile(filepath.Join(dir, "summary.md"), []byte(r.Markdown()), 0o644),
 		writeFile(filepath.Join(dir, "report.html"), func(f *os.File) error { return r.WriteHTML(f) }),
-	}
-	return errors.Join(errs...)
+	)
 }
-
-// Rerender rewrites summary.md and report.html (and run.json) in dir from
-// r, typically a Run that Load read from dir: no bench/, failover/ or
-// conformance files are touched.
-func (r *Run) Rerender(dir string) error { return r.writeRendered(dir) }
 
 func writeFile(path string, fill func(*os.File) error) error {
 	f, err := os.Create(path)

@@ -103,6 +103,7 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 	root.AddCommand(newTargetCmd(), newDemoCmd(), newConformCmd())
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newFailoverCmd())
+	root.AddCommand(newReportCmd())
 	return root
 }
 
