@@ -51,8 +51,23 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Legend.Top = true
+	p.Y.Tick.Marker = plainTicks{}
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// plainTicks are gonum's default ticks labelled without trailing zeros
+// (50000, not 50000.00).
+type plainTicks struct{}
+
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	t := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range t {
+		if t[i].Label != "" {
+			t[i].Label = strconv.FormatFloat(t[i].Value, 'f', -1, 32) // float32: 0.3, not 0.30000000000000004
+		}
+	}
+	return t
 }
 
 // headroom raises the top of the y axis above ymax so that a legend of
