@@ -1,9 +1,11 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -209,7 +211,8 @@ func (c *Comparison) Regressed() bool {
 // WriteText writes a table of every compared metric, base -> new and the
 // change, with REGRESSION markers, then the verdict.
 func (c *Comparison) WriteText(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AREA\tMETRIC\tBASE\t\tNEW\tCHANGE\t")
 	n := 0
 	for _, ch := range c.Changes {
@@ -240,6 +243,12 @@ func (c *Comparison) WriteText(w io.Writer) {
 		fmt.Fprintln(tw, line)
 	}
 	_ = tw.Flush()
+	for _, l := range strings.SplitAfter(table.String(), "\n") {
+		fmt.Fprint(w, strings.TrimRight(l, " \n"))
+		if strings.HasSuffix(l, "\n") {
+			fmt.Fprintln(w)
+		}
+	}
 	t := c.Thresholds
 	fmt.Fprintf(w, "\nthresholds: IOPS drop %.0f%%, latency rise %.0f%%, stall growth %.0f%% and %v", 100*t.IOPSDrop, 100*t.LatencyRise, 100*t.StallRise, t.StallSlack)
 	if t.AllowConformanceRegressions {
