@@ -120,6 +120,40 @@ func TestLoadRejectsNonRuns(t *testing.T) {
 	}
 }
 
+// TestTracesRelativeToConformanceDir: a trace named relative to
+// suites.Run's report directory is rewritten relative to the run
+// directory, without touching the caller's Summary.
+func TestTracesRelativeToConformanceDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "conformance", "traces"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "conformance", "traces", "c1.pcapng"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := sampleSummary()
+	s.Results[1].Traces = []string{"traces/c1.pcapng", "elsewhere/c2.pcapng"}
+	r := NewRun([]string{"nvmftest", "conform"})
+	r.AddConformance(s)
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "conformance/traces/c1.pcapng,elsewhere/c2.pcapng"
+	if tr := strings.Join(got.Conformance.Results[1].Traces, ","); tr != want {
+		t.Errorf("result traces %s, want %s", tr, want)
+	}
+	if tr := strings.Join(got.Traces, ","); tr != want {
+		t.Errorf("run traces %s, want %s", tr, want)
+	}
+	if s.Results[1].Traces[0] != "traces/c1.pcapng" {
+		t.Error("Write changed the caller's Summary")
+	}
+}
+
 func TestBenchSummary(t *testing.T) {
 	r := sampleRun(t)
 	if len(r.Bench) != 3 {

@@ -70,10 +70,15 @@ func NewRun(command []string) *Run {
 // returned after writing its reports into <dir>/conformance/; if those
 // files are missing, Write writes results.json, findings.json and
 // summary.md there itself. The traces of failed checks are added to
-// r.Traces.
+// r.Traces. Trace paths are relative to the run directory; Write also
+// accepts them relative to <dir>/conformance/ (suites.Run's report
+// directory) and rewrites those to the run directory.
 func (r *Run) AddConformance(s suites.Summary) {
 	c := s
 	c.Results = append([]suites.Result(nil), s.Results...)
+	for i := range c.Results {
+		c.Results[i].Traces = append([]string(nil), c.Results[i].Traces...)
+	}
 	c.Findings = append([]suites.Finding(nil), s.Findings...)
 	r.Conformance = &c
 	if r.Target == "" {
@@ -154,6 +159,7 @@ func (r *Run) Write(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("run directory: %w", err)
 	}
+	r.resolveTraces(dir)
 	var errs []error
 	if r.Conformance != nil {
 		cdir := filepath.Join(dir, "conformance")
@@ -186,6 +192,36 @@ func (r *Run) Write(dir string) error {
 	}
 	errs = append(errs, err, r.Rerender(dir))
 	return errors.Join(errs...)
+}
+
+// resolveTraces makes the conformance results' trace paths relative to the
+// run directory: a path that names no file under dir but does under
+// dir/conformance (suites.Run's report directory) gets the "conformance/"
+// prefix, in the results and in r.Traces.
+func (r *Run) resolveTraces(dir string) {
+	if r.Conformance == nil {
+		return
+	}
+	exists := func(p string) bool {
+		_, err := os.Stat(filepath.Join(dir, filepath.FromSlash(p)))
+		return err == nil
+	}
+	moved := map[string]string{}
+	for i := range r.Conformance.Results {
+		res := &r.Conformance.Results[i]
+		for j, p := range res.Traces {
+			p = filepath.ToSlash(filepath.Clean(p))
+			if q := "conformance/" + p; !exists(p) && exists(q) {
+				moved[p] = q
+				res.Traces[j] = q
+			}
+		}
+	}
+	for i, p := range r.Traces {
+		if q, ok := moved[p]; ok {
+			r.Traces[i] = q
+		}
+	}
 }
 
 // Rerender writes summary.md and report.html in dir from r, typically a
