@@ -373,3 +373,31 @@ func checkSelfContainedHTML(t *testing.T, page string) {
 		t.Errorf("unclosed elements %v", stack)
 	}
 }
+
+// TestEmptyRun: a run with nothing in it still renders, loads and
+// compares.
+func TestEmptyRun(t *testing.T) {
+	r := NewRun(nil)
+	var buf bytes.Buffer
+	if err := r.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	checkSelfContainedHTML(t, buf.String())
+	if !strings.Contains(buf.String(), "nothing was run") || strings.Contains(buf.String(), "<svg") {
+		t.Error("an empty run shows verdicts or plots")
+	}
+	dir := t.TempDir()
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := Compare(got, r, DefaultThresholds()); c.Regressed() || len(c.Changes) != 0 {
+		t.Errorf("empty runs compare with changes %+v", c.Changes)
+	}
+	if !r.Passed() || !strings.Contains(r.Markdown(), "# nvmftest run") {
+		t.Error("empty run verdict or Markdown")
+	}
+}
