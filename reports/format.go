@@ -73,8 +73,10 @@ func verdictWord(state string, findings int) string {
 	return "FAIL"
 }
 
+// mdCell makes s one Markdown table cell: no line breaks, pipes escaped,
+// and no raw HTML (a CI comment renderer would drop or run it).
 func mdCell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", "").Replace(strings.TrimSpace(s))
+	return strings.NewReplacer("|", `\|`, "\n", " ", "\r", "", "<", "&lt;", ">", "&gt;").Replace(strings.TrimSpace(s))
 }
 
 // firstLine is s up to its first line break, with " ..." when cut.

@@ -189,7 +189,7 @@ func TestMarkdown(t *testing.T) {
 		"❌ **conformance**: NOT CONFORMANT: 1 mandatory checks failed",
 		"✅ **bench**: LOAD OK: 2 jobs",
 		"✅ **failover**: FAILOVER PASSED: 1 of 1",
-		"| TCP-PDU-004 | NVMe/TCP 1.0 3.6.2.4 | mandatory | A bad header digest ends the connection with a C2HTermReq | expected C2HTermReq FES 0x03 <script>alert(1)</script>, got the socket closed ... | `conformance/traces/TCP-PDU-004-conn1.pcapng` |",
+		"| TCP-PDU-004 | NVMe/TCP 1.0 3.6.2.4 | mandatory | A bad header digest ends the connection with a C2HTermReq | expected C2HTermReq FES 0x03 &lt;script&gt;alert(1)&lt;/script&gt;, got the socket closed ... | `conformance/traces/TCP-PDU-004-conn1.pcapng` |",
 		"| FAB-CONN-002 | NVMe-oF 1.1 3.3 | SCT 1 SC 0x82 | SCT 1 SC 0x84 |",
 		"| randread | read | 100.0k | 390.6 MiB/s |",
 		"| path-down | PASS | 123456 | 0 | 17 | 0 | 180ms |",
