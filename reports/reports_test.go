@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"io"
 	"os"
@@ -25,7 +26,7 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"run.json", "summary.md", "report.html", "bench/fio.json", "bench/randread.hlog", "bench/mixed.hlog",
-		"failover/path-down.json", "conformance/results.json", "conformance/findings.json", "conformance/summary.md"} {
+		"failover/path-down.json", "conformance/junit.xml", "conformance/results.json", "conformance/findings.json", "conformance/summary.md"} {
 		if fi, err := os.Stat(filepath.Join(dir, f)); err != nil || fi.Size() == 0 {
 			t.Errorf("%s: %v (empty or missing)", f, err)
 		}
@@ -52,6 +53,27 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 	mustJSON(t, filepath.Join(dir, "bench/fio.json"), &fio)
 	if len(fio.Jobs) != 2 || fio.Jobs[0].JobName != "randread" || fio.Jobs[0].Read.IOPS != r.Bench[0].IOPS {
 		t.Errorf("fio.json jobs %+v", fio.Jobs)
+	}
+	var ju struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Skipped  int `xml:"skipped,attr"`
+		Suites   []struct {
+			Name  string `xml:"name,attr"`
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "conformance/junit.xml")); err != nil || xml.Unmarshal(b, &ju) != nil {
+		t.Fatalf("junit.xml: %v\n%s", err, b)
+	}
+	if ju.Tests != 4 || ju.Failures != 1 || ju.Skipped != 1 || len(ju.Suites) != 3 || ju.Suites[2].Name != "transport" ||
+		ju.Suites[2].Cases[1].Name != "TCP-PDU-004: A bad header digest ends the connection with a C2HTermReq" || ju.Suites[2].Cases[1].Failure == nil {
+		t.Errorf("junit.xml: %+v", ju)
 	}
 	var fr struct {
 		Scenario string `json:"scenario"`

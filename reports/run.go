@@ -11,7 +11,7 @@
 //	run.json               the Run (Load reads it back)
 //	summary.md             Run.Markdown
 //	report.html            Run.WriteHTML
-//	conformance/           suites.Run's junit.xml, results.json, findings.json, summary.md ...
+//	conformance/           suites.Run's junit.xml, results.json, findings.json, summary.md ... (Write writes them if missing)
 //	bench/fio.json         fio 3.x --output-format=json of the load
 //	bench/<job>.hlog       HdrHistogram log: the job's final latency histograms, tagged read/write, in ns
 //	failover/<scenario>.json  failover.Report
@@ -68,8 +68,8 @@ func NewRun(command []string) *Run {
 
 // AddConformance records a conformance run. s is normally what suites.Run
 // returned after writing its reports into <dir>/conformance/; if those
-// files are missing, Write writes results.json, findings.json and
-// summary.md there itself. The traces of failed checks are added to
+// files are missing, Write writes junit.xml, results.json, findings.json
+// and summary.md there itself. The traces of failed checks are added to
 // r.Traces. Trace paths are relative to the run directory; Write also
 // accepts them relative to <dir>/conformance/ (suites.Run's report
 // directory) and rewrites those to the run directory.
@@ -150,7 +150,7 @@ func (r *Run) AddTraces(paths ...string) {
 // Write writes the run directory dir (created if needed): run.json,
 // summary.md, report.html, bench/fio.json and bench/<job>.hlog for the
 // load AddBench recorded, failover/<scenario>.json, and the conformance
-// files if suites.Run did not write them. Elapsed is set to the time since
+// files (junit.xml, results.json ...) if suites.Run did not write them. Elapsed is set to the time since
 // Started if it is zero.
 func (r *Run) Write(dir string) error {
 	if r.Elapsed == 0 && !r.Started.IsZero() {
@@ -169,6 +169,9 @@ func (r *Run) Write(dir string) error {
 				err = r.Conformance.WriteFiles(cdir)
 			}
 			errs = append(errs, err)
+		}
+		if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, writeFile(filepath.Join(cdir, "junit.xml"), func(f *os.File) error { return writeJUnit(f, r.Conformance) }))
 		}
 	}
 	if len(r.loads) > 0 {
