@@ -195,8 +195,17 @@ type Conn struct {
 	fin      [2]bool
 	ipid     [2]uint16
 	comments []string
+	errNoted bool // a socket error is in comments already
 	pdus     [2]pduWalker
 	sb       gopacket.SerializeBuffer
+
+	// Layers reused for every frame (under mu), so recording a segment
+	// allocates nothing.
+	tcpL    layers.TCP
+	ethL    layers.Ethernet
+	ip4L    layers.IPv4
+	ip6L    layers.IPv6
+	payload gopacket.Payload
 }
 
 var fakePort atomic.Uint32
@@ -253,10 +262,12 @@ func (c *Conn) start() {
 	if !c.client {
 		cl, sv = remote, local
 	}
-	syn := &layers.TCP{SYN: true, Seq: c.seq[cl], Window: window, Options: c.synOptions()}
+	syn := c.ack(cl)
+	syn.ACK, syn.Ack, syn.SYN, syn.Options = false, 0, true, c.synOptions()
 	c.emit(cl, syn, nil)
 	c.seq[cl]++
-	synack := &layers.TCP{SYN: true, ACK: true, Seq: c.seq[sv], Ack: c.seq[cl], Window: window, Options: c.synOptions()}
+	synack := c.ack(sv)
+	synack.SYN, synack.Options = true, c.synOptions()
 	c.emit(sv, synack, nil)
 	c.seq[sv]++
 	c.emit(cl, c.ack(cl), nil)
@@ -270,9 +281,12 @@ func (c *Conn) synOptions() []layers.TCPOption {
 	}
 }
 
-// ack is a bare segment from side d acknowledging all the other side sent.
+// ack is a bare segment from side d acknowledging all the other side
+// sent, to adjust and pass to emit before the next call. Called with c.mu
+// held.
 func (c *Conn) ack(d int) *layers.TCP {
-	return &layers.TCP{ACK: true, Seq: c.seq[d], Ack: c.seq[1-d], Window: window}
+	c.tcpL = layers.TCP{ACK: true, Seq: c.seq[d], Ack: c.seq[1-d], Window: window}
+	return &c.tcpL
 }
 
 // emit writes one frame from side d. Called with c.mu held, which is what
@@ -280,23 +294,26 @@ func (c *Conn) ack(d int) *layers.TCP {
 func (c *Conn) emit(d int, t *layers.TCP, payload []byte) {
 	src, dst := c.ep[d], c.ep[1-d]
 	t.SrcPort, t.DstPort = layers.TCPPort(src.port), layers.TCPPort(dst.port)
-	eth := &layers.Ethernet{SrcMAC: src.mac, DstMAC: dst.mac}
+	c.ethL = layers.Ethernet{SrcMAC: src.mac, DstMAC: dst.mac}
 	var ip gopacket.SerializableLayer
 	if c.v6 {
-		eth.EthernetType = layers.EthernetTypeIPv6
-		ip6 := &layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, SrcIP: src.ip, DstIP: dst.ip}
-		_ = t.SetNetworkLayerForChecksum(ip6)
-		ip = ip6
+		c.ethL.EthernetType = layers.EthernetTypeIPv6
+		c.ip6L = layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, SrcIP: src.ip, DstIP: dst.ip}
+		_ = t.SetNetworkLayerForChecksum(&c.ip6L)
+		ip = &c.ip6L
 	} else {
-		eth.EthernetType = layers.EthernetTypeIPv4
+		c.ethL.EthernetType = layers.EthernetTypeIPv4
 		c.ipid[d]++
-		ip4 := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Id: c.ipid[d],
+		c.ip4L = layers.IPv4{Version: 4, IHL: 5, TTL: 64, Flags: layers.IPv4DontFragment, Id: c.ipid[d],
 			Protocol: layers.IPProtocolTCP, SrcIP: src.ip, DstIP: dst.ip}
-		_ = t.SetNetworkLayerForChecksum(ip4)
-		ip = ip4
+		_ = t.SetNetworkLayerForChecksum(&c.ip4L)
+		ip = &c.ip4L
 	}
+	c.payload = payload
 	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(c.sb, opts, eth, ip, t, gopacket.Payload(payload)); err != nil {
+	err := gopacket.SerializeLayers(c.sb, opts, &c.ethL, ip, t, &c.payload)
+	c.payload = nil // do not keep the caller's buffer
+	if err != nil {
 		// Only a bug gets here; lose the packet, not the connection.
 		logFailure(c.label, err)
 		return
@@ -341,10 +358,26 @@ func (c *Conn) finish(d int) {
 }
 
 // Write records b, then writes it: a request is in the trace before its
-// answer can be.
+// answer can be. A write that fails is noted in the trace, since what it
+// recorded may not all have reached the peer.
 func (c *Conn) Write(b []byte) (int, error) {
 	c.data(local, b)
-	return c.Conn.Write(b)
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.noteError(fmt.Sprintf("nvmftest: write failed after %d of %d bytes: %v", n, len(b), err))
+	}
+	return n, err
+}
+
+// noteError comments the first socket error (a reset, a timeout) on the
+// connection's next packet, usually its FIN, so a trace says how it ended.
+func (c *Conn) noteError(text string) {
+	c.mu.Lock()
+	if !c.done && !c.errNoted {
+		c.errNoted = true
+		c.comments = append(c.comments, text)
+	}
+	c.mu.Unlock()
 }
 
 // Read reads, then records what arrived. The end of the stream is the
@@ -354,12 +387,18 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.data(remote, b[:n])
 	}
-	if errors.Is(err, io.EOF) {
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
 		c.mu.Lock()
 		if !c.done {
 			c.finish(remote)
 		}
 		c.mu.Unlock()
+	case errors.Is(err, net.ErrClosed):
+		// Closed on this side: Close recorded the end.
+	default:
+		c.noteError("nvmftest: read failed: " + err.Error())
 	}
 	return n, err
 }

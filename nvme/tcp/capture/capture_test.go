@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -465,4 +467,79 @@ func TestPipe(t *testing.T) {
 		t.Errorf("SYN to %s", pkts[0].dst)
 	}
 	checkStream(t, pkts, pkts[0].src, pkts[0].dst, MSS4)
+}
+
+// A trace that cannot be created leaves the connection as it was.
+func TestDirCreateFailure(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "gone")
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	if nc := d.Record(a, true, "x"); nc != a || Annotate(nc, "y") {
+		t.Errorf("Record returned %T", nc)
+	}
+	a.Close()
+}
+
+// What is recorded reaches the file within FlushInterval, before Close: a
+// run that hangs still leaves its trace.
+func TestPeriodicFlush(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.pcapng")
+	f, err := CreateFile(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cnc, snc := tcpPair(t, "tcp4", "127.0.0.1:0")
+	rc := f.Record(cnc, true, "flush")
+	exchange(t, rc, snc, [][]byte{pdu(0, 128)}, [][]byte{pdu(1, 128)})
+	deadline := time.Now().Add(FlushInterval + 5*time.Second)
+	for {
+		if _, pkts := readTrace(t, path); len(pkts) == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("packets not flushed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rc.Close()
+}
+
+// A connection reset by the peer says so in the trace.
+func TestResetNoted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.pcapng")
+	f, err := CreateFile(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnc, snc := tcpPair(t, "tcp4", "127.0.0.1:0")
+	rc := f.Record(cnc, true, "")
+	exchange(t, rc, snc, [][]byte{pdu(0, 128)}, [][]byte{pdu(1, 128)})
+	snc.(*net.TCPConn).SetLinger(0)
+	rc.Write(pdu(4, 72)) // unread on the peer: closing it then resets
+	time.Sleep(10 * time.Millisecond)
+	snc.Close()
+	if _, err := rc.Read(make([]byte, 10)); err == nil {
+		t.Fatal("read after reset succeeded")
+	}
+	rc.Close()
+	f.Close()
+	_, pkts := readTrace(t, path)
+	var got []string
+	for _, p := range pkts {
+		got = append(got, p.comments...)
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "nvmftest: read failed: ") {
+		t.Errorf("comments %q", got)
+	}
+	if !pkts[len(pkts)-3].tcp.FIN {
+		t.Error("no FIN exchange after the reset")
+	}
 }
