@@ -64,12 +64,24 @@ type Dir struct {
 // NewDir records into directory path, creating it if missing. Files are
 // named by the order of recording and the local and remote addresses, e.g.
 // 0003-127.0.0.1_4420-127.0.0.1_51234.pcapng, so a listing reads as the
-// run went.
+// run went; numbering continues after the traces already there, so
+// commands run one after another into one directory still read in order.
 func NewDir(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	return &Dir{path: path}, nil
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	d := &Dir{path: path}
+	for _, e := range ents {
+		var n uint64
+		if _, err := fmt.Sscanf(e.Name(), "%d-", &n); err == nil && strings.HasSuffix(e.Name(), ".pcapng") && n > d.n.Load() {
+			d.n.Store(n)
+		}
+	}
+	return d, nil
 }
 
 // Path is the directory.

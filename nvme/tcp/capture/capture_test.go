@@ -469,6 +469,24 @@ func TestPipe(t *testing.T) {
 	checkStream(t, pkts, pkts[0].src, pkts[0].dst, MSS4)
 }
 
+// A second Dir on the same directory numbers on after the first's traces.
+func TestDirContinuesNumbering(t *testing.T) {
+	dir := t.TempDir()
+	for i, want := range []string{"0001-", "0002-"} {
+		d, err := NewDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := net.Pipe()
+		d.Record(a, true, "").Close()
+		b.Close()
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != i+1 || !strings.HasPrefix(ents[i].Name(), want) {
+			t.Fatalf("traces %v", ents)
+		}
+	}
+}
+
 // A trace that cannot be created leaves the connection as it was.
 func TestDirCreateFailure(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "gone")
