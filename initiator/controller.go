@@ -375,6 +375,14 @@ func (c *Controller) teardown() error {
 			err = c.shutdown()
 		}
 		_ = c.admin.Close()
+		// AsyncEvents may be starting on another goroutine (multipath's
+		// watcher): Do waits for it, so aerDone is read after it is set,
+		// and an AsyncEvents from now on gets a closed channel: the admin
+		// queue has ended.
+		c.aerOnce.Do(func() {
+			c.aerCh = make(chan uint32)
+			close(c.aerCh)
+		})
 		if c.aerDone != nil {
 			<-c.aerDone
 		}
