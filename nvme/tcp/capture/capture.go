@@ -36,6 +36,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // Recorder records TCP connections.
@@ -87,8 +89,8 @@ func NewDir(path string) (*Dir, error) {
 // Path is the directory.
 func (d *Dir) Path() string { return d.path }
 
-// Record implements Recorder. The connection's file is closed when the
-// connection is. If the file cannot be created, nc is returned as is and
+// Record implements Recorder. label is also the file's section comment.
+// The connection's file is closed when the connection is. If the file cannot be created, nc is returned as is and
 // the failure logged: the connection matters more than its trace.
 func (d *Dir) Record(nc net.Conn, client bool, label string) net.Conn {
 	c := newConn(nc, client, label)
@@ -144,16 +146,19 @@ func (f *File) Record(nc net.Conn, client bool, label string) net.Conn {
 func (f *File) Close() error { return f.p.close() }
 
 // Annotate adds a packet comment to nc's trace if nc was returned by
-// Record (directly, or under wrappers that expose it with a NetConn
-// method, as tls.Conn and nvme/tcp's Conn do). The comment attaches to the
-// next packet recorded on that connection, or to its FIN if none follows
-// before it closes. It reports whether nc is recorded.
+// Record, directly or under wrappers: a tcp.AsyncWriter (what an
+// initiator queue's Conn().NetConn() returns) or anything with a NetConn
+// method (tls.Conn). The comment attaches to the next packet recorded on
+// that connection, or to its FIN if none follows before it closes. It
+// reports whether nc is recorded.
 func Annotate(nc net.Conn, text string) bool {
 	for range 8 { // a bound, in case wrappers ever point at each other
 		switch x := nc.(type) {
 		case *Conn:
 			x.Comment(text)
 			return true
+		case *tcp.AsyncWriter:
+			nc = x.Conn
 		case interface{ NetConn() net.Conn }:
 			nc = x.NetConn()
 		default:

@@ -17,6 +17,8 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // packet is one frame read back from a trace.
@@ -413,6 +415,26 @@ func TestPDUWalker(t *testing.T) {
 		if w.n != 3 {
 			t.Errorf("step %d: %d PDUs, want 3", step, w.n)
 		}
+	}
+}
+
+// Annotate finds the recorded connection under the wrappers the initiator
+// puts around it.
+func TestAnnotateWrapped(t *testing.T) {
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := net.Pipe()
+	defer b.Close()
+	rc := d.Record(a, true, "")
+	defer rc.Close()
+	aw := tcp.NewAsyncWriter(rc, 1<<20)
+	if !Annotate(aw, "x") || !Annotate(tcp.NewAsyncWriter(aw, 1<<20), "y") {
+		t.Error("not found under an AsyncWriter")
+	}
+	if c := rc.(*Conn).comments; len(c) != 2 {
+		t.Errorf("comments %q", c)
 	}
 }
 
