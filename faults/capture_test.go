@@ -3,6 +3,7 @@ package faults
 import (
 	"bytes"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,6 +73,25 @@ func TestCaptureAnnotatesFaults(t *testing.T) {
 	for p.Conns() > 0 {
 		time.Sleep(time.Millisecond)
 	}
+	// Down and up: a connection while down is reset at once, the first
+	// after it came back carries the note.
+	p.SetDown(true)
+	// The reset may come before the dial returns.
+	if down, err := net.Dial("tcp", p.Addr().String()); err == nil {
+		if _, err := down.Read(make([]byte, 1)); err == nil {
+			t.Fatal("read through a down path")
+		}
+		down.Close()
+	}
+	p.SetDown(false)
+	c2 := dial(t, p)
+	if err := roundTrip(c2, pdu, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	c2.Close()
+	for p.Conns() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +106,8 @@ func TestCaptureAnnotatesFaults(t *testing.T) {
 		"fault: drop to-target: bytes discarded",
 		"fault: drop to-target off",
 		"fault: reset: connection ended with RST",
+		"fault: path down: connection reset at once",
+		"fault: path up at ",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("no comment %q in:\n%s", want, got)

@@ -82,6 +82,7 @@ type Proxy struct {
 	closed    bool
 	onEvent   func(Event)
 	rec       capture.Recorder
+	upNote    string // for the next recorded connection: the path came up
 
 	corrupted atomic.Int64
 	accepted  atomic.Int64
@@ -240,7 +241,13 @@ func (p *Proxy) CloseConns() {
 // reset at once) or brings it back up.
 func (p *Proxy) SetDown(on bool) {
 	p.mu.Lock()
+	wasDown := p.down
 	p.down = on
+	if !on && wasDown {
+		// No connection outlived the path going down: the note goes on
+		// the first one accepted after it came back.
+		p.upNote = "fault: path up at " + time.Now().Format("15:04:05.000000")
+	}
 	p.mu.Unlock()
 	if on {
 		p.annotate("path down: connection reset")
@@ -380,6 +387,12 @@ func (p *Proxy) handle(hc net.Conn) {
 	c := &pair{host: hc, tgt: tc, done: make(chan struct{})}
 	if rec != nil {
 		c.hrec = rec.Record(hc, false, label)
+		p.mu.Lock()
+		if p.upNote != "" {
+			capture.Annotate(c.hrec, p.upNote)
+			p.upNote = ""
+		}
+		p.mu.Unlock()
 	}
 	p.mu.Lock()
 	if p.closed {
