@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
 // Direction is a direction of traffic through the proxy.
@@ -79,6 +81,8 @@ type Proxy struct {
 	conns     map[*pair]struct{}
 	closed    bool
 	onEvent   func(Event)
+	rec       capture.Recorder
+	upNote    string // for the next recorded connection: the path came up
 
 	corrupted atomic.Int64
 	accepted  atomic.Int64
@@ -117,6 +121,26 @@ func (p *Proxy) event(format string, args ...any) {
 	}
 }
 
+// SetCapture records the host side of every connection accepted from now
+// on (nil: stop), as the host's bytes arrive and as the host receives them,
+// and notes every fault applied to it as a packet comment ("fault: ..."),
+// so a trace shows what the proxy did where it did it.
+func (p *Proxy) SetCapture(rec capture.Recorder) {
+	p.mu.Lock()
+	p.rec = rec
+	p.mu.Unlock()
+}
+
+// annotate notes a fault in the trace of every live connection.
+func (p *Proxy) annotate(format string, args ...any) {
+	text := "fault: " + fmt.Sprintf(format, args...)
+	p.mu.Lock()
+	for c := range p.conns {
+		capture.Annotate(c.hostSide(), text)
+	}
+	p.mu.Unlock()
+}
+
 // Corrupted is the number of bytes corrupted so far.
 func (p *Proxy) Corrupted() int64 { return p.corrupted.Load() }
 
@@ -136,6 +160,7 @@ func (p *Proxy) SetDelay(d Direction, delay, jitter time.Duration) {
 	p.mu.Lock()
 	p.dirs[d].delay, p.dirs[d].jitter = delay, jitter
 	p.mu.Unlock()
+	p.annotate("delay %s %v jitter %v", d, delay, jitter)
 	p.event("delay %s %v jitter %v", d, delay, jitter)
 }
 
@@ -144,6 +169,7 @@ func (p *Proxy) SetBandwidth(d Direction, bytesPerSec int64) {
 	p.mu.Lock()
 	p.dirs[d].bps = bytesPerSec
 	p.mu.Unlock()
+	p.annotate("bandwidth %s %d B/s", d, bytesPerSec)
 	p.event("bandwidth %s %d B/s", d, bytesPerSec)
 }
 
@@ -153,6 +179,11 @@ func (p *Proxy) SetDrop(d Direction, on bool) {
 	p.mu.Lock()
 	p.dirs[d].drop = on
 	p.mu.Unlock()
+	if on {
+		p.annotate("drop %s: bytes discarded from here on", d)
+	} else {
+		p.annotate("drop %s off: bytes forwarded again", d)
+	}
 	p.event("drop %s %v", d, on)
 }
 
@@ -170,6 +201,7 @@ func (p *Proxy) Corrupt(d Direction, c Corruption) error {
 	p.mu.Lock()
 	p.dirs[d].corrupt = append(p.dirs[d].corrupt, c)
 	p.mu.Unlock()
+	p.annotate("corruption armed %s: PDU type %d offset %d mask %#02x x%d", d, c.PDUType, c.Offset, c.Mask, c.Count)
 	p.event("corrupt armed %s type %d offset %d x%d", d, c.PDUType, c.Offset, c.Count)
 	return nil
 }
@@ -183,22 +215,42 @@ func (p *Proxy) SetBlackhole(on bool) {
 	p.blackhole = on
 	p.bhCond.Broadcast()
 	p.mu.Unlock()
+	if on {
+		p.annotate("blackhole: both directions stall from here on")
+	} else {
+		p.annotate("blackhole off: what waited is delivered")
+	}
 	p.event("blackhole %v", on)
 }
 
 // Reset ends every connection with a TCP RST on both sides.
-func (p *Proxy) Reset() { p.endAll(true); p.event("reset") }
+func (p *Proxy) Reset() {
+	p.annotate("reset: connection ended with RST on both sides")
+	p.endAll(true)
+	p.event("reset")
+}
 
 // CloseConns ends every connection with a FIN on both sides.
-func (p *Proxy) CloseConns() { p.endAll(false); p.event("close") }
+func (p *Proxy) CloseConns() {
+	p.annotate("close: connection ended with FIN on both sides")
+	p.endAll(false)
+	p.event("close")
+}
 
 // SetDown takes the path down (on: every connection reset, new ones
 // reset at once) or brings it back up.
 func (p *Proxy) SetDown(on bool) {
 	p.mu.Lock()
+	wasDown := p.down
 	p.down = on
+	if !on && wasDown {
+		// No connection outlived the path going down: the note goes on
+		// the first one accepted after it came back.
+		p.upNote = "fault: path up at " + time.Now().Format("15:04:05.000000")
+	}
 	p.mu.Unlock()
 	if on {
+		p.annotate("path down: connection reset")
 		p.endAll(true)
 	}
 	p.event("path down %v", on)
@@ -246,8 +298,18 @@ func (p *Proxy) Close() error {
 // pair is one forwarded connection.
 type pair struct {
 	host, tgt net.Conn
+	hrec      net.Conn // host as recorded; nil when not capturing
 	once      sync.Once
 	done      chan struct{}
+}
+
+// hostSide is the host connection to read and write: through the recorder
+// when capturing.
+func (c *pair) hostSide() net.Conn {
+	if c.hrec != nil {
+		return c.hrec
+	}
+	return c.host
 }
 
 func (c *pair) end(rst bool) {
@@ -256,8 +318,11 @@ func (c *pair) end(rst bool) {
 			if tc, ok := nc.(*net.TCPConn); ok && rst {
 				_ = tc.SetLinger(0)
 			}
-			nc.Close()
 		}
+		// Closing the recorded side closes the host's socket and
+		// completes its trace.
+		c.hostSide().Close()
+		c.tgt.Close()
 		close(c.done)
 	})
 }
@@ -290,13 +355,20 @@ func (p *Proxy) handle(hc net.Conn) {
 	for p.blackhole && !p.closed {
 		p.bhCond.Wait()
 	}
-	down, closed := p.down, p.closed
+	down, closed, rec := p.down, p.closed, p.rec
 	p.mu.Unlock()
+	label := "nvmftest proxy: host side, forwarded to " + p.target
 	if down || closed {
 		if tc, ok := hc.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
-		hc.Close()
+		if rec != nil && down {
+			hr := rec.Record(hc, false, label)
+			capture.Annotate(hr, "fault: path down: connection reset at once")
+			hr.Close()
+		} else {
+			hc.Close()
+		}
 		return
 	}
 	tc, err := net.DialTimeout("tcp", p.target, 5*time.Second)
@@ -313,6 +385,15 @@ func (p *Proxy) handle(hc net.Conn) {
 		}
 	}
 	c := &pair{host: hc, tgt: tc, done: make(chan struct{})}
+	if rec != nil {
+		c.hrec = rec.Record(hc, false, label)
+		p.mu.Lock()
+		if p.upNote != "" {
+			capture.Annotate(c.hrec, p.upNote)
+			p.upNote = ""
+		}
+		p.mu.Unlock()
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -323,8 +404,8 @@ func (p *Proxy) handle(hc net.Conn) {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); p.pipe(c, ToTarget, hc, tc) }()
-	go func() { defer wg.Done(); p.pipe(c, ToHost, tc, hc) }()
+	go func() { defer wg.Done(); p.pipe(c, ToTarget, c.hostSide(), tc) }()
+	go func() { defer wg.Done(); p.pipe(c, ToHost, tc, c.hostSide()) }()
 	wg.Wait()
 	c.end(false)
 	p.mu.Lock()
@@ -367,6 +448,9 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 			p.mu.Unlock()
 			if hits > 0 {
 				p.corrupted.Add(int64(hits))
+				for _, f := range fr.flips {
+					capture.Annotate(c.hostSide(), fmt.Sprintf("fault: byte flipped at PDU offset %d (PDU type %#02x, mask %#02x, %s)", f.off, f.typ, f.mask, d))
+				}
 				p.event("corrupted %d byte(s) %s", hits, d)
 			}
 			if !drop {
@@ -383,8 +467,9 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 	gone.Store(true)
 	close(q)
 	<-wdone
-	// Half close so the other side sees the end of this direction.
-	if tc, ok := dst.(*net.TCPConn); ok {
+	// Half close so the other side sees the end of this direction. A
+	// recorded connection half-closes too, and records its FIN.
+	if tc, ok := dst.(interface{ CloseWrite() error }); ok {
 		_ = tc.CloseWrite()
 	} else {
 		c.end(false)
@@ -451,12 +536,20 @@ type framer struct {
 	typ    int
 	target []int // offsets to corrupt in the current PDU
 	mask   []byte
+	flips  []flip // what the last feed changed
+}
+
+// flip is one byte a corruption changed.
+type flip struct {
+	typ, off int
+	mask     byte
 }
 
 // feed walks b, corrupting it in place where armed corruptions match; it
 // returns how many bytes it changed.
 func (f *framer) feed(b []byte, arms *[]Corruption) int {
 	hits := 0
+	f.flips = f.flips[:0]
 	for i := 0; i < len(b); {
 		if f.off < 8 {
 			f.hdr[f.off] = b[i]
@@ -484,6 +577,7 @@ func (f *framer) feed(b []byte, arms *[]Corruption) int {
 				if t >= f.off && t < f.off+k {
 					b[i+t-f.off] ^= f.mask[j]
 					hits++
+					f.flips = append(f.flips, flip{typ: f.typ, off: t, mask: f.mask[j]})
 				}
 			}
 			f.off += k

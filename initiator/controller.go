@@ -72,7 +72,11 @@ func Connect(ctx context.Context, addr, subnqn string, opts Options) (*Controlle
 
 func (c *Controller) setup(ctx context.Context) error {
 	o := &c.opts
-	admin, err := dialQueue(ctx, c.addr, 0, AdminQueueSize-1, AdminInlineData, o)
+	label := "nvmftest host: admin queue"
+	if c.discovery {
+		label = "nvmftest host: discovery"
+	}
+	admin, err := dialQueue(ctx, c.addr, 0, AdminQueueSize-1, AdminInlineData, o, label)
 	if err != nil {
 		return err
 	}
@@ -144,7 +148,7 @@ func (c *Controller) setupIOQueues(ctx context.Context) error {
 		cattr = nvme.CATTRDisableSQFlow
 	}
 	for i := 1; i <= n; i++ {
-		q, err := dialQueue(ctx, c.addr, uint16(i), qs-1, inline, o)
+		q, err := dialQueue(ctx, c.addr, uint16(i), qs-1, inline, o, fmt.Sprintf("nvmftest host: I/O queue %d", i))
 		if err != nil {
 			return err
 		}
@@ -156,12 +160,16 @@ func (c *Controller) setupIOQueues(ctx context.Context) error {
 	return nil
 }
 
-// dialQueue opens a TCP connection and runs ICReq/ICResp.
-func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, o *Options) (*Queue, error) {
+// dialQueue opens a TCP connection and runs ICReq/ICResp. label names the
+// connection in a packet trace.
+func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, o *Options, label string) (*Queue, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
+	}
+	if o.Capture != nil {
+		nc = o.Capture.Record(nc, true, label)
 	}
 	// The reader answers R2Ts with H2CData; through an AsyncWriter it never
 	// blocks on a target that is itself blocked writing to us. Up to a
@@ -367,6 +375,14 @@ func (c *Controller) teardown() error {
 			err = c.shutdown()
 		}
 		_ = c.admin.Close()
+		// AsyncEvents may be starting on another goroutine (multipath's
+		// watcher): Do waits for it, so aerDone is read after it is set,
+		// and an AsyncEvents from now on gets a closed channel: the admin
+		// queue has ended.
+		c.aerOnce.Do(func() {
+			c.aerCh = make(chan uint32)
+			close(c.aerCh)
+		})
 		if c.aerDone != nil {
 			<-c.aerDone
 		}

@@ -326,3 +326,28 @@ func TestE2ERaw(t *testing.T) {
 		}
 	}
 }
+
+// AsyncEvents starting while another goroutine closes the controller (as
+// multipath's watcher and a lost path do) must neither race nor hang. The
+// race detector caught that race (rarely) in
+// TestMultipathCtrlLossAndFastFail; this makes the overlap more likely.
+func TestE2EAsyncEventsDuringClose(t *testing.T) {
+	addr := startTarget(t)
+	for range 5 {
+		c, err := initiator.Connect(ctx(t), addr, target.DefaultSubsystemNQN, initiator.Options{NrIOQueues: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for range c.AsyncEvents() {
+			}
+		}()
+		c.Close()
+		<-done
+		if _, open := <-c.AsyncEvents(); open {
+			t.Fatal("AsyncEvents after Close is open")
+		}
+	}
+}

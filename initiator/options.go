@@ -22,6 +22,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
 // Defaults, as the Linux host uses them.
@@ -75,6 +77,9 @@ type Options struct {
 	DisableSQFlowControl bool
 	// Logger receives debug and warning messages (default: discard).
 	Logger *slog.Logger
+	// Capture, if set, records every connection (admin, I/O, discovery,
+	// raw) as a packet trace; nil records nothing and costs nothing.
+	Capture capture.Recorder
 }
 
 func (o Options) withDefaults(discovery bool) Options {

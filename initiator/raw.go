@@ -34,6 +34,9 @@ func DialRaw(ctx context.Context, addr string, opts Options) (*Raw, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Capture != nil {
+		nc = opts.Capture.Record(nc, true, "nvmftest host: raw connection")
+	}
 	c := tcp.NewConn(nc, false, tcp.Config{})
 	// A hostile or broken target must not make the harness allocate what
 	// a PLEN of up to 4 GiB claims: bound every data PDU we buffer.

@@ -3,6 +3,7 @@ package initiator_test
 import (
 	"context"
 	"net"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -85,30 +87,54 @@ func TestStressMixedLargeIO(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		sockBuf int
+		capture bool
+		dur     time.Duration
 	}{
-		{"default-buffers", 0},
-		{"small-buffers", 128 << 10},
+		{"default-buffers", 0, false, 2 * time.Second},
+		{"small-buffers", 128 << 10, false, 2 * time.Second},
+		// A recorded connection has no syscall.Conn, so every write goes
+		// through the AsyncWriter's goroutine: the same must hold. Short,
+		// as every byte is also written to the trace.
+		{"small-buffers-captured", 128 << 10, true, 300 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runStress(t, tc.sockBuf, 2*time.Second)
+			var rec capture.Recorder
+			if tc.capture {
+				f, err := capture.CreateFile(filepath.Join(t.TempDir(), "stress.pcapng"), tc.name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					if err := f.Close(); err != nil {
+						t.Error(err)
+					}
+				}()
+				rec = f
+			}
+			runStress(t, tc.sockBuf, tc.dur, rec)
 		})
 	}
 }
 
-func runStress(t *testing.T, sockBuf int, dur time.Duration) {
+func runStress(t *testing.T, sockBuf int, dur time.Duration, rec capture.Recorder) {
 	addr := startStressTarget(t, sockBuf)
 	cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := initiator.Connect(cctx, addr, target.DefaultSubsystemNQN, initiator.Options{
-		NrIOQueues: 2, QueueSize: 128, KATO: -1, Timeout: 30 * time.Second,
+		NrIOQueues: 2, QueueSize: 128, KATO: -1, Timeout: 30 * time.Second, Capture: rec,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	for _, q := range c.IOQueues() {
-		// Queues write through a tcp.AsyncWriter; the socket is inside.
-		setSockBuf(q.Conn().NetConn().(*tcp.AsyncWriter).Conn.(*net.TCPConn), sockBuf)
+		// Queues write through a tcp.AsyncWriter; the socket is inside,
+		// under the recorder when capturing.
+		nc := q.Conn().NetConn().(*tcp.AsyncWriter).Conn
+		if rc, ok := nc.(*capture.Conn); ok {
+			nc = rc.NetConn()
+		}
+		setSockBuf(nc.(*net.TCPConn), sockBuf)
 	}
 
 	const depth = 64

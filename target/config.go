@@ -153,6 +153,9 @@ type Config struct {
 	// (nvmet) instead of failing the command with Transient Transport
 	// Error (default).
 	DataDigestFatal bool `yaml:"data_digest_fatal"`
+	// Capture, if set, is a directory (created if missing) that receives
+	// a pcapng packet trace of every accepted connection.
+	Capture string `yaml:"capture"`
 }
 
 // baseConfig is every tunable at its default, with no listener and no
@@ -276,6 +279,11 @@ func ValidNQN(s string) bool {
 func (c *Config) Validate() error {
 	if len(c.Listeners) == 0 {
 		return errors.New("listeners: none configured (add one, e.g. address: 127.0.0.1:4420)")
+	}
+	if c.Capture != "" {
+		if fi, err := os.Stat(c.Capture); err == nil && !fi.IsDir() {
+			return fmt.Errorf("capture: %q is not a directory (give a directory for the packet traces)", c.Capture)
+		}
 	}
 	ids := map[uint16]bool{}
 	for i := range c.Listeners {

@@ -35,6 +35,7 @@ subsystems:
       - {backend: null, size: 1TiB, block_size: 4096}
       - {nsid: 7, backend: mem, size: 64MiB}
 queue_size: 256
+capture: /tmp/traces
 max_kato: 2m
 mdts: 512KiB
 `))
@@ -42,7 +43,7 @@ mdts: 512KiB
 		t.Fatal(err)
 	}
 	if c.QueueSize != 256 || c.Listeners[1].PortID != 2 || c.Subsystems[0].Namespaces[1].BlockSize != 512 ||
-		c.MaxKATO.Minutes() != 2 || c.MDTS != "512KiB" || !c.HeaderDigest || c.IOQueues != 8 {
+		c.MaxKATO.Minutes() != 2 || c.MDTS != "512KiB" || c.Capture != "/tmp/traces" || !c.HeaderDigest || c.IOQueues != 8 {
 		t.Fatalf("%+v", c)
 	}
 }
@@ -69,6 +70,7 @@ func TestConfigErrors(t *testing.T) {
 		{base + "subsystems: [{nqn: nqn.2014-08.io.example:d}]\n", "no host may connect"},
 		{base + "subsystems: [{nqn: nqn.2014-08.io.example:d, allow_any_host: true, ports: [9]}]\n", "no listener has port_id 9"},
 		{base + "version: \"1.3\"\n", `version: "1.3" is not supported`},
+		{base + "capture: /dev/null\n", `capture: "/dev/null" is not a directory`},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

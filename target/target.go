@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
 // Option configures a Target.
@@ -49,6 +50,8 @@ type Target struct {
 	anaChg     uint64 // ANA state changes (ana.go)
 
 	wg sync.WaitGroup
+
+	capture *capture.Dir // nil: no packet traces
 }
 
 type port struct {
@@ -80,6 +83,13 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 	}
 	for _, o := range opts {
 		o(t)
+	}
+	if cfg.Capture != "" {
+		d, err := capture.NewDir(cfg.Capture)
+		if err != nil {
+			return nil, fmt.Errorf("target: %w", err)
+		}
+		t.capture = d
 	}
 	for i := range cfg.Listeners {
 		p := &port{cfg: cfg.Listeners[i]}
@@ -153,6 +163,9 @@ func (t *Target) accept(p *port) {
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
+		}
+		if t.capture != nil {
+			nc = t.capture.Record(nc, false, fmt.Sprintf("nvmftest target: port %d", p.cfg.PortID))
 		}
 		t.Serve(nc, p.cfg.PortID)
 	}

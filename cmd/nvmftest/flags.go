@@ -14,6 +14,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
 // connFlags are the nvme-cli fabrics flags that name a target and shape
@@ -34,6 +35,8 @@ type connFlags struct {
 	queueSize  int
 	timeout    time.Duration
 	output     string
+	capture    string           // directory for packet traces
+	rec        capture.Recorder // from capture, once validated
 
 	defPort  string
 	needNQN  bool
@@ -63,6 +66,7 @@ func addConnFlags(c *cobra.Command, f *connFlags) {
 	}
 	fs.DurationVar(&f.timeout, "timeout", initiator.DefaultTimeout, "command timeout")
 	fs.StringVarP(&f.output, "output-format", "o", "normal", "output format: normal or json")
+	fs.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every connection into `DIR` (created if missing); open with Wireshark")
 }
 
 func (f *connFlags) validate() error {
@@ -103,6 +107,14 @@ func (f *connFlags) validate() error {
 			return usagef("invalid -I/--hostid: %v", err)
 		}
 	}
+	// Last, so a usage error never leaves a directory behind.
+	if f.capture != "" && f.rec == nil {
+		d, err := capture.NewDir(f.capture)
+		if err != nil {
+			return usagef("invalid --capture %q: %v", f.capture, err)
+		}
+		f.rec = d
+	}
 	return nil
 }
 
@@ -119,6 +131,7 @@ func (f *connFlags) options(defaultIO int) initiator.Options {
 
 		DHCHAPSecret:     f.dhchap,
 		DHCHAPCtrlSecret: f.dhchapCtrl,
+		Capture:          f.rec,
 	}
 	if f.hostid != "" {
 		o.HostID, _ = initiator.ParseHostID(f.hostid)

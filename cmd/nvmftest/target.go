@@ -35,6 +35,7 @@ type targetFlags struct {
 	allowHosts    []string
 	verbose       bool
 	ctlSocket     string
+	capture       string
 	readyCallback func(*target.Target) // tests
 }
 
@@ -69,6 +70,7 @@ and 127.0.0.1:8009 (discovery), until SIGINT or SIGTERM.`,
 	fl.StringArrayVar(&f.ns, "ns", nil, "namespace `BACKEND:SIZE[:PATH]`, e.g. mem:256MiB, null:1TiB, file:10GiB:/tmp/ns.img (repeatable; replaces the configured ones)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only this host `NQN` may connect (repeatable; default any host)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and controller")
+	fl.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every accepted connection into `DIR` (created if missing; overrides capture: in the configuration)")
 	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl)")
 	cmd.AddCommand(newTargetCtlCmd())
 	return cmd
@@ -122,6 +124,9 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 				s.Namespaces = append(s.Namespaces, ns)
 			}
 		}
+	}
+	if f.capture != "" {
+		cfg.Capture = f.capture
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
