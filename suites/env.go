@@ -23,7 +23,11 @@ func (s *Spec) Options() initiator.Options {
 	if t <= 0 {
 		t = DefaultStepTimeout
 	}
-	return initiator.Options{HostNQN: c.HostNQN, HostID: c.HostID, Timeout: t, NrIOQueues: 1, QueueSize: 32}
+	o := initiator.Options{HostNQN: c.HostNQN, HostID: c.HostID, Timeout: t, NrIOQueues: 1, QueueSize: 32}
+	if s.trace != nil {
+		o.Capture = s.trace
+	}
+	return o
 }
 
 // Dial opens a raw connection to the I/O port with nothing sent yet; it is

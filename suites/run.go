@@ -27,7 +27,8 @@ type RunOptions struct {
 	// e.g. "fabrics && mandatory" or "!TCP-IC-007".
 	LabelFilter string
 	// ReportDir receives junit.xml, report.json (Ginkgo's JSON report),
-	// results.json, findings.json and summary.md; empty writes none.
+	// results.json, findings.json, summary.md and traces/ID.pcapng (see
+	// Traces); empty writes none.
 	ReportDir string
 	// Timeout bounds the whole run (default 1 hour).
 	Timeout time.Duration
@@ -39,6 +40,9 @@ type RunOptions struct {
 	Quiet bool
 	// Strict makes recommended and optional failures fail the run too.
 	Strict bool
+	// Traces says which checks keep a pcapng of their connections under
+	// ReportDir/traces (default TracesFailed; nothing without a ReportDir).
+	Traces TraceMode
 }
 
 // Result is the verdict on one requirement.
@@ -54,8 +58,8 @@ type Result struct {
 	Message  string        `json:"message,omitempty"`
 	Findings []Finding     `json:"findings,omitempty"`
 	Duration time.Duration `json:"duration_ns"`
-	// Traces are the pcapng files of a failed check's connections,
-	// relative to the report directory (kept only when the run captures).
+	// Traces are the pcapng files of the check's connections, relative to
+	// RunOptions.ReportDir, as RunOptions.Traces keeps them.
 	Traces []string `json:"traces,omitempty"`
 }
 
@@ -106,6 +110,9 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	nextBuild()
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Hour
+	}
+	if opts.Traces == "" {
+		opts.Traces = TracesFailed
 	}
 	sc, rc := GinkgoConfiguration()
 	sc.LabelFilter = opts.LabelFilter
@@ -225,6 +232,14 @@ func resultOf(sr SpecReport) (Result, bool) {
 		res.Message = sr.Failure.Message
 	}
 	for _, e := range sr.ReportEntries {
+		if e.Name == "trace" {
+			if p, ok := e.GetRawValue().(string); ok {
+				res.Traces = append(res.Traces, p)
+			} else if err := json.Unmarshal([]byte(e.Value.AsJSON), &p); err == nil {
+				res.Traces = append(res.Traces, p)
+			}
+			continue
+		}
 		if e.Name != "finding" {
 			continue
 		}

@@ -110,6 +110,8 @@ func Check(r Requirement, body func(ctx context.Context, s *Spec)) bool {
 		cctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		DeferCleanup(reportLive) // registered first, runs last
+		s.startTrace()
+		DeferCleanup(s.finishTrace) // after the check's connections are closed
 		DeferCleanup(s.cleanup)
 		body(cctx, s)
 	})
@@ -123,6 +125,7 @@ type Spec struct {
 
 	mu       sync.Mutex
 	cleanups []func()
+	trace    *checkTrace // nil: the run keeps no traces
 }
 
 // Defer registers f to run when the check ends (closing connections and

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/fixtures/wireshark"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -73,7 +76,7 @@ func TestConformance(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var out strings.Builder
-	sum, err := Run(t, cfg, prof, RunOptions{ReportDir: dir, Out: &out, LabelFilter: os.Getenv("NVMFTEST_LABEL_FILTER")})
+	sum, err := Run(t, cfg, prof, RunOptions{ReportDir: dir, Out: &out, LabelFilter: os.Getenv("NVMFTEST_LABEL_FILTER"), Traces: TracesAll})
 	t.Log("\n" + out.String())
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +95,7 @@ func TestConformance(t *testing.T) {
 			t.Errorf("report %s: %v", f, err)
 		}
 	}
+	checkTraces(t, dir, cfg.Address, sum)
 	var res Summary
 	b, _ := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err := json.Unmarshal(b, &res); err != nil || len(res.Results) != len(sum.Results) {
@@ -205,6 +209,55 @@ func TestCommittedProfiles(t *testing.T) {
 		}
 		if p.Name == "" || len(p.Deviations) == 0 {
 			t.Errorf("%s: no name or no deviations", f)
+		}
+	}
+}
+
+// checkTraces checks what TracesAll keeps: a trace per check that opened
+// a connection, named in its result and its JUnit entry; and, for checks
+// whose traffic is all legal, one tshark decodes cleanly, with the check's
+// ID as a packet comment.
+func checkTraces(t *testing.T, dir, addr string, sum Summary) {
+	t.Helper()
+	junit, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	traced := 0
+	for _, r := range sum.Results {
+		for _, p := range r.Traces {
+			traced++
+			if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+				t.Errorf("%s: trace %v", r.ID, err)
+			}
+			if !strings.Contains(string(junit), `name="trace" value="&#34;`+p+`&#34;"`) {
+				t.Errorf("%s: junit.xml does not name its trace %s", r.ID, p)
+			}
+		}
+	}
+	if traced < len(sum.Results)*3/4 {
+		t.Errorf("%d of %d checks kept a trace", traced, len(sum.Results))
+	}
+	if !wireshark.Available() && os.Getenv("NVMFTEST_REQUIRE_TOOLS") != "1" {
+		t.Log("tshark not installed: the traces' decoding is not checked (make deps-test installs it)")
+		return
+	}
+	_, portStr, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portStr)
+	for _, id := range []string{"ADM-ID-001", "IO-RW-001", "FAB-CONN-001", "DISC-LOG-001"} {
+		p := filepath.Join(dir, "traces", id+".pcapng")
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			continue // filtered out by NVMFTEST_LABEL_FILTER
+		}
+		res, err := wireshark.Check(p, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Clean() || res.PDUs == 0 {
+			t.Errorf("%s: tshark: %v", id, res)
+		}
+		if len(res.Comments) == 0 || !strings.HasPrefix(res.Comments[0], id+": ") {
+			t.Errorf("%s: the first packet comment is not the check's ID: %q", id, res.Comments)
 		}
 	}
 }
