@@ -16,6 +16,7 @@ import (
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -66,6 +67,9 @@ type Config struct {
 	Job *loadgen.Job
 	// Log, if set, receives timeline lines as they happen.
 	Log func(string)
+	// Capture, if set, records each proxied connection as the host sees
+	// it, with every injected fault as a packet comment.
+	Capture capture.Recorder
 }
 
 // Report is what a scenario measured.
@@ -297,6 +301,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		who := fmt.Sprintf("proxy%d", i+1)
 		p.OnEvent(func(e faults.Event) { r.event(who, e.What) })
+		if cfg.Capture != nil {
+			p.SetCapture(cfg.Capture)
+		}
 		proxies = append(proxies, p)
 		r.rep.Paths = append(r.rep.Paths, fmt.Sprintf("%s via %s", a, p.Addr()))
 	}

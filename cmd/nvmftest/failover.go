@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,12 +12,14 @@ import (
 
 	"github.com/nvmftest/nvmftest/failover"
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/suites"
 )
 
 func newFailoverCmd() *cobra.Command {
 	var (
 		scenario, transport, traddr, trsvcid, nqn, hostnqn, control, output, jsonFile string
+		reportDir, captureDir                                                         string
 		paths                                                                         []string
 		portIDs                                                                       []uint
 		nsid, anaGroup                                                                uint32
@@ -100,6 +103,13 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 			for _, n := range names {
 				cfg := base
 				cfg.Scenario = n
+				if captureDir != "" {
+					d, err := capture.NewDir(filepath.Join(captureDir, n))
+					if err != nil {
+						return fmt.Errorf("--capture: %v", err)
+					}
+					cfg.Capture = d
+				}
 				if output == "normal" {
 					fmt.Fprintf(out, "== %s\n", n)
 					cfg.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }
@@ -129,6 +139,18 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				}
 				writeJSON(f, reps)
 				if err := f.Close(); err != nil {
+					return err
+				}
+			}
+			if reportDir != "" {
+				run, err := openRun(reportDir)
+				if err != nil {
+					return err
+				}
+				for _, r := range reps {
+					run.AddFailover(r)
+				}
+				if err := saveRun(cmd.ErrOrStderr(), reportDir, run); err != nil {
 					return err
 				}
 			}
@@ -162,6 +184,8 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 	fs.DurationVar(&reconnect, "reconnect-delay", 100*time.Millisecond, "first reconnect delay (doubles up to 8x)")
 	fs.StringVarP(&output, "output-format", "o", "normal", "output format: normal or json")
 	fs.StringVar(&jsonFile, "json", "", "also write the JSON report to `FILE`")
+	fs.StringVar(&reportDir, "report-dir", "", "run directory: report.html with the failover timeline, summary.md, run.json (an existing one gains these scenarios)")
+	fs.StringVar(&captureDir, "capture", "", "write a pcapng per connection, as the host sees it through the fault proxy, with the faults as packet comments, under `DIR`/SCENARIO")
 	_ = cmd.MarkFlagRequired("scenario")
 	return cmd
 }
