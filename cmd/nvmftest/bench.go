@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
 	"github.com/nvmftest/nvmftest/loadgen"
+	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -26,6 +28,7 @@ type benchFlags struct {
 	progress string
 	embedded string
 	output   string
+	report   string
 }
 
 // benchFioFlags are the fio options given as flags, in the order they
@@ -87,6 +90,7 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	fs.DurationVar(&f.interval, "status-interval", time.Second, "interval of the series, the log and the progress line")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line on stderr: auto (when a terminal), always, never")
 	fs.StringVar(&f.output, "output", "", "write the report to `FILE` instead of standard output (fio's --output)")
+	fs.StringVar(&f.report, "report-dir", "", "run directory: report.html, summary.md, run.json, bench/fio.json and HdrHistogram logs (an existing one gains this run)")
 	fs.StringVar(&f.embedded, "embedded", "", "run against an in-process reference target with one namespace `BACKEND:SIZE` (null:1GiB, mem:256MiB); no -a/-n needed")
 	return c
 }
@@ -198,6 +202,19 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			fmt.Fprintf(errw, "\r\033[K%s", loadgen.ProgressLine(p))
 		}
 	}
+	var run *reports.Run
+	if f.report != "" {
+		if run, err = openRun(f.report); err != nil {
+			return err
+		}
+		if f.histLog == "" {
+			// The per-interval log beside the final histograms Write keeps.
+			if err := os.MkdirAll(filepath.Join(f.report, "bench"), 0o755); err != nil {
+				return fmt.Errorf("--report-dir: %v", err)
+			}
+			f.histLog = filepath.Join(f.report, "bench", "intervals.hlog")
+		}
+	}
 	if f.histLog != "" {
 		hf, herr := os.Create(f.histLog)
 		if herr != nil {
@@ -230,6 +247,12 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	}
 	if f.series != "" {
 		if err := writeFile(f.series, func(w io.Writer) error { return loadgen.WriteSeries(w, res) }); err != nil {
+			return err
+		}
+	}
+	if run != nil {
+		run.AddBench(res)
+		if err := saveRun(errw, f.report, run); err != nil {
 			return err
 		}
 	}

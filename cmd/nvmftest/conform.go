@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/suites"
 )
 
@@ -31,6 +33,7 @@ func newConformCmd() *cobra.Command {
 	var (
 		transport, traddr, trsvcid, nqn, hostnqn, hostid string
 		discAddr, profile, labelFilter, reportDir        string
+		traces                                           string
 		control, restricted                              string
 		allowWrites                                      uint32
 		timeout, suiteTimeout                            time.Duration
@@ -108,10 +111,22 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				}
 				prof = p
 			}
+			traceMode, err := suites.ParseTraceMode(traces)
+			if err != nil {
+				return usagef("--traces %v", err)
+			}
+			var run *reports.Run
+			suiteDir := ""
+			if reportDir != "" {
+				if run, err = openRun(reportDir); err != nil {
+					return err
+				}
+				suiteDir = filepath.Join(reportDir, "conformance")
+			}
 			t := &cliT{}
 			sum, err := suites.Run(t, cfg, prof, suites.RunOptions{
-				LabelFilter: labelFilter, ReportDir: reportDir, Timeout: suiteTimeout,
-				Out: out, Quiet: true, Strict: strict,
+				LabelFilter: labelFilter, ReportDir: suiteDir, Timeout: suiteTimeout,
+				Out: out, Quiet: true, Strict: strict, Traces: traceMode,
 			})
 			if err != nil {
 				if strings.HasPrefix(err.Error(), "label filter") {
@@ -119,8 +134,12 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				}
 				return err
 			}
-			if reportDir != "" {
-				fmt.Fprintf(out, "reports: %s/{junit.xml,report.json,results.json,findings.json,summary.md}\n", strings.TrimRight(reportDir, "/"))
+			if run != nil {
+				run.AddConformance(sum)
+				fmt.Fprintf(out, "conformance reports: %s/{junit.xml,results.json,findings.json,summary.md,traces/}\n", suiteDir)
+				if err := saveRun(cmd.ErrOrStderr(), reportDir, run); err != nil {
+					return err
+				}
 			}
 			if sum.ExitCode(strict) != 0 {
 				if sum.MandatoryFailed > 0 {
@@ -142,7 +161,8 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 	fs.StringVar(&profile, "profile", "", "profile YAML stating the target's known divergences (reported as findings)")
 	fs.StringVar(&labelFilter, "label-filter", "", "run only the checks this Ginkgo label expression selects")
 	fs.Uint32Var(&allowWrites, "allow-writes", 0, "namespace ID the checks may write to (default: no writes)")
-	fs.StringVar(&reportDir, "report-dir", "", "write JUnit XML, JSON, findings.json and summary.md here")
+	fs.StringVar(&reportDir, "report-dir", "", "run directory: report.html, summary.md, run.json, and conformance/ with JUnit XML, JSON and the traces of failed checks")
+	fs.StringVar(&traces, "traces", "failed", "with --report-dir, keep the pcapng trace of the checks that failed, all, or none")
 	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
 	fs.StringVar(&restricted, "restricted-nqn", "", "a subsystem on the same port that does not allow this host (for the invalid-host check)")
 	fs.DurationVar(&timeout, "timeout", suites.DefaultStepTimeout, "time limit of each check")

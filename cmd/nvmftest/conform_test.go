@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -21,6 +22,7 @@ func TestConformUsage(t *testing.T) {
 		{"conform", "-a", "h", "-n", "nqn.x", "--label-filter", "fabrics &&"},
 		{"conform", "-a", "h", "-n", "nqn.x", "--bogus"},
 		{"conform", "extra"},
+		{"conform", "-a", "h", "-n", "nqn.x", "--traces", "some"},
 	} {
 		code, _, stderr := runCLI(t, "", args...)
 		if code != 2 || !strings.HasPrefix(stderr, "nvmftest: ") || strings.Count(stderr, "\n") != 1 {
@@ -43,10 +45,10 @@ func TestConformRun(t *testing.T) {
 	dir := t.TempDir()
 	code, out, stderr := runCLI(t, "", "conform", "-t", "tcp", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN,
 		"--allow-writes", "1", "--report-dir", dir, "--label-filter", "fabrics && !FAB-IOQ-002")
-	if code != 0 || stderr != "" {
+	if code != 0 || !strings.HasPrefix(stderr, "report: "+filepath.Join(dir, "report.html")) {
 		t.Fatalf("conform: exit %d, stderr %q\n%s", code, stderr, out)
 	}
-	for _, want := range []string{"PASS    FAB-CONN-001", "SKIP    FAB-CONN-009", "CONFORMANT", "fabrics ", "reports: "} {
+	for _, want := range []string{"PASS    FAB-CONN-001", "SKIP    FAB-CONN-009", "CONFORMANT", "fabrics ", "conformance reports: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -55,11 +57,50 @@ func TestConformRun(t *testing.T) {
 		t.Error("the label filter did not exclude the transport area")
 	}
 	var findings []any
-	b, err := os.ReadFile(filepath.Join(dir, "findings.json"))
+	b, err := os.ReadFile(filepath.Join(dir, "conformance", "findings.json"))
 	if err != nil || json.Unmarshal(b, &findings) != nil {
 		t.Errorf("findings.json: %v %q", err, b)
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, "junit.xml")); err != nil || !strings.Contains(string(b), "FAB-CONN-001") {
+	if b, err := os.ReadFile(filepath.Join(dir, "conformance", "junit.xml")); err != nil || !strings.Contains(string(b), "FAB-CONN-001") {
 		t.Errorf("junit.xml: %v", err)
+	}
+}
+
+// TestConformKeepsFailedTrace makes a check fail for real: the control
+// command `true` claims every action done and does nothing, so ADM-AER-002
+// never sees the Namespace Attribute Changed event it waits for. The
+// failed check's connections must be kept as a pcapng next to its JUnit
+// entry, and the passing ones not.
+func TestConformKeepsFailedTrace(t *testing.T) {
+	h, p := startHostTestTarget(t)
+	dir := t.TempDir()
+	code, out, stderr := runChild(t, "conform", "-t", "tcp", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN,
+		"--control", "true", "--timeout", "2s", "--report-dir", dir, "--label-filter", "ADM-AER-002 || ADM-KA-001")
+	if code != 0 || !strings.Contains(out, "FAIL    ADM-AER-002") || !strings.Contains(out, "PASS    ADM-KA-001") {
+		t.Fatalf("conform: exit %d (an optional failure is exit 0), stderr %q\n%s", code, stderr, out)
+	}
+	trace := filepath.Join(dir, "conformance", "traces", "ADM-AER-002.pcapng")
+	if st, err := os.Stat(trace); err != nil || st.Size() < 1000 {
+		t.Fatalf("the failed check's trace: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "conformance", "traces", "ADM-KA-001.pcapng")); !os.IsNotExist(err) {
+		t.Errorf("a passing check's trace was kept (%v)", err)
+	}
+	junit, err := os.ReadFile(filepath.Join(dir, "conformance", "junit.xml"))
+	if err != nil || !strings.Contains(string(junit), `name="trace" value="&#34;traces/ADM-AER-002.pcapng&#34;"`) ||
+		!strings.Contains(string(junit), "[[ATTACHMENT|"+trace+"]]") {
+		t.Errorf("junit.xml does not name the trace (%v):\n%s", err, junit)
+	}
+	run, err := reports.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range run.Conformance.Results {
+		if r.ID == "ADM-AER-002" && (len(r.Traces) != 1 || r.Traces[0] != "conformance/traces/ADM-AER-002.pcapng") {
+			t.Errorf("run.json: ADM-AER-002 traces %q", r.Traces)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, "report.html")); err != nil || st.Size() == 0 {
+		t.Errorf("report.html: %v", err)
 	}
 }

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/nvmftest/nvmftest/reports"
+)
+
+// openRun returns the run recorded in the report directory dir if there is
+// one (its run.json), so that conform, bench and failover can fill one
+// directory in turn as a CI job runs them; otherwise a new run of this
+// command line.
+func openRun(dir string) (*reports.Run, error) {
+	if _, err := os.Stat(filepath.Join(dir, "run.json")); err == nil {
+		r, err := reports.Load(dir)
+		if err != nil {
+			return nil, usagef("--report-dir %s: %v (remove it or give another directory)", dir, err)
+		}
+		return r, nil
+	}
+	return reports.NewRun(append([]string{"nvmftest"}, os.Args[1:]...)), nil
+}
+
+// saveRun writes the run directory and says where its report is. It goes
+// to stderr, which keeps stdout a clean JSON document with -o json.
+func saveRun(errw io.Writer, dir string, run *reports.Run) error {
+	if err := run.Write(dir); err != nil {
+		return fmt.Errorf("report directory %s: %v", dir, err)
+	}
+	fmt.Fprintf(errw, "report: %s (summary.md, run.json beside it)\n", filepath.Join(dir, "report.html"))
+	return nil
+}
