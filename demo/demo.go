@@ -1,9 +1,11 @@
-// Package demo runs the harness end to end with nothing but Go: it starts
-// the reference target on loopback, discovers it, connects with digests,
-// identifies the controller and namespace, writes and verifies data through
-// both in-capsule and R2T paths, and runs a short random-read load. It is
-// what `nvmftest demo` (and `make demo`) runs, and the smoke test of the
-// whole stack; later issues add conformance, failover and reports to it.
+// Package demo runs the harness end to end with nothing but Go, and
+// leaves a report directory behind: it starts the reference target on
+// loopback, discovers it, connects with digests, identifies the controller
+// and namespace, writes and verifies data through both in-capsule and R2T
+// paths (those connections are captured as a pcapng trace), runs the
+// conformance suites, a short benchmark and a failover scenario, and writes
+// the run directory with its HTML report. It is what `nvmftest demo` (and
+// `make demo`, the README's first command) runs.
 package demo
 
 import (
@@ -15,12 +17,19 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/nvmftest/nvmftest/failover"
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
+	"github.com/nvmftest/nvmftest/reports"
+	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -30,37 +39,64 @@ type Options struct {
 	// 127.0.0.1:0, a free port, so a target already on 4420 is no
 	// obstacle).
 	Address string
-	// LoadDuration is how long the random-read load runs (default 3 s).
+	// ReportDir receives the run directory (default
+	// nvmftest-runs/demo-YYYYMMDD-HHMMSS).
+	ReportDir string
+	// LoadDuration is how long the benchmark measures, after a ramp of
+	// a tenth of it (default 15 s).
 	LoadDuration time.Duration
-	// Depth is the load's queue depth (default 32).
+	// Depth is the benchmark's queue depth (default 32).
 	Depth int
+	// FailoverScale multiplies the failover scenario's phases (1 s of I/O
+	// before the fault, 3 s of fault, 2 s after; default 1).
+	FailoverScale float64
+	// Command is recorded in the report (default "nvmftest demo").
+	Command []string
 }
 
+// Steps is how many steps a demo run has.
+const Steps = 9
+
 // Run runs the demo, writing progress for a person to out. It returns the
-// first step that failed.
-func Run(ctx context.Context, out io.Writer, o Options) error {
+// run directory, and the first step that failed.
+func Run(ctx context.Context, out io.Writer, o Options) (string, error) {
 	if o.Address == "" {
 		o.Address = "127.0.0.1:0"
 	}
 	if o.LoadDuration <= 0 {
-		o.LoadDuration = 3 * time.Second
+		o.LoadDuration = 15 * time.Second
 	}
 	if o.Depth <= 0 {
 		o.Depth = 32
 	}
+	if o.FailoverScale <= 0 {
+		o.FailoverScale = 1
+	}
+	if o.ReportDir == "" {
+		o.ReportDir = filepath.Join("nvmftest-runs", "demo-"+time.Now().Format("20060102-150405"))
+	}
+	if len(o.Command) == 0 {
+		o.Command = []string{"nvmftest", "demo"}
+	}
 	start := time.Now()
-	step := stepper{out: out, total: 6}
+	dir := o.ReportDir
+	step := stepper{out: out, total: Steps}
 	fmt.Fprintln(out, "nvmftest demo: the harness end to end against the embedded reference target")
+	fmt.Fprintf(out, "      run directory %s\n", dir)
+	if err := os.MkdirAll(filepath.Join(dir, "traces"), 0o755); err != nil {
+		return dir, step.fail("run directory", err)
+	}
+	run := reports.NewRun(o.Command)
 
 	// 1. Target.
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: o.Address, PortID: 1, Serve: target.ServeAll}}
 	tgt, err := target.New(cfg)
 	if err != nil {
-		return step.fail("start target", err)
+		return dir, step.fail("start target", err)
 	}
 	if err := tgt.Start(); err != nil {
-		return step.fail("start target", err)
+		return dir, step.fail("start target", err)
 	}
 	defer tgt.Close()
 	addr := tgt.Addrs()[0].String()
@@ -70,10 +106,18 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		addr, subnqn, cfg.Subsystems[0].Namespaces[0].Backend, cfg.Subsystems[0].Namespaces[0].Size)
 	fmt.Fprintf(out, "      the kernel would reach it with: nvme connect -t tcp -a %s -s %s -n %s\n", host, port, subnqn)
 
-	// 2. Discovery.
-	dl, err := initiator.Discover(ctx, addr, initiator.Options{})
+	// Steps 2 to 5 are recorded in one trace, for Wireshark.
+	const smokeTrace = "traces/smoke.pcapng"
+	trace, err := capture.CreateFile(filepath.Join(dir, smokeTrace), "nvmftest demo: discovery, connect with digests, identify, write and verify")
 	if err != nil {
-		return step.fail("discover", err)
+		return dir, step.fail("packet trace", err)
+	}
+	defer trace.Close()
+
+	// 2. Discovery.
+	dl, err := initiator.Discover(ctx, addr, initiator.Options{Capture: trace})
+	if err != nil {
+		return dir, step.fail("discover", err)
 	}
 	found := false
 	for _, e := range dl.Entries {
@@ -82,30 +126,29 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 		}
 	}
 	if !found {
-		return step.fail("discover", fmt.Errorf("the discovery log (%d records) does not list %s", len(dl.Entries), subnqn))
+		return dir, step.fail("discover", fmt.Errorf("the discovery log (%d records) does not list %s", len(dl.Entries), subnqn))
 	}
 	step.ok("discovery log: %d records, generation %d, %s listed at tcp %s:%s", len(dl.Entries), dl.GENCTR, subnqn, host, port)
 
 	// 3. Connect.
-	opts := initiator.Options{HeaderDigest: true, DataDigest: true, NrIOQueues: 2, QueueSize: o.Depth + 1}
-	ctrl, err := initiator.Connect(ctx, addr, subnqn, opts)
+	ctrl, err := initiator.Connect(ctx, addr, subnqn, initiator.Options{HeaderDigest: true, DataDigest: true, NrIOQueues: 1, Capture: trace})
 	if err != nil {
-		return step.fail("connect", err)
+		return dir, step.fail("connect", err)
 	}
 	defer ctrl.Close()
 	q := ctrl.IOQueues()[0]
 	d := q.Digests()
-	step.ok("connected: controller %d, %d I/O queues of depth %d, header digest %v, data digest %v, MAXH2CDATA %d",
+	step.ok("connected: controller %d, %d I/O queue of depth %d, header digest %v, data digest %v, MAXH2CDATA %d",
 		ctrl.CNTLID(), len(ctrl.IOQueues()), q.Depth(), d.Header, d.Data, q.ICResp().MAXH2CDATA)
 
 	// 4. Identify.
 	id, err := ctrl.Identify(ctx)
 	if err != nil {
-		return step.fail("identify controller", err)
+		return dir, step.fail("identify controller", err)
 	}
 	ns, err := ctrl.IdentifyNamespace(ctx, 1)
 	if err != nil {
-		return step.fail("identify namespace", err)
+		return dir, step.fail("identify namespace", err)
 	}
 	bs := int(ns.BlockSize())
 	step.ok("identify: %q serial %q firmware %q, NVMe %s, MDTS %s; namespace 1: %d blocks of %d bytes",
@@ -114,37 +157,185 @@ func Run(ctx context.Context, out io.Writer, o Options) error {
 	// 5. Write, read back, verify.
 	verified, err := writeAndVerify(ctx, q, bs, ns.NSZE, q.InlineDataSize(), ctrl.MaxTransferSize())
 	if err != nil {
-		return step.fail("write and verify", err)
+		return dir, step.fail("write and verify", err)
 	}
+	if err := ctrl.Close(); err != nil {
+		return dir, step.fail("disconnect", err)
+	}
+	if err := trace.Close(); err != nil {
+		return dir, step.fail("packet trace", err)
+	}
+	run.AddTraces(smokeTrace)
 	step.ok("write and verify: %s", verified)
+	fmt.Fprintf(out, "      packet trace of steps 2-5 (Wireshark decodes it): %s\n", filepath.Join(dir, smokeTrace))
 
-	// 6. Load: the load generator behind nvmftest bench.
-	dev, err := loadgen.OpenNVMe(ctx, ctrl, q, 1)
+	// 6. Conformance.
+	sum, err := conformance(ctx, out, tgt, addr, subnqn, filepath.Join(dir, "conformance"))
 	if err != nil {
-		return step.fail("random-read load", err)
+		return dir, step.fail("conformance", err)
 	}
-	depth := min(o.Depth, q.Depth())
-	job := loadgen.NewJob("demo")
-	for _, kv := range [][2]string{{"rw", "randread"}, {"bs", "4k"}, {"iodepth", strconv.Itoa(depth)}, {"time_based", "1"}} {
-		if err := job.Set(kv[0], kv[1]); err != nil {
-			return step.fail("random-read load", err)
-		}
-	}
-	job.Runtime, job.Seed = o.LoadDuration, uint64(time.Now().UnixNano())
-	res, err := loadgen.Run(ctx, []loadgen.Target{{Job: job, Devices: []loadgen.Device{dev}}}, loadgen.RunOptions{})
+	run.AddConformance(sum)
+	step.ok("conformance: %d checks, %d passed, %d failed (%d mandatory), %d skipped; JUnit in %s",
+		len(sum.Results), sum.Passed, sum.Failed, sum.MandatoryFailed, sum.Skipped, filepath.Join(dir, "conformance", "junit.xml"))
+
+	// 7. Benchmark.
+	res, err := benchmark(ctx, out, addr, subnqn, o)
 	if err != nil {
-		return step.fail("random-read load", err)
+		return dir, step.fail("benchmark", err)
 	}
+	run.AddBench(res)
 	r := res.Jobs[0]
 	h := r.Read.Lat
-	step.ok("load: 4 KiB random reads at QD%d for %s: %.0f IOPS, latency p50 %s p99 %s p99.9 %s",
-		depth, o.LoadDuration, r.Read.IOPS(r.Runtime), us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)))
+	step.ok("benchmark: 4 KiB random reads at QD%d for %s: %.0f IOPS, latency p50 %s p99 %s p99.9 %s",
+		o.Depth, o.LoadDuration, r.Read.IOPS(r.Runtime), us(h.ValueAtQuantile(50)), us(h.ValueAtQuantile(99)), us(h.ValueAtQuantile(99.9)))
 
-	if err := ctrl.Close(); err != nil {
-		return fmt.Errorf("disconnect: %w", err)
+	// 8. Failover.
+	fmt.Fprintf(out, "      failover: verified random I/O over two paths while one goes down and comes back ...\n")
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) * o.FailoverScale) }
+	rep, err := failover.Run(ctx, failover.Config{Scenario: failover.PathDown, Before: scale(time.Second), Fault: scale(3 * time.Second), After: scale(2 * time.Second)})
+	if err != nil {
+		return dir, step.fail("failover", err)
+	}
+	run.AddFailover(rep)
+	verdict := "passed"
+	if !rep.Pass {
+		verdict = "FAILED: " + rep.Reason
+	}
+	step.ok("failover %s %s: longest stall %s, %d I/Os, %d failed to the application, %d retried, %d verify mismatches",
+		rep.Scenario, verdict, rep.LongestStall.Round(time.Millisecond), rep.IOs, rep.Failed, rep.Retried, rep.VerifyErrors)
+
+	// 9. Report.
+	run.Elapsed = time.Since(start)
+	if err := run.Write(dir); err != nil {
+		return dir, step.fail("report", err)
+	}
+	html, _ := filepath.Abs(filepath.Join(dir, "report.html"))
+	step.ok("report: %s", html)
+	fmt.Fprintf(out, "      also there: summary.md (for CI comments), run.json (for nvmftest report compare), conformance/junit.xml, bench/fio.json, traces/\n")
+	var failed []string
+	if sum.Failed > 0 {
+		failed = append(failed, fmt.Sprintf("%d conformance checks failed", sum.Failed))
+	}
+	if !rep.Pass {
+		failed = append(failed, "failover "+rep.Scenario+" failed")
+	}
+	if len(failed) > 0 {
+		return dir, errors.New(strings.Join(failed, ", "))
 	}
 	fmt.Fprintf(out, "demo passed in %s\n", time.Since(start).Round(100*time.Millisecond))
-	return nil
+	return dir, nil
+}
+
+// conformance runs every check against the demo's target, with the
+// reference control so the checks that change the target run too. Each
+// check's line goes to conformance.txt; out gets a line per area.
+func conformance(ctx context.Context, out io.Writer, tgt *target.Target, addr, subnqn, dir string) (suites.Summary, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return suites.Summary{}, err
+	}
+	log, err := os.Create(filepath.Join(dir, "conformance.txt"))
+	if err != nil {
+		return suites.Summary{}, err
+	}
+	defer log.Close()
+	p := &progress{out: out, log: log}
+	cfg := suites.Config{Address: addr, SubNQN: subnqn, WritableNSID: 1, Control: suites.ReferenceControl{T: tgt}}
+	sum, err := suites.Run(&demoT{}, cfg, nil, suites.RunOptions{ReportDir: dir, Out: p, Quiet: true})
+	p.flush()
+	return sum, err
+}
+
+// demoT is the GinkgoTestingT of the demo's conformance run: the summary
+// carries the verdict.
+type demoT struct{}
+
+func (demoT) Fail() {}
+
+// progress turns the suites' per-check lines into one line per area for
+// a person watching, and keeps every line in log.
+type progress struct {
+	out, log  io.Writer
+	partial   []byte
+	area      string
+	n, failed int
+	total     int
+}
+
+// areaNames are the suites' areas by check ID prefix.
+var areaNames = map[string]string{"TCP": "transport", "FAB": "fabrics", "DISC": "discovery", "ADM": "admin", "IO": "io"}
+
+func (p *progress) Write(b []byte) (int, error) {
+	_, _ = p.log.Write(b)
+	p.partial = append(p.partial, b...)
+	for {
+		i := bytes.IndexByte(p.partial, '\n')
+		if i < 0 {
+			break
+		}
+		p.line(string(p.partial[:i]))
+		p.partial = p.partial[i+1:]
+	}
+	return len(b), nil
+}
+
+func (p *progress) line(l string) {
+	f := strings.Fields(l)
+	if len(f) < 2 {
+		return
+	}
+	switch f[0] {
+	case "PASS", "FAIL", "SKIP", "FINDING":
+	default:
+		return
+	}
+	area := areaNames[strings.SplitN(f[1], "-", 2)[0]]
+	if area != p.area {
+		p.flush()
+		p.area = area
+	}
+	p.n++
+	p.total++
+	if f[0] == "FAIL" {
+		p.failed++
+		fmt.Fprintf(p.out, "      FAIL %s\n", strings.TrimSpace(strings.TrimPrefix(l, "FAIL")))
+	}
+}
+
+func (p *progress) flush() {
+	if p.n > 0 {
+		fmt.Fprintf(p.out, "      conformance %-9s %3d checks done (%d in all, %d failed)\n", p.area, p.n, p.total, p.failed)
+	}
+	p.n = 0
+}
+
+// benchmark runs 4 KiB random reads at o.Depth on a controller of its own
+// (not captured: a trace of millions of I/Os helps nobody), with a live
+// line every second.
+func benchmark(ctx context.Context, out io.Writer, addr, subnqn string, o Options) (*loadgen.Result, error) {
+	ctrl, err := initiator.Connect(ctx, addr, subnqn, initiator.Options{NrIOQueues: 1, QueueSize: o.Depth + 1})
+	if err != nil {
+		return nil, err
+	}
+	defer ctrl.Close()
+	dev, err := loadgen.OpenNVMe(ctx, ctrl, ctrl.IOQueues()[0], 1)
+	if err != nil {
+		return nil, err
+	}
+	job := loadgen.NewJob("randread-4k")
+	for _, kv := range [][2]string{{"rw", "randread"}, {"bs", "4k"}, {"iodepth", strconv.Itoa(o.Depth)}, {"time_based", "1"}} {
+		if err := job.Set(kv[0], kv[1]); err != nil {
+			return nil, err
+		}
+	}
+	job.Runtime, job.RampTime, job.Seed = o.LoadDuration, o.LoadDuration/10, uint64(time.Now().UnixNano())
+	ro := loadgen.RunOptions{Interval: time.Second, OnInterval: func(p loadgen.Progress) {
+		fmt.Fprintf(out, "      %s\n", loadgen.ProgressLine(p))
+	}}
+	res, err := loadgen.Run(ctx, []loadgen.Target{{Job: job, Devices: []loadgen.Device{dev}}}, ro)
+	if err != nil {
+		return nil, err
+	}
+	return res, ctrl.Close()
 }
 
 // writeAndVerify writes random data of sizes that take the in-capsule path

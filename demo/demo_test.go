@@ -3,24 +3,51 @@ package demo
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nvmftest/nvmftest/reports"
 )
 
+// TestDemoRunsEndToEnd runs what `make demo` runs, shortened, and checks
+// the run directory it leaves.
 func TestDemoRunsEndToEnd(t *testing.T) {
 	var out bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := Run(ctx, &out, Options{LoadDuration: 300 * time.Millisecond, Depth: 8}); err != nil {
+	dir := filepath.Join(t.TempDir(), "run")
+	got, err := Run(ctx, &out, Options{ReportDir: dir, LoadDuration: time.Second, Depth: 8, FailoverScale: 0.5})
+	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
+	if got != dir {
+		t.Errorf("run directory %q, want %q", got, dir)
+	}
 	text := out.String()
-	for _, want := range []string{"[1/6] reference target", "[2/6] discovery log", "[3/6] connected",
-		"header digest true, data digest true", "[4/6] identify", "[5/6] write and verify", "read back identical",
-		"[6/6] load", "IOPS", "demo passed"} {
+	for _, want := range []string{"[1/9] reference target", "[2/9] discovery log", "[3/9] connected",
+		"header digest true, data digest true", "[4/9] identify", "[5/9] write and verify", "read back identical",
+		"packet trace of steps 2-5", "conformance transport  61 checks done", "[6/9] conformance: ", " 0 failed (0 mandatory)",
+		"IOPS=", "[7/9] benchmark", "[8/9] failover path-down passed", "[9/9] report: ", "demo passed"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
+	}
+	for _, f := range []string{"report.html", "summary.md", "run.json", "conformance/junit.xml", "conformance/conformance.txt", "bench/fio.json", "traces/smoke.pcapng"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("run directory: %s: %v", f, err)
+		}
+	}
+	run, err := reports.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Conformance == nil || len(run.Conformance.Results) < 200 || run.Conformance.Failed != 0 {
+		t.Errorf("run.json conformance: %+v", run.Conformance)
+	}
+	if len(run.Bench) == 0 || len(run.Failover) != 1 || !run.Failover[0].Pass {
+		t.Errorf("run.json: %d bench entries, failover %+v", len(run.Bench), run.Failover)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,25 +13,37 @@ func newDemoCmd() *cobra.Command {
 	var o demo.Options
 	c := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the harness end to end against the embedded reference target",
+		Short: "Run the harness end to end against the embedded reference target and write a report",
 		Long: `demo starts the reference target on loopback, discovers it, connects with
 header and data digests, identifies the controller and namespace, writes and
-verifies data through the in-capsule and R2T paths, and runs a short 4 KiB
-random-read load. It needs nothing but this binary.`,
+verifies data through the in-capsule and R2T paths (recorded as a pcapng
+trace), runs the conformance suites, a 4 KiB random-read benchmark and the
+path-down failover scenario, and writes a run directory: report.html (open
+it in a browser), summary.md, run.json, conformance/junit.xml, bench/ and
+traces/. It needs nothing but this binary and takes about a minute.
+
+Exit status: 0 when every step and check passed, 1 otherwise.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.LoadDuration < 0 || o.LoadDuration > time.Hour {
-				return usagef("--load-time %s: give a duration between 0 and 1h, e.g. 3s", o.LoadDuration)
+				return usagef("--load-time %s: give a duration between 0 and 1h, e.g. 15s", o.LoadDuration)
 			}
 			if o.Depth < 0 || o.Depth > 1024 {
 				return usagef("--iodepth %d: give 1..1024", o.Depth)
 			}
-			return demo.Run(cmd.Context(), cmd.OutOrStdout(), o)
+			if o.FailoverScale < 0 || o.FailoverScale > 100 {
+				return usagef("--failover-scale %g: give a factor between 0.1 and 100", o.FailoverScale)
+			}
+			o.Command = append([]string{"nvmftest"}, os.Args[1:]...)
+			_, err := demo.Run(cmd.Context(), cmd.OutOrStdout(), o)
+			return err
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&o.Address, "listen", "127.0.0.1:0", "where the reference target listens (port 0: a free one)")
-	f.DurationVar(&o.LoadDuration, "load-time", 3*time.Second, "how long the random-read load runs")
-	f.IntVar(&o.Depth, "iodepth", 32, "queue depth of the load")
+	f.StringVar(&o.ReportDir, "report-dir", "", "run directory to write (default nvmftest-runs/demo-DATE-TIME)")
+	f.DurationVar(&o.LoadDuration, "load-time", 15*time.Second, "how long the benchmark measures (after a ramp of a tenth of it)")
+	f.IntVar(&o.Depth, "iodepth", 32, "queue depth of the benchmark")
+	f.Float64Var(&o.FailoverScale, "failover-scale", 1, "stretch the failover scenario's phases (1 s before, 3 s fault, 2 s after) by this factor")
 	return c
 }
