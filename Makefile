@@ -4,7 +4,7 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 BENCHTIME ?= 3s
 
-.PHONY: help demo build test vet lint interop fuzz bench deps-interop clean
+.PHONY: help demo build test vet lint interop fuzz bench deps-test deps-interop clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -15,8 +15,11 @@ demo: ## run the harness end to end against the embedded reference target
 build: ## build bin/nvmftest
 	$(GO) build -o bin/nvmftest ./cmd/nvmftest
 
-test: vet ## every test, with the race detector (what CI runs)
+test: vet deps-test ## every test, with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
+
+deps-test: ## tshark (decodes our traces) and Chromium (renders the HTML report), via apt when root
+	bash fixtures/install-deps.sh --optional tshark chromium
 
 vet: ## go vet and gofmt
 	$(GO) vet $(PKGS)
