@@ -158,6 +158,7 @@ func TestBrowserRendersReport(t *testing.T) {
 		"level mandatory",
 		"expected C2HTermReq FES 0x03 <script>alert(1)</script>, got the socket closed",
 		"Traces: conformance/traces/TCP-PDU-004-conn1.pcapng",
+		"Packet traces\tconformance/traces/TCP-PDU-004-conn1.pcapng (pcapng",
 		"FAB-CONN-002", "SCT 1 SC 0x82",
 		"randread-4k", "randrw-16k",
 		"path-down: FAIL — I/O did not return to path1 after it came back",
