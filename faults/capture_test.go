@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
@@ -18,26 +15,11 @@ import (
 // comments reads every packet comment of a pcapng trace.
 func comments(t *testing.T, path string) []string {
 	t.Helper()
-	f, err := os.Open(path)
+	s, err := capture.Summarize(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for {
-		_, _, opts, err := r.ReadPacketDataWithOptions()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, opts.Comments...)
-	}
+	return s.Comments
 }
 
 // Every fault applied shows in the host side's trace where it happened.

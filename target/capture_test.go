@@ -1,16 +1,14 @@
 package target
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket/pcapgo"
-
 	"github.com/nvmftest/nvmftest/nvme/tcp"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
 // Each accepted connection gets its own trace, labelled with its port,
@@ -49,41 +47,14 @@ func TestCaptureDir(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	f, err := os.Open(first)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _, opts, err := r.ReadPacketDataWithOptions()
-	if err != nil || len(opts.Comments) != 1 || opts.Comments[0] != "nvmftest target: port 1" {
-		t.Errorf("first packet comments %q, %v", opts.Comments, err)
+	if s, err := capture.Summarize(first); err != nil || len(s.Comments) == 0 || s.Comments[0] != "nvmftest target: port 1" {
+		t.Errorf("first packet comments %q, %v", s.Comments, err)
 	}
 }
 
 // countFrames counts the frames of a trace written so far (3 handshake,
 // ICReq, ICResp, 3 for the close).
 func countFrames(t *testing.T, path string) int {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for {
-		if _, _, err := r.ReadPacketData(); err != nil {
-			if err != io.EOF && n == 0 {
-				return 0
-			}
-			return n
-		}
-		n++
-	}
+	s, _ := capture.Summarize(path)
+	return s.Frames
 }

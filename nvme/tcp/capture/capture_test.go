@@ -391,6 +391,9 @@ func TestFileConcurrent(t *testing.T) {
 	if comments != 2*conns {
 		t.Errorf("%d comments, want %d", comments, 2*conns)
 	}
+	if sum, err := Summarize(path); err != nil || sum.Frames != len(pkts) || len(sum.Comments) != comments {
+		t.Errorf("Summarize: %d frames, %d comments, %v; want %d, %d", sum.Frames, len(sum.Comments), err, len(pkts), comments)
+	}
 	for i := range pairs {
 		ab, ba := checkStream(t, pkts, pairs[i].c.LocalAddr().String(), pairs[i].c.RemoteAddr().String(), MSS4)
 		var w walker
