@@ -19,7 +19,7 @@ test: vet deps-test ## every test, with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 
 deps-test: ## tshark (decodes our traces) and Chromium (renders the HTML report), via apt when root
-	bash fixtures/install-deps.sh --optional tshark chromium
+	bash fixtures/kernel/install-deps.sh --optional tshark chromium
 
 vet: ## go vet and gofmt
 	$(GO) vet $(PKGS)
