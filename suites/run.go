@@ -40,9 +40,12 @@ type RunOptions struct {
 	Quiet bool
 	// Strict makes recommended and optional failures fail the run too.
 	Strict bool
-	// Traces says which checks keep a pcapng of their connections under
-	// ReportDir/traces (default TracesFailed; nothing without a ReportDir).
+	// Traces says which checks keep a pcapng of their connections
+	// (default TracesFailed).
 	Traces TraceMode
+	// TraceDir is where they go, as ID.pcapng (default ReportDir/traces;
+	// with neither, nothing is recorded).
+	TraceDir string
 }
 
 // Result is the verdict on one requirement.
@@ -113,6 +116,13 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	}
 	if opts.Traces == "" {
 		opts.Traces = TracesFailed
+	}
+	if opts.TraceDir != "" {
+		dir, err := filepath.Abs(opts.TraceDir)
+		if err != nil {
+			return Summary{}, err
+		}
+		opts.TraceDir = dir
 	}
 	sc, rc := GinkgoConfiguration()
 	sc.LabelFilter = opts.LabelFilter

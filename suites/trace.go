@@ -55,14 +55,22 @@ func (t *checkTrace) Record(nc net.Conn, client bool, label string) net.Conn {
 // startTrace opens the check's trace file when the run keeps traces.
 func (s *Spec) startTrace() {
 	runMu.Lock()
-	dir, mode := runOpts.ReportDir, runOpts.Traces
+	reportDir, dir, mode := runOpts.ReportDir, runOpts.TraceDir, runOpts.Traces
 	runMu.Unlock()
+	if dir == "" && reportDir != "" {
+		dir = filepath.Join(reportDir, tracesDir)
+	}
 	if dir == "" || mode == TracesNone {
 		return
 	}
-	rel := filepath.Join(tracesDir, s.Req.ID+".pcapng")
-	path := filepath.Join(dir, rel)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	path := filepath.Join(dir, s.Req.ID+".pcapng")
+	// Named relative to the report directory when inside it, so the
+	// report directory can move.
+	rel := path
+	if r, err := filepath.Rel(reportDir, path); reportDir != "" && err == nil && filepath.IsLocal(r) {
+		rel = r
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		GinkgoWriter.Printf("no trace for %s: %v\n", s.Req.ID, err)
 		return
 	}
@@ -71,7 +79,7 @@ func (s *Spec) startTrace() {
 		GinkgoWriter.Printf("no trace for %s: %v\n", s.Req.ID, err)
 		return
 	}
-	s.trace = &checkTrace{id: s.Req.ID, file: f, rel: rel}
+	s.trace = &checkTrace{id: s.Req.ID, file: f, rel: filepath.ToSlash(rel)}
 }
 
 // finishTrace runs after the check's connections are closed: it keeps the

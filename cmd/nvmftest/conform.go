@@ -33,7 +33,7 @@ func newConformCmd() *cobra.Command {
 	var (
 		transport, traddr, trsvcid, nqn, hostnqn, hostid string
 		discAddr, profile, labelFilter, reportDir        string
-		traces                                           string
+		traces, captureDir                               string
 		control, restricted                              string
 		allowWrites                                      uint32
 		timeout, suiteTimeout                            time.Duration
@@ -115,6 +115,9 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 			if err != nil {
 				return usagef("--traces %v", err)
 			}
+			if captureDir != "" && !cmd.Flags().Changed("traces") {
+				traceMode = suites.TracesAll
+			}
 			var run *reports.Run
 			suiteDir := ""
 			if reportDir != "" {
@@ -126,7 +129,7 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 			t := &cliT{}
 			sum, err := suites.Run(t, cfg, prof, suites.RunOptions{
 				LabelFilter: labelFilter, ReportDir: suiteDir, Timeout: suiteTimeout,
-				Out: out, Quiet: true, Strict: strict, Traces: traceMode,
+				Out: out, Quiet: true, Strict: strict, Traces: traceMode, TraceDir: captureDir,
 			})
 			if err != nil {
 				if strings.HasPrefix(err.Error(), "label filter") {
@@ -162,7 +165,8 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 	fs.StringVar(&labelFilter, "label-filter", "", "run only the checks this Ginkgo label expression selects")
 	fs.Uint32Var(&allowWrites, "allow-writes", 0, "namespace ID the checks may write to (default: no writes)")
 	fs.StringVar(&reportDir, "report-dir", "", "run directory: report.html, summary.md, run.json, and conformance/ with JUnit XML, JSON and the traces of failed checks")
-	fs.StringVar(&traces, "traces", "failed", "with --report-dir, keep the pcapng trace of the checks that failed, all, or none")
+	fs.StringVar(&traces, "traces", "failed", "with --report-dir or --capture, keep the pcapng trace of the checks that failed, all, or none")
+	fs.StringVar(&captureDir, "capture", "", "write each check's connections as `DIR`/ID.pcapng (every check's unless --traces says otherwise; default with --report-dir: its conformance/traces)")
 	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
 	fs.StringVar(&restricted, "restricted-nqn", "", "a subsystem on the same port that does not allow this host (for the invalid-host check)")
 	fs.DurationVar(&timeout, "timeout", suites.DefaultStepTimeout, "time limit of each check")

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -102,5 +103,23 @@ func TestConformKeepsFailedTrace(t *testing.T) {
 	}
 	if st, err := os.Stat(filepath.Join(dir, "report.html")); err != nil || st.Size() == 0 {
 		t.Errorf("report.html: %v", err)
+	}
+}
+
+// TestConformCapture: --capture keeps every check's trace, without a
+// report directory too, each connection labelled with the check's ID.
+func TestConformCapture(t *testing.T) {
+	h, p := startHostTestTarget(t)
+	dir := filepath.Join(t.TempDir(), "traces")
+	code, out, stderr := runChild(t, "conform", "-t", "tcp", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN,
+		"--capture", dir, "--label-filter", "ADM-KA-001 || FAB-CONN-001")
+	if code != 0 {
+		t.Fatalf("conform: exit %d, stderr %q\n%s", code, stderr, out)
+	}
+	for _, id := range []string{"ADM-KA-001", "FAB-CONN-001"} {
+		s, err := capture.Summarize(filepath.Join(dir, id+".pcapng"))
+		if err != nil || s.Frames < 8 || len(s.Comments) == 0 || !strings.HasPrefix(s.Comments[0], id+": nvmftest host: ") {
+			t.Errorf("%s: %d frames, comments %q, %v", id, s.Frames, s.Comments, err)
+		}
 	}
 }
