@@ -167,7 +167,7 @@ func Run(ctx context.Context, out io.Writer, o Options) (string, error) {
 	}
 	run.AddTraces(smokeTrace)
 	step.ok("write and verify: %s", verified)
-	fmt.Fprintf(out, "      packet trace of steps 2-5 (Wireshark decodes it): %s\n", filepath.Join(dir, smokeTrace))
+	fmt.Fprintf(out, "      packet trace of steps 2-5: %s (tshark -r FILE -d tcp.port==%s,nvme-tcp; in Wireshark, Decode As NVMe/TCP)\n", filepath.Join(dir, smokeTrace), port)
 
 	// 6. Conformance.
 	sum, err := conformance(ctx, out, tgt, addr, subnqn, filepath.Join(dir, "conformance"))

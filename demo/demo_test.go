@@ -5,10 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/fixtures/wireshark"
 	"github.com/nvmftest/nvmftest/reports"
 )
 
@@ -40,6 +43,7 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 			t.Errorf("run directory: %s: %v", f, err)
 		}
 	}
+	checkSmokeTrace(t, filepath.Join(dir, "traces", "smoke.pcapng"), text)
 	run, err := reports.Load(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -49,5 +53,30 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 	}
 	if len(run.Bench) == 0 || len(run.Failover) != 1 || !run.Failover[0].Pass {
 		t.Errorf("run.json: %d bench entries, failover %+v", len(run.Bench), run.Failover)
+	}
+}
+
+// checkSmokeTrace has tshark decode the trace the demo points people to,
+// on the port the demo's output names.
+func checkSmokeTrace(t *testing.T, path, out string) {
+	t.Helper()
+	if !wireshark.Available() {
+		if os.Getenv("NVMFTEST_REQUIRE_TOOLS") == "1" {
+			t.Error("tshark is not installed (make deps-test)")
+		}
+		return
+	}
+	m := regexp.MustCompile(`tcp\.port==(\d+),nvme-tcp`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("the demo does not say how to decode its trace")
+	}
+	port, _ := strconv.Atoi(m[1])
+	res, err := wireshark.Check(path, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Discovery, then admin and one I/O queue with digests.
+	if !res.Clean() || res.PDUs < 50 || res.GoodDigests == 0 {
+		t.Errorf("tshark on %s: %v", path, res)
 	}
 }
