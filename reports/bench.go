@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,7 +128,10 @@ func distribution(h *hdrhistogram.Histogram) []PercentilePoint {
 }
 
 // writeBenchFiles writes fio.json (every load run's jobs, as one fio
-// output) and one HdrHistogram log per job.
+// output) and one HdrHistogram log per job. Files already in dir are
+// kept: they hold the load of an earlier invocation that filled the same
+// run directory (its summaries are in run.json), so this one's files get
+// the next free name: fio-2.json, JOB-2.hlog ...
 func writeBenchFiles(dir string, loads []*loadgen.Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -143,19 +147,31 @@ func writeBenchFiles(dir string, loads []*loadgen.Result) error {
 		}
 		all = &merged
 	}
-	if err := writeFile(filepath.Join(dir, "fio.json"), func(f *os.File) error { return loadgen.WriteFioJSON(f, all) }); err != nil {
-		return fmt.Errorf("bench/fio.json: %w", err)
-	}
 	names := map[string]int{}
+	fio := freeName(dir, names, "fio", ".json")
+	if err := writeFile(filepath.Join(dir, fio), func(f *os.File) error { return loadgen.WriteFioJSON(f, all) }); err != nil {
+		return fmt.Errorf("bench/%s: %w", fio, err)
+	}
 	for _, l := range loads {
 		for _, jr := range l.Jobs {
-			name := uniqueName(names, fileName(jr.Job.Name))
-			if err := writeFile(filepath.Join(dir, name+".hlog"), func(f *os.File) error { return writeHlog(f, l, jr) }); err != nil {
-				return fmt.Errorf("bench/%s.hlog: %w", name, err)
+			name := freeName(dir, names, fileName(jr.Job.Name), ".hlog")
+			if err := writeFile(filepath.Join(dir, name), func(f *os.File) error { return writeHlog(f, l, jr) }); err != nil {
+				return fmt.Errorf("bench/%s: %w", name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// freeName returns base+ext, or base-2+ext ..., the first name neither
+// used in this Write nor already in dir.
+func freeName(dir string, used map[string]int, base, ext string) string {
+	for {
+		name := uniqueName(used, base) + ext
+		if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+			return name
+		}
+	}
 }
 
 // writeHlog writes the job's final latency histograms as an HdrHistogram

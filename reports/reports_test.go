@@ -423,3 +423,39 @@ func TestEmptyRun(t *testing.T) {
 		t.Error("empty run verdict or Markdown")
 	}
 }
+
+// TestWriteAgainAddsLoad: a second invocation filling the same run
+// directory (Load, AddBench, Write) keeps the first one's load files and
+// writes its own beside them.
+func TestWriteAgainAddsLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	r := sampleRun(t)
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(filepath.Join(dir, "bench", "fio.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(again.Bench)
+	again.AddBench(sampleLoad(t, 50000, 200e3))
+	if err := again.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "bench", "fio.json")); err != nil || string(b) != string(first) {
+		t.Errorf("the first invocation's fio.json changed (%v)", err)
+	}
+	for _, f := range []string{"fio-2.json", "randread-2.hlog"} {
+		if _, err := os.Stat(filepath.Join(dir, "bench", f)); err != nil {
+			t.Errorf("the second invocation's %s: %v", f, err)
+		}
+	}
+	got, err := Load(dir)
+	if err != nil || len(got.Bench) <= n {
+		t.Errorf("run.json: %d bench entries after the second load, had %d (%v)", len(got.Bench), n, err)
+	}
+}
