@@ -13,6 +13,7 @@ import (
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // echo serves an echo server and returns its address.
@@ -195,14 +196,7 @@ func TestDigestCorruption(t *testing.T) {
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0"}}
 	cfg.Subsystems[0].Namespaces[0].Size = "4MiB"
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := targettest.Start(t, cfg)
 	p := newProxy(t, tg.Addrs()[0].String())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

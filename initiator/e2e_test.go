@@ -14,6 +14,7 @@ import (
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // startTarget serves target.DefaultConfig on 127.0.0.1:0 and returns its
@@ -22,14 +23,7 @@ func startTarget(t testing.TB) string {
 	t.Helper()
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0"}}
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tg.Close() })
+	tg := targettest.Start(t, cfg)
 	return tg.Addrs()[0].String()
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // twoPortTarget serves the default subsystem (4 MiB) on two I/O ports, 1 and 2.
@@ -19,14 +20,7 @@ func twoPortTarget(t *testing.T) (*target.Target, []string) {
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0", PortID: 1}, {Address: "127.0.0.1:0", PortID: 2, Serve: target.ServeIO}}
 	cfg.Subsystems[0].Namespaces[0].Size = "4MiB"
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tg.Close() })
+	tg := targettest.Start(t, cfg)
 	var addrs []string
 	for _, a := range tg.Addrs() {
 		addrs = append(addrs, a.String())

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // raceEnabled is set under the race detector, which slows the target
@@ -30,14 +31,7 @@ func startTarget(t testing.TB) (host, port, nqn string) {
 		{NSID: 1, Backend: target.BackendMem, Size: "32MiB", BlockSize: 512},
 		{NSID: 2, Backend: target.BackendNull, Size: "1GiB", BlockSize: 4096},
 	}
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tg.Close() })
+	tg := targettest.Start(t, cfg)
 	host, port, _ = net.SplitHostPort(tg.Addrs()[0].String())
 	return host, port, cfg.Subsystems[0].NQN
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // startNullTarget serves one null namespace (512-byte blocks) on a free
@@ -22,14 +23,7 @@ func startNullTarget(tb testing.TB) (addr, nqn string) {
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0", PortID: 1}}
 	cfg.Subsystems[0].Namespaces = []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "64GiB", BlockSize: 512}}
-	t, err := target.New(cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := t.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = t.Close() })
+	t := targettest.Start(tb, cfg)
 	return t.Addrs()[0].String(), cfg.Subsystems[0].NQN
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -38,14 +39,7 @@ func realLoad(t *testing.T) *loadgen.Result {
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0", PortID: 1}}
 	cfg.Subsystems[0].Namespaces = []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "1GiB", BlockSize: 4096}}
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tg.Close() })
+	tg := targettest.Start(t, cfg)
 	host, port, _ := net.SplitHostPort(tg.Addrs()[0].String())
 	var jobs []*loadgen.Job
 	for _, spec := range [][]string{

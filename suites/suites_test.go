@@ -14,6 +14,7 @@ import (
 	"github.com/nvmftest/nvmftest/fixtures/wireshark"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // restrictedNQN is a subsystem of the test target that admits only
@@ -39,14 +40,7 @@ func referenceTarget(t *testing.T) (*target.Target, Config) {
 		NQN: restrictedNQN, Hosts: []string{otherHost},
 		Namespaces: []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "1GiB"}},
 	})
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tg.Close() })
+	tg := targettest.Start(t, cfg)
 	return tg, Config{
 		Address:          tg.Addrs()[0].String(),
 		SubNQN:           target.DefaultSubsystemNQN,

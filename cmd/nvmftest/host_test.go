@@ -10,20 +10,14 @@ import (
 	"testing"
 
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 func startHostTestTarget(t *testing.T) (host, port string) {
 	t.Helper()
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0"}}
-	tg, err := target.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tg.Close() })
+	tg := targettest.Start(t, cfg)
 	host, port, _ = net.SplitHostPort(tg.Addrs()[0].String())
 	return host, port
 }
