@@ -232,8 +232,7 @@ func checkTraces(t *testing.T, dir, addr string, sum Summary) {
 	if traced < len(sum.Results)*3/4 {
 		t.Errorf("%d of %d checks kept a trace", traced, len(sum.Results))
 	}
-	if !wireshark.Available() && os.Getenv("NVMFTEST_REQUIRE_TOOLS") != "1" {
-		t.Log("tshark not installed: the traces' decoding is not checked (make deps-test installs it)")
+	if !wireshark.Usable(t) {
 		return
 	}
 	_, portStr, _ := net.SplitHostPort(addr)
