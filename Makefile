@@ -27,7 +27,7 @@ vet: ## go vet and gofmt
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
 lint: vet ## vet, gofmt and staticcheck
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 $(PKGS)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
 
 deps-interop: ## install qemu and friends for the kernel fixture (root, apt)
 	bash fixtures/kernel/install-deps.sh
