@@ -81,6 +81,11 @@ type page struct {
 type plotBox struct {
 	Label                      string
 	Left, Right, Width, Height float64
+	// Texts is how many text elements the plot has; Outside and Overlaps
+	// name those drawn past its edges or over one another, as a person
+	// would see them: clipped, or unreadable.
+	Texts             int
+	Outside, Overlaps []string
 }
 
 const inspectJS = `(() => {
@@ -93,7 +98,18 @@ const inspectJS = `(() => {
   }
   const plots = [...document.querySelectorAll('svg')].map(s => {
     const r = s.getBoundingClientRect();
-    return {Label: s.getAttribute('aria-label') || '', Left: r.left, Right: r.right, Width: r.width, Height: r.height};
+    // A text's box is its glyph cells; eps forgives sub-pixel rounding.
+    const eps = 0.5, px = v => Math.round(v) + 'px';
+    const texts = [...s.querySelectorAll('text')].map(t => ({s: t.textContent, r: t.getBoundingClientRect()}));
+    const outside = texts.filter(t => t.r.left < r.left - eps || t.r.right > r.right + eps || t.r.top < r.top - eps || t.r.bottom > r.bottom + eps)
+      .map(t => t.s + ' (inside by ' + [t.r.left - r.left, r.right - t.r.right, t.r.top - r.top, r.bottom - t.r.bottom].map(px).join(' ') + ')');
+    const overlaps = [];
+    for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++) {
+      const a = texts[i].r, b = texts[j].r;
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left), h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > eps && h > eps) overlaps.push(texts[i].s + ' / ' + texts[j].s + ' (' + px(w) + ' x ' + px(h) + ')');
+    }
+    return {Label: s.getAttribute('aria-label') || '', Left: r.left, Right: r.right, Width: r.width, Height: r.height, Texts: texts.length, Outside: outside, Overlaps: overlaps};
   });
   const links = [...document.querySelectorAll('a')].filter(a => a.getBoundingClientRect().width > 0).map(a => a.innerText + ' -> ' + a.href);
   return {text: document.body.innerText, width: vw, scrollW: document.documentElement.scrollWidth, overflow: over.slice(0, 20), plots, links};
@@ -179,6 +195,9 @@ func TestBrowserRendersReport(t *testing.T) {
 	for _, pl := range p.Plots {
 		if pl.Width <= 100 || pl.Height <= 50 || pl.Left < 0 || pl.Right > p.Width {
 			t.Errorf("plot %q is at %.0f..%.0f, %.0fx%.0f px in a %.0f px viewport", pl.Label, pl.Left, pl.Right, pl.Width, pl.Height, p.Width)
+		}
+		if pl.Texts < 8 || len(pl.Outside) > 0 || len(pl.Overlaps) > 0 {
+			t.Errorf("plot %q: of %d texts, clipped at its edges: %q; drawn over one another: %q", pl.Label, pl.Texts, pl.Outside, pl.Overlaps)
 		}
 	}
 	if p.Width != 1280 && p.Width < 1200 {

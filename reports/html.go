@@ -42,6 +42,9 @@ type htmlView struct {
 	IOPSPlot    template.HTML
 	LatPlot     template.HTML
 	Scenarios   []scenarioView
+	// PlotFont is the @font-face rule for the plots' text, set when there
+	// are plots.
+	PlotFont template.CSS
 }
 
 type areaRow struct {
@@ -61,6 +64,12 @@ type scenarioView struct {
 // to traces are relative to the run directory.
 func (r *Run) WriteHTML(w io.Writer) error {
 	v := htmlView{Run: r, When: r.Started.UTC().Format("2006-01-02 15:04:05 MST"), Verdicts: r.Verdicts()}
+	if len(r.Bench) > 0 || len(r.Failover) > 0 {
+		if err := registerPlotFont(); err != nil {
+			return err
+		}
+		v.PlotFont = plotFontCSS()
+	}
 	if s := r.Conformance; s != nil {
 		v.Areas = areaRows(s.Results)
 		for _, res := range s.Results {

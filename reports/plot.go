@@ -2,16 +2,22 @@ package reports
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
 	"html/template"
 	"image/color"
 	"math"
 	"regexp"
 	"strconv"
+	"sync"
 
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/opentype"
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgsvg"
@@ -19,9 +25,18 @@ import (
 	"github.com/nvmftest/nvmftest/failover"
 )
 
+// A plot's natural size: 1104 x 346 px, the report's width (1200 px less
+// its padding) and a third of a laptop screen's height; the page scales it
+// down in a narrower window.
 const (
-	plotW = 9 * vg.Inch
+	plotW = 11.5 * vg.Inch
 	plotH = 3.6 * vg.Inch
+	// legendGap separates the plot from the legend column on its right.
+	legendGap = 0.15 * vg.Inch
+	// plotMargin keeps text inside the SVG's edges: gonum sets the title's
+	// and the y label's glyphs on the very edge, and a browser's text box
+	// (the font's ascent and descent) reaches a little past them.
+	plotMargin = vg.Length(4)
 )
 
 var (
@@ -29,12 +44,67 @@ var (
 	svgSize   = regexp.MustCompile(`^<svg width="[^"]*" height="[^"]*"`)
 )
 
+// plotTypeface is the font of all plot text. gonum places every label by
+// measuring it in this font, so the page must draw it in the same one: a
+// browser substituting a wider font (DejaVu Sans for gonum's default
+// Liberation Serif, say) pushes legends over their swatches and the last
+// tick label off the edge. The Go font is embedded once in the page
+// (plotFontCSS); at 150 KB it is the smallest sans-serif gonum can measure.
+const plotTypeface font.Typeface = "Go"
+
+// registerPlotFont adds the Go font to gonum's font cache, which falls
+// back silently to Liberation Serif for a typeface it does not hold.
+var registerPlotFont = sync.OnceValue(func() error {
+	f, err := opentype.Parse(goregular.TTF)
+	if err != nil {
+		return fmt.Errorf("parsing the Go font: %w", err)
+	}
+	font.DefaultCache.Add(font.Collection{{Font: font.Font{Typeface: plotTypeface}, Face: f}})
+	return nil
+})
+
+// plotFontCSS is the @font-face rule that gives the page the plots' font,
+// under the family name vgsvg writes for it.
+var plotFontCSS = sync.OnceValue(func() template.CSS {
+	return template.CSS(`@font-face{font-family:"` + string(plotTypeface) + `";src:url(data:font/ttf;base64,` +
+		base64.StdEncoding.EncodeToString(goregular.TTF) + `) format("truetype")}`)
+})
+
+// setFont puts a text style in the plot typeface, keeping its size.
+func setFont(s *text.Style) {
+	s.Font = font.Font{Typeface: plotTypeface, Size: s.Font.Size}
+}
+
 // renderSVG renders p as an SVG element to inline into HTML: no XML
 // prolog, a class and an accessible label. vgsvg escapes every text it
 // draws, so the result is safe to embed.
+//
+// The legend goes in a column right of the plot rather than in gonum's
+// place inside the data area, where it covered lines and event labels.
 func renderSVG(p *plot.Plot, label string) (template.HTML, error) {
 	c := vgsvg.New(plotW, plotH)
-	p.Draw(draw.New(c))
+	dc := draw.Crop(draw.New(c), plotMargin, -plotMargin, plotMargin, -plotMargin)
+	leg := p.Legend
+	p.Legend = plot.NewLegend()
+	leg.Left, leg.Top = true, true
+	// Rows apart by more than their text boxes, which include the font's
+	// line gap.
+	leg.Padding = vg.Length(3)
+	lr := leg.Rectangle(dc)
+	legW := lr.Max.X - lr.Min.X
+	if legW > 0 {
+		legW += legendGap
+	}
+	p.Draw(draw.Crop(dc, 0, -legW, 0, 0))
+	if legW > 0 {
+		col := dc
+		col.Min.X = dc.Max.X - legW + legendGap
+		// Level with the top of the data area, below the title.
+		if p.Title.Text != "" {
+			col = draw.Crop(col, 0, 0, 0, -(p.Title.TextStyle.Rectangle(p.Title.Text).Size().Y + p.Title.Padding))
+		}
+		leg.Draw(col)
+	}
 	var buf bytes.Buffer
 	if _, err := c.WriteTo(&buf); err != nil {
 		return "", err
@@ -50,7 +120,10 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.Title.Text = title
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
-	p.Legend.Top = true
+	for _, s := range []*text.Style{&p.Title.TextStyle, &p.X.Label.TextStyle, &p.Y.Label.TextStyle,
+		&p.X.Tick.Label, &p.Y.Tick.Label, &p.Legend.TextStyle} {
+		setFont(s)
+	}
 	p.Y.Tick.Marker = plainTicks{}
 	p.Add(plotter.NewGrid())
 	return p
@@ -70,14 +143,13 @@ func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 	return t
 }
 
-// headroom raises the top of the y axis above ymax so that a legend of
-// rows entries in the top corner does not cover the lines.
-func headroom(p *plot.Plot, ymax float64, rows int) {
+// yFrom0 puts the y axis at 0 .. a little above ymax, so the highest point
+// does not sit on the frame.
+func yFrom0(p *plot.Plot, ymax float64) {
 	if ymax <= 0 {
 		ymax = 1
 	}
-	frac := min(0.6, float64(rows)*0.065+0.05)
-	p.Y.Max = ymax / (1 - frac)
+	p.Y.Min, p.Y.Max = 0, ymax*1.08
 }
 
 func addLine(p *plot.Plot, i int, name string, pts plotter.XYs) error {
@@ -123,7 +195,6 @@ func percentileLabel(k int) string {
 // distribution against 1/(1-p) on a log axis.
 func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newPlot("Latency by percentile", "percentile", "latency (µs)")
-	p.Legend.Left = true
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = percentileTicks{}
 	hi := 10.0
@@ -149,6 +220,8 @@ func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
 // iopsPlot plots IOPS over time.
 func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newPlot("IOPS over time", "time (s)", "IOPS")
+	p.X.Min = 0 // time from the start, not from the first sample
+	p.X.Tick.Marker = plainTicks{}
 	ymax := 0.0
 	for i, b := range bench {
 		var pts plotter.XYs
@@ -160,14 +233,15 @@ func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
 			return nil, err
 		}
 	}
-	p.Y.Min = 0
-	headroom(p, ymax, len(bench))
+	yFrom0(p, ymax)
 	return p, nil
 }
 
 // latencyOverTimePlot plots p50 (solid) and p99 (dashed) over time.
 func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newPlot("Latency over time (p50 solid, p99 dashed)", "time (s)", "latency (µs)")
+	p.X.Min = 0 // time from the start, not from the first sample
+	p.X.Tick.Marker = plainTicks{}
 	ymax := 0.0
 	for i, b := range bench {
 		var p50, p99 plotter.XYs
@@ -191,19 +265,24 @@ func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
 			p.Legend.Add(b.Name()+" p99", l)
 		}
 	}
-	p.Y.Min = 0
-	headroom(p, ymax, 2*len(bench))
+	yFrom0(p, ymax)
 	return p, nil
 }
 
 // failoverPlot plots each path's IOPS over time, with the timeline's
-// events as numbered vertical dashed lines.
+// events as numbered vertical dashed lines. Events too close together to
+// label apart (a fault and the errors it causes, often within a
+// millisecond) share one label, "6–9", numbered as in the timeline table.
 func failoverPlot(rep *failover.Report) (*plot.Plot, error) {
 	p := newPlot("Per-path IOPS, "+rep.Scenario, "time (s)", "IOPS")
+	p.X.Min = 0 // time from the start, not from the first sample
+	p.X.Tick.Marker = plainTicks{}
 	npaths := len(rep.Paths)
 	ymax := 1.0
+	xmax := 0.0
 	for _, s := range rep.Samples {
 		npaths = max(npaths, len(s.IOPS))
+		xmax = max(xmax, s.At.Seconds())
 		for _, v := range s.IOPS {
 			ymax = max(ymax, v)
 		}
@@ -221,30 +300,79 @@ func failoverPlot(rep *failover.Report) (*plot.Plot, error) {
 			return nil, err
 		}
 	}
-	top := ymax * (1.1 + 0.08*float64(npaths))
-	var lbl plotter.XYLabels
-	for i, e := range rep.Events {
-		l, err := plotter.NewLine(plotter.XYs{{X: e.At.Seconds(), Y: 0}, {X: e.At.Seconds(), Y: top}})
+	top := ymax * 1.12
+	red := color.RGBA{R: 200, A: 255}
+	var ats []float64
+	for _, e := range rep.Events {
+		at := e.At.Seconds()
+		ats = append(ats, at)
+		xmax = max(xmax, at)
+		l, err := plotter.NewLine(plotter.XYs{{X: at, Y: 0}, {X: at, Y: top}})
 		if err != nil {
 			return nil, err
 		}
-		l.Color = color.RGBA{R: 200, G: 0, B: 0, A: 255}
+		l.Color = red
 		l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 		p.Add(l)
-		lbl.XYs = append(lbl.XYs, plotter.XY{X: e.At.Seconds(), Y: top})
-		lbl.Labels = append(lbl.Labels, strconv.Itoa(i+1))
 	}
-	if len(lbl.XYs) > 0 {
+	if len(ats) > 0 {
+		sty := p.X.Tick.Label
+		sty.Color = red
+		sty.XAlign, sty.YAlign = draw.XCenter, draw.YBottom
+		// The data area is a little narrower than the plot; assuming 75%
+		// of it errs on the side of merging.
+		perPoint := max(xmax, 1e-3) / (0.75 * plotW).Points()
+		var lbl plotter.XYLabels
+		for _, g := range groupEvents(ats, func(s string) float64 { return sty.Width(s).Points() * perPoint }) {
+			lbl.XYs = append(lbl.XYs, plotter.XY{X: g.at, Y: top * 1.02}) // clear of the lines
+			lbl.Labels = append(lbl.Labels, g.label)
+		}
 		labels, err := plotter.NewLabels(lbl)
 		if err != nil {
 			return nil, err
 		}
 		for i := range labels.TextStyle {
-			labels.TextStyle[i].Color = color.RGBA{R: 200, A: 255}
-			labels.TextStyle[i].XAlign = draw.XCenter
+			labels.TextStyle[i] = sty
 		}
 		p.Add(labels)
 	}
-	p.Y.Min, p.Y.Max = 0, top*1.05
+	p.Y.Min, p.Y.Max = 0, top*1.1
 	return p, nil
+}
+
+// eventLabel is one label over the event lines of a failover plot.
+type eventLabel struct {
+	label string
+	at    float64
+}
+
+// groupEvents merges events, in time order, whose labels would touch:
+// width gives a label's width in x units. A group is labelled with its
+// first and last event numbers (1-based) and centred on its span.
+func groupEvents(ats []float64, width func(string) float64) []eventLabel {
+	var out []eventLabel
+	first, lo, hi := 0, 0.0, 0.0
+	name := func(a, b int) string {
+		if a == b {
+			return strconv.Itoa(a + 1)
+		}
+		return strconv.Itoa(a+1) + "–" + strconv.Itoa(b+1)
+	}
+	for i, at := range ats {
+		if i > 0 {
+			cur := name(first, i-1)
+			right := (lo+hi)/2 + width(cur)/2
+			if at-width(name(i, i))/2 > right+width(" ") {
+				out = append(out, eventLabel{cur, (lo + hi) / 2})
+				first, lo = i, at
+			}
+		} else {
+			lo = at
+		}
+		hi = at
+	}
+	if len(ats) > 0 {
+		out = append(out, eventLabel{name(first, len(ats)-1), (lo + hi) / 2})
+	}
+	return out
 }

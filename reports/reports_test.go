@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -386,13 +387,31 @@ func checkSelfContainedHTML(t *testing.T, page string) {
 			}
 			stack = stack[:len(stack)-1]
 		case html.TextToken:
-			if len(stack) > 0 && stack[len(stack)-1] == "style" && (strings.Contains(string(tok.Data), "url(") || strings.Contains(string(tok.Data), "@import")) {
+			if len(stack) > 0 && stack[len(stack)-1] == "style" && stylesheetFetches(tok.Data) {
 				t.Error("the stylesheet fetches something")
 			}
 		}
 	}
 	if len(stack) != 0 {
 		t.Errorf("unclosed elements %v", stack)
+	}
+}
+
+// stylesheetFetches reports whether CSS imports or refers to anything but
+// a data: URL (the plots' embedded font is one).
+func stylesheetFetches(css string) bool {
+	if strings.Contains(css, "@import") {
+		return true
+	}
+	for rest := css; ; {
+		i := strings.Index(rest, "url(")
+		if i < 0 {
+			return false
+		}
+		rest = strings.TrimLeft(rest[i+len("url("):], ` "'`)
+		if !strings.HasPrefix(rest, "data:") {
+			return true
+		}
 	}
 }
 
@@ -457,5 +476,40 @@ func TestWriteAgainAddsLoad(t *testing.T) {
 	got, err := Load(dir)
 	if err != nil || len(got.Bench) <= n {
 		t.Errorf("run.json: %d bench entries after the second load, had %d (%v)", len(got.Bench), n, err)
+	}
+}
+
+// TestGroupEvents: failover events whose labels would touch share one
+// label; one far enough away keeps its own.
+func TestGroupEvents(t *testing.T) {
+	width := func(s string) float64 { return 0.1 * float64(len([]rune(s))) } // 0.1 s a character
+	for _, tc := range []struct {
+		ats  []float64
+		want []eventLabel
+	}{
+		{nil, nil},
+		{[]float64{1}, []eventLabel{{"1", 1}}},
+		{[]float64{0, 0, 0.001, 2, 2.05, 5}, []eventLabel{{"1–3", 0.0005}, {"4–5", 2.025}, {"6", 5}}},
+		// Each label touches the one before: a chain becomes one label.
+		{[]float64{0, 0.15, 0.3}, []eventLabel{{"1–3", 0.15}}},
+	} {
+		if got := groupEvents(tc.ats, width); !slices.Equal(got, tc.want) {
+			t.Errorf("groupEvents(%v) = %v, want %v", tc.ats, got, tc.want)
+		}
+	}
+}
+
+func TestStylesheetFetches(t *testing.T) {
+	for css, want := range map[string]bool{
+		`body{color:red}`: false,
+		`@font-face{font-family:"Go";src:url(data:font/ttf;base64,AAAA) format("truetype")}`: false,
+		`a{background:url( 'data:image/png;base64,AA')}`:                                     false,
+		`a{background:url(https://example.com/x.png)}`:                                       true,
+		`@font-face{src:url(data:font/ttf;base64,AA)} b{background:url("x.png")}`:            true,
+		`@import "x.css";`: true,
+	} {
+		if got := stylesheetFetches(css); got != want {
+			t.Errorf("stylesheetFetches(%q) = %v, want %v", css, got, want)
+		}
 	}
 }
