@@ -30,10 +30,17 @@ type Thresholds struct {
 	// AllowConformanceRegressions reports conformance regressions without
 	// letting them make Regressed true.
 	AllowConformanceRegressions bool
+	// AllowMissing reports what the base has and the new run lacks (a
+	// job, a conformance run, a check that passed and is now skipped or
+	// not run, a failover scenario) without letting it make Regressed
+	// true. Without it a gate cannot pass because a step quietly measured
+	// less than its baseline.
+	AllowMissing bool
 }
 
 // DefaultThresholds: 10% IOPS drop, 20% latency rise, 50% and at least
-// 250 ms longer stalls, conformance regressions count.
+// 250 ms longer stalls; conformance regressions and anything missing from
+// the new run count.
 func DefaultThresholds() Thresholds {
 	return Thresholds{IOPSDrop: 0.10, LatencyRise: 0.20, StallRise: 0.5, StallSlack: 250 * time.Millisecond}
 }
@@ -57,16 +64,26 @@ type Change struct {
 	// when there is none.
 	Delta float64 `json:"-"`
 	// Regression marks a change beyond the thresholds; Allowed marks one
-	// the thresholds let pass (conformance with AllowConformanceRegressions).
-	Regression bool   `json:"regression"`
-	Allowed    bool   `json:"allowed,omitempty"`
-	Note       string `json:"note,omitempty"`
+	// the thresholds let pass (conformance with AllowConformanceRegressions,
+	// Missing with AllowMissing).
+	Regression bool `json:"regression"`
+	Allowed    bool `json:"allowed,omitempty"`
+	// Missing marks what the base has and the new run lacks.
+	Missing bool   `json:"missing,omitempty"`
+	Note    string `json:"note,omitempty"`
+}
+
+// missing is a regression for something base has and the new run lacks.
+func (c *Comparison) missing(ch Change) {
+	ch.Regression, ch.Missing, ch.Allowed = true, true, c.Thresholds.AllowMissing
+	c.Changes = append(c.Changes, ch)
 }
 
 // Compare compares cur against base: IOPS per job and direction,
 // latency percentiles (p50, p99, p99.9), conformance checks that passed in
 // base and fail now and new mandatory failures, failover scenarios that
-// passed and fail now or stall longer.
+// passed and fail now or stall longer, and whatever base has that cur
+// lacks.
 func Compare(base, cur *Run, t Thresholds) *Comparison {
 	c := &Comparison{Thresholds: t}
 	c.compareBench(base, cur)
@@ -120,23 +137,24 @@ func (c *Comparison) compareBench(base, cur *Run) {
 	for i := range base.Bench {
 		b := &base.Bench[i]
 		if !seen[key{b.Job, b.Dir}] {
-			c.Changes = append(c.Changes, Change{Area: "bench", Name: b.Name() + " IOPS", Base: fmtCount(b.IOPS), Delta: math.NaN(), Note: "not in the new run"})
+			c.missing(Change{Area: "bench", Name: b.Name() + " IOPS", Base: fmtCount(b.IOPS), Delta: math.NaN(), Note: "in base, not in the new run"})
 		}
 	}
+}
+
+func counts(s *suites.Summary) string {
+	if s == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d pass %d fail (%d mandatory)", s.Passed, s.Failed, s.MandatoryFailed)
 }
 
 func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 	if cur == nil {
 		if base != nil {
-			c.Changes = append(c.Changes, Change{Area: "conformance", Name: "conformance run", Base: "run", New: "not run", Delta: math.NaN(), Note: "the new run has no conformance results"})
+			c.missing(Change{Area: "conformance", Name: "conformance run", Base: counts(base), New: "not run", Delta: math.NaN(), Note: "the new run has no conformance results"})
 		}
 		return
-	}
-	counts := func(s *suites.Summary) string {
-		if s == nil {
-			return ""
-		}
-		return fmt.Sprintf("%d pass %d fail (%d mandatory)", s.Passed, s.Failed, s.MandatoryFailed)
 	}
 	c.Changes = append(c.Changes, Change{Area: "conformance", Name: "checks", Base: counts(base), New: counts(cur), Delta: math.NaN()})
 	old := map[string]suites.Result{}
@@ -145,7 +163,9 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 			old[r.ID] = r
 		}
 	}
+	ran := map[string]bool{}
 	for _, n := range cur.Results {
+		ran[n.ID] = true
 		b, had := old[n.ID]
 		ch := Change{Area: "conformance", Name: n.ID, New: verdictWord(n.State, len(n.Findings)), Delta: math.NaN()}
 		if had {
@@ -158,6 +178,10 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 		case n.Failed() && n.Level == suites.Mandatory && (!had || !b.Failed()):
 			ch.Regression = true
 			ch.Note = fmt.Sprintf("new mandatory failure [%s]: %s", n.Section, firstLine(n.Message))
+		case had && b.State == "passed" && n.State == "skipped":
+			ch.Note = "passed in base, skipped now: " + firstLine(n.Message)
+			c.missing(ch)
+			continue
 		case had && b.Failed() && n.State == "passed":
 			ch.Note = "fixed"
 		default:
@@ -166,6 +190,14 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 		ch.Allowed = ch.Regression && c.Thresholds.AllowConformanceRegressions
 		c.Changes = append(c.Changes, ch)
 	}
+	if base == nil {
+		return
+	}
+	for _, b := range base.Results {
+		if b.State == "passed" && !ran[b.ID] {
+			c.missing(Change{Area: "conformance", Name: b.ID, Base: verdictWord(b.State, len(b.Findings)), Delta: math.NaN(), Note: "passed in base, not run now"})
+		}
+	}
 }
 
 func (c *Comparison) compareFailover(base, cur []*failover.Report) {
@@ -173,7 +205,9 @@ func (c *Comparison) compareFailover(base, cur []*failover.Report) {
 	for _, r := range base {
 		old[r.Scenario] = r
 	}
+	ran := map[string]bool{}
 	for _, n := range cur {
+		ran[n.Scenario] = true
 		b := old[n.Scenario]
 		verdict := func(r *failover.Report) string {
 			if r.Pass {
@@ -194,6 +228,11 @@ func (c *Comparison) compareFailover(base, cur []*failover.Report) {
 		d := relDelta(float64(b.LongestStall), float64(n.LongestStall))
 		c.Changes = append(c.Changes, Change{Area: "failover", Name: n.Scenario + " longest stall", Base: fmtDur(b.LongestStall), New: fmtDur(n.LongestStall),
 			Delta: d, Regression: n.LongestStall-b.LongestStall > c.Thresholds.StallSlack && d > c.Thresholds.StallRise})
+	}
+	for _, b := range base {
+		if !ran[b.Scenario] {
+			c.missing(Change{Area: "failover", Name: b.Scenario, Base: map[bool]string{true: "PASS", false: "FAIL"}[b.Pass], Delta: math.NaN(), Note: "in base, not in the new run"})
+		}
 	}
 }
 
@@ -253,6 +292,9 @@ func (c *Comparison) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "\nthresholds: IOPS drop %.0f%%, latency rise %.0f%%, stall growth %.0f%% and %v", 100*t.IOPSDrop, 100*t.LatencyRise, 100*t.StallRise, t.StallSlack)
 	if t.AllowConformanceRegressions {
 		fmt.Fprint(w, ", conformance regressions allowed")
+	}
+	if t.AllowMissing {
+		fmt.Fprint(w, ", missing results allowed")
 	}
 	fmt.Fprintln(w)
 	switch {

@@ -292,6 +292,7 @@ func TestCompare(t *testing.T) {
 	onlyConf := NewRun(base.Command)
 	onlyConf.AddConformance(s)
 	onlyConf.AddBench(sampleLoad(t, 0.8, 1.5))
+	onlyConf.AddFailover(sampleFailover(true, 200*time.Millisecond))
 	c = Compare(base, onlyConf, th)
 	if c.Regressed() {
 		buf.Reset()
@@ -300,6 +301,58 @@ func TestCompare(t *testing.T) {
 	}
 	if ch := changeNamed(c, "TCP-IC-001"); ch == nil || !ch.Regression || !ch.Allowed {
 		t.Errorf("TCP-IC-001 change %+v", ch)
+	}
+}
+
+// TestCompareMissing: what the base has and the new run lacks fails the
+// gate (a renamed job, a step that did not run, a check now skipped),
+// unless AllowMissing says partial runs are expected.
+func TestCompareMissing(t *testing.T) {
+	base := sampleRun(t)
+	cur := NewRun(base.Command)
+	s := sampleSummary()
+	s.Results[0].State, s.Results[0].Message = "skipped", "target does not answer ICReq in time\nmore"
+	// FAB-CONN-002 (passed in base) and ADM-ANA-001 (skipped in base: no
+	// loss) did not run.
+	s.Results = s.Results[:2]
+	cur.AddConformance(s)
+	load := sampleLoad(t, 1, 1)
+	load.Jobs = load.Jobs[:1] // "mixed" is gone
+	cur.AddBench(load)
+	// No failover scenario.
+
+	c := Compare(base, cur, DefaultThresholds())
+	var buf bytes.Buffer
+	c.WriteText(&buf)
+	if !c.Regressed() {
+		t.Fatalf("missing results pass the gate:\n%s", buf.String())
+	}
+	for name, note := range map[string]string{
+		"mixed read IOPS":  "in base, not in the new run",
+		"mixed write IOPS": "in base, not in the new run",
+		"TCP-IC-001":       "passed in base, skipped now: target does not answer ICReq in time ...",
+		"FAB-CONN-002":     "passed in base, not run now",
+		"path-down":        "in base, not in the new run",
+	} {
+		if ch := changeNamed(c, name); ch == nil || !ch.Regression || !ch.Missing || ch.Allowed || ch.Note != note {
+			t.Errorf("%s: %+v, want a missing regression noted %q", name, ch, note)
+		}
+	}
+	if ch := changeNamed(c, "ADM-ANA-001"); ch != nil {
+		t.Errorf("a check skipped in base and not run now is listed: %+v", ch)
+	}
+
+	th := DefaultThresholds()
+	th.AllowMissing = true
+	if c := Compare(base, cur, th); c.Regressed() {
+		buf.Reset()
+		c.WriteText(&buf)
+		t.Errorf("AllowMissing still fails the gate:\n%s", buf.String())
+	}
+	// No conformance at all.
+	c = Compare(base, NewRun(nil), DefaultThresholds())
+	if ch := changeNamed(c, "conformance run"); ch == nil || !ch.Missing || ch.Base != "2 pass 1 fail (1 mandatory)" {
+		t.Errorf("conformance run change %+v", ch)
 	}
 }
 

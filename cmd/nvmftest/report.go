@@ -82,9 +82,12 @@ func newReportCompareCmd() *cobra.Command {
 		Long: `compare sets run NEW against run BASE (run directories or their run.json):
 IOPS per job and direction, p50/p99/p99.9 latency, conformance checks that
 passed in BASE and fail in NEW and new mandatory failures, failover
-scenarios that passed and now fail or stall longer. It prints each metric
-BASE -> NEW with the change, marks regressions, and exits 1 when any
-regression is beyond the thresholds (0 otherwise, 2 for bad usage).`,
+scenarios that passed and now fail or stall longer. What BASE has and NEW
+lacks (a job, the conformance run, a check that passed and is now skipped
+or not run, a scenario) is a regression too, unless --allow-missing. It
+prints each metric BASE -> NEW with the change, marks regressions, and
+exits 1 when any regression is beyond the thresholds (0 otherwise, 2 for
+bad usage).`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 2 {
 				return usagef("compare takes two runs, BASE and NEW, got %d arguments (see '%s --help')", len(args), c.CommandPath())
@@ -114,6 +117,7 @@ regression is beyond the thresholds (0 otherwise, 2 for bad usage).`,
 	fl.Var(fraction{&t.StallRise}, "stall-rise", "largest tolerated growth of a failover scenario's longest stall (and more than --stall-slack)")
 	fl.DurationVar(&t.StallSlack, "stall-slack", t.StallSlack, "stall growth below this `DURATION` never counts")
 	fl.BoolVar(&t.AllowConformanceRegressions, "allow-conformance-regressions", false, "show conformance regressions but do not fail on them")
+	fl.BoolVar(&t.AllowMissing, "allow-missing", false, "show what BASE has and NEW lacks (jobs, checks, scenarios) but do not fail on it")
 	return cmd
 }
 

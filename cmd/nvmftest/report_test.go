@@ -70,6 +70,27 @@ func TestReportCmd(t *testing.T) {
 		t.Errorf("loose thresholds:\n%s", out.String())
 	}
 
+	// A run without the baseline's scenario fails the gate unless
+	// --allow-missing.
+	partial := filepath.Join(tmp, "partial")
+	writeRun(t, partial, 100000, 40000, "passed")
+	r, err := reports.Load(partial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Failover = nil
+	if err := r.Write(partial); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := run([]string{"report", "compare", base, partial}, nil, &out, &errb); code != 1 || !strings.Contains(out.String(), "path-down") || !strings.Contains(out.String(), "in base, not in the new run") {
+		t.Errorf("missing scenario: exit %d, want 1\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run([]string{"report", "compare", "--allow-missing", base, partial}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "missing results allowed") {
+		t.Errorf("--allow-missing: exit %d, want 0\n%s", code, out.String())
+	}
+
 	// html re-renders from run.json.
 	for _, f := range []string{"report.html", "summary.md"} {
 		if err := os.Remove(filepath.Join(worse, f)); err != nil {
