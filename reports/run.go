@@ -147,6 +147,33 @@ func (r *Run) AddTraces(paths ...string) {
 	}
 }
 
+// AddTraceFiles records packet traces given as file paths (a capture
+// directory's, say), linked relative to the run directory dir: a trace
+// outside it is reached with ../, or by its absolute path where no
+// relative one exists.
+func (r *Run) AddTraceFiles(dir string, files ...string) {
+	absDir, derr := filepath.Abs(dir)
+	for _, f := range files {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			abs = f
+		}
+		if derr == nil {
+			if rel, err := filepath.Rel(absDir, abs); err == nil {
+				abs = rel
+			}
+		}
+		r.AddTraces(abs)
+	}
+}
+
+// FreeName is base+ext, or base-2+ext, base-3+ext ..., the first name not
+// yet in dir: a file of this invocation's that must not overwrite an
+// earlier one's in a shared run directory.
+func FreeName(dir, base, ext string) string {
+	return freeName(dir, map[string]int{}, base, ext)
+}
+
 // Write writes the run directory dir (created if needed): run.json,
 // summary.md, report.html, bench/fio.json and bench/<job>.hlog for the
 // load AddBench recorded, failover/<scenario>.json, and the conformance

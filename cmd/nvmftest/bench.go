@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nvmftest/nvmftest/loadgen"
+	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -212,7 +213,8 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			if err := os.MkdirAll(filepath.Join(f.report, "bench"), 0o755); err != nil {
 				return fmt.Errorf("--report-dir: %v", err)
 			}
-			f.histLog = filepath.Join(f.report, "bench", "intervals.hlog")
+			bdir := filepath.Join(f.report, "bench")
+			f.histLog = filepath.Join(bdir, reports.FreeName(bdir, "intervals", ".hlog"))
 		}
 	}
 	if f.histLog != "" {
@@ -252,6 +254,9 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	}
 	if run != nil {
 		run.AddBench(res)
+		if d, ok := f.conn.rec.(*capture.Dir); ok {
+			run.AddTraceFiles(f.report, d.Files()...)
+		}
 		if err := saveRun(errw, f.report, run); err != nil {
 			return err
 		}

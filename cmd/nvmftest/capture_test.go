@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -79,5 +80,60 @@ func TestTargetCmdCapture(t *testing.T) {
 	}
 	if n := traces(t, dir); len(n) != 1 {
 		t.Errorf("traces %v, want 1", n)
+	}
+}
+
+// TestCaptureIntoRunDir: bench and failover with --capture and
+// --report-dir link their traces from the report, relative to the run
+// directory (inside it or not); a second bench into the same directory
+// keeps the first's interval log.
+func TestCaptureIntoRunDir(t *testing.T) {
+	h, p := startHostTestTarget(t)
+	tmp := t.TempDir()
+	rdir := filepath.Join(tmp, "run")
+	for i := range 2 {
+		code, _, errs := runCLI(t, "", "bench", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN, "--name", "rr",
+			"--rw", "randread", "--iodepth", "2", "--runtime", "200ms", "--time_based", "--progress", "never",
+			"--capture", filepath.Join(rdir, "traces"), "--report-dir", rdir)
+		if code != 0 {
+			t.Fatalf("bench %d: exit %d %s", i, code, errs)
+		}
+	}
+	code, _, errs := runCLI(t, "", "failover", "--scenario", "path-down", "--before", "200ms", "--fault", "500ms", "--after", "800ms",
+		"--reconnect-delay", "50ms", "--capture", filepath.Join(tmp, "fo"), "--report-dir", rdir)
+	if code != 0 {
+		t.Fatalf("failover: exit %d %s", code, errs)
+	}
+	r, err := reports.Load(rdir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bench, fo int
+	for _, tr := range r.Traces {
+		if _, err := os.Stat(filepath.Join(rdir, filepath.FromSlash(tr))); err != nil {
+			t.Errorf("listed trace %s: %v", tr, err)
+		}
+		switch {
+		case strings.HasPrefix(tr, "traces/") && strings.HasSuffix(tr, ".pcapng"):
+			bench++
+		case strings.HasPrefix(tr, "../fo/path-down/") && strings.HasSuffix(tr, ".pcapng"):
+			fo++
+		default:
+			t.Errorf("trace %q is neither bench's nor failover's", tr)
+		}
+	}
+	// Each bench: the admin queue and one I/O queue; failover: two paths'
+	// queues at least, and the reconnections.
+	if bench != 4 || fo < 4 || bench+fo != len(traces(t, filepath.Join(rdir, "traces")))+len(traces(t, filepath.Join(tmp, "fo", "path-down"))) {
+		t.Errorf("%d bench and %d failover traces listed: %v", bench, fo, r.Traces)
+	}
+	page, err := os.ReadFile(filepath.Join(rdir, "report.html"))
+	if err != nil || !strings.Contains(string(page), `href="`+r.Traces[0]+`"`) || !strings.Contains(string(page), `href="`+r.Traces[len(r.Traces)-1]+`"`) {
+		t.Errorf("report.html does not link the traces (%v)", err)
+	}
+	for _, f := range []string{"intervals.hlog", "intervals-2.hlog", "rr.hlog", "rr-2.hlog", "fio.json", "fio-2.json"} {
+		if _, err := os.Stat(filepath.Join(rdir, "bench", f)); err != nil {
+			t.Errorf("bench/%s: %v", f, err)
+		}
 	}
 }

@@ -99,6 +99,7 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 			}
 			out := cmd.OutOrStdout()
 			var reps []*failover.Report
+			var traces []*capture.Dir
 			failed := 0
 			for _, n := range names {
 				cfg := base
@@ -109,6 +110,7 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 						return fmt.Errorf("--capture: %v", err)
 					}
 					cfg.Capture = d
+					traces = append(traces, d)
 				}
 				if output == "normal" {
 					fmt.Fprintf(out, "== %s\n", n)
@@ -149,6 +151,9 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				}
 				for _, r := range reps {
 					run.AddFailover(r)
+				}
+				for _, d := range traces {
+					run.AddTraceFiles(reportDir, d.Files()...)
 				}
 				if err := saveRun(cmd.ErrOrStderr(), reportDir, run); err != nil {
 					return err

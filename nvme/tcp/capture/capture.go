@@ -29,6 +29,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,9 @@ const (
 type Dir struct {
 	path string
 	n    atomic.Uint64
+
+	mu    sync.Mutex
+	files []string // created by Record, in order
 }
 
 // NewDir records into directory path, creating it if missing. Files are
@@ -89,6 +93,14 @@ func NewDir(path string) (*Dir, error) {
 // Path is the directory.
 func (d *Dir) Path() string { return d.path }
 
+// Files lists the traces Record created, as paths under Path, in the
+// order of recording: what a report links to.
+func (d *Dir) Files() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.files)
+}
+
 // Record implements Recorder. label is also the file's section comment.
 // The connection's file is closed when the connection is. If the file cannot be created, nc is returned as is and
 // the failure logged: the connection matters more than its trace.
@@ -96,11 +108,15 @@ func (d *Dir) Record(nc net.Conn, client bool, label string) net.Conn {
 	c := newConn(nc, client, label)
 	n := d.n.Add(1)
 	name := fmt.Sprintf("%04d-%s-%s.pcapng", n, fileAddr(c.ep[local]), fileAddr(c.ep[remote]))
-	p, err := createPcap(filepath.Join(d.path, name), label)
+	path := filepath.Join(d.path, name)
+	p, err := createPcap(path, label)
 	if err != nil {
 		logFailure(name, err)
 		return nc
 	}
+	d.mu.Lock()
+	d.files = append(d.files, path)
+	d.mu.Unlock()
 	c.out, c.own = p, true
 	c.start()
 	return c

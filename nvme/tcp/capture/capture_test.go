@@ -494,7 +494,8 @@ func TestPipe(t *testing.T) {
 	checkStream(t, pkts, pkts[0].src, pkts[0].dst, MSS4)
 }
 
-// A second Dir on the same directory numbers on after the first's traces.
+// A second Dir on the same directory numbers on after the first's traces;
+// each Dir's Files lists only its own.
 func TestDirContinuesNumbering(t *testing.T) {
 	dir := t.TempDir()
 	for i, want := range []string{"0001-", "0002-"} {
@@ -508,6 +509,9 @@ func TestDirContinuesNumbering(t *testing.T) {
 		ents, _ := os.ReadDir(dir)
 		if len(ents) != i+1 || !strings.HasPrefix(ents[i].Name(), want) {
 			t.Fatalf("traces %v", ents)
+		}
+		if f := d.Files(); len(f) != 1 || f[0] != filepath.Join(dir, ents[i].Name()) {
+			t.Errorf("Files() = %v, want [%s]", f, filepath.Join(dir, ents[i].Name()))
 		}
 	}
 }
@@ -526,6 +530,9 @@ func TestDirCreateFailure(t *testing.T) {
 	defer b.Close()
 	if nc := d.Record(a, true, "x"); nc != a || Annotate(nc, "y") {
 		t.Errorf("Record returned %T", nc)
+	}
+	if f := d.Files(); len(f) != 0 {
+		t.Errorf("Files() = %v after a failed create", f)
 	}
 	a.Close()
 }
