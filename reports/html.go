@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"path"
 	"sort"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type htmlView struct {
 	IOPSPlot    template.HTML
 	LatPlot     template.HTML
 	Scenarios   []scenarioView
+	// TraceGroups are the run's traces by directory, for a long list.
+	TraceGroups []TraceGroup
 	// PlotFont is the @font-face rule for the plots' text, set when there
 	// are plots.
 	PlotFont template.CSS
@@ -64,6 +67,7 @@ type scenarioView struct {
 // to traces are relative to the run directory.
 func (r *Run) WriteHTML(w io.Writer) error {
 	v := htmlView{Run: r, When: r.Started.UTC().Format("2006-01-02 15:04:05 MST"), Verdicts: r.Verdicts()}
+	v.TraceGroups = GroupTraces(r.Traces)
 	if len(r.Bench) > 0 || len(r.Failover) > 0 {
 		if err := registerPlotFont(); err != nil {
 			return err
@@ -113,6 +117,40 @@ func (r *Run) WriteHTML(w io.Writer) error {
 		v.Scenarios = append(v.Scenarios, sv)
 	}
 	return reportTmpl.Execute(w, v)
+}
+
+// TraceGroup is the traces of one directory: a failover scenario's, a
+// bench's, the failed conformance checks'.
+type TraceGroup struct {
+	// Dir is the directory, relative to the run directory, with a
+	// trailing slash ("./" for the run directory itself).
+	Dir   string
+	Files []TraceFile
+}
+
+// TraceFile is one trace: its Path relative to the run directory and its
+// file Name.
+type TraceFile struct{ Path, Name string }
+
+// GroupTraces groups trace paths by directory, in order of first
+// appearance.
+func GroupTraces(traces []string) []TraceGroup {
+	var groups []TraceGroup
+	at := map[string]int{}
+	for _, t := range traces {
+		d, name := path.Split(t)
+		if d == "" {
+			d = "./"
+		}
+		i, ok := at[d]
+		if !ok {
+			i = len(groups)
+			at[d] = i
+			groups = append(groups, TraceGroup{Dir: d})
+		}
+		groups[i].Files = append(groups[i].Files, TraceFile{Path: t, Name: name})
+	}
+	return groups
 }
 
 func areaRows(results []suites.Result) []areaRow {

@@ -12,8 +12,15 @@ import (
 func (r *Run) Markdown() string {
 	var b strings.Builder
 	b.WriteString("# nvmftest run\n\n")
-	if len(r.Command) > 0 {
-		fmt.Fprintf(&b, "`%s`", strings.ReplaceAll(strings.Join(r.Command, " "), "`", "'"))
+	code := func(cmd []string) string { return "`" + strings.ReplaceAll(strings.Join(cmd, " "), "`", "'") + "`" }
+	if len(r.Steps) > 1 {
+		var steps []string
+		for _, s := range r.Steps {
+			steps = append(steps, code(s.Command))
+		}
+		b.WriteString(strings.Join(steps, ", then "))
+	} else if len(r.Command) > 0 {
+		b.WriteString(code(r.Command))
 	}
 	if r.Target != "" {
 		fmt.Fprintf(&b, " against `%s`", strings.ReplaceAll(r.Target, "`", "'"))
@@ -73,7 +80,14 @@ func (r *Run) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	if len(r.Traces) > 0 {
+	switch groups := GroupTraces(r.Traces); {
+	case len(r.Traces) > 4:
+		var dirs []string
+		for _, g := range groups {
+			dirs = append(dirs, fmt.Sprintf("`%s` (%d)", g.Dir, len(g.Files)))
+		}
+		fmt.Fprintf(&b, "Packet traces: %d, in %s\n", len(r.Traces), strings.Join(dirs, ", "))
+	case len(r.Traces) > 0:
 		fmt.Fprintf(&b, "Packet traces: `%s`\n", strings.Join(r.Traces, "`, `"))
 	}
 	return b.String()

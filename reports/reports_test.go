@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -564,5 +565,78 @@ func TestStylesheetFetches(t *testing.T) {
 		if got := stylesheetFetches(css); got != want {
 			t.Errorf("stylesheetFetches(%q) = %v, want %v", css, got, want)
 		}
+	}
+}
+
+// TestRunSteps: commands that fill one run directory in turn are each a
+// step; the run lasts from the first's start to the last's end, and the
+// report names every command.
+func TestRunSteps(t *testing.T) {
+	dir := t.TempDir()
+	r := NewRun([]string{"nvmftest", "conform"})
+	r.Started = t0
+	r.Steps[0].Elapsed = 10 * time.Second
+	r.AddConformance(sampleSummary())
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if r.Elapsed != 10*time.Second {
+		t.Errorf("one step: elapsed %v, want 10s", r.Elapsed)
+	}
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Continue([]string{"nvmftest", "bench", "--rw", "randread"})
+	r.Steps[1].Started, r.Steps[1].Elapsed = t0.Add(time.Minute), 30*time.Second
+	r.AddBench(sampleLoad(t, 1, 1))
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	if r.Elapsed != 90*time.Second || len(r.Steps) != 2 {
+		t.Errorf("two steps: elapsed %v, %d steps; want 1m30s, 2", r.Elapsed, len(r.Steps))
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "summary.md"))
+	page, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	if !strings.Contains(string(md), "`nvmftest conform`, then `nvmftest bench --rw randread`") || !strings.Contains(string(md), "took 1m30s") {
+		t.Errorf("summary.md:\n%s", md)
+	}
+	if !strings.Contains(string(page), "<th>Commands</th><td><code>nvmftest conform</code> <span class=\"meta\">(10s)</span><br><code>nvmftest bench --rw randread</code>") {
+		t.Error("report.html does not list both commands")
+	}
+
+	// A run.json from before steps: its one command becomes the first.
+	old := &Run{Command: []string{"nvmftest", "conform"}, Started: t0, Elapsed: 5 * time.Second}
+	old.Continue([]string{"nvmftest", "bench"})
+	if len(old.Steps) != 2 || old.Steps[0].Elapsed != 5*time.Second || old.Steps[1].Command[1] != "bench" {
+		t.Errorf("steps of an old run: %+v", old.Steps)
+	}
+}
+
+// TestManyTraces: a long trace list is grouped by directory, in the page
+// (folded) and in summary.md.
+func TestManyTraces(t *testing.T) {
+	r := NewRun(nil)
+	for _, s := range []string{"path-down", "flap"} {
+		for i := 1; i <= 3; i++ {
+			r.AddTraces(fmt.Sprintf("../fo/%s/%04d.pcapng", s, i))
+		}
+	}
+	r.AddTraces("smoke.pcapng")
+	g := GroupTraces(r.Traces)
+	if len(g) != 3 || g[0].Dir != "../fo/path-down/" || len(g[0].Files) != 3 || g[0].Files[1] != (TraceFile{"../fo/path-down/0002.pcapng", "0002.pcapng"}) || g[2].Dir != "./" {
+		t.Errorf("groups %+v", g)
+	}
+	var buf bytes.Buffer
+	if err := r.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<summary>7 traces in 3 directories</summary>", `<code>../fo/flap/</code> (3): <a href="../fo/flap/0001.pcapng">0001.pcapng</a>`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+	if md := r.Markdown(); !strings.Contains(md, "Packet traces: 7, in `../fo/path-down/` (3), `../fo/flap/` (3), `./` (1)") {
+		t.Errorf("summary.md:\n%s", md)
 	}
 }

@@ -39,12 +39,17 @@ const RunFile = "run.json"
 // Run is everything one nvmftest invocation measured. It is JSON
 // serialisable: run.json is a Run.
 type Run struct {
-	// Command is the command line that made the run.
+	// Command is the command line that made the run (the first, when
+	// several filled its directory: see Steps).
 	Command []string `json:"command"`
-	// Started is when NewRun was called; Elapsed how long the run took
-	// (Write fills it in when it is zero).
+	// Started is when NewRun was called; Elapsed how long the run took,
+	// to the end of its last step (Write fills it in).
 	Started time.Time     `json:"started"`
 	Elapsed time.Duration `json:"elapsed_ns"`
+	// Steps are the invocations that filled the run directory, in order:
+	// a CI job's conform, then bench, then failover. The first is Command.
+	// A run.json written before steps were recorded has none.
+	Steps []Step `json:"steps,omitempty"`
 	// Target names what was tested (address, or address and NQN).
 	Target string `json:"target,omitempty"`
 	// Conformance is the conformance run, if any. Its results' Traces are
@@ -61,9 +66,28 @@ type Run struct {
 	loads []*loadgen.Result
 }
 
+// Step is one invocation that added to a run.
+type Step struct {
+	Command []string      `json:"command"`
+	Started time.Time     `json:"started"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
 // NewRun starts a run record for command (usually os.Args), stamped now.
 func NewRun(command []string) *Run {
-	return &Run{Command: append([]string(nil), command...), Started: time.Now().UTC()}
+	r := &Run{Command: append([]string(nil), command...), Started: time.Now().UTC()}
+	r.Steps = []Step{{Command: r.Command, Started: r.Started}}
+	return r
+}
+
+// Continue starts another step of a loaded run: command (usually os.Args)
+// adds to the run directory, stamped now. Write then times the run to the
+// end of this step.
+func (r *Run) Continue(command []string) {
+	if len(r.Steps) == 0 { // a run.json from before steps
+		r.Steps = []Step{{Command: r.Command, Started: r.Started, Elapsed: r.Elapsed}}
+	}
+	r.Steps = append(r.Steps, Step{Command: append([]string(nil), command...), Started: time.Now().UTC()})
 }
 
 // AddConformance records a conformance run. s is normally what suites.Run
@@ -177,10 +201,19 @@ func FreeName(dir, base, ext string) string {
 // Write writes the run directory dir (created if needed): run.json,
 // summary.md, report.html, bench/fio.json and bench/<job>.hlog for the
 // load AddBench recorded, failover/<scenario>.json, and the conformance
-// files (junit.xml, results.json ...) if suites.Run did not write them. Elapsed is set to the time since
-// Started if it is zero.
+// files (junit.xml, results.json ...) if suites.Run did not write them.
+// The last step, if not yet timed, ends now, and Elapsed with it.
 func (r *Run) Write(dir string) error {
-	if r.Elapsed == 0 && !r.Started.IsZero() {
+	if n := len(r.Steps); n > 0 {
+		r.Steps[0].Command, r.Steps[0].Started = r.Command, r.Started // whatever the caller set
+		last := &r.Steps[n-1]
+		if last.Elapsed == 0 {
+			last.Elapsed = time.Since(last.Started)
+		}
+		if r.Elapsed == 0 || n > 1 {
+			r.Elapsed = last.Started.Add(last.Elapsed).Sub(r.Started)
+		}
+	} else if r.Elapsed == 0 && !r.Started.IsZero() {
 		r.Elapsed = time.Since(r.Started)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

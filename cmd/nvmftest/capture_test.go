@@ -108,6 +108,14 @@ func TestCaptureIntoRunDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Three steps; the failover step, opened before its scenario ran, lasts
+	// at least as long as the scenario's timeline.
+	if len(r.Steps) != 3 || len(r.Failover) != 1 || len(r.Failover[0].Events) == 0 {
+		t.Fatalf("%d steps, %d scenarios", len(r.Steps), len(r.Failover))
+	}
+	if ev := r.Failover[0].Events; r.Steps[2].Elapsed < ev[len(ev)-1].At || r.Elapsed < r.Steps[2].Elapsed {
+		t.Errorf("failover step took %v, its timeline %v; the run %v", r.Steps[2].Elapsed, ev[len(ev)-1].At, r.Elapsed)
+	}
 	var bench, fo int
 	for _, tr := range r.Traces {
 		if _, err := os.Stat(filepath.Join(rdir, filepath.FromSlash(tr))); err != nil {

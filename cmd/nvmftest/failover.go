@@ -13,6 +13,7 @@ import (
 	"github.com/nvmftest/nvmftest/failover"
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
+	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/suites"
 )
 
@@ -97,6 +98,13 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 			if reconnect > 0 {
 				base.Host.ReconnectDelay, base.Host.ReconnectDelayMax = reconnect, 8*reconnect
 			}
+			var run *reports.Run
+			if reportDir != "" {
+				var err error
+				if run, err = openRun(reportDir); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			var reps []*failover.Report
 			var traces []*capture.Dir
@@ -144,11 +152,7 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 					return err
 				}
 			}
-			if reportDir != "" {
-				run, err := openRun(reportDir)
-				if err != nil {
-					return err
-				}
+			if run != nil {
 				for _, r := range reps {
 					run.AddFailover(r)
 				}

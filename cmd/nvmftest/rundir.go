@@ -10,18 +10,21 @@ import (
 )
 
 // openRun returns the run recorded in the report directory dir if there is
-// one (its run.json), so that conform, bench and failover can fill one
-// directory in turn as a CI job runs them; otherwise a new run of this
-// command line.
+// one (its run.json), with this command line as its next step, so that
+// conform, bench and failover can fill one directory in turn as a CI job
+// runs them; otherwise a new run of this command line. Call it before the
+// work, so the step is timed and a bad directory is refused at once.
 func openRun(dir string) (*reports.Run, error) {
+	command := append([]string{"nvmftest"}, os.Args[1:]...)
 	if _, err := os.Stat(filepath.Join(dir, "run.json")); err == nil {
 		r, err := reports.Load(dir)
 		if err != nil {
 			return nil, usagef("--report-dir %s: %v (remove it or give another directory)", dir, err)
 		}
+		r.Continue(command)
 		return r, nil
 	}
-	return reports.NewRun(append([]string{"nvmftest"}, os.Args[1:]...)), nil
+	return reports.NewRun(command), nil
 }
 
 // saveRun writes the run directory and says where its report is. It goes
