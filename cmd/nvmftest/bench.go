@@ -181,6 +181,12 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if err := f.conn.validate(); err != nil {
 		return err
 	}
+	var run *reports.Run
+	if f.report != "" {
+		if run, err = openRun(f.report); err != nil {
+			return err
+		}
+	}
 	def := loadgen.Address{Addr: f.conn.traddr, Port: f.conn.trsvcid, SubNQN: f.conn.nqn, NSIDs: nsids}
 	if def.Addr == "-" {
 		def.Addr = ""
@@ -203,11 +209,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			fmt.Fprintf(errw, "\r\033[K%s", loadgen.ProgressLine(p))
 		}
 	}
-	var run *reports.Run
-	if f.report != "" {
-		if run, err = openRun(f.report); err != nil {
-			return err
-		}
+	if run != nil {
 		if f.histLog == "" {
 			// The per-interval log beside the final histograms Write keeps.
 			if err := os.MkdirAll(filepath.Join(f.report, "bench"), 0o755); err != nil {

@@ -134,3 +134,22 @@ func TestParseFraction(t *testing.T) {
 		}
 	}
 }
+
+// TestBadReportDir: a --report-dir that cannot be written is refused with
+// one line before any work starts (the target here is never reached).
+func TestBadReportDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"bench", "-a", "127.0.0.1", "-s", "9", "-n", "nqn.2014-08.io.x:y", "--runtime", "1", "--report-dir", file},
+		{"conform", "-a", "127.0.0.1", "-s", "9", "-n", "nqn.2014-08.io.x:y", "--report-dir", file},
+		{"failover", "--scenario", "path-down", "--report-dir", file},
+	} {
+		code, _, errs := runCLI(t, "", args...)
+		if code != 2 || !strings.Contains(errs, "--report-dir "+file) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("%s: exit %d, want 2 with one line: %q", args[0], code, errs)
+		}
+	}
+}

@@ -15,6 +15,9 @@ import (
 // runs them; otherwise a new run of this command line. Call it before the
 // work, so the step is timed and a bad directory is refused at once.
 func openRun(dir string) (*reports.Run, error) {
+	if err := writableDir(dir); err != nil {
+		return nil, usagef("--report-dir %s: %v (give a directory nvmftest can write)", dir, err)
+	}
 	command := append([]string{"nvmftest"}, os.Args[1:]...)
 	if _, err := os.Stat(filepath.Join(dir, "run.json")); err == nil {
 		r, err := reports.Load(dir)
@@ -25,6 +28,19 @@ func openRun(dir string) (*reports.Run, error) {
 		return r, nil
 	}
 	return reports.NewRun(command), nil
+}
+
+// writableDir creates dir if missing and proves a file can be made in it.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".nvmftest-probe-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // saveRun writes the run directory and says where its report is. It goes
