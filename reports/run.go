@@ -46,9 +46,10 @@ type Run struct {
 	// to the end of its last step (Write fills it in).
 	Started time.Time     `json:"started"`
 	Elapsed time.Duration `json:"elapsed_ns"`
-	// Steps are the invocations that filled the run directory, in order:
-	// a CI job's conform, then bench, then failover. The first is Command.
-	// A run.json written before steps were recorded has none.
+	// Steps are the invocations that filled the run directory, in order,
+	// when there were several (a CI job's conform, then bench, then
+	// failover): the first is Command, Started and its Elapsed then.
+	// A run of one command has none.
 	Steps []Step `json:"steps,omitempty"`
 	// Target names what was tested (address, or address and NQN).
 	Target string `json:"target,omitempty"`
@@ -75,16 +76,14 @@ type Step struct {
 
 // NewRun starts a run record for command (usually os.Args), stamped now.
 func NewRun(command []string) *Run {
-	r := &Run{Command: append([]string(nil), command...), Started: time.Now().UTC()}
-	r.Steps = []Step{{Command: r.Command, Started: r.Started}}
-	return r
+	return &Run{Command: append([]string(nil), command...), Started: time.Now().UTC()}
 }
 
 // Continue starts another step of a loaded run: command (usually os.Args)
 // adds to the run directory, stamped now. Write then times the run to the
 // end of this step.
 func (r *Run) Continue(command []string) {
-	if len(r.Steps) == 0 { // a run.json from before steps
+	if len(r.Steps) == 0 {
 		r.Steps = []Step{{Command: r.Command, Started: r.Started, Elapsed: r.Elapsed}}
 	}
 	r.Steps = append(r.Steps, Step{Command: append([]string(nil), command...), Started: time.Now().UTC()})
@@ -205,14 +204,11 @@ func FreeName(dir, base, ext string) string {
 // The last step, if not yet timed, ends now, and Elapsed with it.
 func (r *Run) Write(dir string) error {
 	if n := len(r.Steps); n > 0 {
-		r.Steps[0].Command, r.Steps[0].Started = r.Command, r.Started // whatever the caller set
 		last := &r.Steps[n-1]
 		if last.Elapsed == 0 {
 			last.Elapsed = time.Since(last.Started)
 		}
-		if r.Elapsed == 0 || n > 1 {
-			r.Elapsed = last.Started.Add(last.Elapsed).Sub(r.Started)
-		}
+		r.Elapsed = last.Started.Add(last.Elapsed).Sub(r.Started)
 	} else if r.Elapsed == 0 && !r.Started.IsZero() {
 		r.Elapsed = time.Since(r.Started)
 	}
