@@ -209,12 +209,6 @@ func (c *Comparison) compareFailover(base, cur []*failover.Report) {
 	for _, n := range cur {
 		ran[n.Scenario] = true
 		b := old[n.Scenario]
-		verdict := func(r *failover.Report) string {
-			if r.Pass {
-				return "PASS"
-			}
-			return "FAIL"
-		}
 		if b == nil {
 			c.Changes = append(c.Changes, Change{Area: "failover", Name: n.Scenario, New: verdict(n), Delta: math.NaN(), Note: "new scenario: not in base"})
 			continue
@@ -231,7 +225,7 @@ func (c *Comparison) compareFailover(base, cur []*failover.Report) {
 	}
 	for _, b := range base {
 		if !ran[b.Scenario] {
-			c.missing(Change{Area: "failover", Name: b.Scenario, Base: map[bool]string{true: "PASS", false: "FAIL"}[b.Pass], Delta: math.NaN(), Note: "in base, not in the new run"})
+			c.missing(Change{Area: "failover", Name: b.Scenario, Base: verdict(b), Delta: math.NaN(), Note: "in base, not in the new run"})
 		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/nvmftest/nvmftest/failover"
 )
 
 // fmtNs renders a latency in ns with a unit people read: ns, µs, ms, s.
@@ -69,6 +71,14 @@ func verdictWord(state string, findings int) string {
 		return "PASS"
 	case state == "skipped":
 		return "SKIP"
+	}
+	return "FAIL"
+}
+
+// verdict is a failover scenario's outcome in a word.
+func verdict(r *failover.Report) string {
+	if r.Pass {
+		return "PASS"
 	}
 	return "FAIL"
 }

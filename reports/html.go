@@ -103,10 +103,7 @@ func (r *Run) WriteHTML(w io.Writer) error {
 		}
 	}
 	for _, rep := range r.Failover {
-		sv := scenarioView{Verdict: "PASS", Rep: rep}
-		if !rep.Pass {
-			sv.Verdict = "FAIL"
-		}
+		sv := scenarioView{Verdict: verdict(rep), Rep: rep}
 		p, err := failoverPlot(rep)
 		if err == nil {
 			sv.Plot, err = renderSVG(p, "Per-path IOPS, "+rep.Scenario)

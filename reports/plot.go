@@ -129,6 +129,15 @@ func newPlot(title, x, y string) *plot.Plot {
 	return p
 }
 
+// newTimePlot is a plot against seconds since the start of the run, not
+// since its first sample.
+func newTimePlot(title, y string) *plot.Plot {
+	p := newPlot(title, "time (s)", y)
+	p.X.Min = 0
+	p.X.Tick.Marker = plainTicks{}
+	return p
+}
+
 // plainTicks are gonum's default ticks labelled without trailing zeros
 // (50000, not 50000.00).
 type plainTicks struct{}
@@ -219,9 +228,7 @@ func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
 
 // iopsPlot plots IOPS over time.
 func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
-	p := newPlot("IOPS over time", "time (s)", "IOPS")
-	p.X.Min = 0 // time from the start, not from the first sample
-	p.X.Tick.Marker = plainTicks{}
+	p := newTimePlot("IOPS over time", "IOPS")
 	ymax := 0.0
 	for i, b := range bench {
 		var pts plotter.XYs
@@ -239,9 +246,7 @@ func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
 
 // latencyOverTimePlot plots p50 (solid) and p99 (dashed) over time.
 func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
-	p := newPlot("Latency over time (p50 solid, p99 dashed)", "time (s)", "latency (µs)")
-	p.X.Min = 0 // time from the start, not from the first sample
-	p.X.Tick.Marker = plainTicks{}
+	p := newTimePlot("Latency over time (p50 solid, p99 dashed)", "latency (µs)")
 	ymax := 0.0
 	for i, b := range bench {
 		var p50, p99 plotter.XYs
@@ -274,9 +279,7 @@ func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
 // label apart (a fault and the errors it causes, often within a
 // millisecond) share one label, "6–9", numbered as in the timeline table.
 func failoverPlot(rep *failover.Report) (*plot.Plot, error) {
-	p := newPlot("Per-path IOPS, "+rep.Scenario, "time (s)", "IOPS")
-	p.X.Min = 0 // time from the start, not from the first sample
-	p.X.Tick.Marker = plainTicks{}
+	p := newTimePlot("Per-path IOPS, "+rep.Scenario, "IOPS")
 	npaths := len(rep.Paths)
 	ymax := 1.0
 	xmax := 0.0

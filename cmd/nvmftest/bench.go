@@ -212,10 +212,10 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if run != nil {
 		if f.histLog == "" {
 			// The per-interval log beside the final histograms Write keeps.
-			if err := os.MkdirAll(filepath.Join(f.report, "bench"), 0o755); err != nil {
+			bdir := filepath.Join(f.report, "bench")
+			if err := os.MkdirAll(bdir, 0o755); err != nil {
 				return fmt.Errorf("--report-dir: %v", err)
 			}
-			bdir := filepath.Join(f.report, "bench")
 			f.histLog = filepath.Join(bdir, reports.FreeName(bdir, "intervals", ".hlog"))
 		}
 	}
