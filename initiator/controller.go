@@ -321,7 +321,7 @@ func (c *Controller) AsyncEvents() <-chan uint32 {
 		c.aerCh = make(chan uint32, 16)
 		c.aerDone = make(chan struct{})
 		if aec := c.id.OAES & (nvme.AECNamespaceAttr | nvme.AECFirmwareAct | nvme.AECANAChange | nvme.AECDiscovery); aec != 0 {
-			ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+			ctx, cancel := commandContext(context.Background(), c.opts.Timeout)
 			if _, err := c.SetFeatures(ctx, nvme.FeatAsyncEventConfig, 0, aec, false, nil); err != nil {
 				c.opts.Logger.Warn("set async event configuration", "err", err)
 			}

@@ -300,7 +300,7 @@ func (m *Multipath) readANA(ctx context.Context, p *Path, c *Controller) error {
 	if len(buf) < nvme.ANALogHeaderSize {
 		buf = make([]byte, 4096)
 	}
-	cctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	cctx, cancel := commandContext(ctx, c.opts.Timeout)
 	defer cancel()
 	if err := c.GetLogPage(cctx, nvme.LogANA, 0, 0, 0, buf); err != nil {
 		return fmt.Errorf("ANA log: %w", err)
@@ -547,7 +547,7 @@ func (m *Multipath) Do(ctx context.Context, sqe nvme.SQE, data []byte, dir Dir) 
 			m.lost(p, c, err)
 		case errors.As(err, &st) && st.SCT() == nvme.SCTPath:
 			// Re-read the ANA log before the retry (nvme_update_ana).
-			actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+			actx, cancel := commandContext(ctx, c.opts.Timeout)
 			if e := m.readANA(actx, p, c); e != nil && IsTransportError(e) {
 				m.lost(p, c, e)
 			}

@@ -15,6 +15,7 @@
 package initiator
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -80,6 +81,18 @@ type Options struct {
 	// Capture, if set, records every connection (admin, I/O, discovery,
 	// raw) as a packet trace; nil records nothing and costs nothing.
 	Capture capture.Recorder
+}
+
+// commandContext bounds one host-initiated command by d, the way
+// Options.Timeout bounds each command: d <= 0 means "no timeout", so the
+// parent is returned as it is (with a cancel function, for symmetry).
+// context.WithTimeout with a negative d would give a context that has
+// already expired, and a queue whose command is abandoned fails as a whole.
+func commandContext(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(parent)
+	}
+	return context.WithTimeout(parent, d)
 }
 
 func (o Options) withDefaults(discovery bool) Options {
