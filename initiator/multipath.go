@@ -211,17 +211,6 @@ func (p *Path) ANAState(grp uint32) uint8 {
 // IOs is the number of I/Os completed on the path.
 func (p *Path) IOs() int64 { return p.ios.Load() }
 
-// Controller returns the path's controller while the path is live, else
-// nil.
-func (p *Path) Controller() *Controller {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state != PathLive {
-		return nil
-	}
-	return p.ctrl
-}
-
 // QuiesceTime is how long after the path's current (or last) controller
 // is lost a write that was outstanding on it waits before it is retried
 // elsewhere (0 before the first connect or with UnsafeRetryWithoutQuiesce).
