@@ -90,8 +90,8 @@ type MultipathOptions struct {
 	// DefaultCQT is the command quiesce time assumed for a controller that
 	// reports none (Identify Controller CQT 0): how long after it noticed
 	// a communication loss it may still run commands it had received.
-	// Default 10 s, the example NVMe Base 2.1 section 9.6.2 gives; nvmet
-	// and SPDK report 0, so with them every write outstanding on a lost
+	// Default 10 s, the example NVMe Base 2.1 section 9.6.2 gives; Linux
+	// 6.12's nvmet reports 0, so with it every write outstanding on a lost
 	// path waits this long on top of 2 or 3 KATT.
 	DefaultCQT time.Duration
 	// MaxANALogSize bounds the ANA log page a path reads (default 4 MiB,
