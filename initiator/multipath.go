@@ -58,7 +58,8 @@ import (
 //     is after the last command it sent, so the wait starts later than the
 //     spec requires, never earlier. The wait is a "quiesce wait" path
 //     event, counted by Multipath.Held and HeldTime, and bounded by the
-//     I/O's context.
+//     I/O's context and by MaxQuiesceWait (past which the command is not
+//     retried: its error says it may still run).
 //   - State-Dependent Retry commands (Reservation Register, Acquire,
 //     Release and fused commands) are never retried: their transport
 //     error is returned, after the same wait.
@@ -94,6 +95,13 @@ type MultipathOptions struct {
 	// 6.12's nvmet reports 0, so with it every write outstanding on a lost
 	// path waits this long on top of 2 or 3 KATT.
 	DefaultCQT time.Duration
+	// MaxQuiesceWait bounds the quiesce wait, which the controller sets
+	// (KAS, Get Features Keep Alive Timer and CQT can ask for hours). When
+	// a path's quiesce time is longer, a write outstanding on it when it
+	// is lost is not retried: after MaxQuiesceWait its error is returned,
+	// saying the command may still run there. Default 10 minutes, as
+	// CtrlLossTmo.
+	MaxQuiesceWait time.Duration
 	// MaxANALogSize bounds the ANA log page a path reads (default 4 MiB,
 	// about a million namespaces). A controller whose log is longer fails
 	// to connect on that path, saying so.
@@ -126,6 +134,9 @@ func (o MultipathOptions) withDefaults() MultipathOptions {
 	}
 	if o.MaxANALogSize <= 0 {
 		o.MaxANALogSize = 4 << 20
+	}
+	if o.MaxQuiesceWait <= 0 {
+		o.MaxQuiesceWait = 10 * time.Minute
 	}
 	return o
 }
@@ -575,6 +586,7 @@ func (m *Multipath) quiesceTime(ctx context.Context, c *Controller) (time.Durati
 type fence struct {
 	wait  time.Duration
 	how   string
+	cut   bool // the quiesce time exceeds MaxQuiesceWait: wait is that, and no retry follows
 	path  *Path
 	mu    sync.Mutex
 	until time.Time // zero until the association has ended
@@ -601,6 +613,10 @@ func (m *Multipath) lost(p *Path, c *Controller, why error) {
 		// Registered before the path stops being live, so an I/O that
 		// failed on c finds it (a Path's mu may be held taking m.mu).
 		f = &fence{wait: p.quiesce, how: p.quiesceHow, path: p, done: make(chan struct{})}
+		if f.wait > m.opts.MaxQuiesceWait {
+			f.wait, f.cut = m.opts.MaxQuiesceWait, true
+			f.how = fmt.Sprintf("MaxQuiesceWait; the controller's quiesce time is %v (%s), so writes held are not retried", p.quiesce, p.quiesceHow)
+		}
 		m.mu.Lock()
 		m.fences[c] = f
 		m.mu.Unlock()
@@ -643,7 +659,9 @@ func (m *Multipath) quiesce(c *Controller, f *fence) {
 
 // awaitQuiesce waits until the lost controller c can no longer run what
 // it was sent, bounded by ctx. Without a fence it has already quiesced.
-func (m *Multipath) awaitQuiesce(ctx context.Context, c *Controller) error {
+// A fence cut at MaxQuiesceWait gives failure, the command's error, once
+// it ends: the command must not be retried.
+func (m *Multipath) awaitQuiesce(ctx context.Context, c *Controller, failure error) error {
 	m.mu.Lock()
 	f := m.fences[c]
 	m.mu.Unlock()
@@ -655,6 +673,9 @@ func (m *Multipath) awaitQuiesce(ctx context.Context, c *Controller) error {
 	defer func() { m.heldNanos.Add(int64(time.Since(start))) }()
 	select {
 	case <-f.done:
+		if f.cut {
+			return mayStillRun(fmt.Errorf("%w (not retried: its controller's quiesce time exceeds MaxQuiesceWait %v)", failure, m.opts.MaxQuiesceWait), f.path, time.Time{})
+		}
 		return nil
 	case <-m.ctx.Done():
 		return ErrClosed
@@ -935,7 +956,7 @@ func (m *Multipath) Do(ctx context.Context, sqe nvme.SQE, data []byte, dir Dir) 
 			if class == retryUnrestricted {
 				break
 			}
-			if werr := m.awaitQuiesce(ctx, c); werr != nil {
+			if werr := m.awaitQuiesce(ctx, c, err); werr != nil {
 				m.failed.Add(1)
 				return cqe, werr
 			}

@@ -22,7 +22,7 @@ import (
 // and still lets their bytes reach the target while its association
 // lives, as NVMe Base 2.1 9.6.2 allows a network to delay a command by up
 // to one KATT.
-func heldPath(t *testing.T) (*initiator.Multipath, *faults.Proxy, func() []string) {
+func heldPath(t *testing.T, tweak ...func(*initiator.MultipathOptions)) (*initiator.Multipath, *faults.Proxy, func() []string) {
 	t.Helper()
 	tg, addrs := twoPortTarget(t)
 	if err := tg.SetANAState(2, 1, nvme.ANANonOptimized); err != nil {
@@ -37,7 +37,7 @@ func heldPath(t *testing.T) (*initiator.Multipath, *faults.Proxy, func() []strin
 	var events []string
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	m, err := initiator.ConnectMultipath(ctx, []string{px.Addr().String(), addrs[1]}, target.DefaultSubsystemNQN, initiator.MultipathOptions{
+	o := initiator.MultipathOptions{
 		Options: initiator.Options{NrIOQueues: 1, Timeout: 300 * time.Millisecond, KATO: time.Second},
 		// Path 1 stays lost for the test once it is lost.
 		ReconnectDelay: time.Minute, CtrlLossTmo: 5 * time.Minute,
@@ -46,7 +46,11 @@ func heldPath(t *testing.T) (*initiator.Multipath, *faults.Proxy, func() []strin
 			events = append(events, e.Event)
 			mu.Unlock()
 		},
-	})
+	}
+	for _, f := range tweak {
+		f(&o)
+	}
+	m, err := initiator.ConnectMultipath(ctx, []string{px.Addr().String(), addrs[1]}, target.DefaultSubsystemNQN, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +172,22 @@ func TestMultipathCloseWaitsForLostController(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// TestMultipathMaxQuiesceWait: a controller's quiesce time (2 or 3 KATT
+// plus CQT, which it sets) longer than MaxQuiesceWait is not waited out:
+// after MaxQuiesceWait the write's error is returned, not retried, since
+// the controller may still run it.
+func TestMultipathMaxQuiesceWait(t *testing.T) {
+	m, px, _ := heldPath(t, func(o *initiator.MultipathOptions) { o.MaxQuiesceWait = time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	px.SetHold(faults.ToTarget, 800*time.Millisecond)
+	err := m.Write(ctx, 1, 0, 1, make([]byte, 512))
+	if !initiator.IsTransportError(err) || !strings.Contains(err.Error(), "MaxQuiesceWait") || !strings.Contains(err.Error(), "may still be run") {
+		t.Fatalf("write held past MaxQuiesceWait: %v", err)
+	}
+	if m.Retried() != 0 || m.Paths()[1].IOs() != 0 || m.Held() != 1 {
+		t.Fatalf("retried %d, path 2 I/Os %d, held %d: want 0, 0, 1", m.Retried(), m.Paths()[1].IOs(), m.Held())
+	}
 }
