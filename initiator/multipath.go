@@ -222,13 +222,14 @@ func (p *Path) ANAState(grp uint32) uint8 {
 // IOs is the number of I/Os completed on the path.
 func (p *Path) IOs() int64 { return p.ios.Load() }
 
-// QuiesceTime is how long after the path's current (or last) controller
-// is lost a write that was outstanding on it waits before it is retried
-// elsewhere (0 before the first connect or with UnsafeRetryWithoutQuiesce).
+// QuiesceTime is how long, once the association with the path's current
+// (or last) controller has ended after a loss, a write that was
+// outstanding on it waits before it is retried elsewhere: MaxQuiesceWait
+// at most (0 before the first connect or with UnsafeRetryWithoutQuiesce).
 func (p *Path) QuiesceTime() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.quiesce
+	return min(p.quiesce, p.m.opts.MaxQuiesceWait)
 }
 
 // Multipath is one subsystem reached through several paths.
