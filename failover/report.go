@@ -27,6 +27,9 @@ func WriteText(w io.Writer, rep *Report) {
 	}
 	fmt.Fprintf(w, "  I/Os %d, failed to the application %d, retried %d, verify mismatches %d (%d blocks verified)\n",
 		rep.IOs, rep.Failed, rep.Retried, rep.VerifyErrors, rep.Verified)
+	if rep.Held > 0 {
+		fmt.Fprintf(w, "  held for a lost path's controller to quiesce before the retry: %d I/Os, %v in all\n", rep.Held, rep.HeldTime.Round(1e6))
+	}
 	fmt.Fprintf(w, "  longest stall %v, total stall %v (gaps over %v)\n", rep.LongestStall.Round(1e6), rep.StallTotal.Round(1e6), rep.StallThreshold)
 	if rep.Err != "" {
 		fmt.Fprintf(w, "  error: %s\n", rep.Err)

@@ -30,10 +30,26 @@ const (
 	KeepAlive     = "keep-alive-expiry"
 	Digest        = "digest-corruption"
 	Restart       = "target-restart"
+	// GhostWrite holds path 1's host-to-target bytes longer than the host's
+	// command timeout (but no longer than KATO, as NVMe Base 2.1 9.6.2
+	// allows a network to), in pulses: writes time out on path 1 and fail
+	// over while their capsules still reach the target late. A host that
+	// retries them at once sees its newer data overwritten (verify
+	// mismatch); one that waits for the lost controller to quiesce does not.
+	GhostWrite = "ghost-write"
 )
 
 // Scenarios lists every scenario, in the order they are usually run.
-var Scenarios = []string{PathDown, Blackhole, ANATransition, Flap, KeepAlive, Digest, Restart}
+var Scenarios = []string{PathDown, Blackhole, ANATransition, Flap, KeepAlive, Digest, Restart, GhostWrite}
+
+// Ghost-write timing: the hold is ghostHold of KATO; each pulse holds for
+// that long, then leaves ghostGap for path 1 to reconnect and take I/O
+// again before the next.
+const (
+	ghostPulses = 2
+	ghostHold   = 3.0 / 4
+	ghostGap    = 1500 * time.Millisecond
+)
 
 // Config is one scenario run.
 type Config struct {
@@ -54,7 +70,10 @@ type Config struct {
 	// control.
 	Control suites.Control
 	// Host options of each path; Timeout and KATO default to 2 s and 1 s
-	// so faults are noticed quickly.
+	// so faults are noticed quickly. ghost-write lowers Timeout to KATO/4
+	// when it is longer (a command must time out while the network still
+	// holds it) and lengthens Fault to cover its pulses and the quiesce
+	// wait that follows the last; both are timeline events.
 	Host initiator.MultipathOptions
 	// Before, Fault and After: how long I/O runs before the fault, during
 	// it and after the path returns (defaults 1 s, 3 s, 2 s).
@@ -70,6 +89,8 @@ type Config struct {
 	// Capture, if set, records each proxied connection as the host sees
 	// it, with every injected fault as a packet comment.
 	Capture capture.Recorder
+
+	notes []string // what defaults changed, for the timeline
 }
 
 // Report is what a scenario measured.
@@ -87,13 +108,17 @@ type Report struct {
 	IOs            int64         `json:"ios"`
 	Failed         int64         `json:"failed_ios"`
 	Retried        int64         `json:"retried_ios"`
-	VerifyErrors   int64         `json:"verify_mismatches"`
-	Verified       int64         `json:"verified_blocks"`
-	MovedAway      bool          `json:"io_moved_away"` // I/O flowed on another path during the fault
-	MovedBack      bool          `json:"io_moved_back"` // and on the faulted path after it
-	Events         []Event       `json:"events"`
-	Samples        []Sample      `json:"samples"`
-	Err            string        `json:"error,omitempty"`
+	// Held counts I/Os that waited for a lost path's controller to quiesce
+	// before their retry elsewhere, HeldTime the time they waited.
+	Held         int64         `json:"held_ios"`
+	HeldTime     time.Duration `json:"held_ns"`
+	VerifyErrors int64         `json:"verify_mismatches"`
+	Verified     int64         `json:"verified_blocks"`
+	MovedAway    bool          `json:"io_moved_away"` // I/O flowed on another path during the fault
+	MovedBack    bool          `json:"io_moved_back"` // and on the faulted path after it
+	Events       []Event       `json:"events"`
+	Samples      []Sample      `json:"samples"`
+	Err          string        `json:"error,omitempty"`
 }
 
 // Event is one timeline entry.
@@ -133,6 +158,8 @@ type run struct {
 	start time.Time
 	mu    sync.Mutex
 	rep   *Report
+
+	hold time.Duration // ghost-write: how long path 1 holds each pulse's bytes
 
 	lastDone  atomic.Int64 // ns since start of the latest completion
 	stallMu   sync.Mutex
@@ -216,11 +243,29 @@ func (c *Config) defaults() error {
 	if c.Scenario == Digest {
 		h.HeaderDigest, h.DataDigest = true, true
 	}
+	if c.Scenario == GhostWrite {
+		if h.KATO < 0 {
+			return fmt.Errorf("%s needs keep-alive (a KATO of at least 100ms)", GhostWrite)
+		}
+		if to := h.KATO / 4; h.Timeout > to || h.Timeout < 0 {
+			c.notes = append(c.notes, fmt.Sprintf("host timeout %v lowered to %v (KATO/4): commands must time out while path 1 still holds them", h.Timeout, to))
+			h.Timeout = to
+		}
+		if h.Timeout < 10*time.Millisecond {
+			return fmt.Errorf("%s: KATO %v is too short (use at least 100ms)", GhostWrite, h.KATO)
+		}
+	}
 	if c.Job == nil {
 		j := loadgen.NewJob("failover")
 		for _, kv := range [][2]string{{"rw", "randrw"}, {"bs", "4k"}, {"iodepth", "8"}, {"verify", "crc32c"},
 			{"size", "4MiB"}, {"norandommap", "1"}, {"time_based", "1"}, {"randseed", "42"}} {
 			if err := j.Set(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		if c.Scenario == GhostWrite {
+			// 16 blocks: a block a stale write lands on is soon read back.
+			if err := j.Set("size", "64KiB"); err != nil {
 				return err
 			}
 		}
@@ -294,6 +339,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}()
 	r.start = time.Now()
+	for _, n := range cfg.notes {
+		r.event("scenario", n)
+	}
 	for i, a := range addrs {
 		p, err := faults.New("127.0.0.1:0", a)
 		if err != nil {
@@ -336,6 +384,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer m.Close()
+	if cfg.Scenario == GhostWrite {
+		r.ghostPhases(m)
+		cfg = r.cfg
+	}
 	ctrl := m.Controller()
 	ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	ns, err := ctrl.IdentifyNamespace(ictx, cfg.NSID)
@@ -411,6 +463,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := r.rep
 	rep.LongestStall, rep.StallTotal = r.stallMax, r.stallSum
 	rep.Failed, rep.Retried = m.Failed(), m.Retried()
+	rep.Held, rep.HeldTime = m.Held(), m.HeldTime()
 	for _, p := range m.Paths() {
 		rep.IOs += p.IOs()
 	}
@@ -436,6 +489,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Reason = fmt.Sprintf("%d I/Os failed to the application: %v", rep.Failed, lerr)
 	case rep.Verified == 0:
 		rep.Reason = "no block written by this run was read back and verified"
+	case cfg.Scenario == GhostWrite && rep.Held == 0 && !cfg.Host.UnsafeRetryWithoutQuiesce:
+		rep.Reason = "no write was outstanding on path 1 when it was lost: the stale-write case was not exercised"
 	case !rep.MovedAway:
 		rep.Reason = "I/O did not move to the other path during the fault"
 	case !rep.MovedBack:
@@ -444,6 +499,25 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Pass = true
 	}
 	return rep, nil
+}
+
+// ghostPhases sets the ghost-write hold from KATO and lengthens the fault
+// phase, if it is too short, to what the scenario measures: its pulses,
+// then the last pulse's writes timing out, the association with path 1's
+// controller ending (a Keep Alive in flight may take KATO, the shutdown a
+// Timeout) and the quiesce wait the host then keeps (path 1's
+// QuiesceTime), with a second to spare for the held writes' retries.
+func (r *run) ghostPhases(m *initiator.Multipath) {
+	h := &r.cfg.Host
+	r.hold = time.Duration(float64(h.KATO) * ghostHold).Truncate(time.Millisecond)
+	pulses := time.Duration(ghostPulses-1)*(r.hold+ghostGap) + r.hold
+	need := pulses + 2*h.Timeout + h.KATO + m.Paths()[0].QuiesceTime() + time.Second
+	if r.cfg.Fault < need {
+		r.event("scenario", fmt.Sprintf("fault phase lengthened from %v to %v: %d holds of %v, %v apart, then the quiesce wait of %v",
+			r.cfg.Fault, need, ghostPulses, r.hold, ghostGap, m.Paths()[0].QuiesceTime()))
+		r.cfg.Fault = need
+		r.cfg.Job.Runtime = r.cfg.Before + r.cfg.Fault + r.cfg.After
+	}
 }
 
 func anaAction(cfg Config, path int, state string) suites.Action {
@@ -481,6 +555,15 @@ func (r *run) timeline(ctx context.Context, tg *target.Target, px []*faults.Prox
 		return []faults.Step{
 			{At: at, Name: "path 1 ANA inaccessible", Do: ctl(anaAction(cfg, 1, "inaccessible"))},
 			{At: until, Name: "path 1 ANA optimized", Do: ctl(anaAction(cfg, 1, "optimized"))}}, nil
+	case GhostWrite:
+		var steps []faults.Step
+		for i := range ghostPulses {
+			t := at + time.Duration(i)*(r.hold+ghostGap)
+			steps = append(steps,
+				faults.Step{At: t, Name: fmt.Sprintf("path 1 holds host-to-target bytes for %v", r.hold), Do: func() { p.SetHold(faults.ToTarget, r.hold) }},
+				faults.Step{At: t + r.hold, Name: "path 1 holds no more (what it held still arrives late)", Do: func() { p.SetHold(faults.ToTarget, 0) }})
+		}
+		return steps, nil
 	case Digest:
 		return []faults.Step{{At: at, Name: "corrupt C2HData and H2CData on path 1", Do: func() {
 			_ = p.Corrupt(faults.ToHost, faults.Corruption{PDUType: int(tcp.TypeC2HData), Offset: 24 + 4 + 64, Count: 3})

@@ -37,6 +37,11 @@ var _ = Describe("failover scenarios against the reference target", Label("failo
 			cfg := failover.Config{Scenario: name, Before: 500 * time.Millisecond, Fault: 2 * time.Second, After: 1500 * time.Millisecond,
 				Log: func(s string) { GinkgoWriter.Println(s) }}
 			cfg.Host.KATO = 500 * time.Millisecond
+			if name == failover.GhostWrite {
+				// Held 750 ms, timed out at 250 ms: a noisy machine does not
+				// time out the healthy path too.
+				cfg.Host.KATO = time.Second
+			}
 			if os.Getenv("NVMFTEST_FAILOVER_DEBUG") != "" {
 				cfg.Host.Logger = slog.New(slog.NewTextHandler(GinkgoWriter, nil))
 			}
@@ -56,6 +61,31 @@ var _ = Describe("failover scenarios against the reference target", Label("failo
 			if name == failover.Blackhole || name == failover.KeepAlive {
 				Expect(rep.LongestStall).To(BeNumerically(">", 0), "a blackhole stalls the I/O on it until a timeout")
 			}
+			if name == failover.GhostWrite {
+				Expect(rep.Held).To(BeNumerically(">", 0), "writes outstanding on path 1 waited for its controller to quiesce")
+			}
 		})
 	}
+
+	// What ghost-write guards against: a host that retries a timed-out
+	// write on the other path at once (as hosts without Command Quiesce
+	// Time handling do) has newer data overwritten by the original when it
+	// arrives late, and the verify catches it.
+	It("ghost-write without the quiesce wait: the stale write overwrites newer data and verify fails", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cfg := failover.Config{Scenario: failover.GhostWrite, Before: 500 * time.Millisecond, Fault: 2 * time.Second, After: 1500 * time.Millisecond,
+			Log: func(s string) { GinkgoWriter.Println(s) }}
+		cfg.Host.KATO = time.Second
+		cfg.Host.UnsafeRetryWithoutQuiesce = true
+		rep, err := failover.Run(ctx, cfg)
+		Expect(err).NotTo(HaveOccurred())
+		var b strings.Builder
+		failover.WriteText(&b, rep)
+		GinkgoWriter.Println(b.String())
+		Expect(rep.Pass).To(BeFalse())
+		Expect(rep.VerifyErrors).To(BeNumerically(">", 0), rep.Reason)
+		Expect(rep.Err).To(ContainSubstring("stale data"))
+		Expect(rep.Held).To(BeZero())
+	})
 })

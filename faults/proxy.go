@@ -1,6 +1,8 @@
 // Package faults is a fault-injecting TCP proxy for NVMe/TCP: it sits
 // between a host and a target and, on command or on a timeline, delays
-// (fixed and jitter), limits bandwidth, blackholes (stalls without
+// (fixed and jitter), holds one direction's bytes and delivers them late
+// even after their sender has gone (a congested network's packets in
+// flight: stale commands), limits bandwidth, blackholes (stalls without
 // closing), resets, closes, drops one direction, corrupts one byte at an
 // offset of a chosen PDU (so header or data digests catch it), and takes
 // the path down and up (flap).
@@ -63,6 +65,7 @@ type Event struct {
 // dirState is the fault configuration of one direction.
 type dirState struct {
 	delay, jitter time.Duration
+	hold          time.Duration
 	bps           int64 // 0: unlimited
 	drop          bool
 	corrupt       []Corruption
@@ -86,6 +89,7 @@ type Proxy struct {
 
 	corrupted atomic.Int64
 	accepted  atomic.Int64
+	held      atomic.Int64 // bytes held by SetHold, not yet delivered or discarded
 	wg        sync.WaitGroup
 }
 
@@ -163,6 +167,29 @@ func (p *Proxy) SetDelay(d Direction, delay, jitter time.Duration) {
 	p.annotate("delay %s %v jitter %v", d, delay, jitter)
 	p.event("delay %s %v jitter %v", d, delay, jitter)
 }
+
+// SetHold holds every byte read in direction d from now on for hold
+// before delivering it (0: no longer; bytes already held still wait their
+// time, and later ones queue behind them). Unlike SetDelay, what is held
+// is delivered even after its sender has closed or reset its side, before
+// the receiver's side is closed: the receiver sees it as packets a
+// congested network still carried when the sender gave up. On the way to
+// the target that is the stale command a host failing over must survive:
+// a write it timed out and retried elsewhere arrives, and runs, late.
+func (p *Proxy) SetHold(d Direction, hold time.Duration) {
+	p.mu.Lock()
+	p.dirs[d].hold = hold
+	p.mu.Unlock()
+	if hold > 0 {
+		p.annotate("hold %s %v: bytes delivered late, even after their sender has gone", d, hold)
+	} else {
+		p.annotate("hold %s off: bytes already held still arrive late", d)
+	}
+	p.event("hold %s %v", d, hold)
+}
+
+// Held is the number of bytes SetHold holds now: read, not yet delivered.
+func (p *Proxy) Held() int64 { return p.held.Load() }
 
 // SetBandwidth limits direction d to bytesPerSec (0: unlimited).
 func (p *Proxy) SetBandwidth(d Direction, bytesPerSec int64) {
@@ -301,6 +328,19 @@ type pair struct {
 	hrec      net.Conn // host as recorded; nil when not capturing
 	once      sync.Once
 	done      chan struct{}
+	// held counts the bytes SetHold holds per direction: while some wait,
+	// the other direction's failure to write (its receiver has gone)
+	// closes that side only, so they are still delivered.
+	held [2]atomic.Int64
+}
+
+// closeSide closes the side d writes to, leaving the other open.
+func (c *pair) closeSide(d Direction) {
+	if d == ToHost {
+		c.hostSide().Close()
+	} else {
+		c.tgt.Close()
+	}
 }
 
 // hostSide is the host connection to read and write: through the recorder
@@ -415,9 +455,10 @@ func (p *Proxy) handle(hc net.Conn) {
 
 // chunk is bytes read at a time, to deliver no earlier than at.
 type chunk struct {
-	b  []byte
-	at time.Time
-	bh bool // read while blackholed: lost unless its sender is still there
+	b    []byte
+	at   time.Time
+	bh   bool // read while blackholed: lost unless its sender is still there
+	held bool // read while SetHold held its direction: counted in pair.held
 }
 
 // pipe forwards one direction: a reader that frames and corrupts, and a
@@ -439,7 +480,7 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 			p.mu.Lock()
 			st := &p.dirs[d]
 			drop, bh := st.drop, p.blackhole
-			delay := st.delay
+			delay, hold := st.delay, st.hold
 			if st.jitter > 0 {
 				delay += rand.N(st.jitter)
 			}
@@ -454,9 +495,15 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 				p.event("corrupted %d byte(s) %s", hits, d)
 			}
 			if !drop {
+				ch := chunk{b: b, at: time.Now().Add(delay + hold), bh: bh, held: hold > 0}
+				if ch.held {
+					c.held[d].Add(int64(n))
+					p.held.Add(int64(n))
+				}
 				select {
-				case q <- chunk{b: b, at: time.Now().Add(delay), bh: bh}:
+				case q <- ch:
 				case <-c.done:
+					p.release(c, d, ch)
 				}
 			}
 		}
@@ -476,44 +523,71 @@ func (p *Proxy) pipe(c *pair, d Direction, src, dst net.Conn) {
 	}
 }
 
+// release uncounts a held chunk once it is delivered or discarded.
+func (p *Proxy) release(c *pair, d Direction, ch chunk) {
+	if ch.held {
+		c.held[d].Add(-int64(len(ch.b)))
+		p.held.Add(-int64(len(ch.b)))
+	}
+}
+
 func (p *Proxy) writer(c *pair, d Direction, dst net.Conn, q chan chunk, gone *atomic.Bool) {
+	dstGone := false // the receiver went away while the other way held bytes
 	for ch := range q {
-		if w := time.Until(ch.at); w > 0 {
-			select {
-			case <-time.After(w):
-			case <-c.done:
-			}
-		}
-		p.mu.Lock()
-		for p.blackhole && !p.closed && !c.ended() {
-			p.bhCond.Wait()
-		}
-		bps := p.dirs[d].bps
-		p.mu.Unlock()
+		p.deliver(c, d, dst, ch, gone, &dstGone)
+		p.release(c, d, ch)
+	}
+}
+
+// deliver writes one chunk when its time comes, unless the connection
+// ended (or, for blackholed bytes, their sender went away).
+func (p *Proxy) deliver(c *pair, d Direction, dst net.Conn, ch chunk, gone *atomic.Bool, dstGone *bool) {
+	if w := time.Until(ch.at); w > 0 {
 		select {
+		case <-time.After(w):
 		case <-c.done:
-			continue // drain so the reader never blocks
-		default:
 		}
-		if ch.bh && gone.Load() {
-			// Bytes a blackhole swallowed come back only by retransmission,
-			// and their sender is gone: never deliver them late.
-			continue
+	}
+	p.mu.Lock()
+	for p.blackhole && !p.closed && !c.ended() {
+		p.bhCond.Wait()
+	}
+	bps := p.dirs[d].bps
+	p.mu.Unlock()
+	select {
+	case <-c.done:
+		return // drain so the reader never blocks
+	default:
+	}
+	if ch.bh && gone.Load() {
+		// Bytes a blackhole swallowed come back only by retransmission,
+		// and their sender is gone: never deliver them late.
+		return
+	}
+	if *dstGone {
+		return
+	}
+	b := ch.b
+	for len(b) > 0 {
+		n := len(b)
+		if bps > 0 {
+			n = min(n, max(int(bps/100), 1)) // about 10 ms of bytes at a time
 		}
-		b := ch.b
-		for len(b) > 0 {
-			n := len(b)
-			if bps > 0 {
-				n = min(n, max(int(bps/100), 1)) // about 10 ms of bytes at a time
+		if _, err := dst.Write(b[:n]); err != nil {
+			if c.held[1-d].Load() > 0 {
+				// The receiver went away, but the other direction still
+				// holds bytes for the side that remains: close only this
+				// side, so those are delivered before the other closes.
+				c.closeSide(d)
+				*dstGone = true
+				return
 			}
-			if _, err := dst.Write(b[:n]); err != nil {
-				c.end(false)
-				break
-			}
-			b = b[n:]
-			if bps > 0 {
-				time.Sleep(time.Duration(int64(n) * int64(time.Second) / bps))
-			}
+			c.end(false)
+			break
+		}
+		b = b[n:]
+		if bps > 0 {
+			time.Sleep(time.Duration(int64(n) * int64(time.Second) / bps))
 		}
 	}
 }

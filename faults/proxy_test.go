@@ -233,3 +233,69 @@ func TestDigestCorruption(t *testing.T) {
 		t.Fatal("offset inside the common header accepted")
 	}
 }
+
+// TestHoldDeliversAfterSenderGone: bytes held toward the target reach it
+// even though the host closed its side meanwhile, and even though the
+// target's replies to the first of them can no longer reach the host;
+// the target's side closes only after them (SetDelay drops the second).
+func TestHoldDeliversAfterSenderGone(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan []byte, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		var all []byte
+		buf := make([]byte, 64)
+		for {
+			n, err := c.Read(buf)
+			all = append(all, buf[:n]...)
+			if n > 0 {
+				// Reply, as a target answers a command: the host has gone,
+				// so these writes fail at the proxy.
+				for range 3 {
+					_, _ = c.Write([]byte("reply"))
+					time.Sleep(10 * time.Millisecond) // separate writes at the proxy
+				}
+			}
+			if err != nil {
+				got <- all
+				return
+			}
+		}
+	}()
+	p := newProxy(t, ln.Addr().String())
+	c := dial(t, p)
+	p.SetHold(ToTarget, 300*time.Millisecond)
+	for _, s := range []string{"first ", "second"} {
+		if _, err := c.Write([]byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // two reads, two chunks
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Held() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if p.Held() == 0 {
+		t.Fatal("nothing held")
+	}
+	c.Close() // the host gives up while its bytes are still held
+	select {
+	case b := <-got:
+		if string(b) != "first second" {
+			t.Fatalf("target received %q before its side closed, want both held writes", b)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the target's side never closed")
+	}
+	if p.Held() != 0 {
+		t.Fatalf("held %d after delivery", p.Held())
+	}
+}

@@ -97,6 +97,11 @@ type IdentifyController struct {
 	ANACAP      uint8    // 343
 	ANAGRPMAX   uint32   // 344
 	NANAGRPID   uint32   // 348
+	// CQT is the Command Quiesce Time (386, NVMe Base 2.1 figure 312):
+	// the controller's expected worst case, in milliseconds, to stop
+	// processing outstanding commands after a keep-alive timeout or other
+	// communication loss; 0 means not reported.
+	CQT uint16
 
 	SQES   uint8  // 512
 	CQES   uint8  // 513
@@ -187,6 +192,7 @@ func (c *IdentifyController) Put(b []byte) {
 	b[343] = c.ANACAP
 	le.PutUint32(b[344:], c.ANAGRPMAX)
 	le.PutUint32(b[348:], c.NANAGRPID)
+	le.PutUint16(b[386:], c.CQT)
 
 	b[512] = c.SQES
 	b[513] = c.CQES
@@ -285,6 +291,7 @@ func (c *IdentifyController) Decode(b []byte) error {
 	c.ANACAP = b[343]
 	c.ANAGRPMAX = le.Uint32(b[344:])
 	c.NANAGRPID = le.Uint32(b[348:])
+	c.CQT = le.Uint16(b[386:])
 
 	c.SQES = b[512]
 	c.CQES = b[513]

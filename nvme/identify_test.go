@@ -85,7 +85,7 @@ func TestIdentifyControllerGolden(t *testing.T) {
 func TestIdentifyControllerKeyOffsets(t *testing.T) {
 	c := IdentifyController{
 		MDTS: 0x05, CNTLID: 0xABCD, KAS: 0x1234, NN: 0xDEADBEEF, SGLS: 0x00100001,
-		ANATT: 0x0A, ANACAP: 0x47, ANAGRPMAX: 0x11223344, NANAGRPID: 0x55667788,
+		ANATT: 0x0A, ANACAP: 0x47, ANAGRPMAX: 0x11223344, NANAGRPID: 0x55667788, CQT: 0x99AA,
 		SUBNQN: "nqn.x", IOCCSZ: 0x01020304, IORCSZ: 0x05060708, ICDOFF: 0x090A,
 		FCATT: 0x01, MSDBD: 0x0B, OFCS: 0x0001, CNTRLTYPE: 2, VER: 0x00020000,
 	}
@@ -110,6 +110,7 @@ func TestIdentifyControllerKeyOffsets(t *testing.T) {
 	check("ANACAP@343", uint64(b[343]), 0x47)
 	check("ANAGRPMAX@344", uint64(le.Uint32(b[344:])), 0x11223344)
 	check("NANAGRPID@348", uint64(le.Uint32(b[348:])), 0x55667788)
+	check("CQT@386", uint64(le.Uint16(b[386:])), 0x99AA) // NVMe Base 2.1 figure 312: bytes 387:386
 	check("NN@516", uint64(le.Uint32(b[516:])), 0xDEADBEEF)
 	check("SGLS@536", uint64(le.Uint32(b[536:])), 0x00100001)
 	check("IOCCSZ@1792", uint64(le.Uint32(b[1792:])), 0x01020304)
@@ -152,7 +153,7 @@ func fullIdentifyController() IdentifyController {
 		OACS: 18, ACL: 19, AERL: 20, FRMW: 21, LPA: 22, ELPE: 23, NPSS: 24, AVSCC: 25, APSTA: 26,
 		WCTEMP: 27, CCTEMP: 28, MTFA: 29, HMPRE: 30, HMMIN: 31, RPMBS: 32, EDSTT: 33, DSTO: 34,
 		FWUG: 35, KAS: 36, HCTMA: 37, MNTMT: 38, MXTMT: 39, SANICAP: 40, HMMINDS: 41, HMMAXD: 42,
-		NVMSETIDMAX: 43, ENDGIDMAX: 44, ANATT: 45, ANACAP: 46, ANAGRPMAX: 47, NANAGRPID: 48,
+		NVMSETIDMAX: 43, ENDGIDMAX: 44, ANATT: 45, ANACAP: 46, ANAGRPMAX: 47, NANAGRPID: 48, CQT: 71,
 		SQES: 49, CQES: 50, MAXCMD: 51, NN: 52, ONCS: 53, FUSES: 54, FNA: 55, VWC: 56, AWUN: 57,
 		AWUPF: 58, NVSCC: 59, NWPC: 60, ACWU: 61, SGLS: 62, MNAN: 63,
 		SUBNQN: "nqn.2014-08.org.example:sub", IOCCSZ: 64, IORCSZ: 65, ICDOFF: 66, FCATT: 67,

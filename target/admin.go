@@ -93,6 +93,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		AERL:   maxAER - 1,
 		ELPE:   errorLogEntries - 1,
 		KAS:    1,
+		CQT:    1000, // ms: an ended association's sockets are closed at once; only commands already read and handed to workers still run
 		SQES:   0x66,
 		CQES:   0x44,
 		MAXCMD: uint16(t.cfg.QueueSize),
