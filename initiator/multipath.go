@@ -195,10 +195,11 @@ type Path struct {
 	quiesce    time.Duration
 	quiesceHow string
 
-	ios        atomic.Int64 // I/Os completed on this path
-	retries    atomic.Int64 // I/Os that failed on this path and were retried
-	anaRefresh atomic.Bool  // a background ANA log read is under way
-	anaLearnt  atomic.Int64 // when learnANA last started one, Unix ns
+	ios        atomic.Int64  // I/Os completed on this path
+	queueRR    atomic.Uint64 // round robin over the path's I/O queues
+	retries    atomic.Int64  // I/Os that failed on this path and were retried
+	anaRefresh atomic.Bool   // a background ANA log read is under way
+	anaLearnt  atomic.Int64  // when learnANA last started one, Unix ns
 }
 
 // Addr is the path's address.
@@ -797,8 +798,11 @@ func (m *Multipath) pick(nsid uint32) (*Path, *Controller, *Queue, bool) {
 				continue // inaccessible, persistent loss, change
 			}
 			if t == tier {
+				// The queue has a counter of its own: taken from start, with
+				// as many paths as queues each path would always get the
+				// same queue.
 				qs := ctrl.IOQueues()
-				return p, ctrl, qs[start%uint64(len(qs))], t == tierUnknown
+				return p, ctrl, qs[p.queueRR.Add(1)%uint64(len(qs))], t == tierUnknown
 			}
 		}
 	}
