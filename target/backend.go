@@ -65,15 +65,25 @@ func (b *NullBackend) Deallocate(_, _ int64) error  { return nil }
 func (b *NullBackend) Size() int64                  { return b.size }
 func (b *NullBackend) Close() error                 { return nil }
 
+// errBackendClosed is what a closed memory backend answers (a namespace
+// removed while a command was in flight).
+var errBackendClosed = fmt.Errorf("target: backend closed: %w", os.ErrClosed)
+
 // memChunk is the allocation unit of MemBackend.
 const memChunk = 64 << 10
+
+// memDeallocBatch bounds the chunks one hold of MemBackend.mu drops, so a
+// deallocation of a huge range never stalls the namespace's other
+// commands for long.
+const memDeallocBatch = 4096
 
 // MemBackend keeps data in memory, allocated in 64 KiB chunks on first
 // write, so an unwritten namespace costs nothing.
 type MemBackend struct {
 	size   int64
-	mu     sync.RWMutex // the chunk map
+	mu     sync.RWMutex // the chunk map and closed
 	chunks map[int64]*[memChunk]byte
+	closed bool
 	// stripes order copies into and out of a chunk: concurrent commands
 	// on the same blocks (which NVMe leaves unordered) must still not race
 	// in Go's memory model.
@@ -91,6 +101,10 @@ func NewMemBackend(size int64) *MemBackend {
 
 func (b *MemBackend) ReadAt(p []byte, off int64) (int, error) {
 	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return 0, errBackendClosed
+	}
 	n := 0
 	for n < len(p) {
 		o := off + int64(n)
@@ -106,7 +120,6 @@ func (b *MemBackend) ReadAt(p []byte, off int64) (int, error) {
 		}
 		n += m
 	}
-	b.mu.RUnlock()
 	return n, nil
 }
 
@@ -117,15 +130,21 @@ func (b *MemBackend) WriteAt(p []byte, off int64) (int, error) {
 		ci, co := o/memChunk, int(o%memChunk)
 		m := min(len(p)-n, memChunk-co)
 		b.mu.RLock()
-		c := b.chunks[ci]
+		c, closed := b.chunks[ci], b.closed
 		b.mu.RUnlock()
+		if closed {
+			return n, errBackendClosed
+		}
 		if c == nil {
 			b.mu.Lock()
-			if c = b.chunks[ci]; c == nil {
+			if c = b.chunks[ci]; c == nil && !b.closed {
 				c = new([memChunk]byte)
 				b.chunks[ci] = c
 			}
 			b.mu.Unlock()
+			if c == nil {
+				return n, errBackendClosed
+			}
 		}
 		s := b.stripe(ci)
 		s.Lock()
@@ -140,25 +159,86 @@ func (b *MemBackend) Flush() error { return nil }
 
 func (b *MemBackend) WriteZeroes(off, n int64) error { return b.Deallocate(off, n) }
 
-// Deallocate frees whole chunks and zeroes partial ones.
+// Deallocate zeroes the partial chunks at either end of the range and
+// drops the whole chunks between them.
 func (b *MemBackend) Deallocate(off, n int64) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for n > 0 {
-		ci, co := off/memChunk, off%memChunk
-		m := min(n, memChunk-co)
-		if c := b.chunks[ci]; c != nil {
-			if m == memChunk {
-				delete(b.chunks, ci)
-			} else {
-				s := b.stripe(ci)
-				s.Lock()
-				clear(c[co : co+m])
-				s.Unlock()
+	lo, hi := off, off+n
+	if lo%memChunk != 0 {
+		e := min(hi, (lo/memChunk+1)*memChunk)
+		if err := b.zero(lo, e-lo); err != nil {
+			return err
+		}
+		lo = e
+	}
+	if lo < hi && hi%memChunk != 0 {
+		s := max(lo, hi/memChunk*memChunk)
+		if err := b.zero(s, hi-s); err != nil {
+			return err
+		}
+		hi = s
+	}
+	if lo >= hi {
+		return nil
+	}
+	return b.drop(lo/memChunk, hi/memChunk)
+}
+
+// zero clears n bytes at off, all inside one chunk.
+func (b *MemBackend) zero(off, n int64) error {
+	ci, co := off/memChunk, off%memChunk
+	b.mu.RLock()
+	c, closed := b.chunks[ci], b.closed
+	b.mu.RUnlock()
+	if closed {
+		return errBackendClosed
+	}
+	if c != nil {
+		s := b.stripe(ci)
+		s.Lock()
+		clear(c[co : co+n])
+		s.Unlock()
+	}
+	return nil
+}
+
+// drop frees chunks [from, to). It visits whichever is smaller, the range
+// or the allocated chunks, and drops them in batches, releasing b.mu in
+// between: a DSM range of a whole 1 TiB namespace costs what is
+// allocated, not 16 million map lookups under the lock.
+func (b *MemBackend) drop(from, to int64) error {
+	b.mu.RLock()
+	closed, allocated := b.closed, int64(len(b.chunks))
+	var victims []int64
+	if !closed && to-from > allocated {
+		for ci := range b.chunks {
+			if ci >= from && ci < to {
+				victims = append(victims, ci)
 			}
 		}
-		off += m
-		n -= m
+	}
+	b.mu.RUnlock()
+	if closed {
+		return errBackendClosed
+	}
+	if to-from > allocated {
+		for len(victims) > 0 {
+			batch := victims[:min(len(victims), memDeallocBatch)]
+			victims = victims[len(batch):]
+			b.mu.Lock()
+			for _, ci := range batch {
+				delete(b.chunks, ci)
+			}
+			b.mu.Unlock()
+		}
+		return nil
+	}
+	for ci := from; ci < to; {
+		end := min(to, ci+memDeallocBatch)
+		b.mu.Lock()
+		for ; ci < end; ci++ {
+			delete(b.chunks, ci)
+		}
+		b.mu.Unlock()
 	}
 	return nil
 }
@@ -172,9 +252,12 @@ func (b *MemBackend) Allocated() int64 {
 	return int64(len(b.chunks)) * memChunk
 }
 
+// Close frees the data; later I/O fails with an error wrapping
+// os.ErrClosed.
 func (b *MemBackend) Close() error {
 	b.mu.Lock()
 	clear(b.chunks)
+	b.closed = true
 	b.mu.Unlock()
 	return nil
 }
