@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // Backend stores a namespace's blocks. Offsets and lengths are in bytes and
@@ -262,12 +264,77 @@ func (b *MemBackend) Close() error {
 	return nil
 }
 
+// File backend block atomicity: reads and writes lock the stripes their
+// range covers, readers shared and writers exclusive, so a read never sees
+// a block half written (AWUN 0: one logical block is atomic with respect to
+// other commands; the page cache gives no such guarantee between pread and
+// pwrite). A stripe unit is 64 KiB of the file; unit u maps to stripe
+// u mod 64. Locks are taken in stripe order, so overlapping commands
+// cannot deadlock, and never across an fsync.
+const (
+	fileStripeShift = 16
+	fileStripes     = 64
+)
+
+// fileStripeMask returns the stripes [off, off+n) covers, bit i for stripe i.
+func fileStripeMask(off, n int64) uint64 {
+	if n <= 0 {
+		return 0
+	}
+	first, last := off>>fileStripeShift, (off+n-1)>>fileStripeShift
+	if last-first >= fileStripes-1 {
+		return ^uint64(0)
+	}
+	var m uint64
+	for u := first; u <= last; u++ {
+		m |= 1 << (uint64(u) % fileStripes)
+	}
+	return m
+}
+
 // FileBackend stores data in a file with positioned reads and writes.
 // Flush is fsync; a FUA write is a write followed by fsync. Its I/O runs on
 // worker goroutines.
+//
+// The first write or fsync error is permanent: every later write, FUA
+// write, Write Zeroes and Flush fails with it (reads still work). After a
+// failed fsync Linux may drop the dirty pages and report success to the
+// next fsync, so a retried Flush must not be believed.
 type FileBackend struct {
-	f    *os.File
-	size int64
+	f       fileIO
+	size    int64
+	stripes [fileStripes]sync.RWMutex
+	syncs   fileSyncer
+	failed  atomic.Pointer[fileFailure]
+}
+
+// fileIO is what FileBackend uses of *os.File (tests inject faults here).
+type fileIO interface {
+	io.ReaderAt
+	io.WriterAt
+	Sync() error
+	Close() error
+}
+
+// fileFailure is the error a FileBackend latched.
+type fileFailure struct{ err error }
+
+func (f *fileFailure) Error() string {
+	return "target: file backend failed earlier, nothing written since is durable: " + f.err.Error()
+}
+func (f *fileFailure) Unwrap() error { return f.err }
+
+// fileSyncer runs one fsync at a time for a file; callers that arrive
+// during an fsync share the next one (group commit). One at a time matters
+// for correctness: Linux reports a writeback error to only one fsync of an
+// open file, so of two concurrent fsyncs one could report success for data
+// the other was told was lost, before the failure is latched.
+type fileSyncer struct {
+	mu            sync.Mutex
+	cond          sync.Cond
+	running       bool
+	started, done uint64 // fsyncs started and finished
+	err           error  // of the last fsync that finished
 }
 
 // OpenFileBackend opens (creating if needed) the file at path. A size of 0
@@ -295,11 +362,40 @@ func OpenFileBackend(path string, size, blockSize int64) (*FileBackend, error) {
 			return nil, err
 		}
 	}
-	return &FileBackend{f: f, size: size}, nil
+	b := &FileBackend{f: f, size: size}
+	b.syncs.cond.L = &b.syncs.mu
+	return b, nil
+}
+
+func (b *FileBackend) lock(m uint64) {
+	for ; m != 0; m &= m - 1 {
+		b.stripes[bits.TrailingZeros64(m)].Lock()
+	}
+}
+
+func (b *FileBackend) unlock(m uint64) {
+	for ; m != 0; m &= m - 1 {
+		b.stripes[bits.TrailingZeros64(m)].Unlock()
+	}
+}
+
+func (b *FileBackend) rlock(m uint64) {
+	for ; m != 0; m &= m - 1 {
+		b.stripes[bits.TrailingZeros64(m)].RLock()
+	}
+}
+
+func (b *FileBackend) runlock(m uint64) {
+	for ; m != 0; m &= m - 1 {
+		b.stripes[bits.TrailingZeros64(m)].RUnlock()
+	}
 }
 
 func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) {
+	m := fileStripeMask(off, int64(len(p)))
+	b.rlock(m)
 	n, err := b.f.ReadAt(p, off)
+	b.runlock(m)
 	if errors.Is(err, io.EOF) {
 		clear(p[n:])
 		return len(p), nil
@@ -307,25 +403,90 @@ func (b *FileBackend) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
-func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
-
-// WriteAtFUA writes p and waits for it to reach stable storage.
-func (b *FileBackend) WriteAtFUA(p []byte, off int64) (int, error) {
+func (b *FileBackend) WriteAt(p []byte, off int64) (int, error) {
+	if f := b.failed.Load(); f != nil {
+		return 0, f
+	}
+	m := fileStripeMask(off, int64(len(p)))
+	b.lock(m)
 	n, err := b.f.WriteAt(p, off)
-	if err == nil {
-		err = b.f.Sync()
+	b.unlock(m)
+	if err != nil {
+		b.fail(err)
 	}
 	return n, err
 }
 
-func (b *FileBackend) Flush() error { return b.f.Sync() }
+// WriteAtFUA writes p and waits for it to reach stable storage.
+func (b *FileBackend) WriteAtFUA(p []byte, off int64) (int, error) {
+	n, err := b.WriteAt(p, off)
+	if err != nil {
+		return n, err
+	}
+	return n, b.sync()
+}
 
-var zeroBlock [64 << 10]byte
+func (b *FileBackend) Flush() error { return b.sync() }
 
+// sync waits for an fsync that starts after the call, and fails if the
+// file failed before or then.
+func (b *FileBackend) sync() error {
+	s := &b.syncs
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	need := s.started + 1
+	for s.done < need {
+		if s.running {
+			s.cond.Wait()
+			continue
+		}
+		if f := b.failed.Load(); f != nil {
+			return f // no fsync can make up for what was lost
+		}
+		s.running = true
+		s.started++
+		seq := s.started
+		s.mu.Unlock()
+		err := b.f.Sync()
+		if err != nil {
+			b.fail(err) // before done moves, so every waiter sees it
+		}
+		s.mu.Lock()
+		s.running = false
+		s.done, s.err = seq, err
+		s.cond.Broadcast()
+	}
+	if f := b.failed.Load(); f != nil {
+		return f
+	}
+	return s.err
+}
+
+// fail latches err unless it only says the file was closed (the namespace
+// went away; nothing was lost).
+func (b *FileBackend) fail(err error) {
+	if errors.Is(err, os.ErrClosed) {
+		return
+	}
+	b.failed.CompareAndSwap(nil, &fileFailure{err: err})
+}
+
+var zeroBlock [1 << fileStripeShift]byte
+
+// WriteZeroes writes zeroes one stripe unit at a time, so a large range
+// never holds every stripe.
 func (b *FileBackend) WriteZeroes(off, n int64) error {
+	if f := b.failed.Load(); f != nil {
+		return f
+	}
 	for n > 0 {
-		m := min(n, int64(len(zeroBlock)))
-		if _, err := b.f.WriteAt(zeroBlock[:m], off); err != nil {
+		m := min(n, int64(len(zeroBlock))-off%int64(len(zeroBlock)))
+		mask := fileStripeMask(off, m)
+		b.lock(mask)
+		_, err := b.f.WriteAt(zeroBlock[:m], off)
+		b.unlock(mask)
+		if err != nil {
+			b.fail(err)
 			return err
 		}
 		off += m
@@ -338,7 +499,7 @@ func (b *FileBackend) Deallocate(off, n int64) error { return b.WriteZeroes(off,
 func (b *FileBackend) Size() int64                   { return b.size }
 func (b *FileBackend) Close() error {
 	// A target that shuts down leaves every completed write durable.
-	return errors.Join(b.f.Sync(), b.f.Close())
+	return errors.Join(b.sync(), b.f.Close())
 }
 
 // VolatileCache reports the page cache: writes are durable only after
