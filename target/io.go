@@ -183,26 +183,30 @@ func (q *queue) execFused(first, second *command) {
 	q.complete(second, st2)
 }
 
+// dsm deallocates the ranges of a Dataset Management command with AD, all
+// or nothing as far as range checks go: every range is checked before any
+// is deallocated.
 func (q *queue) dsm(c *command) nvme.Status {
 	ns := c.ns
 	if c.sqe.CDW11&nvme.DSMAD == 0 {
 		return nvme.StatusSuccess // hints only
 	}
-	b := c.buf
-	for len(b) >= nvme.DSMRangeSize {
+	for b := c.buf; len(b) >= nvme.DSMRangeSize; b = b[nvme.DSMRangeSize:] {
 		nlb := uint64(binary.LittleEndian.Uint32(b[4:]))
 		slba := binary.LittleEndian.Uint64(b[8:])
-		b = b[nvme.DSMRangeSize:]
+		if nlb != 0 && (slba >= ns.nlba || nlb > ns.nlba-slba) {
+			return nvme.StatusLBAOutOfRange
+		}
+	}
+	ns.cw.RLock()
+	defer ns.cw.RUnlock()
+	for b := c.buf; len(b) >= nvme.DSMRangeSize; b = b[nvme.DSMRangeSize:] {
+		nlb := uint64(binary.LittleEndian.Uint32(b[4:]))
+		slba := binary.LittleEndian.Uint64(b[8:])
 		if nlb == 0 {
 			continue
 		}
-		if slba >= ns.nlba || nlb > ns.nlba-slba {
-			return nvme.StatusLBAOutOfRange
-		}
-		ns.cw.RLock()
-		err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift))
-		ns.cw.RUnlock()
-		if err != nil {
+		if err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift)); err != nil {
 			return nvme.StatusInternalError
 		}
 	}
