@@ -80,6 +80,17 @@ func (q *queue) finishData(c *command) {
 
 func log2(n uint32) uint8 { return uint8(bits.Len32(n) - 1) }
 
+// volatileCache reports whether a namespace of the subsystem has a volatile
+// write cache (Identify VWC).
+func (s *subsystem) volatileCache() bool {
+	for _, ns := range s.table().list() {
+		if ns.vwc {
+			return true
+		}
+	}
+	return false
+}
+
 func (q *queue) identifyController() *nvme.IdentifyController {
 	t, ctrl := q.t, q.ctrl
 	id := &nvme.IdentifyController{
@@ -131,10 +142,8 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.ANAGRPMAX = MaxANAGroups
 	id.NANAGRPID = MaxANAGroups
 	id.SUBNQN = sub.nqn
-	for _, ns := range sub.table().list() {
-		if ns.vwc {
-			id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
-		}
+	if sub.volatileCache() {
+		id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
 	}
 	return id
 }
@@ -378,7 +387,9 @@ func (q *queue) features(c *command, set bool) {
 		true:  {nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer},
 		false: {nvme.FeatArbitration, nvme.FeatPowerManagement, nvme.FeatTemperatureThresh, nvme.FeatErrorRecovery, nvme.FeatVolatileWC, nvme.FeatNumQueues, nvme.FeatWriteAtomicity, nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer, nvme.FeatHostIdentifier},
 	}[ctrl.disc]
-	if !slices.Contains(known, fid) {
+	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
+	// Write Cache feature does not exist: Invalid Field for Set and Get.
+	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && !ctrl.sub.volatileCache() {
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
@@ -413,18 +424,12 @@ func (q *queue) features(c *command, set bool) {
 		}
 		c.dw0 = uint32(ctrl.kato / time.Millisecond)
 	case nvme.FeatVolatileWC:
-		vwc := false
-		for _, ns := range ctrl.sub.table().list() {
-			vwc = vwc || ns.vwc
-		}
+		// WCE=0 makes every write through this controller durable
+		// before it completes (see queue.write).
 		if set {
-			if !vwc {
-				st = nvme.StatusFeatureNotChangeable
-			} else {
-				ctrl.vwce = v&1 != 0
-			}
+			ctrl.writeThrough.Store(v&1 == 0)
 		}
-		if vwc && ctrl.vwce {
+		if !ctrl.writeThrough.Load() {
 			c.dw0 = 1
 		}
 	case nvme.FeatPowerManagement:

@@ -34,6 +34,10 @@ type controller struct {
 
 	enabled  atomic.Bool
 	activity atomic.Bool // a command arrived since the keep alive timer last fired
+	// writeThrough is Volatile Write Cache WCE=0 (Set Features 06h): every
+	// write through this controller completes only once durable. The
+	// feature's scope is the controller; the I/O path reads it lock free.
+	writeThrough atomic.Bool
 
 	mu      sync.Mutex
 	cc      uint32
@@ -51,7 +55,6 @@ type controller struct {
 	errs    [errorLogEntries]nvme.ErrorLogEntry
 	errCnt  uint64
 	numQ    uint16
-	vwce    bool
 }
 
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) *controller {
@@ -62,7 +65,6 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 		c.aec = 0 // a discovery host asks with Set Features
 	}
 	c.queues = make([]*queue, int(c.numQ)+1)
-	c.vwce = true
 	t.mu.Lock()
 	for t.ctrls[t.nextCntlid] != nil || t.nextCntlid == 0 || t.nextCntlid > 0xFFEF {
 		t.nextCntlid++

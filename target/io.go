@@ -105,6 +105,10 @@ func (q *queue) execIO(c *command) {
 		} else {
 			err = ns.b.WriteZeroes(off, n)
 		}
+		// FUA on Write Zeroes (CDW12 bit 30) is FUA as on Write.
+		if err == nil && q.durable(ns, s.FUA()) {
+			err = ns.b.Flush()
+		}
 		ns.cw.RUnlock()
 		if err != nil {
 			st = nvme.StatusWriteFault
@@ -115,11 +119,31 @@ func (q *queue) execIO(c *command) {
 	q.complete(c, st)
 }
 
+// durable reports whether a write to ns must be on stable storage before
+// it completes: FUA, or the host disabled this controller's volatile write
+// cache (Set Features 06h WCE=0). A namespace without a volatile cache
+// (memory, null) is always durable as far as the host can tell.
+func (q *queue) durable(ns *namespace, fua bool) bool {
+	return ns.vwc && (fua || q.ctrl.writeThrough.Load())
+}
+
+// writeDurable writes b at off and returns once it is on stable storage.
+func (ns *namespace) writeDurable(b []byte, off int64) error {
+	if ns.fua != nil {
+		_, err := ns.fua.WriteAtFUA(b, off)
+		return err
+	}
+	if _, err := ns.b.WriteAt(b, off); err != nil {
+		return err
+	}
+	return ns.b.Flush()
+}
+
 func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status {
 	var err error
 	ns.cw.RLock()
-	if fua && ns.fua != nil {
-		_, err = ns.fua.WriteAtFUA(b, off)
+	if q.durable(ns, fua) {
+		err = ns.writeDurable(b, off)
 	} else {
 		_, err = ns.b.WriteAt(b, off)
 	}
@@ -165,8 +189,8 @@ func (q *queue) execFused(first, second *command) {
 	st2 := nvme.StatusAbortFusedFail
 	if st == nvme.StatusSuccess {
 		var err error
-		if second.sqe.FUA() && ns.fua != nil {
-			_, err = ns.fua.WriteAtFUA(second.buf, off)
+		if q.durable(ns, second.sqe.FUA()) {
+			err = ns.writeDurable(second.buf, off)
 		} else {
 			_, err = ns.b.WriteAt(second.buf, off)
 		}
@@ -209,6 +233,11 @@ func (q *queue) dsm(c *command) nvme.Status {
 		if err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift)); err != nil {
 			return nvme.StatusInternalError
 		}
+	}
+	// Deallocated blocks read as zeroes (DLFEAT); with the write cache
+	// disabled that must survive a power loss too.
+	if q.durable(ns, false) && ns.b.Flush() != nil {
+		return nvme.StatusWriteFault
 	}
 	return nvme.StatusSuccess
 }
