@@ -81,7 +81,7 @@ func (q *queue) execIO(c *command) {
 			// rather than clearing this command's on every read.
 			data = zeroes[:len(data)]
 		} else if _, err := ns.b.ReadAt(data, off); err != nil {
-			st = nvme.StatusUnrecoveredRead
+			st = q.ioError(ns, nvme.StatusUnrecoveredRead)
 			break
 		}
 		q.readCmds.Add(1)
@@ -111,7 +111,7 @@ func (q *queue) execIO(c *command) {
 		}
 		ns.cw.RUnlock()
 		if err != nil {
-			st = nvme.StatusWriteFault
+			st = q.ioError(ns, nvme.StatusWriteFault)
 		}
 	case nvme.CmdDSM:
 		st = q.dsm(c)
@@ -139,6 +139,17 @@ func (ns *namespace) writeDurable(b []byte, off int64) error {
 	return ns.b.Flush()
 }
 
+// ioError is the status of a backend error on ns: st, unless the namespace
+// was removed while the command was in flight, which then completes as a
+// command to an inactive NSID would (Base 2.x 8.1.16), as prepareIO
+// answers one: Invalid Namespace or Format.
+func (q *queue) ioError(ns *namespace, st nvme.Status) nvme.Status {
+	if q.ctrl.sub.table().get(ns.id) != ns {
+		return nvme.StatusInvalidNamespace
+	}
+	return st
+}
+
 func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status {
 	var err error
 	ns.cw.RLock()
@@ -149,7 +160,7 @@ func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status 
 	}
 	ns.cw.RUnlock()
 	if err != nil {
-		return nvme.StatusWriteFault
+		return q.ioError(ns, nvme.StatusWriteFault)
 	}
 	q.writeCmds.Add(1)
 	q.bytesWritten.Add(uint64(len(b)))
@@ -161,7 +172,7 @@ func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status 
 func (q *queue) compare(ns *namespace, want []byte, off int64) nvme.Status {
 	got := make([]byte, len(want))
 	if _, err := ns.b.ReadAt(got, off); err != nil {
-		return nvme.StatusUnrecoveredRead
+		return q.ioError(ns, nvme.StatusUnrecoveredRead)
 	}
 	q.readCmds.Add(1)
 	if !bytes.Equal(got, want) {
@@ -196,7 +207,7 @@ func (q *queue) execFused(first, second *command) {
 		}
 		st2 = nvme.StatusSuccess
 		if err != nil {
-			st2 = nvme.StatusWriteFault
+			st2 = q.ioError(ns, nvme.StatusWriteFault)
 		} else {
 			q.writeCmds.Add(1)
 			q.bytesWritten.Add(uint64(len(second.buf)))
@@ -231,13 +242,13 @@ func (q *queue) dsm(c *command) nvme.Status {
 			continue
 		}
 		if err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift)); err != nil {
-			return nvme.StatusInternalError
+			return q.ioError(ns, nvme.StatusInternalError)
 		}
 	}
 	// Deallocated blocks read as zeroes (DLFEAT); with the write cache
 	// disabled that must survive a power loss too.
 	if q.durable(ns, false) && ns.b.Flush() != nil {
-		return nvme.StatusWriteFault
+		return q.ioError(ns, nvme.StatusWriteFault)
 	}
 	return nvme.StatusSuccess
 }
@@ -245,12 +256,13 @@ func (q *queue) dsm(c *command) nvme.Status {
 func (q *queue) flush(c *command) nvme.Status {
 	if c.ns != nil {
 		if c.ns.b.Flush() != nil {
-			return nvme.StatusWriteFault
+			return q.ioError(c.ns, nvme.StatusWriteFault)
 		}
 		return nvme.StatusSuccess
 	}
 	for _, ns := range q.ctrl.sub.table().list() {
-		if ns.b.Flush() != nil {
+		// A namespace removed meanwhile is no longer one of "all".
+		if ns.b.Flush() != nil && q.ioError(ns, nvme.StatusWriteFault) == nvme.StatusWriteFault {
 			return nvme.StatusWriteFault
 		}
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // syncCounter wraps a namespace's backend and records which calls made
@@ -159,6 +161,87 @@ func TestVWCAbsent(t *testing.T) {
 	a := admin(t, tg.Addrs()[0], testNQN, 0)
 	wantStatus(t, a.exec(nvme.SetFeaturesCmd(nvme.FeatVolatileWC, 0, 0, false), nil, false, nil), nvme.StatusInvalidField)
 	wantStatus(t, a.exec(nvme.GetFeaturesCmd(nvme.FeatVolatileWC, 0, nvme.SelCurrent), nil, false, nil), nvme.StatusInvalidField)
+}
+
+// blockingReads wraps a backend so that a read waits for release before it
+// goes to the backend, and says so on entered.
+type blockingReads struct {
+	Backend
+	entered chan struct{}
+	release chan struct{}
+	closed  chan struct{}
+}
+
+func (b *blockingReads) ReadAt(p []byte, off int64) (int, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Backend.ReadAt(p, off)
+}
+
+func (b *blockingReads) Close() error {
+	err := b.Backend.Close()
+	close(b.closed)
+	return err
+}
+
+func (b *blockingReads) WriteAtFUA(p []byte, off int64) (int, error) {
+	return b.Backend.(fuaWriter).WriteAtFUA(p, off)
+}
+
+// TestRemoveNamespaceInFlight: a command on a namespace that is removed
+// while it is in flight completes as a command to an inactive NSID would
+// (Invalid Namespace or Format, as prepareIO answers), not with a media
+// error (Base 2.x 8.1.16: "Previously submitted but uncompleted ...
+// commands to the affected NSID are handled by the controller as if they
+// were issued to an inactive NSID").
+func TestRemoveNamespaceInFlight(t *testing.T) {
+	tg, err := New(fileConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := wrapBackend(t, tg, 1, func(b Backend) Backend {
+		return &blockingReads{Backend: b, entered: make(chan struct{}, 1), release: make(chan struct{}), closed: make(chan struct{})}
+	}).(*blockingReads)
+	if err := tg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	a := admin(t, tg.Addrs()[0], testNQN, 0)
+	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
+
+	r := nvme.ReadCmd(1, 0, 1)
+	nvme.SetDataLength(&r, 512)
+	r.CID = 77
+	if err := q.conn.Send(&tcp.CapsuleCmd{SQE: r}, nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-br.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("read never reached the backend")
+	}
+	removed := make(chan error, 1)
+	go func() { removed <- tg.RemoveNamespace(testNQN, 1) }()
+	select {
+	case <-br.closed:
+	case err := <-removed:
+		t.Fatalf("RemoveNamespace returned (%v) without closing the backend", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("RemoveNamespace did not close the backend")
+	}
+	close(br.release)
+	if err := <-removed; err != nil {
+		t.Fatal(err)
+	}
+	cqe, err := q.wait(77, nil, make([]byte, 512))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cqe.Status.Code() != nvme.StatusInvalidNamespace {
+		t.Fatalf("read in flight on a removed namespace: %v, want Invalid Namespace or Format", cqe.Status)
+	}
+	// A Flush of every namespace no longer sees it.
+	mustOK(t, q.exec(nvme.FlushCmd(0xFFFFFFFF), nil, false, nil))
 }
 
 // TestDSMAllOrNothing: a Dataset Management deallocate whose last range is
