@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -220,19 +221,39 @@ func (q *queue) identify(c *command) {
 	q.finishData(c)
 }
 
+// testHookLogPage, when set, runs between building a log page and
+// unmasking its event kind (tests use it to make an event race the read).
+var testHookLogPage atomic.Pointer[func(lid uint8)]
+
+// logEventKind is the event kind a read of log lid unmasks, 0 for none.
+func logEventKind(disc bool, lid uint8) uint8 {
+	switch {
+	case disc && lid == nvme.LogDiscovery:
+		return maskDiscovery
+	case !disc && lid == nvme.LogChangedNSList:
+		return maskNSChanged
+	case !disc && lid == nvme.LogANA:
+		return maskANA
+	}
+	return 0
+}
+
 func (q *queue) getLogPage(c *command) {
 	s := &c.sqe
 	ctrl := q.ctrl
 	lid := nvme.LogPageLID(s)
 	rae := nvme.LogPageRAE(s)
 	page := q.scratch[:0]
-	var unmask uint8
+	unmask := logEventKind(ctrl.disc, lid)
+	var seen uint64 // events of the kind before the page is built
+	if unmask != 0 {
+		seen = ctrl.eventGen(unmask)
+	}
 	supported := true
 	if ctrl.disc {
 		switch lid {
 		case nvme.LogDiscovery:
 			page = q.t.discoveryLog(page, ctrl.host, q)
-			unmask = maskDiscovery
 		default:
 			supported = false
 		}
@@ -274,7 +295,6 @@ func (q *queue) getLogPage(c *command) {
 				ctrl.changed, ctrl.ovfl = nil, false
 			}
 			ctrl.mu.Unlock()
-			unmask = maskNSChanged
 		case nvme.LogCommandsEffects:
 			var l nvme.CommandsEffectsLog
 			for _, op := range []uint8{nvme.AdminGetLogPage, nvme.AdminIdentify, nvme.AdminAbort,
@@ -290,7 +310,6 @@ func (q *queue) getLogPage(c *command) {
 		case nvme.LogANA:
 			l := ctrl.sub.anaLog(ctrl.port)
 			page = l.Append(page, nvme.LogPageLSP(s)&nvme.ANALogRGO != 0)
-			unmask = maskANA
 		default:
 			supported = false
 		}
@@ -313,8 +332,11 @@ func (q *queue) getLogPage(c *command) {
 	}
 	n := copy(c.buf, page[off:])
 	clear(c.buf[n:])
+	if h := testHookLogPage.Load(); h != nil {
+		(*h)(lid)
+	}
 	if !rae && unmask != 0 {
-		ctrl.unmask(unmask)
+		ctrl.unmask(unmask, seen)
 	}
 	q.finishData(c)
 }

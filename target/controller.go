@@ -1,6 +1,7 @@
 package target
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ const (
 	maskNSChanged = 1 << iota
 	maskANA
 	maskDiscovery
+	eventKinds = iota // number of mask bits
 )
 
 const (
@@ -48,6 +50,8 @@ type controller struct {
 	dead    bool
 	aec     uint32
 	masked  uint8
+	evGen   [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
+	evDW0   [eventKinds]uint32 // the latest event's completion DW0 per kind
 	aers    []*command
 	events  []uint32
 	changed []uint32 // changed namespace list
@@ -202,32 +206,72 @@ func aecBit(mask uint8) uint32 {
 	return 0
 }
 
+// eventKind returns the index of an event mask bit.
+func eventKind(mask uint8) int { return bits.TrailingZeros8(mask) }
+
 // event completes an outstanding Asynchronous Event Request with dw0, or
-// keeps it until one arrives, unless the host masked the event.
+// keeps it until one arrives, unless the host masked the event kind by not
+// yet reading its log page. A masked event is still counted, so unmask
+// can tell that the page the host read may be older than the event.
 func (c *controller) event(dw0 uint32, mask uint8) {
 	c.mu.Lock()
-	if c.dead || c.aec&aecBit(mask) == 0 || c.masked&mask != 0 {
+	if c.dead || c.aec&aecBit(mask) == 0 {
 		c.mu.Unlock()
 		return
 	}
+	k := eventKind(mask)
+	c.evGen[k]++
+	c.evDW0[k] = dw0
+	if c.masked&mask != 0 {
+		c.mu.Unlock()
+		return
+	}
+	cmd := c.raiseLocked(dw0, mask)
+	c.mu.Unlock()
+	if cmd != nil {
+		cmd.q.complete(cmd, nvme.StatusSuccess)
+	}
+}
+
+// raiseLocked masks the kind and hands dw0 to an outstanding AER, which
+// it returns for the caller to complete without c.mu, or queues it.
+func (c *controller) raiseLocked(dw0 uint32, mask uint8) *command {
 	c.masked |= mask
 	if len(c.aers) == 0 {
 		c.events = append(c.events, dw0)
-		c.mu.Unlock()
-		return
+		return nil
 	}
 	cmd := c.aers[0]
 	c.aers = c.aers[1:]
-	c.mu.Unlock()
 	cmd.dw0 = dw0
-	cmd.q.complete(cmd, nvme.StatusSuccess)
+	return cmd
 }
 
-// unmask re-enables an event kind after its log page was read.
-func (c *controller) unmask(mask uint8) {
+// eventGen returns how many events of a kind were raised so far. A log
+// page read takes it before it builds the page.
+func (c *controller) eventGen(mask uint8) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evGen[eventKind(mask)]
+}
+
+// unmask re-enables an event kind after its log page was read without
+// RAE. seen is the kind's eventGen from before the page was built: an
+// event raised since then may be missing from the page, and the mask
+// swallowed its notice, so it is raised again now (at worst the host
+// reads a page with nothing new).
+func (c *controller) unmask(mask uint8, seen uint64) {
 	c.mu.Lock()
 	c.masked &^= mask
+	var cmd *command
+	k := eventKind(mask)
+	if c.evGen[k] != seen && !c.dead && c.aec&aecBit(mask) != 0 {
+		cmd = c.raiseLocked(c.evDW0[k], mask)
+	}
 	c.mu.Unlock()
+	if cmd != nil {
+		cmd.q.complete(cmd, nvme.StatusSuccess)
+	}
 }
 
 // aer queues an Asynchronous Event Request; it reports false when the
