@@ -104,7 +104,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		ACL:    3,
 		AERL:   maxAER - 1,
 		ELPE:   errorLogEntries - 1,
-		KAS:    1,
+		KAS:    uint16(kaGranule / (100 * time.Millisecond)),
 		SQES:   0x66,
 		CQES:   0x44,
 		MAXCMD: uint16(t.cfg.QueueSize),
@@ -441,7 +441,7 @@ func (q *queue) features(c *command, set bool) {
 			if kato != 0 && (kato < q.t.cfg.MinKATO || (q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO)) {
 				st = nvme.StatusKeepAliveInvalid
 			} else {
-				ctrl.kato = kato
+				ctrl.kato = roundKATO(kato)
 			}
 		}
 		c.dw0 = uint32(ctrl.kato / time.Millisecond)

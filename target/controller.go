@@ -35,7 +35,7 @@ type controller struct {
 	hostid [16]byte
 
 	enabled  atomic.Bool
-	activity atomic.Bool // a command arrived since the keep alive timer last fired
+	activity atomic.Bool // a command arrived since the keep alive timer last looked
 	// writeThrough is Volatile Write Cache WCE=0 (Set Features 06h): every
 	// write through this controller completes only once durable. The
 	// feature's scope is the controller; the I/O path reads it lock free.
@@ -47,6 +47,8 @@ type controller struct {
 	queues  []*queue // by QID
 	kato    time.Duration
 	timer   *time.Timer
+	kaGen   uint64    // bumped on every (re)arm and stop: older timer callbacks quit
+	kaLast  time.Time // the keep alive timer's latest sight of a command
 	dead    bool
 	aec     uint32
 	masked  uint8
@@ -63,7 +65,7 @@ type controller struct {
 
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) *controller {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: kato, numQ: uint16(t.cfg.IOQueues)}
+		kato: roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
@@ -84,13 +86,37 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 	return c
 }
 
-// armTimer (re)starts the keep alive timer for the current KATO. With
-// traffic based keep alive (CTRATT.TBKAS) any command counts: the timer
-// fires every KATO and ends the association only if nothing arrived since
-// the previous firing.
+// Keep alive (Base 2.x 3.9). The controller uses traffic based keep
+// alive (CTRATT.TBKAS): any command fetched restarts the Keep Alive
+// Timeout Interval, a Keep Alive command among them. The spec lets such a
+// controller take up to 2×KATT to notice a silent host; this one notices
+// within KATT plus one KAS granule (100 ms), and never before KATT.
+//
+// The receive loops only set the activity flag per command (no clock read
+// per I/O). The timer looks every granule while it runs: a sight of the
+// flag moves kaLast to that moment, which is at most a granule after the
+// command and never before it, and the association ends once kaLast is
+// KATT old.
+
+// kaGranule is the Keep Alive Timer granularity, reported as Identify KAS
+// in 100 ms units. KATO is rounded up to a multiple of it.
+const kaGranule = 100 * time.Millisecond
+
+// roundKATO rounds a keep alive timeout up to the KAS granularity, as
+// Base 2.x 5.2.26.1.8 has the controller do with the host's value.
+func roundKATO(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return (d + kaGranule - 1) / kaGranule * kaGranule
+}
+
+// armTimer (re)starts the keep alive timer for the current KATO: a
+// Keep Alive Timeout Interval starts now (Connect, Set Features KATO).
 func (c *controller) armTimer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.kaGen++
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -98,24 +124,38 @@ func (c *controller) armTimer() {
 	if c.kato <= 0 || c.dead {
 		return
 	}
-	c.timer = time.AfterFunc(c.kato, c.keepAliveCheck)
+	gen := c.kaGen
+	c.kaLast = time.Now()
+	c.timer = time.AfterFunc(min(kaGranule, c.kato), func() { c.keepAliveCheck(gen) })
 }
 
-func (c *controller) keepAliveCheck() {
-	if c.activity.Swap(false) {
-		c.mu.Lock()
-		if !c.dead && c.timer != nil {
-			c.timer.Reset(c.kato)
-		}
+// keepAliveCheck is the timer's look: it records a command seen since the
+// last look and ends the association once KATO passed without one, or
+// looks again in a granule (or at the deadline, if that is sooner).
+func (c *controller) keepAliveCheck(gen uint64) {
+	c.mu.Lock()
+	if c.dead || gen != c.kaGen || c.kato <= 0 {
 		c.mu.Unlock()
 		return
 	}
-	c.t.log.Warn("keep alive timeout", "cntlid", c.cntlid, "host", c.host, "kato", c.kato)
+	now := time.Now()
+	if c.activity.Swap(false) {
+		c.kaLast = now
+	}
+	kato := c.kato
+	if left := kato - now.Sub(c.kaLast); left > 0 {
+		c.timer.Reset(min(left, kaGranule))
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.t.log.Warn("keep alive timeout", "cntlid", c.cntlid, "host", c.host, "kato", kato)
 	c.kill("keep alive timeout")
 }
 
 func (c *controller) stopTimer() {
 	c.mu.Lock()
+	c.kaGen++
 	if c.timer != nil {
 		c.timer.Stop()
 	}
