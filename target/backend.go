@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Backend stores a namespace's blocks. Offsets and lengths are in bytes and
@@ -303,9 +304,16 @@ func fileStripeMask(off, n int64) uint64 {
 type FileBackend struct {
 	f       fileIO
 	size    int64
-	stripes [fileStripes]sync.RWMutex
+	stripes [fileStripes]paddedRWMutex
 	syncs   fileSyncer
 	failed  atomic.Pointer[fileFailure]
+}
+
+// paddedRWMutex fills a cache line, so workers on different stripes do
+// not contend for one.
+type paddedRWMutex struct {
+	sync.RWMutex
+	_ [64 - unsafe.Sizeof(sync.RWMutex{})%64]byte
 }
 
 // fileIO is what FileBackend uses of *os.File (tests inject faults here).
