@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -80,6 +81,17 @@ func (q *queue) finishData(c *command) {
 
 func log2(n uint32) uint8 { return uint8(bits.Len32(n) - 1) }
 
+// volatileCache reports whether a namespace of the subsystem has a volatile
+// write cache (Identify VWC).
+func (s *subsystem) volatileCache() bool {
+	for _, ns := range s.table().list() {
+		if ns.vwc {
+			return true
+		}
+	}
+	return false
+}
+
 func (q *queue) identifyController() *nvme.IdentifyController {
 	t, ctrl := q.t, q.ctrl
 	id := &nvme.IdentifyController{
@@ -92,7 +104,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		ACL:    3,
 		AERL:   maxAER - 1,
 		ELPE:   errorLogEntries - 1,
-		KAS:    1,
+		KAS:    uint16(kaGranule / (100 * time.Millisecond)),
 		CQT:    1000, // ms: an ended association's sockets are closed at once; only commands already read and handed to workers still run
 		SQES:   0x66,
 		CQES:   0x44,
@@ -132,10 +144,8 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.ANAGRPMAX = MaxANAGroups
 	id.NANAGRPID = MaxANAGroups
 	id.SUBNQN = sub.nqn
-	for _, ns := range sub.table().list() {
-		if ns.vwc {
-			id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
-		}
+	if sub.volatileCache() {
+		id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
 	}
 	return id
 }
@@ -212,19 +222,39 @@ func (q *queue) identify(c *command) {
 	q.finishData(c)
 }
 
+// testHookLogPage, when set, runs between building a log page and
+// unmasking its event kind (tests use it to make an event race the read).
+var testHookLogPage atomic.Pointer[func(lid uint8)]
+
+// logEventKind is the event kind a read of log lid unmasks, 0 for none.
+func logEventKind(disc bool, lid uint8) uint8 {
+	switch {
+	case disc && lid == nvme.LogDiscovery:
+		return maskDiscovery
+	case !disc && lid == nvme.LogChangedNSList:
+		return maskNSChanged
+	case !disc && lid == nvme.LogANA:
+		return maskANA
+	}
+	return 0
+}
+
 func (q *queue) getLogPage(c *command) {
 	s := &c.sqe
 	ctrl := q.ctrl
 	lid := nvme.LogPageLID(s)
 	rae := nvme.LogPageRAE(s)
 	page := q.scratch[:0]
-	var unmask uint8
+	unmask := logEventKind(ctrl.disc, lid)
+	var seen uint64 // events of the kind before the page is built
+	if unmask != 0 {
+		seen = ctrl.eventGen(unmask)
+	}
 	supported := true
 	if ctrl.disc {
 		switch lid {
 		case nvme.LogDiscovery:
 			page = q.t.discoveryLog(page, ctrl.host, q)
-			unmask = maskDiscovery
 		default:
 			supported = false
 		}
@@ -266,7 +296,6 @@ func (q *queue) getLogPage(c *command) {
 				ctrl.changed, ctrl.ovfl = nil, false
 			}
 			ctrl.mu.Unlock()
-			unmask = maskNSChanged
 		case nvme.LogCommandsEffects:
 			var l nvme.CommandsEffectsLog
 			for _, op := range []uint8{nvme.AdminGetLogPage, nvme.AdminIdentify, nvme.AdminAbort,
@@ -282,7 +311,6 @@ func (q *queue) getLogPage(c *command) {
 		case nvme.LogANA:
 			l := ctrl.sub.anaLog(ctrl.port)
 			page = l.Append(page, nvme.LogPageLSP(s)&nvme.ANALogRGO != 0)
-			unmask = maskANA
 		default:
 			supported = false
 		}
@@ -305,8 +333,11 @@ func (q *queue) getLogPage(c *command) {
 	}
 	n := copy(c.buf, page[off:])
 	clear(c.buf[n:])
+	if h := testHookLogPage.Load(); h != nil {
+		(*h)(lid)
+	}
 	if !rae && unmask != 0 {
-		ctrl.unmask(unmask)
+		ctrl.unmask(unmask, seen)
 	}
 	q.finishData(c)
 }
@@ -379,7 +410,9 @@ func (q *queue) features(c *command, set bool) {
 		true:  {nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer},
 		false: {nvme.FeatArbitration, nvme.FeatPowerManagement, nvme.FeatTemperatureThresh, nvme.FeatErrorRecovery, nvme.FeatVolatileWC, nvme.FeatNumQueues, nvme.FeatWriteAtomicity, nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer, nvme.FeatHostIdentifier},
 	}[ctrl.disc]
-	if !slices.Contains(known, fid) {
+	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
+	// Write Cache feature does not exist: Invalid Field for Set and Get.
+	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && !ctrl.sub.volatileCache() {
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
@@ -409,23 +442,17 @@ func (q *queue) features(c *command, set bool) {
 			if kato != 0 && (kato < q.t.cfg.MinKATO || (q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO)) {
 				st = nvme.StatusKeepAliveInvalid
 			} else {
-				ctrl.kato = kato
+				ctrl.kato = roundKATO(kato)
 			}
 		}
 		c.dw0 = uint32(ctrl.kato / time.Millisecond)
 	case nvme.FeatVolatileWC:
-		vwc := false
-		for _, ns := range ctrl.sub.table().list() {
-			vwc = vwc || ns.vwc
-		}
+		// WCE=0 makes every write through this controller durable
+		// before it completes (see queue.write).
 		if set {
-			if !vwc {
-				st = nvme.StatusFeatureNotChangeable
-			} else {
-				ctrl.vwce = v&1 != 0
-			}
+			ctrl.writeThrough.Store(v&1 == 0)
 		}
-		if vwc && ctrl.vwce {
+		if !ctrl.writeThrough.Load() {
 			c.dw0 = 1
 		}
 	case nvme.FeatPowerManagement:

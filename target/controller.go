@@ -1,6 +1,7 @@
 package target
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ const (
 	maskNSChanged = 1 << iota
 	maskANA
 	maskDiscovery
+	eventKinds = iota // number of mask bits
 )
 
 const (
@@ -33,7 +35,11 @@ type controller struct {
 	hostid [16]byte
 
 	enabled  atomic.Bool
-	activity atomic.Bool // a command arrived since the keep alive timer last fired
+	activity atomic.Bool // a command arrived since the keep alive timer last looked
+	// writeThrough is Volatile Write Cache WCE=0 (Set Features 06h): every
+	// write through this controller completes only once durable. The
+	// feature's scope is the controller; the I/O path reads it lock free.
+	writeThrough atomic.Bool
 
 	mu      sync.Mutex
 	cc      uint32
@@ -41,9 +47,13 @@ type controller struct {
 	queues  []*queue // by QID
 	kato    time.Duration
 	timer   *time.Timer
+	kaGen   uint64    // bumped on every (re)arm and stop: older timer callbacks quit
+	kaLast  time.Time // the keep alive timer's latest sight of a command
 	dead    bool
 	aec     uint32
 	masked  uint8
+	evGen   [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
+	evDW0   [eventKinds]uint32 // the latest event's completion DW0 per kind
 	aers    []*command
 	events  []uint32
 	changed []uint32 // changed namespace list
@@ -51,18 +61,16 @@ type controller struct {
 	errs    [errorLogEntries]nvme.ErrorLogEntry
 	errCnt  uint64
 	numQ    uint16
-	vwce    bool
 }
 
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) *controller {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: kato, numQ: uint16(t.cfg.IOQueues)}
+		kato: roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
 	}
 	c.queues = make([]*queue, int(c.numQ)+1)
-	c.vwce = true
 	t.mu.Lock()
 	for t.ctrls[t.nextCntlid] != nil || t.nextCntlid == 0 || t.nextCntlid > 0xFFEF {
 		t.nextCntlid++
@@ -78,13 +86,37 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 	return c
 }
 
-// armTimer (re)starts the keep alive timer for the current KATO. With
-// traffic based keep alive (CTRATT.TBKAS) any command counts: the timer
-// fires every KATO and ends the association only if nothing arrived since
-// the previous firing.
+// Keep alive (Base 2.x 3.9). The controller uses traffic based keep
+// alive (CTRATT.TBKAS): any command fetched restarts the Keep Alive
+// Timeout Interval, a Keep Alive command among them. The spec lets such a
+// controller take up to 2×KATT to notice a silent host; this one notices
+// within KATT plus one KAS granule (100 ms), and never before KATT.
+//
+// The receive loops only set the activity flag per command (no clock read
+// per I/O). The timer looks every granule while it runs: a sight of the
+// flag moves kaLast to that moment, which is at most a granule after the
+// command and never before it, and the association ends once kaLast is
+// KATT old.
+
+// kaGranule is the Keep Alive Timer granularity, reported as Identify KAS
+// in 100 ms units. KATO is rounded up to a multiple of it.
+const kaGranule = 100 * time.Millisecond
+
+// roundKATO rounds a keep alive timeout up to the KAS granularity, as
+// Base 2.x 5.2.26.1.8 has the controller do with the host's value.
+func roundKATO(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return (d + kaGranule - 1) / kaGranule * kaGranule
+}
+
+// armTimer (re)starts the keep alive timer for the current KATO: a
+// Keep Alive Timeout Interval starts now (Connect, Set Features KATO).
 func (c *controller) armTimer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.kaGen++
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil
@@ -92,24 +124,38 @@ func (c *controller) armTimer() {
 	if c.kato <= 0 || c.dead {
 		return
 	}
-	c.timer = time.AfterFunc(c.kato, c.keepAliveCheck)
+	gen := c.kaGen
+	c.kaLast = time.Now()
+	c.timer = time.AfterFunc(min(kaGranule, c.kato), func() { c.keepAliveCheck(gen) })
 }
 
-func (c *controller) keepAliveCheck() {
-	if c.activity.Swap(false) {
-		c.mu.Lock()
-		if !c.dead && c.timer != nil {
-			c.timer.Reset(c.kato)
-		}
+// keepAliveCheck is the timer's look: it records a command seen since the
+// last look and ends the association once KATO passed without one, or
+// looks again in a granule (or at the deadline, if that is sooner).
+func (c *controller) keepAliveCheck(gen uint64) {
+	c.mu.Lock()
+	if c.dead || gen != c.kaGen || c.kato <= 0 {
 		c.mu.Unlock()
 		return
 	}
-	c.t.log.Warn("keep alive timeout", "cntlid", c.cntlid, "host", c.host, "kato", c.kato)
+	now := time.Now()
+	if c.activity.Swap(false) {
+		c.kaLast = now
+	}
+	kato := c.kato
+	if left := kato - now.Sub(c.kaLast); left > 0 {
+		c.timer.Reset(min(left, kaGranule))
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.t.log.Warn("keep alive timeout", "cntlid", c.cntlid, "host", c.host, "kato", kato)
 	c.kill("keep alive timeout")
 }
 
 func (c *controller) stopTimer() {
 	c.mu.Lock()
+	c.kaGen++
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -200,32 +246,72 @@ func aecBit(mask uint8) uint32 {
 	return 0
 }
 
+// eventKind returns the index of an event mask bit.
+func eventKind(mask uint8) int { return bits.TrailingZeros8(mask) }
+
 // event completes an outstanding Asynchronous Event Request with dw0, or
-// keeps it until one arrives, unless the host masked the event.
+// keeps it until one arrives, unless the host masked the event kind by not
+// yet reading its log page. A masked event is still counted, so unmask
+// can tell that the page the host read may be older than the event.
 func (c *controller) event(dw0 uint32, mask uint8) {
 	c.mu.Lock()
-	if c.dead || c.aec&aecBit(mask) == 0 || c.masked&mask != 0 {
+	if c.dead || c.aec&aecBit(mask) == 0 {
 		c.mu.Unlock()
 		return
 	}
+	k := eventKind(mask)
+	c.evGen[k]++
+	c.evDW0[k] = dw0
+	if c.masked&mask != 0 {
+		c.mu.Unlock()
+		return
+	}
+	cmd := c.raiseLocked(dw0, mask)
+	c.mu.Unlock()
+	if cmd != nil {
+		cmd.q.complete(cmd, nvme.StatusSuccess)
+	}
+}
+
+// raiseLocked masks the kind and hands dw0 to an outstanding AER, which
+// it returns for the caller to complete without c.mu, or queues it.
+func (c *controller) raiseLocked(dw0 uint32, mask uint8) *command {
 	c.masked |= mask
 	if len(c.aers) == 0 {
 		c.events = append(c.events, dw0)
-		c.mu.Unlock()
-		return
+		return nil
 	}
 	cmd := c.aers[0]
 	c.aers = c.aers[1:]
-	c.mu.Unlock()
 	cmd.dw0 = dw0
-	cmd.q.complete(cmd, nvme.StatusSuccess)
+	return cmd
 }
 
-// unmask re-enables an event kind after its log page was read.
-func (c *controller) unmask(mask uint8) {
+// eventGen returns how many events of a kind were raised so far. A log
+// page read takes it before it builds the page.
+func (c *controller) eventGen(mask uint8) uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evGen[eventKind(mask)]
+}
+
+// unmask re-enables an event kind after its log page was read without
+// RAE. seen is the kind's eventGen from before the page was built: an
+// event raised since then may be missing from the page, and the mask
+// swallowed its notice, so it is raised again now (at worst the host
+// reads a page with nothing new).
+func (c *controller) unmask(mask uint8, seen uint64) {
 	c.mu.Lock()
 	c.masked &^= mask
+	var cmd *command
+	k := eventKind(mask)
+	if c.evGen[k] != seen && !c.dead && c.aec&aecBit(mask) != 0 {
+		cmd = c.raiseLocked(c.evDW0[k], mask)
+	}
 	c.mu.Unlock()
+	if cmd != nil {
+		cmd.q.complete(cmd, nvme.StatusSuccess)
+	}
 }
 
 // aer queues an Asynchronous Event Request; it reports false when the

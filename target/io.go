@@ -81,7 +81,7 @@ func (q *queue) execIO(c *command) {
 			// rather than clearing this command's on every read.
 			data = zeroes[:len(data)]
 		} else if _, err := ns.b.ReadAt(data, off); err != nil {
-			st = nvme.StatusUnrecoveredRead
+			st = q.ioError(ns, nvme.StatusUnrecoveredRead)
 			break
 		}
 		q.readCmds.Add(1)
@@ -105,9 +105,13 @@ func (q *queue) execIO(c *command) {
 		} else {
 			err = ns.b.WriteZeroes(off, n)
 		}
+		// FUA on Write Zeroes (CDW12 bit 30) is FUA as on Write.
+		if err == nil && q.durable(ns, s.FUA()) {
+			err = ns.b.Flush()
+		}
 		ns.cw.RUnlock()
 		if err != nil {
-			st = nvme.StatusWriteFault
+			st = q.ioError(ns, nvme.StatusWriteFault)
 		}
 	case nvme.CmdDSM:
 		st = q.dsm(c)
@@ -115,17 +119,48 @@ func (q *queue) execIO(c *command) {
 	q.complete(c, st)
 }
 
+// durable reports whether a write to ns must be on stable storage before
+// it completes: FUA, or the host disabled this controller's volatile write
+// cache (Set Features 06h WCE=0). A namespace without a volatile cache
+// (memory, null) is always durable as far as the host can tell.
+func (q *queue) durable(ns *namespace, fua bool) bool {
+	return ns.vwc && (fua || q.ctrl.writeThrough.Load())
+}
+
+// writeDurable writes b at off and returns once it is on stable storage.
+func (ns *namespace) writeDurable(b []byte, off int64) error {
+	if ns.fua != nil {
+		_, err := ns.fua.WriteAtFUA(b, off)
+		return err
+	}
+	if _, err := ns.b.WriteAt(b, off); err != nil {
+		return err
+	}
+	return ns.b.Flush()
+}
+
+// ioError is the status of a backend error on ns: st, unless the namespace
+// was removed while the command was in flight, which then completes as a
+// command to an inactive NSID would (Base 2.x 8.1.16), as prepareIO
+// answers one: Invalid Namespace or Format.
+func (q *queue) ioError(ns *namespace, st nvme.Status) nvme.Status {
+	if q.ctrl.sub.table().get(ns.id) != ns {
+		return nvme.StatusInvalidNamespace
+	}
+	return st
+}
+
 func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status {
 	var err error
 	ns.cw.RLock()
-	if fua && ns.fua != nil {
-		_, err = ns.fua.WriteAtFUA(b, off)
+	if q.durable(ns, fua) {
+		err = ns.writeDurable(b, off)
 	} else {
 		_, err = ns.b.WriteAt(b, off)
 	}
 	ns.cw.RUnlock()
 	if err != nil {
-		return nvme.StatusWriteFault
+		return q.ioError(ns, nvme.StatusWriteFault)
 	}
 	q.writeCmds.Add(1)
 	q.bytesWritten.Add(uint64(len(b)))
@@ -137,7 +172,7 @@ func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status 
 func (q *queue) compare(ns *namespace, want []byte, off int64) nvme.Status {
 	got := make([]byte, len(want))
 	if _, err := ns.b.ReadAt(got, off); err != nil {
-		return nvme.StatusUnrecoveredRead
+		return q.ioError(ns, nvme.StatusUnrecoveredRead)
 	}
 	q.readCmds.Add(1)
 	if !bytes.Equal(got, want) {
@@ -165,14 +200,14 @@ func (q *queue) execFused(first, second *command) {
 	st2 := nvme.StatusAbortFusedFail
 	if st == nvme.StatusSuccess {
 		var err error
-		if second.sqe.FUA() && ns.fua != nil {
-			_, err = ns.fua.WriteAtFUA(second.buf, off)
+		if q.durable(ns, second.sqe.FUA()) {
+			err = ns.writeDurable(second.buf, off)
 		} else {
 			_, err = ns.b.WriteAt(second.buf, off)
 		}
 		st2 = nvme.StatusSuccess
 		if err != nil {
-			st2 = nvme.StatusWriteFault
+			st2 = q.ioError(ns, nvme.StatusWriteFault)
 		} else {
 			q.writeCmds.Add(1)
 			q.bytesWritten.Add(uint64(len(second.buf)))
@@ -183,28 +218,37 @@ func (q *queue) execFused(first, second *command) {
 	q.complete(second, st2)
 }
 
+// dsm deallocates the ranges of a Dataset Management command with AD, all
+// or nothing as far as range checks go: every range is checked before any
+// is deallocated.
 func (q *queue) dsm(c *command) nvme.Status {
 	ns := c.ns
 	if c.sqe.CDW11&nvme.DSMAD == 0 {
 		return nvme.StatusSuccess // hints only
 	}
-	b := c.buf
-	for len(b) >= nvme.DSMRangeSize {
+	for b := c.buf; len(b) >= nvme.DSMRangeSize; b = b[nvme.DSMRangeSize:] {
 		nlb := uint64(binary.LittleEndian.Uint32(b[4:]))
 		slba := binary.LittleEndian.Uint64(b[8:])
-		b = b[nvme.DSMRangeSize:]
+		if nlb != 0 && (slba >= ns.nlba || nlb > ns.nlba-slba) {
+			return nvme.StatusLBAOutOfRange
+		}
+	}
+	ns.cw.RLock()
+	defer ns.cw.RUnlock()
+	for b := c.buf; len(b) >= nvme.DSMRangeSize; b = b[nvme.DSMRangeSize:] {
+		nlb := uint64(binary.LittleEndian.Uint32(b[4:]))
+		slba := binary.LittleEndian.Uint64(b[8:])
 		if nlb == 0 {
 			continue
 		}
-		if slba >= ns.nlba || nlb > ns.nlba-slba {
-			return nvme.StatusLBAOutOfRange
+		if err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift)); err != nil {
+			return q.ioError(ns, nvme.StatusInternalError)
 		}
-		ns.cw.RLock()
-		err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift))
-		ns.cw.RUnlock()
-		if err != nil {
-			return nvme.StatusInternalError
-		}
+	}
+	// Deallocated blocks read as zeroes (DLFEAT); with the write cache
+	// disabled that must survive a power loss too.
+	if q.durable(ns, false) && ns.b.Flush() != nil {
+		return q.ioError(ns, nvme.StatusWriteFault)
 	}
 	return nvme.StatusSuccess
 }
@@ -212,12 +256,13 @@ func (q *queue) dsm(c *command) nvme.Status {
 func (q *queue) flush(c *command) nvme.Status {
 	if c.ns != nil {
 		if c.ns.b.Flush() != nil {
-			return nvme.StatusWriteFault
+			return q.ioError(c.ns, nvme.StatusWriteFault)
 		}
 		return nvme.StatusSuccess
 	}
 	for _, ns := range q.ctrl.sub.table().list() {
-		if ns.b.Flush() != nil {
+		// A namespace removed meanwhile is no longer one of "all".
+		if ns.b.Flush() != nil && q.ioError(ns, nvme.StatusWriteFault) == nvme.StatusWriteFault {
 			return nvme.StatusWriteFault
 		}
 	}

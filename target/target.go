@@ -473,7 +473,10 @@ func (t *Target) RemoveNamespace(subnqn string, nsid uint32) error {
 	s.anaChg.Add(1)
 	s.nsMu.Unlock()
 	t.nsChanged(s, nsid)
-	// Wait for writers and fused pairs in flight before closing.
+	// Writers and fused pairs in flight finish before the backend closes,
+	// so Close makes every write that completed durable. Reads and
+	// Flushes need no wait: one that reaches the closed backend completes
+	// as a command to an inactive NSID would (queue.ioError).
 	ns.cw.Lock()
 	defer ns.cw.Unlock()
 	return ns.b.Close()

@@ -1,0 +1,89 @@
+package target
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nvmftest/nvmftest/nvme"
+)
+
+// TestKATORoundedToKAS: the controller rounds KATO up to the granularity
+// Identify KAS reports (100 ms units), on Connect and on Set Features, and
+// Get Features returns the value in use (Base 2.x 5.2.26.1.8).
+func TestKATORoundedToKAS(t *testing.T) {
+	tg := startTarget(t, testConfig())
+	a := admin(t, tg.Addrs()[0], testNQN, 150)
+	b := make([]byte, 4096)
+	mustOK(t, a.exec(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil, false, b))
+	var id nvme.IdentifyController
+	if err := id.Decode(b); err != nil {
+		t.Fatal(err)
+	}
+	if id.KAS != 1 {
+		t.Fatalf("KAS %d, want 1 (100 ms)", id.KAS)
+	}
+	getKATO := func() uint32 {
+		t.Helper()
+		r := a.exec(nvme.GetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, nvme.SelCurrent), nil, false, nil)
+		mustOK(t, r)
+		return r.DW0
+	}
+	if k := getKATO(); k != 200 {
+		t.Fatalf("Connect KATO 150 ms: Get Features %d ms, want 200", k)
+	}
+	for _, c := range []struct{ set, want uint32 }{{1150, 1200}, {5000, 5000}, {1, 100}, {0, 0}, {60001, 60100}} {
+		r := a.exec(nvme.SetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, c.set, false), nil, false, nil)
+		mustOK(t, r)
+		if k := getKATO(); k != c.want {
+			t.Fatalf("Set Features KATO %d ms: Get Features %d ms, want %d", c.set, k, c.want)
+		}
+	}
+}
+
+// TestKeepAliveExpiresKATOAfterLastCommand: the association ends KATO
+// (plus at most the KAS granularity) after the last command, never before
+// and not up to 2×KATO later (review #14). The last Keep Alive is sent
+// just after the old timer's second firing, which the old code only
+// checked at the third (3.8 s after it, with KATO 2 s).
+func TestKeepAliveExpiresKATOAfterLastCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes about 5 s")
+	}
+	const kato = 2 * time.Second
+	tg := startTarget(t, testConfig())
+	start := time.Now()
+	a := admin(t, tg.Addrs()[0], testNQN, uint32(kato/time.Millisecond))
+	time.Sleep(time.Until(start.Add(kato / 2)))
+	mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+	time.Sleep(time.Until(start.Add(kato + 200*time.Millisecond)))
+	last := time.Now()
+	mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+	a.expectClosed()
+	elapsed := time.Since(last)
+	if elapsed < kato {
+		t.Fatalf("association ended %v after the last command, before KATO %v", elapsed, kato)
+	}
+	t.Logf("association ended %v after the last command (KATO %v)", elapsed, kato)
+	// KATO plus the 100 ms granularity, with room for a slow machine; the
+	// old timer took 3.8 s here.
+	if elapsed > kato+time.Second {
+		t.Fatalf("association ended %v after the last command (KATO %v)", elapsed, kato)
+	}
+}
+
+// TestKeepAliveTrafficKeepsAlive: with traffic based keep alive any
+// command restarts the timer, so I/O alone keeps the association up past
+// several KATOs.
+func TestKeepAliveTrafficKeepsAlive(t *testing.T) {
+	tg := startTarget(t, testConfig())
+	a := admin(t, tg.Addrs()[0], testNQN, 300)
+	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
+	r := nvme.ReadCmd(1, 0, 1)
+	nvme.SetDataLength(&r, 512)
+	buf := make([]byte, 512)
+	for end := time.Now().Add(1200 * time.Millisecond); time.Now().Before(end); {
+		time.Sleep(100 * time.Millisecond)
+		mustOK(t, q.exec(r, nil, false, buf))
+	}
+	mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+}
