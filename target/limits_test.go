@@ -100,9 +100,11 @@ func (r *rawAssoc) open(addr string, buf []byte) (net.Conn, nvme.Status, error) 
 
 func limitsConfig() Config {
 	c := testConfig()
-	// 1000 associations on one target, and a long IC timeout so that a
-	// slow machine does not close connections the test is still setting up.
+	// 1000 associations on one target, all from 127.0.0.1 and one host
+	// NQN, and a long IC timeout so that a slow machine does not close
+	// connections the test is still setting up.
 	c.ICTimeout = time.Minute
+	c.MaxConnections, c.MaxConnectionsPerAddress, c.MaxAssociationsPerHost = 0, 0, 0
 	return c
 }
 
