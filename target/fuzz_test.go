@@ -56,6 +56,9 @@ func fuzzConfig(dir string) Config {
 	c.ICTimeout = 0
 	c.IdleTimeout = 0
 	c.MaxKATO = 50 * time.Millisecond
+	// A small R2T budget, so that small inputs reach the commands that
+	// wait for it.
+	c.R2TBuffer = "32KiB"
 	return c
 }
 
@@ -455,19 +458,19 @@ func fuzzSeeds() [][]byte {
 		seeds = append(seeds, s.bytes())
 	}
 
-	// More announced write data than the R2T budget (r2t_buffer 2 MiB,
-	// 17 x 128 KiB): the last waits without an R2T until the first
+	// More announced write data than the R2T budget (r2t_buffer 32 KiB,
+	// 5 x 8 KiB): the last waits without an R2T until the first
 	// completes, and its data follows then.
 	{
 		s := newSession(fuzzIO, 0)
 		s.connect(fuzzNQN, 1, 1, 0, 0)
 		var cids, tags []uint16
-		for i := range 17 {
-			cid, tag := s.announce(nvme.WriteCmd(1, uint64(i*256), 256), 128<<10)
+		for i := range 5 {
+			cid, tag := s.announce(nvme.WriteCmd(1, uint64(i*16), 16), 8192)
 			cids, tags = append(cids, cid), append(tags, tag)
 		}
-		for i := range 17 {
-			s.h2c(cids[i], tags[i], fuzzPattern(128<<10, byte(i)), 8192)
+		for i := range 5 {
+			s.h2c(cids[i], tags[i], fuzzPattern(8192, byte(i)), 8192)
 			s.done(nvme.WriteCmd(1, 0, 1), tags[i])
 		}
 		seeds = append(seeds, s.bytes())
