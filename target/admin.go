@@ -12,9 +12,6 @@ import (
 	"github.com/nvmftest/nvmftest/nvme"
 )
 
-// maxAdminData bounds the data of one admin command.
-const maxAdminData = 16 << 20
-
 func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 	s := &c.sqe
 	disc := q.ctrl.disc
@@ -23,7 +20,10 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		return q.checkSGL(c, nvme.IdentifyDataSize, false, inLen)
 	case nvme.AdminGetLogPage:
 		n := nvme.LogPageLength(s)
-		if n > maxAdminData {
+		if n > q.t.mdts {
+			// MDTS bounds every command's data, admin ones too (Identify
+			// Controller MDTS: Invalid Field in Command beyond it); a
+			// longer log page is read in parts with the offset.
 			c.ploc = 42
 			return nvme.StatusInvalidField
 		}
@@ -108,7 +108,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		CQT:    1000, // ms: an ended association's sockets are closed at once; only commands already read and handed to workers still run
 		SQES:   0x66,
 		CQES:   0x44,
-		MAXCMD: uint16(t.cfg.QueueSize),
+		MAXCMD: uint16(t.maxCmd()), // queue_size 65536 must not wrap to 0
 		SGLS:   nvme.SGLSByteAligned,
 		IOCCSZ: (nvme.SQESize + t.icd) / 16,
 		IORCSZ: nvme.CQESize / 16,

@@ -267,7 +267,7 @@ func (t *Target) PortUp(portID uint16) error {
 		}
 		p.ln = ln
 		t.wg.Add(1)
-		go t.accept(p)
+		go t.accept(p, ln)
 	}
 	p.down = false
 	t.log.Info("port up", "port_id", portID)

@@ -156,6 +156,49 @@ type Config struct {
 	// Capture, if set, is a directory (created if missing) that receives
 	// a pcapng packet trace of every accepted connection.
 	Capture string `yaml:"capture"`
+
+	// Bounds on what a remote peer can make the target hold. Each is
+	// pushed against by a peer that connects, announces or stops reading
+	// more than a host needs; README "Hostile peers" lists what happens
+	// at each.
+
+	// MaxConnections bounds the connections open on one listener, from
+	// accept on (default 1024; 0: no bound). One more is closed at once.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxConnectionsPerAddress bounds the connections one remote IP
+	// address has open to the whole target (default 128; 0: no bound).
+	// One more is closed at once.
+	MaxConnectionsPerAddress int `yaml:"max_connections_per_address"`
+	// MaxAssociationsPerHost bounds the associations (controllers, NVM and
+	// discovery) one host NQN holds (default 64; 0: no bound). The admin
+	// Connect beyond it fails with Controller Busy (01h/81h), as does one
+	// when every controller ID is in use.
+	MaxAssociationsPerHost int `yaml:"max_associations_per_host"`
+	// R2TBuffer bounds the buffers one connection holds for write data it
+	// asked for with R2T and has not received (default 2MiB). Commands
+	// beyond it wait, without a buffer and without an R2T, until earlier
+	// ones complete; a command larger than the budget runs alone.
+	R2TBuffer Size `yaml:"r2t_buffer"`
+	// R2TTimeout is how long a host may take to send all the data one R2T
+	// asked for (default 30s; 0: no bound). Past it the connection is
+	// closed (with its association, on an admin queue).
+	R2TTimeout time.Duration `yaml:"r2t_timeout"`
+	// WriteBacklog bounds the responses and read data queued in the
+	// target for a host that reads slower than the target answers
+	// (default 2MiB; a peer that does not read holds at most about three
+	// times this per connection, see README). Past it the connection's
+	// receive loop waits for the host to read.
+	WriteBacklog Size `yaml:"write_backlog"`
+	// WriteTimeout is how long a host may leave the target waiting to
+	// write because it takes none of the queued bytes (default 30s; 0: no
+	// bound). Past it the connection is closed. An idle_timeout below it
+	// bounds such a wait too.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// DiscoveryKATO is the keep alive timeout a discovery association
+	// gets when its Connect asks for none (KATO 0): the Discovery
+	// controller activity timeout of NVMe Base 2.1 3.1.3.3 (default 2m,
+	// as nvmet and SPDK; 0: none, such a peer may stay for ever).
+	DiscoveryKATO time.Duration `yaml:"discovery_kato"`
 }
 
 // baseConfig is every tunable at its default, with no listener and no
@@ -174,6 +217,15 @@ func baseConfig() Config {
 		ICTimeout:         10 * time.Second,
 		Version:           "2.0",
 		C2HSuccess:        true,
+
+		MaxConnections:           1024,
+		MaxConnectionsPerAddress: 128,
+		MaxAssociationsPerHost:   64,
+		R2TBuffer:                "2MiB",
+		R2TTimeout:               30 * time.Second,
+		WriteBacklog:             "2MiB",
+		WriteTimeout:             30 * time.Second,
+		DiscoveryKATO:            2 * time.Minute,
 	}
 }
 
@@ -376,6 +428,9 @@ func (c *Config) Validate() error {
 	if c.ICTimeout < 0 || c.IdleTimeout < 0 {
 		return errors.New("ic_timeout/idle_timeout: negative (use e.g. 10s, or 0 to disable)")
 	}
+	if err := c.validatePeerBounds(); err != nil {
+		return err
+	}
 	switch c.Version {
 	case "":
 		c.Version = "2.0"
@@ -387,6 +442,33 @@ func (c *Config) Validate() error {
 }
 
 const tcpMinH2C = 4096
+
+// validatePeerBounds checks the bounds on what a remote peer can make the
+// target hold.
+func (c *Config) validatePeerBounds() error {
+	if c.MaxConnections < 0 || c.MaxConnectionsPerAddress < 0 || c.MaxAssociationsPerHost < 0 {
+		return fmt.Errorf("max_connections/max_connections_per_address/max_associations_per_host: %d/%d/%d is negative (use e.g. 1024/128/64, or 0 for no bound)",
+			c.MaxConnections, c.MaxConnectionsPerAddress, c.MaxAssociationsPerHost)
+	}
+	r2t, err := sizeField("r2t_buffer", c.R2TBuffer)
+	if err != nil {
+		return err
+	}
+	if r2t < 4096 || r2t > 1<<30 {
+		return fmt.Errorf("r2t_buffer: %s is out of range (use 4KiB..1GiB, e.g. 2MiB)", c.R2TBuffer)
+	}
+	wb, err := sizeField("write_backlog", c.WriteBacklog)
+	if err != nil {
+		return err
+	}
+	if wb < 64<<10 || wb > 1<<30 {
+		return fmt.Errorf("write_backlog: %s is out of range (use 64KiB..1GiB, e.g. 2MiB)", c.WriteBacklog)
+	}
+	if c.R2TTimeout < 0 || c.WriteTimeout < 0 || c.DiscoveryKATO < 0 {
+		return errors.New("r2t_timeout/write_timeout/discovery_kato: negative (use e.g. 30s/30s/2m, or 0 to disable)")
+	}
+	return nil
+}
 
 func sizeField(path string, s Size) (uint64, error) {
 	n, err := s.Bytes()

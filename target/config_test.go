@@ -3,6 +3,7 @@ package target
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDefaultConfig(t *testing.T) {
@@ -48,6 +49,44 @@ mdts: 512KiB
 	}
 }
 
+// TestPeerBoundKeys: the bounds on what a remote peer can make the target
+// hold have defaults, and parse from YAML.
+func TestPeerBoundKeys(t *testing.T) {
+	d := DefaultConfig()
+	if d.MaxConnections != 1024 || d.MaxConnectionsPerAddress != 128 || d.MaxAssociationsPerHost != 64 ||
+		d.R2TBuffer != "2MiB" || d.R2TTimeout != 30*time.Second || d.WriteBacklog != "2MiB" ||
+		d.WriteTimeout != 30*time.Second || d.DiscoveryKATO != 2*time.Minute {
+		t.Fatalf("defaults %+v", d)
+	}
+	c, err := ParseConfig([]byte(`
+listeners: [{address: "127.0.0.1:4420"}]
+max_connections: 10
+max_connections_per_address: 0
+max_associations_per_host: 3
+r2t_buffer: 8MiB
+r2t_timeout: 5s
+write_backlog: 512KiB
+write_timeout: 0s
+discovery_kato: 30s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxConnections != 10 || c.MaxConnectionsPerAddress != 0 || c.MaxAssociationsPerHost != 3 ||
+		c.R2TBuffer != "8MiB" || c.R2TTimeout != 5*time.Second || c.WriteBacklog != "512KiB" ||
+		c.WriteTimeout != 0 || c.DiscoveryKATO != 30*time.Second {
+		t.Fatalf("%+v", c)
+	}
+	tg, err := New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if tg.r2tBuffer != 8<<20 || tg.writeBacklog != 512<<10 {
+		t.Fatalf("derived %d %d", tg.r2tBuffer, tg.writeBacklog)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	base := `listeners: [{address: "127.0.0.1:4420"}]
 `
@@ -71,6 +110,13 @@ func TestConfigErrors(t *testing.T) {
 		{base + "subsystems: [{nqn: nqn.2014-08.io.example:d, allow_any_host: true, ports: [9]}]\n", "no listener has port_id 9"},
 		{base + "version: \"1.3\"\n", `version: "1.3" is not supported`},
 		{base + "capture: /dev/null\n", `capture: "/dev/null" is not a directory`},
+		{base + "max_connections: -1\n", "max_connections/max_connections_per_address/max_associations_per_host: -1/128/64 is negative"},
+		{base + "max_associations_per_host: -2\n", "-2 is negative (use e.g. 1024/128/64, or 0 for no bound)"},
+		{base + "r2t_buffer: 1KiB\n", "r2t_buffer: 1KiB is out of range (use 4KiB..1GiB, e.g. 2MiB)"},
+		{base + "r2t_buffer: lots\n", `r2t_buffer: "lots" is not a size`},
+		{base + "write_backlog: 2GiB\n", "write_backlog: 2GiB is out of range (use 64KiB..1GiB, e.g. 2MiB)"},
+		{base + "write_timeout: -1s\n", "r2t_timeout/write_timeout/discovery_kato: negative"},
+		{base + "discovery_kato: -1m\n", "r2t_timeout/write_timeout/discovery_kato: negative"},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

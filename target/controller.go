@@ -63,7 +63,9 @@ type controller struct {
 	numQ    uint16
 }
 
-func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) *controller {
+// newController creates and registers a controller, or says why it may
+// not (see admitController).
+func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
 		kato: roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
@@ -72,18 +74,13 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 	}
 	c.queues = make([]*queue, int(c.numQ)+1)
 	t.mu.Lock()
-	for t.ctrls[t.nextCntlid] != nil || t.nextCntlid == 0 || t.nextCntlid > 0xFFEF {
-		t.nextCntlid++
-		if t.nextCntlid > 0xFFEF {
-			t.nextCntlid = 1
-		}
-	}
-	c.cntlid = t.nextCntlid
-	t.nextCntlid++
-	t.ctrls[c.cntlid] = c
+	why := t.admitController(c)
 	t.mu.Unlock()
+	if why != admitOK {
+		return nil, why
+	}
 	c.armTimer()
-	return c
+	return c, admitOK
 }
 
 // Keep alive (Base 2.x 3.9). The controller uses traffic based keep

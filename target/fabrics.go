@@ -20,15 +20,58 @@ func (q *queue) execFabrics(c *command) {
 	case nvme.FabricsAuthReceive:
 		q.authReceive(c)
 	case nvme.FabricsDisconnect:
-		q.complete(c, nvme.StatusSuccess)
-		// The receive loop sees the closed connection and cleans up.
-		// Closing the tcp.Conn (not q.nc) lets the response go out.
-		_ = q.conn.Uncork()
-		_ = q.conn.Close()
+		q.disconnect(c)
 	default:
 		q.complete(c, nvme.StatusInvalidOpcode)
 	}
 }
+
+// disconnect deletes the queue. Its completion must be the last one on
+// the queue and no command may be processed after it (NVMe Base 2.1 6.4):
+// commands running on workers finish first and send their completions;
+// those still waiting for data (an R2T sent, or waiting for budget) end
+// with Command Aborted due to SQ Deletion; then the Disconnect completes
+// and the connection closes.
+func (q *queue) disconnect(c *command) {
+	q.r2tMu.Lock()
+	q.r2tStop = true
+	var aborted []*command
+	for _, l := range []*cmdList{&q.r2tWait, &q.r2tOut} {
+		for l.head != nil {
+			x := l.head
+			l.remove(x)
+			x.state = stateAbort
+			aborted = append(aborted, x)
+		}
+	}
+	q.r2tOutN.Store(0)
+	q.r2tMu.Unlock()
+	q.stopWorkers()
+	for _, x := range aborted {
+		// The other half of a fused pair that has its data waits for
+		// this one: it ends too.
+		if p := x.peer; p != nil && p.state != stateAbort {
+			p.peer, p.state = nil, stateAbort
+			q.complete(p, nvme.StatusAbortSQDeleted)
+		}
+		x.peer = nil
+		q.complete(x, nvme.StatusAbortSQDeleted)
+	}
+	if f := q.fuseFirst; f != nil {
+		q.fuseFirst = nil
+		q.orphan(f, nvme.StatusAbortSQDeleted)
+	}
+	q.complete(c, nvme.StatusSuccess)
+	q.stopped = true
+	// Closing the tcp.Conn (not q.nc) lets the responses go out.
+	_ = q.conn.Uncork()
+	_ = q.conn.Close()
+}
+
+// testHookConnectLookedUp, if set by a test, runs between a Connect's
+// subsystem lookup and its controller's registration: the window a
+// concurrent RemoveSubsystem must not slip through.
+var testHookConnectLookedUp func()
 
 func (q *queue) connectInvalid(c *command, inData bool, off uint16) {
 	c.dw0 = nvme.ConnectInvalidParam(inData, off)
@@ -56,6 +99,9 @@ func (q *queue) connect(c *command) {
 		sub = t.findSubsystem(d.SubNQN)
 	}
 	t.mu.Unlock()
+	if testHookConnectLookedUp != nil {
+		testHookConnectLookedUp()
+	}
 	switch {
 	case disc && !q.port.cfg.servesDiscovery(),
 		!disc && (sub == nil || !sub.onPort(q.port)):
@@ -82,8 +128,45 @@ func (q *queue) connect(c *command) {
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
 		}
-		ctrl := t.newController(sub, q.port, d.HostNQN, d.HostID, kato)
+		if disc && kato == 0 {
+			// A discovery host that asks for no keep alive gets the
+			// Discovery controller activity timeout (NVMe Base 2.1
+			// 3.1.3.3; nvmet and SPDK give 2 minutes): an anonymous
+			// peer does not hold an association for ever.
+			kato = t.cfg.DiscoveryKATO
+		}
+		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato)
+		switch why {
+		case admitRemoved:
+			q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
+			return
+		case admitHostLimit, admitNoControllerID:
+			// Controller Busy is the status NVMe Base 2.1 gives for
+			// "there is no available controller" (Figure 105, 81h);
+			// Invalid Parameters would blame the host's fields.
+			reason := "max_associations_per_host"
+			if why == admitNoControllerID {
+				reason = "every controller ID in use"
+			}
+			t.log.Warn("connect refused: controller busy", "host", d.HostNQN, "subnqn", d.SubNQN, "why", reason)
+			q.complete(c, nvme.StatusConnectControllerBusy)
+			return
+		}
 		ctrl.mu.Lock()
+		if ctrl.dead {
+			// Ended (RemoveSubsystem, PortDown) before its admin queue
+			// was in place, so kill could not close it: fail here.
+			ctrl.mu.Unlock()
+			t.mu.Lock()
+			removed := sub != nil && sub.removed
+			t.mu.Unlock()
+			if removed {
+				q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
+			} else {
+				q.complete(c, nvme.StatusConnectControllerBusy)
+			}
+			return
+		}
 		ctrl.queues[0] = q
 		ctrl.mu.Unlock()
 		q.install(ctrl, 0, args)
@@ -130,14 +213,17 @@ func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	q.qid = qid
 	q.size = uint32(args.SQSIZE) + 1
 	q.flowOff = args.CATTR&nvme.CATTRDisableSQFlow != 0
-	q.sqhd.Store(1 % q.size)
-	q.limit = int32(q.size)
-	if n := 2 * int(q.size); n > len(q.cmds) {
-		q.grow(n)
+	q.fetched.Store(1) // the Connect itself
+	q.reported.Store(0)
+	// The slots are made as commands come, up to MAXCMD or twice the
+	// queue size, whichever is more (plus the AERs an admin queue holds).
+	aers := 0
+	if qid == 0 {
+		aers = maxAER
 	}
-	// What a well-behaved host can have outstanding must fit in the
-	// write backlog, so the receive loop never waits for the host to read.
-	q.w.SetLimit(max(minBacklog, int(q.size)*(int(q.t.mdts)+64<<10)))
+	q.slotMu.Lock()
+	q.slotCap = min(0xFFFF, max(2*int(q.size), q.t.maxCmd())+aers)
+	q.slotMu.Unlock()
 	if qid == 0 {
 		q.conn.SetLimits(adminCapsuleData, q.t.maxH2C)
 	} else {

@@ -1,11 +1,14 @@
 package target
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -53,6 +56,9 @@ func fuzzConfig(dir string) Config {
 	c.ICTimeout = 0
 	c.IdleTimeout = 0
 	c.MaxKATO = 50 * time.Millisecond
+	// A small R2T budget, so that small inputs reach the commands that
+	// wait for it.
+	c.R2TBuffer = "32KiB"
 	return c
 }
 
@@ -191,23 +197,69 @@ func targetGoroutines() string {
 }
 
 // sessionBuilder writes what a host sends on one connection.
+//
+// To answer R2Ts without reading them, it predicts each command's R2T
+// transfer tag, which is the index of the target's command slot: it keeps
+// the target's LIFO stack of free slots, knowing that a command on the
+// admin queue, on the memory and null namespaces, and a Flush of every
+// namespace, completes before the target reads the next PDU; a command
+// waiting for R2T data holds its slot until its data is in; a fused first
+// command holds its slot until its second runs; an AER holds its slot.
+// Commands on the file namespace (3) complete on workers, whenever: after
+// one, tags are unknown and r2t refuses to build.
 type sessionBuilder struct {
 	b   []byte
 	enc tcp.EncodeOptions
 	cid uint16
-	n   uint16 // commands sent after ICReq: the slot (R2T TTAG) of the next one
+
+	free    []uint16 // the target's free slots, top last
+	nslots  uint16   // slots the target has made
+	fused   int      // slot of a fused first command waiting, or -1
+	unknown bool     // a worker holds a slot for a while: tags unknown
+	pending map[uint16]uint16
 }
 
 func newSession(mode byte, dgst uint8) *sessionBuilder {
-	s := &sessionBuilder{b: []byte{mode}}
+	s := &sessionBuilder{b: []byte{mode}, fused: -1, pending: map[uint16]uint16{}}
 	s.b = tcp.AppendPDU(s.b, &tcp.ICReq{DGST: dgst, MAXR2T: 0}, nil, tcp.EncodeOptions{})
 	s.enc.Header = dgst&tcp.DgstHeader != 0
 	s.enc.Data = dgst&tcp.DgstData != 0
 	return s
 }
 
-// cmd sends sqe with in-capsule data (if any) and returns its slot.
-func (s *sessionBuilder) cmd(sqe nvme.SQE, data []byte) uint16 {
+func (s *sessionBuilder) take() uint16 {
+	if n := len(s.free); n > 0 {
+		t := s.free[n-1]
+		s.free = s.free[:n-1]
+		return t
+	}
+	s.nslots++
+	return s.nslots - 1
+}
+
+func (s *sessionBuilder) release(slot uint16) { s.free = append(s.free, slot) }
+
+// done records that the command in slot completed (with its fused first,
+// if it is a second).
+func (s *sessionBuilder) done(sqe nvme.SQE, slot uint16) {
+	switch {
+	case sqe.Opcode == nvme.AdminAsyncEventReq:
+		return // held until an event
+	case sqe.NSID == 3 && sqe.Opcode != nvme.AdminFabrics:
+		s.unknown = true // completes on a worker
+		return
+	case sqe.Fuse() == nvme.FuseFirst:
+		s.fused = int(slot)
+		return
+	case sqe.Fuse() == nvme.FuseSecond && s.fused >= 0:
+		s.release(uint16(s.fused))
+		s.fused = -1
+	}
+	s.release(slot)
+}
+
+// send writes a capsule and returns the slot it takes.
+func (s *sessionBuilder) send(sqe nvme.SQE, data []byte) (nvme.SQE, uint16) {
 	s.cid++
 	sqe.CID = s.cid
 	sqe.Flags |= nvme.PSDTSGL
@@ -215,9 +267,13 @@ func (s *sessionBuilder) cmd(sqe nvme.SQE, data []byte) uint16 {
 		sqe.DPTR = nvme.SGLDescriptor{Length: uint32(len(data)), Type: nvme.SGLDataBlockOffset}
 	}
 	s.b = tcp.AppendPDU(s.b, &tcp.CapsuleCmd{SQE: sqe}, data, s.enc)
-	slot := s.n
-	s.n++
-	return slot
+	return sqe, s.take()
+}
+
+// cmd sends sqe with in-capsule data (if any); it completes at once.
+func (s *sessionBuilder) cmd(sqe nvme.SQE, data []byte) {
+	sqe, slot := s.send(sqe, data)
+	s.done(sqe, slot)
 }
 
 // read sends a command that moves n bytes to the host.
@@ -226,15 +282,29 @@ func (s *sessionBuilder) read(sqe nvme.SQE, n int) {
 	s.cmd(sqe, nil)
 }
 
+// announce sends a command whose n bytes of data the target asks for with
+// an R2T, and returns its CID and transfer tag for h2c.
+func (s *sessionBuilder) announce(sqe nvme.SQE, n int) (cid, tag uint16) {
+	if s.unknown {
+		panic("sessionBuilder: R2T transfer tag unknown after a command on a worker")
+	}
+	sqe.DPTR = nvme.SGLDescriptor{Length: uint32(n), Type: nvme.SGLTransportDataBlock}
+	sqe, slot := s.send(sqe, nil)
+	s.pending[sqe.CID] = slot
+	return sqe.CID, slot
+}
+
 // r2t sends a command whose data follows in H2CData PDUs of at most max
 // bytes, as if answering the target's R2T.
 func (s *sessionBuilder) r2t(sqe nvme.SQE, data []byte, max int) {
-	sqe.DPTR = nvme.SGLDescriptor{Length: uint32(len(data)), Type: nvme.SGLTransportDataBlock}
-	cid := s.cid + 1
-	tag := s.cmd(sqe, nil)
+	cid, tag := s.announce(sqe, len(data))
+	sqe.CID = cid
 	s.h2c(cid, tag, data, max)
+	delete(s.pending, cid)
+	s.done(sqe, tag)
 }
 
+// h2c sends data for an announced command.
 func (s *sessionBuilder) h2c(cid, tag uint16, data []byte, max int) {
 	for o := 0; o < len(data); o += max {
 		n := min(max, len(data)-o)
@@ -360,9 +430,11 @@ func fuzzSeeds() [][]byte {
 			s.cmd(nvme.FlushCmd(0xFFFFFFFF), nil)
 			s.read(nvme.ReadCmd(2, 0, 32), 128<<10)
 			s.r2t(nvme.WriteCmd(2, 0, 4), fuzzPattern(16<<10, 5), 8192)
+			// The file namespace last, its R2T first: its commands
+			// complete on workers, after which tags are unknown.
+			s.r2t(nvme.WriteCmd(3, 16, 32), fuzzPattern(16<<10, 6), 8192)
 			s.cmd(nvme.WriteCmd(3, 0, 8), w)
 			s.read(nvme.ReadCmd(3, 0, 8), 4096)
-			s.r2t(nvme.WriteCmd(3, 16, 32), fuzzPattern(16<<10, 6), 8192)
 			s.cmd(nvme.FlushCmd(3), nil)
 			if cattr == 0 {
 				s.cmd(nvme.DisconnectCmd(0), nil)
@@ -375,16 +447,128 @@ func fuzzSeeds() [][]byte {
 	{
 		s := newSession(fuzzIO, 0)
 		s.connect(fuzzNQN, 1, 1, 0, 0)
-		var tags []uint16
+		var cids, tags []uint16
 		for i := range 4 {
-			sqe := nvme.WriteCmd(1, uint64(i*16), 16)
-			sqe.DPTR = nvme.SGLDescriptor{Length: 8192, Type: nvme.SGLTransportDataBlock}
-			tags = append(tags, s.cmd(sqe, nil))
+			cid, tag := s.announce(nvme.WriteCmd(1, uint64(i*16), 16), 8192)
+			cids, tags = append(cids, cid), append(tags, tag)
 		}
 		for i := 3; i >= 0; i-- {
-			s.h2c(uint16(i+2), tags[i], fuzzPattern(8192, byte(i)), 8192)
+			s.h2c(cids[i], tags[i], fuzzPattern(8192, byte(i)), 8192)
 		}
 		seeds = append(seeds, s.bytes())
+	}
+
+	// More announced write data than the R2T budget (r2t_buffer 32 KiB,
+	// 5 x 8 KiB): the last waits without an R2T until the first
+	// completes, and its data follows then.
+	{
+		s := newSession(fuzzIO, 0)
+		s.connect(fuzzNQN, 1, 1, 0, 0)
+		var cids, tags []uint16
+		for i := range 5 {
+			cid, tag := s.announce(nvme.WriteCmd(1, uint64(i*16), 16), 8192)
+			cids, tags = append(cids, cid), append(tags, tag)
+		}
+		for i := range 5 {
+			s.h2c(cids[i], tags[i], fuzzPattern(8192, byte(i)), 8192)
+			s.done(nvme.WriteCmd(1, 0, 1), tags[i])
+		}
+		seeds = append(seeds, s.bytes())
+	}
+	return seeds
+}
+
+// fuzzStateSeed is a session that breaks the Connect and fused-command
+// rules: what the target must answer is in want (statuses that must all
+// appear, in order) and term (a C2HTermReq with this FES, or 0).
+type fuzzStateSeed struct {
+	name string
+	in   []byte
+	want []nvme.Status
+	term uint16
+}
+
+// fuzzStateSeeds reach the Connect-state and fused-command paths with
+// what a host must not send: fused Connects, fused admin and Fabrics
+// commands, commands before Connect and after Disconnect, commands on the
+// wrong queue, a queue overrun.
+func fuzzStateSeeds() []fuzzStateSeed {
+	var seeds []fuzzStateSeed
+	fuse := func(sqe nvme.SQE, f uint8) nvme.SQE {
+		sqe.Flags |= f
+		return sqe
+	}
+	cd := connectData(fuzzNQN, testHost, nvme.CNTLIDDynamic)
+	{
+		s := newSession(fuzzAdmin, 0)
+		s.cmd(fuse(connectSQE(0, 31, 0, 0), nvme.FuseFirst), cd)
+		s.cmd(fuse(connectSQE(0, 31, 0, 0), nvme.FuseSecond), cd)
+		s.connect(fuzzNQN, 0, nvme.CNTLIDDynamic, 0, 0)
+		seeds = append(seeds, fuzzStateSeed{"fused Connect pair", s.bytes(),
+			[]nvme.Status{nvme.StatusConnectInvalidParameters, nvme.StatusAbortFusedFail, nvme.StatusSuccess}, 0})
+	}
+	for _, nqn := range []string{fuzzNQN, nvme.DiscoveryNQN} {
+		s := newSession(fuzzAdmin, 0)
+		// Before Connect: nothing but Connect.
+		s.cmd(nvme.KeepAliveCmd(), nil)
+		s.read(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nvme.IdentifyDataSize)
+		s.cmd(nvme.PropertyGetCmd(0, nvme.PropCAP, true), nil)
+		s.cmd(nvme.DisconnectCmd(0), nil)
+		s.read(nvme.ReadCmd(1, 0, 8), 4096)
+		s.cmd(fuse(nvme.KeepAliveCmd(), nvme.FuseFirst), nil)
+		s.connect(nqn, 0, nvme.CNTLIDDynamic, 0, 0)
+		s.connect(nqn, 0, nvme.CNTLIDDynamic, 0, 0) // a second Connect on the queue
+		s.cmd(nvme.KeepAliveCmd(), nil)             // not enabled yet
+		s.enable()
+		s.cmd(fuse(nvme.KeepAliveCmd(), nvme.FuseFirst), nil)
+		s.cmd(fuse(nvme.KeepAliveCmd(), nvme.FuseSecond), nil)
+		s.read(fuse(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nvme.FuseFirst), nvme.IdentifyDataSize)
+		s.read(fuse(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nvme.FuseSecond), nvme.IdentifyDataSize)
+		s.cmd(fuse(nvme.PropertyGetCmd(0, nvme.PropCSTS, false), nvme.FuseFirst), nil)
+		s.cmd(fuse(nvme.PropertyGetCmd(0, nvme.PropCSTS, false), nvme.FuseSecond), nil)
+		s.cmd(fuse(nvme.KeepAliveCmd(), nvme.FuseSecond), nil) // a second without a first
+		s.cmd(fuse(nvme.AsyncEventRequestCmd(), nvme.FuseFirst), nil)
+		s.cmd(nvme.KeepAliveCmd(), nil)                  // the failed first is forgotten
+		s.cmd(nvme.WriteCmd(1, 0, 1), make([]byte, 512)) // an NVM command on the admin queue
+		s.cmd(fuse(nvme.KeepAliveCmd(), nvme.FuseMask), nil)
+		s.cmd(nvme.DisconnectCmd(0), nil)
+		s.cmd(nvme.KeepAliveCmd(), nil) // after Disconnect
+		seq, inv, fail := nvme.StatusCommandSequenceError, nvme.StatusInvalidField, nvme.StatusAbortFusedFail
+		seeds = append(seeds, fuzzStateSeed{"before and after Connect, fused admin on " + nqn, s.bytes(),
+			[]nvme.Status{seq, seq, seq, seq, seq, seq, nvme.StatusSuccess, seq, seq, nvme.StatusSuccess,
+				inv, fail, inv, fail, inv, fail, nvme.StatusAbortFusedMissing, inv, nvme.StatusSuccess,
+				nvme.StatusInvalidOpcode, inv, nvme.StatusSuccess}, 0})
+	}
+	{
+		s := newSession(fuzzIO, 0)
+		s.connect(fuzzNQN, 1, 1, 0, 0)
+		s.read(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nvme.IdentifyDataSize) // admin on an I/O queue
+		s.cmd(nvme.PropertyGetCmd(0, nvme.PropCAP, true), nil)
+		s.cmd(nvme.AsyncEventRequestCmd(), nil)
+		s.connect(fuzzNQN, 1, 1, 0, 0)
+		s.cmd(fuse(nvme.CompareCmd(1, 0, 1), nvme.FuseFirst), make([]byte, 512))
+		s.cmd(fuse(nvme.DisconnectCmd(0), nvme.FuseSecond), nil)
+		s.cmd(fuse(nvme.CompareCmd(1, 0, 1), nvme.FuseFirst), make([]byte, 512))
+		s.cmd(fuse(nvme.FlushCmd(1), nvme.FuseSecond), nil)
+		s.cmd(fuse(nvme.WriteCmd(1, 0, 1), nvme.FuseSecond), make([]byte, 512))
+		s.cmd(fuse(nvme.CompareCmd(1, 0, 1), nvme.FuseFirst), make([]byte, 512))
+		s.cmd(nvme.DisconnectCmd(0), nil) // ends the first of a pair, then the queue
+		s.cmd(nvme.ReadCmd(1, 0, 1), nil)
+		inv, fail := nvme.StatusInvalidField, nvme.StatusAbortFusedFail
+		seeds = append(seeds, fuzzStateSeed{"wrong queue, fused Disconnect", s.bytes(),
+			[]nvme.Status{nvme.StatusSuccess, nvme.StatusInvalidOpcode, nvme.StatusInvalidOpcode, nvme.StatusInvalidOpcode,
+				nvme.StatusCommandSequenceError, fail, inv, fail, inv, nvme.StatusAbortFusedMissing,
+				nvme.StatusAbortFusedMissing, nvme.StatusSuccess}, 0})
+	}
+	for _, cattr := range []uint8{0, nvme.CATTRDisableSQFlow} {
+		// A 4-entry queue and 4 writes waiting for data: an overrun.
+		s := newSession(fuzzIO, 0)
+		s.cmd(connectSQE(1, 3, 0, cattr), connectData(fuzzNQN, testHost, 1))
+		for range 4 {
+			s.announce(nvme.WriteCmd(1, 0, 1), 512)
+		}
+		seeds = append(seeds, fuzzStateSeed{fmt.Sprintf("overrun, CATTR %d", cattr), s.bytes(),
+			[]nvme.Status{nvme.StatusSuccess}, tcp.FESPDUSequenceError})
 	}
 	return seeds
 }
@@ -444,6 +628,9 @@ func FuzzTargetSession(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
+	for _, s := range fuzzStateSeeds() {
+		f.Add(s.in)
+	}
 	for _, s := range captureSeeds(f) {
 		f.Add(s)
 	}
@@ -453,70 +640,124 @@ func FuzzTargetSession(f *testing.F) {
 	})
 }
 
+// replayResult is what the target answered to a seed.
+type replayResult struct {
+	statuses []nvme.Status // response capsules, in order
+	n        int           // completions (capsules and C2HData SUCCESS)
+	term     *tcp.TermReq
+	err      error
+}
+
+// replaySeed runs a seed against a fresh fuzz target with a host that
+// reads every answer.
+func replaySeed(t *testing.T, seed []byte) replayResult {
+	t.Helper()
+	tg, err := New(fuzzConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	var adminConn net.Conn
+	if seed[0]&1 == fuzzIO {
+		adminConn = fuzzAdminConnect(t, tg)
+		defer adminConn.Close()
+	}
+	tc, hin, hout := fuzzPipe()
+	defer hout.Close()
+	tg.Serve(tc, 1)
+	_ = hout.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		_, _ = hin.Write(seed[1:])
+		hin.Close()
+	}()
+	conn := tcp.NewConn(hout, false, tcp.Config{})
+	p, err := conn.Next()
+	if err != nil {
+		return replayResult{err: err}
+	}
+	resp := p.(*tcp.ICResp)
+	conn.Negotiated(tcp.Digests{Header: resp.DGST&tcp.DgstHeader != 0, Data: resp.DGST&tcp.DgstData != 0}, 0, resp.CPDA)
+	var r replayResult
+	for {
+		p, err := conn.Next()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				r.err = err
+			}
+			return r
+		}
+		switch v := p.(type) {
+		case *tcp.CapsuleResp:
+			r.n++
+			r.statuses = append(r.statuses, v.CQE.Status)
+		case *tcp.C2HData:
+			if err := conn.ReadData(make([]byte, v.DATAL)); err != nil {
+				r.err = err
+				return r
+			}
+			if v.Success {
+				r.n++
+			}
+		case *tcp.TermReq:
+			tr := *v
+			r.term = &tr
+		}
+	}
+}
+
 // TestFuzzSeedsAreValid checks that the hand-built seeds are what they
 // claim: replayed with a host reading the answers, every command succeeds
 // and no connection error happens, so the fuzzer starts from deep inside
 // the state machine.
 func TestFuzzSeedsAreValid(t *testing.T) {
+	tg, err := New(fuzzConfig(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tg.Close() // check New and Close alone leave nothing behind
 	for i, seed := range fuzzSeeds() {
-		tg, err := New(fuzzConfig(t.TempDir()))
-		if err != nil {
-			t.Fatal(err)
+		r := replaySeed(t, seed)
+		if r.err != nil {
+			t.Errorf("seed %d: %v", i, r.err)
 		}
-		_ = tg.Close() // check New and Close alone leave nothing behind
-		tg, err = New(fuzzConfig(t.TempDir()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var adminConn net.Conn
-		if seed[0]&1 == fuzzIO {
-			adminConn = fuzzAdminConnect(t, tg)
-		}
-		tc, hin, hout := fuzzPipe()
-		tg.Serve(tc, 1)
-		_ = hout.SetDeadline(time.Now().Add(10 * time.Second))
-		go func() {
-			_, _ = hin.Write(seed[1:])
-			hin.Close()
-		}()
-		conn := tcp.NewConn(hout, false, tcp.Config{})
-		p, err := conn.Next()
-		if err != nil {
-			t.Fatalf("seed %d: %v", i, err)
-		}
-		resp := p.(*tcp.ICResp)
-		conn.Negotiated(tcp.Digests{Header: resp.DGST&tcp.DgstHeader != 0, Data: resp.DGST&tcp.DgstData != 0}, 0, resp.CPDA)
-		n := 0
-		for {
-			p, err := conn.Next()
-			if err != nil {
-				break
-			}
-			switch v := p.(type) {
-			case *tcp.CapsuleResp:
-				n++
-				if !v.CQE.Status.Success() && i != fuzzBadCntlidSeed {
-					t.Errorf("seed %d: CID %d status %v", i, v.CQE.CID, v.CQE.Status)
-				}
-			case *tcp.C2HData:
-				if err := conn.ReadData(make([]byte, v.DATAL)); err != nil {
-					t.Errorf("seed %d: %v", i, err)
-				}
-				if v.Success {
-					n++
-				}
-			case *tcp.TermReq:
-				t.Errorf("seed %d: C2HTermReq FES %d FEI %d", i, v.FES, v.FEI)
+		for _, st := range r.statuses {
+			if !st.Success() && i != fuzzBadCntlidSeed {
+				t.Errorf("seed %d: status %v", i, st)
 			}
 		}
-		if n < 2 {
-			t.Errorf("seed %d: %d responses", i, n)
+		if r.term != nil {
+			t.Errorf("seed %d: C2HTermReq FES %d FEI %d", i, r.term.FES, r.term.FEI)
 		}
-		hout.Close()
-		if adminConn != nil {
-			adminConn.Close()
+		if r.n < 2 {
+			t.Errorf("seed %d: %d responses", i, r.n)
 		}
-		tg.Close()
+	}
+}
+
+// TestFuzzStateSeeds checks the rule-breaking seeds get the answers the
+// spec asks for, so the fuzzer starts on those paths (and a regression
+// there shows here first).
+func TestFuzzStateSeeds(t *testing.T) {
+	for _, seed := range fuzzStateSeeds() {
+		r := replaySeed(t, seed.in)
+		if r.err != nil {
+			t.Errorf("%s: %v", seed.name, r.err)
+			continue
+		}
+		var got []nvme.Status
+		for _, st := range r.statuses {
+			got = append(got, st.Code())
+		}
+		if len(got) != len(seed.want) || !slices.Equal(got, seed.want) {
+			t.Errorf("%s: statuses\n got  %v\n want %v", seed.name, got, seed.want)
+		}
+		switch {
+		case seed.term == 0 && r.term != nil:
+			t.Errorf("%s: C2HTermReq FES %d", seed.name, r.term.FES)
+		case seed.term != 0 && (r.term == nil || r.term.FES != seed.term):
+			t.Errorf("%s: TermReq %+v, want FES %d", seed.name, r.term, seed.term)
+		}
 	}
 }
 

@@ -254,7 +254,10 @@ func TestMalformedSequences(t *testing.T) {
 
 		// Queue depth.
 		{"more outstanding than the queue size", false, func(t *testing.T, c *client) {
-			mustOK(t, c.exec(connectSQE(7, 1, 0, 0), connectData(testNQN, testHost, good.cntlid), true, nil))
+			// An overrun ends the association (NVMe Base 2.1 3.3.2.6):
+			// one of its own, not the good one.
+			other := admin(t, addr, testNQN, 0)
+			mustOK(t, c.exec(connectSQE(7, 1, 0, 0), connectData(testNQN, testHost, other.cntlid), true, nil))
 			w := nvme.WriteCmd(1, 0, 1)
 			nvme.SetDataLength(&w, 512)
 			for i := range 3 {

@@ -3,7 +3,9 @@ package target
 import (
 	"errors"
 	"io"
+	"math/bits"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,36 +14,54 @@ import (
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
-// Command slot states; only the receive goroutine changes them.
+// Command slot states. The receive goroutine changes them, except that
+// R2T grants (stateR2TWait to stateData) may happen on any goroutine that
+// completes a command: those transitions, and every read of a state that
+// may be stateData, are under queue.r2tMu.
 const (
-	stateFree = iota
-	stateData // waiting for H2CData after an R2T
-	stateExec // executing or completing
+	stateFree    = iota
+	stateR2TWait // needs data; waits for R2T budget (no buffer, no R2T yet)
+	stateData    // waiting for H2CData after an R2T
+	stateExec    // executing or completing
+	stateAbort   // being aborted by a Disconnect
 )
 
 // adminCapsuleData is the in-capsule data accepted on an admin queue (and
 // before Connect), as the Linux host's NVME_TCP_ADMIN_CCSZ.
 const adminCapsuleData = 8192
 
-// bufKeep is the largest data buffer a command slot keeps between
-// commands; larger ones go back to a shared pool.
-const bufKeep = 128 << 10
+// slotBufKeep is the largest data buffer a command slot keeps between
+// commands: 4 KiB I/O, the common case, needs no pool. Larger buffers
+// come from dataPools and go back after every command, so a queue that
+// has gone idle keeps almost nothing (slots used to keep up to 128 KiB
+// each: 32 MiB per idle I/O queue).
+const slotBufKeep = 4 << 10
 
-// command is one preallocated command slot. Its index is the R2T transfer
-// tag.
+// preConnectSlots bounds the commands outstanding before Connect.
+const preConnectSlots = 32
+
+// command is one command slot. Its index is the R2T transfer tag.
 type command struct {
 	q     *queue
 	ttag  uint16
 	state uint8
 	sqe   nvme.SQE
 
-	buf   []byte // data, len == xfer
-	own   []byte // the slot's own buffer, reused
-	big   *[]byte
-	xfer  uint32
-	h2c   bool
-	recvd uint32
-	ddgst bool
+	buf      []byte // data, len == xfer
+	own      []byte // the slot's own small buffer, reused
+	big      *[]byte
+	bigClass int
+	xfer     uint32
+	h2c      bool
+	recvd    uint32
+	ddgst    bool
+
+	// R2T flow (under q.r2tMu): budget held, when the R2T went out, and
+	// the links of q.r2tWait or q.r2tOut.
+	held       uint32
+	r2tAt      time.Time
+	prev, next *command
+	grantNext  *command // commands one release granted, to send R2Ts for
 
 	ns       *namespace
 	dw0, dw1 uint32
@@ -57,31 +77,66 @@ type command struct {
 	r2t  tcp.R2T
 }
 
-var bigPool sync.Pool // *[]byte of varying capacity
+// dataPools hold data buffers by size class: pool i holds *[]byte of
+// capacity 1<<i. The runtime empties pools over two garbage collections,
+// so what a burst needed does not stay with an idle target, while a busy
+// one reuses its buffers without allocating.
+var dataPools [31]sync.Pool
 
 func (c *command) setBuf(n uint32) {
-	if n <= bufKeep {
-		if uint32(cap(c.own)) < n {
-			c.own = make([]byte, n, max(n, 4096))
+	if n <= slotBufKeep {
+		if c.own == nil {
+			c.own = make([]byte, slotBufKeep)
 		}
 		c.buf = c.own[:n]
 		return
 	}
-	if p, _ := bigPool.Get().(*[]byte); p != nil && uint32(cap(*p)) >= n {
-		c.big = p
-	} else {
-		b := make([]byte, n)
-		c.big = &b
+	class := bits.Len32(n - 1)
+	p, _ := dataPools[class].Get().(*[]byte)
+	if p == nil {
+		b := make([]byte, 1<<class)
+		p = &b
 	}
-	c.buf = (*c.big)[:n]
+	c.big, c.bigClass = p, class
+	c.buf = (*p)[:n]
 }
 
 func (c *command) releaseBuf() {
 	if c.big != nil {
-		bigPool.Put(c.big)
+		dataPools[c.bigClass].Put(c.big)
 		c.big = nil
 	}
 	c.buf = nil
+	if c.held > 0 {
+		c.q.releaseR2T(c)
+	}
+}
+
+// cmdList is a list of commands linked through prev and next.
+type cmdList struct{ head, tail *command }
+
+func (l *cmdList) push(c *command) {
+	c.prev, c.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+}
+
+func (l *cmdList) remove(c *command) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next = nil, nil
 }
 
 // queue is one connection: before Connect nothing, after it an admin or an
@@ -96,20 +151,43 @@ type queue struct {
 	ctrl    *controller
 	qid     uint16
 	size    uint32 // entries (SQSIZE+1)
-	sqhd    atomic.Uint32
 	flowOff bool
+	// fetched counts the capsules fetched since Connect (which is the
+	// first): SQHD is fetched mod size. reported is the largest fetched
+	// value an SQHD sent to the host has reflected: with SQ flow control
+	// the host may not be more than size-1 capsules ahead of it.
+	fetched  atomic.Uint64
+	reported atomic.Uint64
 
+	// Command slots: cmds by TTAG (the receive goroutine adds to it), the
+	// free ones on a LIFO stack so few slots stay warm, made on demand up
+	// to slotCap.
 	cmds        []*command
-	free        chan *command
+	slotMu      sync.Mutex
+	slotFree    []*command
+	slotWait    sync.Cond // for a slot a completion is about to free
+	slotCap     int
 	outstanding atomic.Int32
-	limit       int32
 
 	fuseFirst    *command // waiting for its second command
 	fuseFailNext bool
 
+	// R2T data budget (r2t_buffer): commands asking for more than is left
+	// wait in r2tWait, without buffer or R2T; r2tOut holds those whose
+	// R2T went out, oldest first, for r2t_timeout.
+	r2tMu   sync.Mutex
+	r2tFree int
+	r2tWait cmdList
+	r2tOut  cmdList
+	r2tOutN atomic.Int32 // commands in r2tOut
+	r2tStop bool         // Disconnect: no more grants
+
 	work     chan *command
 	workers  sync.WaitGroup
 	wstarted bool
+
+	stopped  bool // Disconnect done: the receive loop ends
+	endAssoc bool // a violation that ends the association, not only this connection
 
 	scratch []byte // admin data, receive goroutine only
 
@@ -120,52 +198,59 @@ type queue struct {
 }
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
-	w := tcp.NewAsyncWriter(nc, minBacklog)
-	q := &queue{t: t, port: p, nc: nc, w: w, conn: tcp.NewConn(w, true, tcp.Config{ReadBufferSize: readBuffer}), limit: 32}
-	q.grow(32)
+	w := tcp.NewAsyncWriter(nc, t.writeBacklog)
+	w.SetStallTimeout(t.writeStall())
+	q := &queue{t: t, port: p, nc: nc, w: w,
+		conn:    tcp.NewConn(w, true, tcp.Config{ReadBufferSize: readBuffer, MaxPending: t.writeBacklog}),
+		slotCap: preConnectSlots, r2tFree: t.r2tBuffer}
+	q.slotWait.L = &q.slotMu
 	return q
 }
 
-// grow makes the queue hold n command slots (twice the queue size, as
-// nvmet: completed slots go back to the free list just after the response
-// is queued, so a host that reuses a slot at once still finds one).
-func (q *queue) grow(n int) {
-	free := make(chan *command, n)
-	if q.free != nil {
-	drain:
-		for {
-			select {
-			case c := <-q.free:
-				free <- c
-			default:
-				break drain
-			}
-		}
+// writeStall is how long a peer may take none of what the target queued
+// for it: write_timeout, or idle_timeout if that is shorter.
+func (t *Target) writeStall() time.Duration {
+	d := t.cfg.WriteTimeout
+	if i := t.cfg.IdleTimeout; i > 0 && (d == 0 || i < d) {
+		d = i
 	}
-	for len(q.cmds) < n {
-		c := &command{q: q, ttag: uint16(len(q.cmds))}
-		q.cmds = append(q.cmds, c)
-		free <- c
-	}
-	q.free = free
+	return d
 }
 
+// get takes a free slot, making one if the queue has fewer than slotCap.
+// The caller has checked that fewer than slotCap commands are outstanding,
+// so at worst a completion is between counting itself done and putting
+// its slot back: get waits for that.
 func (q *queue) get() *command {
-	select {
-	case c := <-q.free:
-		return c
-	default:
-		return nil
+	q.slotMu.Lock()
+	for {
+		if n := len(q.slotFree); n > 0 {
+			c := q.slotFree[n-1]
+			q.slotFree = q.slotFree[:n-1]
+			q.slotMu.Unlock()
+			return c
+		}
+		if len(q.cmds) < q.slotCap {
+			c := &command{q: q, ttag: uint16(len(q.cmds))}
+			q.cmds = append(q.cmds, c)
+			if cap(q.slotFree) < len(q.cmds) {
+				// Room for every slot, so put never allocates.
+				q.slotFree = slices.Grow(q.slotFree, 2*len(q.cmds))
+			}
+			q.slotMu.Unlock()
+			return c
+		}
+		q.slotWait.Wait()
 	}
 }
 
 func (q *queue) put(c *command) {
 	c.releaseBuf()
 	c.peer = nil
-	select {
-	case q.free <- c:
-	default:
-	}
+	q.slotMu.Lock()
+	q.slotFree = append(q.slotFree, c)
+	q.slotWait.Signal()
+	q.slotMu.Unlock()
 }
 
 // readBuffer is a connection's receive buffer. 16 KiB holds a QD32 burst
@@ -174,15 +259,16 @@ func (q *queue) put(c *command) {
 // straight into the command's buffer anyway.
 const readBuffer = 16 << 10
 
-// minBacklog is the least a connection queues for a host that is slow to
-// read before its receive loop waits (see tcp.AsyncWriter).
-const minBacklog = 4 << 20
-
 // errClose ends the connection without a TermReq (Disconnect).
 var errClose = errors.New("target: close")
 
+// errR2TTimeout ends a connection whose host did not send the data of an
+// R2T within r2t_timeout.
+var errR2TTimeout = errors.New("target: no data for an R2T within r2t_timeout")
+
 func (q *queue) serve() {
 	defer q.cleanup()
+	defer q.recoverPanic()
 	cfg := &q.t.cfg
 	// ICTimeout bounds the set-up: ICReq and then a successful Connect
 	// must both arrive in time, so a peer that stops half way through (or
@@ -198,7 +284,8 @@ func (q *queue) serve() {
 		q.fail(err)
 		return
 	}
-	_ = q.nc.SetReadDeadline(setupDeadline)
+	deadline := setupDeadline
+	_ = q.nc.SetReadDeadline(deadline)
 	q.conn.SetLimits(max(adminCapsuleData, q.t.icd), q.t.maxH2C)
 	corked := false
 	for {
@@ -212,15 +299,29 @@ func (q *queue) serve() {
 				_ = q.conn.Uncork()
 				corked = false
 			}
-			switch {
-			case q.ctrl == nil && !setupDeadline.IsZero():
-				// still bounded by the set-up deadline
-			case cfg.IdleTimeout > 0:
-				_ = q.nc.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
-			case !setupDeadline.IsZero():
-				_ = q.nc.SetReadDeadline(time.Time{})
-				setupDeadline = time.Time{}
+			// About to block: the read deadline is the earliest of the
+			// set-up deadline (until Connect), the idle timeout and the
+			// data of the oldest R2T.
+			var d time.Time
+			if q.ctrl == nil {
+				d = setupDeadline
 			}
+			if cfg.IdleTimeout > 0 {
+				d = earliest(d, time.Now().Add(cfg.IdleTimeout))
+			}
+			if q.r2tOutN.Load() > 0 && cfg.R2TTimeout > 0 {
+				d = earliest(d, q.oldestR2T().Add(cfg.R2TTimeout))
+			}
+			if !d.Equal(deadline) {
+				deadline = d
+				_ = q.nc.SetReadDeadline(d)
+			}
+		}
+		if q.r2tOutN.Load() > 0 && cfg.R2TTimeout > 0 && time.Since(q.oldestR2T()) > cfg.R2TTimeout {
+			// Checked here too, for a host that keeps sending other
+			// PDUs while it holds back the data.
+			q.fail(errR2TTimeout)
+			return
 		}
 		p, err := q.conn.Next()
 		if err == nil {
@@ -234,14 +335,30 @@ func (q *queue) serve() {
 				return
 			}
 		}
+		if err == nil && q.stopped {
+			return
+		}
 		if err != nil {
 			if corked {
 				_ = q.conn.Uncork()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && q.r2tOutN.Load() > 0 && cfg.R2TTimeout > 0 &&
+				time.Since(q.oldestR2T()) > cfg.R2TTimeout {
+				err = errR2TTimeout
 			}
 			q.fail(err)
 			return
 		}
 	}
+}
+
+// earliest returns the earlier of a and b, where zero means none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 func (q *queue) fail(err error) {
@@ -250,6 +367,8 @@ func (q *queue) fail(err error) {
 	case errors.As(err, &fe):
 		q.t.log.Warn("fatal transport error", "remote", q.nc.RemoteAddr().String(), "err", fe.Error())
 		_ = q.conn.Terminate(fe)
+	case errors.Is(err, errR2TTimeout), errors.Is(err, tcp.ErrWriteStalled):
+		q.t.log.Warn("peer stalled; closing the connection", "remote", q.nc.RemoteAddr().String(), "qid", q.qid, "err", err)
 	case errors.Is(err, errClose), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	default:
 		q.t.log.Debug("connection ended", "remote", q.nc.RemoteAddr().String(), "err", err)
@@ -258,16 +377,25 @@ func (q *queue) fail(err error) {
 
 func (q *queue) cleanup() {
 	q.conn.Close()
+	q.stopWorkers()
+	if c := q.ctrl; c != nil {
+		switch {
+		case q.qid == 0:
+			c.kill("admin queue closed")
+		case q.endAssoc:
+			c.kill("submission queue overrun")
+		default:
+			c.removeQueue(q)
+		}
+	}
+}
+
+// stopWorkers lets the workers finish what was queued for them and waits.
+func (q *queue) stopWorkers() {
 	if q.work != nil {
 		close(q.work)
 		q.workers.Wait()
-	}
-	if c := q.ctrl; c != nil {
-		if q.qid == 0 {
-			c.kill("admin queue closed")
-		} else {
-			c.removeQueue(q)
-		}
+		q.work = nil
 	}
 }
 
@@ -283,30 +411,51 @@ const (
 	offTTAG  = 10
 )
 
-func (q *queue) advanceSQHD() {
-	if q.size == 0 {
-		return
+// overrun handles a host that submitted beyond what the submission queue
+// holds: NVMe Base 2.1 3.3.2.5/3.3.2.6 have the controller stop, set
+// CSTS.CFS, terminate the connection and end the association. The
+// connection ends with a C2HTermReq (PDU sequence error).
+func (q *queue) overrun(reason string) error {
+	q.endAssoc = true
+	ctrl := q.ctrl
+	ctrl.mu.Lock()
+	ctrl.csts |= nvme.CSTSFatal
+	ctrl.mu.Unlock()
+	return q.fatalf(tcp.FESPDUSequenceError, 0, reason)
+}
+
+// admit checks that the host may have one more command outstanding. With
+// SQ flow control disabled the host must keep fewer than the queue size
+// outstanding (NVMe Base 2.1 3.3.2.5); with it, it must not submit to a
+// full queue, one that holds size-1 capsules after the last SQHD reported
+// (3.3.2.6). Either way at most slotCap commands are held (MAXCMD, or
+// twice the queue size if that is more, plus the AERs): a host that
+// stays within the queue rules and MAXCMD never meets that bound.
+func (q *queue) admit() error {
+	n := int(q.outstanding.Load())
+	if q.size > 0 {
+		if q.flowOff {
+			if n+1 >= int(q.size) {
+				return q.overrun("more commands outstanding than the queue size allows (SQ flow control disabled)")
+			}
+		} else if q.fetched.Load()-q.reported.Load() >= uint64(q.size) {
+			return q.overrun("command submitted to a full submission queue")
+		}
 	}
-	h := q.sqhd.Load() + 1
-	if h >= q.size {
-		h = 0
+	if n >= q.slotCap {
+		return q.fatalf(tcp.FESPDUSequenceError, 0, "more commands outstanding than the target holds")
 	}
-	q.sqhd.Store(h)
+	return nil
 }
 
 func (q *queue) onCapsule(sqe *nvme.SQE) error {
-	q.advanceSQHD()
-	if q.outstanding.Load() >= q.limit {
-		// The host submitted more commands than the queue holds: a PDU
-		// sequence error (the spec leaves the reaction to the controller).
-		return q.fatalf(tcp.FESPDUSequenceError, 0, "more outstanding commands than the queue size")
+	if q.size > 0 {
+		q.fetched.Add(1)
+	}
+	if err := q.admit(); err != nil {
+		return err
 	}
 	c := q.get()
-	if c == nil {
-		// There are twice as many slots as the queue holds and fewer
-		// than limit are outstanding, so a worker is about to free one.
-		c = <-q.free
-	}
 	q.outstanding.Add(1)
 	c.sqe = *sqe
 	c.state = stateExec
@@ -360,29 +509,103 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 		q.fuseFirst.peer = c
 		q.fuseFirst = nil
 	}
-	if c.xfer > 0 {
+	if c.xfer > 0 && c.h2c {
+		if inLen == 0 {
+			return q.askData(c)
+		}
 		c.setBuf(c.xfer)
-		if c.h2c {
-			if inLen > 0 {
-				if err := q.conn.ReadData(c.buf); err != nil {
-					if errors.Is(err, tcp.ErrDataDigest) {
-						if q.t.cfg.DataDigestFatal {
-							return err
-						}
-						q.dataDigestError(c)
-						return nil
-					}
+		if err := q.conn.ReadData(c.buf); err != nil {
+			if errors.Is(err, tcp.ErrDataDigest) {
+				if q.t.cfg.DataDigestFatal {
 					return err
 				}
-			} else {
-				c.state = stateData
-				c.r2t = tcp.R2T{CCCID: sqe.CID, TTAG: c.ttag, R2TO: 0, R2TL: c.xfer}
-				return q.conn.Send(&c.r2t, nil)
+				q.dataDigestError(c)
+				return nil
 			}
+			return err
 		}
 	}
+	// Data for the host gets its buffer when the command runs (ready),
+	// not here: a host that announces many reads pins nothing while they
+	// wait for a worker.
 	q.ready(c)
 	return nil
+}
+
+// askData sends the R2T for c's data if the R2T budget allows it, and
+// otherwise queues c until completions return enough budget. A command
+// larger than the whole budget goes when nothing else holds any, and the
+// second command of a fused pair whose first already has its data (or
+// budget) never waits: the pair holds its budget until both run.
+func (q *queue) askData(c *command) error {
+	q.r2tMu.Lock()
+	if q.r2tWait.head == nil && q.r2tFits(c) {
+		q.grantLocked(c)
+		q.r2tMu.Unlock()
+		return q.sendR2T(c)
+	}
+	c.state = stateR2TWait
+	q.r2tWait.push(c)
+	q.r2tMu.Unlock()
+	return nil
+}
+
+func (q *queue) r2tFits(c *command) bool {
+	if int(c.xfer) <= q.r2tFree || q.r2tFree >= q.t.r2tBuffer {
+		return true
+	}
+	p := c.peer
+	return c.sqe.Fuse() == nvme.FuseSecond && p != nil && p.state != stateR2TWait
+}
+
+// grantLocked gives c its budget and buffer and makes it wait for data.
+func (q *queue) grantLocked(c *command) {
+	q.r2tFree -= int(c.xfer)
+	c.held = c.xfer
+	c.setBuf(c.xfer)
+	c.state = stateData
+	if q.t.cfg.R2TTimeout > 0 {
+		c.r2tAt = time.Now()
+	}
+	q.r2tOut.push(c)
+	q.r2tOutN.Add(1)
+}
+
+func (q *queue) sendR2T(c *command) error {
+	c.r2t = tcp.R2T{CCCID: c.sqe.CID, TTAG: c.ttag, R2TO: 0, R2TL: c.xfer}
+	return q.conn.Send(&c.r2t, nil)
+}
+
+// releaseR2T returns c's budget and sends the R2Ts it makes room for. It
+// runs on whichever goroutine completes c.
+func (q *queue) releaseR2T(c *command) {
+	var granted *command
+	q.r2tMu.Lock()
+	q.r2tFree += int(c.held)
+	c.held = 0
+	for !q.r2tStop && q.r2tWait.head != nil && q.r2tFits(q.r2tWait.head) {
+		w := q.r2tWait.head
+		q.r2tWait.remove(w)
+		q.grantLocked(w)
+		w.grantNext = granted
+		granted = w
+	}
+	q.r2tMu.Unlock()
+	for granted != nil {
+		w := granted
+		granted, w.grantNext = w.grantNext, nil
+		_ = q.sendR2T(w) // an error ends the connection: the receive loop sees it
+	}
+}
+
+// oldestR2T returns when the oldest R2T still waiting for data went out.
+func (q *queue) oldestR2T() time.Time {
+	q.r2tMu.Lock()
+	defer q.r2tMu.Unlock()
+	if q.r2tOut.head == nil {
+		return time.Now()
+	}
+	return q.r2tOut.head.r2tAt
 }
 
 // dataDigestError fails a command whose data arrived damaged.
@@ -405,18 +628,32 @@ func (q *queue) orphan(f *command, st nvme.Status) {
 		return
 	}
 	f.peer = nil
-	if f.state == stateData {
+	q.r2tMu.Lock()
+	switch f.state {
+	case stateData:
 		f.fuseAbort = st // completes when its data is in
+		q.r2tMu.Unlock()
 		return
+	case stateR2TWait:
+		// No R2T went out for it: it fails now, with no data to wait for.
+		q.r2tWait.remove(f)
+		f.state = stateExec
 	}
+	q.r2tMu.Unlock()
 	q.complete(f, st)
 }
 
 func (q *queue) onH2CData(d *tcp.H2CData) error {
-	if int(d.TTAG) >= len(q.cmds) || q.cmds[d.TTAG].state != stateData {
+	if int(d.TTAG) >= len(q.cmds) {
 		return q.fatalf(tcp.FESInvalidHeaderField, offTTAG, "H2CData for an unknown transfer tag")
 	}
 	c := q.cmds[d.TTAG]
+	q.r2tMu.Lock()
+	st := c.state
+	q.r2tMu.Unlock()
+	if st != stateData {
+		return q.fatalf(tcp.FESInvalidHeaderField, offTTAG, "H2CData for an unknown transfer tag")
+	}
 	if c.sqe.CID != d.CCCID {
 		return q.fatalf(tcp.FESInvalidHeaderField, offCCCID, "H2CData CCCID does not match the R2T")
 	}
@@ -437,7 +674,11 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	if !done {
 		return nil
 	}
+	q.r2tMu.Lock()
+	q.r2tOut.remove(c)
+	q.r2tOutN.Add(-1)
 	c.state = stateExec
+	q.r2tMu.Unlock()
 	if c.ddgst {
 		q.dataDigestError(c)
 		return nil
@@ -463,19 +704,38 @@ func (q *queue) ready(c *command) {
 		if c.sqe.Fuse() == nvme.FuseSecond {
 			first, second = p, c
 		}
+		if first.ns == nil || second.ns == nil {
+			// Only NVM commands with a namespace fuse (prepare refuses
+			// the rest); never run a pair without one.
+			first.peer, second.peer = nil, nil
+			first.ploc = 1
+			q.complete(first, nvme.StatusInvalidField)
+			q.complete(second, nvme.StatusAbortFusedFail)
+			return
+		}
 		first.peer = second
 		q.dispatch(first)
 		return
 	}
 	if c.sqe.Opcode == nvme.AdminFabrics {
+		q.needBuf(c)
 		q.execFabrics(c)
 		return
 	}
 	if q.qid == 0 {
+		q.needBuf(c)
 		q.execAdmin(c)
 		return
 	}
 	q.dispatch(c)
+}
+
+// needBuf gives a command that sends data to the host its buffer, just
+// before it runs.
+func (q *queue) needBuf(c *command) {
+	if c.xfer > 0 && c.buf == nil {
+		c.setBuf(c.xfer)
+	}
 }
 
 // dispatch runs an I/O command inline, or on a worker if its backend may
@@ -484,7 +744,7 @@ func (q *queue) dispatch(c *command) {
 	if c.ns != nil && c.ns.blocking {
 		if !q.wstarted {
 			q.wstarted = true
-			q.work = make(chan *command, len(q.cmds))
+			q.work = make(chan *command, q.slotCap)
 			for range 4 {
 				q.workers.Add(1)
 				go q.worker()
@@ -493,21 +753,44 @@ func (q *queue) dispatch(c *command) {
 		q.work <- c
 		return
 	}
+	q.needBuf(c)
+	if p := c.peer; p != nil {
+		q.needBuf(p)
+	}
 	q.execIO(c)
 }
 
 func (q *queue) worker() {
 	defer q.workers.Done()
 	for c := range q.work {
-		q.execIO(c)
+		q.runOnWorker(c)
 	}
+}
+
+func (q *queue) runOnWorker(c *command) {
+	defer q.recoverPanic()
+	q.needBuf(c)
+	if p := c.peer; p != nil {
+		q.needBuf(p)
+	}
+	q.execIO(c)
 }
 
 func (q *queue) sqhdValue() uint16 {
 	if q.flowOff {
 		return 0xFFFF
 	}
-	return uint16(q.sqhd.Load())
+	if q.size == 0 {
+		return 0
+	}
+	f := q.fetched.Load()
+	for {
+		r := q.reported.Load()
+		if f <= r || q.reported.CompareAndSwap(r, f) {
+			break
+		}
+	}
+	return uint16(f % uint64(q.size))
 }
 
 // Statuses that may succeed when retried go without DNR.
@@ -594,9 +877,24 @@ func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.S
 }
 
 // prepare checks a command before any data moves and sets c.xfer.
+//
+// Only NVM commands fuse (Compare and Write, checked in prepareIO): FUSE
+// set on a Fabrics or admin command is an Invalid Field in Command with
+// the flags byte (1) as the parameter error location, refused here before
+// onCapsule would take it for half of a pair. A Connect may not fail with
+// Invalid Field (NVMe Base 2.1 6.3), so a fused Connect gets Connect
+// Invalid Parameters pointing at the same byte.
 func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	s := &c.sqe
 	if s.Opcode == nvme.AdminFabrics {
+		if s.Fuse() != 0 {
+			c.ploc = offFlags
+			if s.FCType() == nvme.FabricsConnect {
+				c.dw0 = nvme.ConnectInvalidParam(false, offFlags)
+				return nvme.StatusConnectInvalidParameters
+			}
+			return nvme.StatusInvalidField
+		}
 		return q.prepareFabrics(c, inLen)
 	}
 	if q.ctrl == nil {
@@ -609,10 +907,17 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 		return nvme.StatusCommandSequenceError
 	}
 	if q.qid == 0 {
+		if s.Fuse() != 0 {
+			c.ploc = offFlags
+			return nvme.StatusInvalidField
+		}
 		return q.prepareAdmin(c, inLen)
 	}
 	return q.prepareIO(c, inLen)
 }
+
+// offFlags is the SQE byte of FUSE and PSDT.
+const offFlags = 1
 
 func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 	switch c.sqe.FCType() {

@@ -15,9 +15,11 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
@@ -37,6 +39,7 @@ type Target struct {
 	// derived limits
 	icd, maxH2C, c2hSize, mdts uint32
 	vs                         uint32
+	r2tBuffer, writeBacklog    int
 
 	mu         sync.Mutex
 	ports      []*port
@@ -44,10 +47,16 @@ type Target struct {
 	ctrls      map[uint16]*controller
 	nextCntlid uint16
 	queues     map[*queue]struct{}
+	addrConns  map[string]int      // open connections by remote IP
+	adding     map[string]struct{} // subsystem NQNs AddSubsystem is opening
 	started    bool
 	closed     bool
 	genctr     uint64
 	anaChg     uint64 // ANA state changes (ana.go)
+
+	done      chan struct{} // closed by Close: ends accept back-offs
+	refusedAt atomic.Int64  // when a refused connection was last logged (unix ns)
+	refused   atomic.Int64  // connections refused since then
 
 	wg sync.WaitGroup
 
@@ -55,8 +64,9 @@ type Target struct {
 }
 
 type port struct {
-	cfg ListenerConfig
-	ln  net.Listener
+	cfg   ListenerConfig
+	ln    net.Listener // under Target.mu; each accept goroutine has its own
+	conns int          // open connections, under Target.mu
 	anaPort
 }
 
@@ -71,12 +81,18 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 		log:        slog.New(slog.DiscardHandler),
 		ctrls:      make(map[uint16]*controller),
 		queues:     make(map[*queue]struct{}),
+		addrConns:  make(map[string]int),
+		adding:     make(map[string]struct{}),
+		done:       make(chan struct{}),
 		nextCntlid: 1,
 		icd:        uint32(cfg.InCapsuleDataSize.mustBytes()),
 		maxH2C:     uint32(cfg.MaxH2CData.mustBytes()),
 		c2hSize:    uint32(cfg.C2HDataSize.mustBytes()),
 		mdts:       uint32(cfg.MDTS.mustBytes()),
 		vs:         nvme.MakeVersion(2, 0, 0),
+
+		r2tBuffer:    int(cfg.R2TBuffer.mustBytes()),
+		writeBacklog: int(cfg.WriteBacklog.mustBytes()),
 	}
 	if cfg.Version == "1.4" {
 		t.vs = nvme.MakeVersion(1, 4, 0)
@@ -132,7 +148,7 @@ func (t *Target) Start() error {
 	t.started = true
 	for _, p := range t.ports {
 		t.wg.Add(1)
-		go t.accept(p)
+		go t.accept(p, p.ln)
 		t.log.Info("listening", "addr", p.ln.Addr().String(), "port_id", p.cfg.PortID, "serve", p.cfg.Serve)
 	}
 	return nil
@@ -151,16 +167,36 @@ func (t *Target) Addrs() []net.Addr {
 	return a
 }
 
-func (t *Target) accept(p *port) {
+// accept serves the connections ln accepts until ln is closed. Each
+// accept goroutine owns the listener it was started with: PortDown closes
+// it (ending this goroutine) and PortUp starts a new goroutine with a new
+// one, so p.ln is never read here.
+//
+// Any other Accept error (EMFILE when descriptors run out, ENFILE,
+// ECONNABORTED, ENOBUFS, ...) is retried after a back-off that doubles
+// from 5 ms to 1 s, as net/http.Server.Serve does: a flood that exhausts
+// descriptors must not leave the port dead once it is over.
+func (t *Target) accept(p *port, ln net.Listener) {
 	defer t.wg.Done()
+	var backoff time.Duration
 	for {
-		nc, err := p.ln.Accept()
+		nc, err := ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				t.log.Error("accept", "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			t.log.Error("accept failed; retrying", "port_id", p.cfg.PortID, "err", err, "backoff", backoff)
+			tm := time.NewTimer(backoff)
+			select {
+			case <-tm.C:
+			case <-t.done:
+				tm.Stop()
+				return
+			}
+			continue
 		}
+		backoff = 0
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
@@ -169,6 +205,42 @@ func (t *Target) accept(p *port) {
 		}
 		t.Serve(nc, p.cfg.PortID)
 	}
+}
+
+// Back-off bounds of a failing Accept.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// remoteIP is the key connections are counted by per remote address: the
+// IP without the port (the whole address for other kinds of connection).
+func remoteIP(nc net.Conn) string {
+	a := nc.RemoteAddr()
+	if a == nil {
+		return ""
+	}
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return string(ta.IP.To16())
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
+}
+
+// refuse closes a connection over a bound, logging at most once a second
+// (with how many were refused) so that a flood does not flood the log.
+func (t *Target) refuse(nc net.Conn, portID uint16, why string) {
+	nc.Close()
+	n := t.refused.Add(1)
+	now := time.Now().UnixNano()
+	last := t.refusedAt.Load()
+	if now-last < int64(time.Second) || !t.refusedAt.CompareAndSwap(last, now) {
+		return
+	}
+	t.refused.Add(-n)
+	t.log.Warn("connection refused", "port_id", portID, "remote", nc.RemoteAddr().String(), "why", why, "refused", n)
 }
 
 // Serve runs the target side of one connection that arrived on the
@@ -195,6 +267,19 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 		nc.Close()
 		return
 	}
+	ip := remoteIP(nc)
+	switch {
+	case t.cfg.MaxConnections > 0 && p.conns >= t.cfg.MaxConnections:
+		t.mu.Unlock()
+		t.refuse(nc, portID, "max_connections")
+		return
+	case t.cfg.MaxConnectionsPerAddress > 0 && t.addrConns[ip] >= t.cfg.MaxConnectionsPerAddress:
+		t.mu.Unlock()
+		t.refuse(nc, portID, "max_connections_per_address")
+		return
+	}
+	p.conns++
+	t.addrConns[ip]++
 	q := newQueue(t, p, nc)
 	t.queues[q] = struct{}{}
 	t.wg.Add(1)
@@ -204,8 +289,86 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 		q.serve()
 		t.mu.Lock()
 		delete(t.queues, q)
+		p.conns--
+		if t.addrConns[ip]--; t.addrConns[ip] <= 0 {
+			delete(t.addrConns, ip)
+		}
 		t.mu.Unlock()
 	}()
+}
+
+// Reasons admitController refuses a new controller.
+type admitError int
+
+const (
+	admitOK             admitError = iota
+	admitRemoved                   // the subsystem was removed meanwhile
+	admitHostLimit                 // max_associations_per_host reached
+	admitNoControllerID            // every CNTLID is in use
+)
+
+// admitController registers c under a free controller ID unless its
+// subsystem was removed, its host holds max_associations_per_host
+// associations already or no ID is free. Called with t.mu held, so the
+// checks and the registration are one step: a Connect that races
+// RemoveSubsystem either sees the subsystem removed or is among the
+// controllers RemoveSubsystem ends.
+//
+// The ID search makes at most one pass over the 0xFFEF usable IDs,
+// starting after the last one given (the spec asks not to reuse IDs
+// aggressively), so a full table fails the Connect instead of spinning
+// with t.mu held.
+func (t *Target) admitController(c *controller) admitError {
+	if c.sub != nil && c.sub.removed {
+		return admitRemoved
+	}
+	if limit := t.cfg.MaxAssociationsPerHost; limit > 0 {
+		n := 0
+		for _, o := range t.ctrls {
+			if o.host == c.host {
+				n++
+			}
+		}
+		if n >= limit {
+			return admitHostLimit
+		}
+	}
+	id := t.nextCntlid
+	for range maxCNTLID {
+		if id == 0 || id > maxCNTLID {
+			id = 1
+		}
+		if t.ctrls[id] == nil {
+			c.cntlid = id
+			t.nextCntlid = id + 1
+			t.ctrls[id] = c
+			return admitOK
+		}
+		id++
+	}
+	return admitNoControllerID
+}
+
+// maxCmd is MAXCMD, the commands a queue processes at one time that a
+// host may plan for: the largest queue size, which must fit 16 bits.
+func (t *Target) maxCmd() int { return min(t.cfg.QueueSize, 0xFFFF) }
+
+// maxCNTLID is the largest controller ID a Connect can give: FFF0h to
+// FFFFh are reserved (NVMe Base 2.1 6.3).
+const maxCNTLID = 0xFFEF
+
+// recoverPanic ends, with a logged stack, a connection whose goroutine
+// panicked: one bad command must never take the whole target down. Call
+// it deferred, directly. Closing the connection ends the receive loop;
+// its clean-up then ends the association if this is an admin queue.
+func (q *queue) recoverPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	q.t.log.Error("panic serving a connection; closing it", "remote", q.nc.RemoteAddr().String(),
+		"qid", q.qid, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	q.nc.Close()
 }
 
 // Close stops listening, ends every connection and association, waits for
@@ -217,6 +380,7 @@ func (t *Target) Close() error {
 		return nil
 	}
 	t.closed = true
+	close(t.done)
 	for _, p := range t.ports {
 		if p.ln != nil {
 			p.ln.Close()
@@ -264,6 +428,8 @@ type subsystem struct {
 	nsMu   sync.Mutex // serializes namespace changes
 	ns     atomic.Pointer[nsTable]
 	anaChg atomic.Uint64
+
+	removed bool // by RemoveSubsystem, under Target.mu: admit no controller
 }
 
 func (t *Target) newSubsystem(c SubsystemConfig) (*subsystem, error) {
@@ -510,19 +676,26 @@ func (t *Target) AddSubsystem(c SubsystemConfig) error {
 	if err := validateSubsystem("subsystem", &c, ids); err != nil {
 		return fmt.Errorf("target: %w", err)
 	}
+	// The NQN is reserved while the backends open (outside t.mu: that may
+	// take a while), so two concurrent adds of one NQN cannot both win.
 	t.mu.Lock()
-	if t.findSubsystem(c.NQN) != nil {
+	_, busy := t.adding[c.NQN]
+	if busy || t.findSubsystem(c.NQN) != nil {
 		t.mu.Unlock()
 		return fmt.Errorf("target: subsystem %q exists", c.NQN)
 	}
+	t.adding[c.NQN] = struct{}{}
 	t.mu.Unlock()
 	s, err := t.newSubsystem(c)
+	t.mu.Lock()
+	delete(t.adding, c.NQN)
+	if err == nil {
+		t.subsys = append(t.subsys, s)
+	}
+	t.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	t.subsys = append(t.subsys, s)
-	t.mu.Unlock()
 	t.discoveryChanged()
 	return nil
 }
@@ -536,6 +709,7 @@ func (t *Target) RemoveSubsystem(nqn string) error {
 		return fmt.Errorf("target: no subsystem %q", nqn)
 	}
 	t.subsys = slices.DeleteFunc(t.subsys, func(x *subsystem) bool { return x == s })
+	s.removed = true // before controllersOf below: see admitController
 	t.mu.Unlock()
 	for _, c := range t.controllersOf(s) {
 		c.kill("subsystem removed")

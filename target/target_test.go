@@ -510,9 +510,12 @@ func TestMalformedPDUs(t *testing.T) {
 		c.expectTerm(tcp.FESInvalidHeaderField, 10)
 	})
 	t.Run("too many outstanding", func(t *testing.T) {
+		// The overrun ends its association: not the good one.
+		other := admin(t, addr, testNQN, 0)
 		c := dial(t, addr, 0)
-		mustOK(t, c.exec(connectSQE(4, 1, 0, 0), connectData(testNQN, testHost, good.cntlid), true, nil))
-		// Queue of 2 entries: the third outstanding command is a violation.
+		mustOK(t, c.exec(connectSQE(4, 1, 0, 0), connectData(testNQN, testHost, other.cntlid), true, nil))
+		// Queue of 2 entries: a full queue holds one; the second is a
+		// violation.
 		w := nvme.WriteCmd(1, 0, 1)
 		nvme.SetDataLength(&w, 512) // waits for H2CData, so stays outstanding
 		for i := range 3 {

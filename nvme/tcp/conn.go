@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // Config tunes a Conn. Zero values pick the defaults.
@@ -322,9 +323,14 @@ func (c *Conn) Uncork() error {
 
 // Terminate sends the TermReq a fatal error calls for (C2HTermReq from a
 // controller, H2CTermReq from a host) and closes the connection, as the
-// spec requires of the side that detects a fatal transport error.
+// spec requires of the side that detects a fatal transport error. A peer
+// that does not read gets LingerTimeout to take the TermReq (and what was
+// queued before it), not more: Terminate never waits for ever.
 func (c *Conn) Terminate(fe *FatalError) error {
 	t := TermReq{H2C: !c.rules.Controller, FES: fe.FES, FEI: fe.FEI}
+	// The deadline also bounds a write in progress on another goroutine,
+	// which the loop below waits for.
+	_ = c.nc.SetWriteDeadline(time.Now().Add(LingerTimeout))
 	c.mu.Lock()
 	c.corked = 0
 	for c.flushing && c.werr == nil {
