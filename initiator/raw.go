@@ -146,7 +146,7 @@ func (r *Raw) ConnectAdmin(subnqn, hostnqn string) (nvme.CQE, error) {
 		hostnqn = r.opts.HostNQN
 	}
 	cd := nvme.ConnectData{HostID: r.opts.HostID, CNTLID: nvme.CNTLIDDynamic, SubNQN: subnqn, HostNQN: hostnqn}
-	cmd := nvme.Connect{QID: 0, SQSIZE: AdminQueueSize - 1, KATO: uint32(r.opts.KATO / time.Millisecond)}
+	cmd := nvme.Connect{QID: 0, SQSIZE: AdminQueueSize - 1, KATO: katoMillis(r.opts.KATO)}
 	cqe, _, err := r.Command(cmd.SQE(0), cd.Append(nil))
 	return cqe, err
 }
