@@ -534,3 +534,26 @@ func noLeak(t testing.TB) {
 	}
 	t.Fatalf("%d host goroutines left:\n%s", len(left), strings.Join(left, "\n\n"))
 }
+
+// TrySubmit never waits: a Done callback (on the reader) re-submits with
+// it.
+func TestTrySubmitDoesNotWait(t *testing.T) {
+	held := make(chan uint16, 1)
+	q, f := newPair(t, pairOpts{depth: 1, onCmd: func(f *fakeCtrl, sqe nvme.SQE, _ []byte) { held <- sqe.CID }})
+	done := make(chan *Request, 2)
+	r1 := &Request{SQE: nvme.FlushCmd(1), Done: func(r *Request) { done <- r }}
+	r2 := &Request{SQE: nvme.FlushCmd(1), Done: func(r *Request) { done <- r }}
+	if ok, err := q.TrySubmit(r1); !ok || err != nil {
+		t.Fatalf("first TrySubmit: %v %v", ok, err)
+	}
+	if ok, err := q.TrySubmit(r2); ok || err != nil {
+		t.Fatalf("TrySubmit with every CID in flight: %v %v, want false, nil", ok, err)
+	}
+	f.respond(<-held, 0)
+	<-done
+	if ok, err := q.TrySubmit(r2); !ok || err != nil {
+		t.Fatalf("TrySubmit after a completion: %v %v", ok, err)
+	}
+	f.respond(<-held, 0)
+	<-done
+}
