@@ -48,9 +48,13 @@ func authenticate(ctx context.Context, q *Queue, o *Options, subnqn string) erro
 	}
 	recv := func(want uint8) ([]byte, error) {
 		b := make([]byte, authBufSize)
-		if _, err := q.Exec(ctx, nvme.AuthReceiveCmd(0, authBufSize), b, FromController); err != nil {
+		// AL is an allocation length: a controller may send just the
+		// message (SPDK does), nvmet and ours send all of AL.
+		r := &Request{SQE: nvme.AuthReceiveCmd(0, authBufSize), Data: b, Dir: FromController, AllowShort: true}
+		if err := q.Do(ctx, r); err != nil {
 			return nil, err
 		}
+		b = b[:r.Received()]
 		h, err := nvme.PeekAuth(b)
 		if err != nil {
 			return nil, fail("short message")

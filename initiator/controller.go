@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"time"
 
@@ -76,12 +75,13 @@ func (c *Controller) setup(ctx context.Context) error {
 	if c.discovery {
 		label = "nvmftest host: discovery"
 	}
-	admin, err := dialQueue(ctx, c.addr, 0, AdminQueueSize-1, AdminInlineData, o, label)
+	// One admin CID is kept for the Asynchronous Event Request.
+	admin, err := dialQueue(ctx, c.addr, 0, AdminQueueSize-1, aerCIDs, AdminInlineData, o, label)
 	if err != nil {
 		return err
 	}
 	c.admin = admin
-	cntlid, err := connectQueue(ctx, admin, o, c.subnqn, nvme.CNTLIDDynamic, AdminQueueSize-1, 0, uint32(o.KATO/time.Millisecond))
+	cntlid, err := connectQueue(ctx, admin, o, c.subnqn, nvme.CNTLIDDynamic, AdminQueueSize-1, 0, katoMillis(o.KATO))
 	if err != nil {
 		return fmt.Errorf("connect admin queue: %w", err)
 	}
@@ -141,14 +141,17 @@ func (c *Controller) setupIOQueues(ctx context.Context) error {
 	}
 	inline := 0
 	if c.id.IOCCSZ > 4 {
-		inline = int(c.id.IOCCSZ)*16 - nvme.SQESize
+		// IOCCSZ comes from the wire: 32 bits of 16-byte units. Data
+		// beyond 1 GiB never goes in a capsule, whatever it says (on a
+		// 32-bit int the product would overflow).
+		inline = int(min(uint64(c.id.IOCCSZ)*16-nvme.SQESize, maxInlineData))
 	}
 	var cattr uint8
 	if o.DisableSQFlowControl {
 		cattr = nvme.CATTRDisableSQFlow
 	}
 	for i := 1; i <= n; i++ {
-		q, err := dialQueue(ctx, c.addr, uint16(i), qs-1, inline, o, fmt.Sprintf("nvmftest host: I/O queue %d", i))
+		q, err := dialQueue(ctx, c.addr, uint16(i), qs-1, 0, inline, o, fmt.Sprintf("nvmftest host: I/O queue %d", i))
 		if err != nil {
 			return err
 		}
@@ -160,11 +163,29 @@ func (c *Controller) setupIOQueues(ctx context.Context) error {
 	return nil
 }
 
+// Limits on what the host takes from a controller's Identify data.
+const (
+	// maxInlineData caps the in-capsule data a write may carry, whatever
+	// IOCCSZ says.
+	maxInlineData = 1 << 30
+	// maxTransferShift: a limit of 2^31 bytes or more (MDTS with MPSMIN)
+	// is taken as no limit, see MaxTransferSize.
+	maxTransferShift = 30
+	// maxLogChunk caps one Get Log Page command of a split read.
+	maxLogChunk = 1 << 30
+)
+
+// aerCIDs is how many admin CIDs are kept for Asynchronous Event
+// Requests (Linux's NVME_NR_AEN_COMMANDS).
+const aerCIDs = 1
+
 // dialQueue opens a TCP connection and runs ICReq/ICResp. label names the
-// connection in a packet trace.
-func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, o *Options, label string) (*Queue, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+// connection in a packet trace. The exchange ends with ctx (its deadline,
+// and its cancellation at once) and after the initialization timeout at
+// the latest: NVMe/TCP 1.0 3.1 has the host end a connection whose
+// establishment times out.
+func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, inline int, o *Options, label string) (*Queue, error) {
+	nc, err := o.dialContext(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -172,14 +193,16 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, 
 		nc = o.Capture.Record(nc, true, label)
 	}
 	// The reader answers R2Ts with H2CData; through an AsyncWriter it never
-	// blocks on a target that is itself blocked writing to us. Up to a
-	// queue's worth of full-size transfers may wait.
-	conn := tcp.NewConn(tcp.NewAsyncWriter(nc, max(4<<20, depth*(1<<20+64<<10))), false, tcp.Config{})
-	dl, ok := ctx.Deadline()
-	if !ok && o.Timeout > 0 {
-		dl = time.Now().Add(o.Timeout)
+	// blocks on a target that is itself blocked writing to us. The limit
+	// grows with the transfers submitted (Queue.growBacklog).
+	conn := tcp.NewConn(tcp.NewAsyncWriter(nc, minWriteBacklog), false, tcp.Config{})
+	dl := time.Now().Add(o.initTimeout())
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
 	}
 	_ = nc.SetDeadline(dl)
+	// A deadline in the past wakes the blocked read at once.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	var dg uint8
 	if o.HeaderDigest {
 		dg |= tcp.DgstHeader
@@ -188,6 +211,12 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, 
 		dg |= tcp.DgstData
 	}
 	resp, err := conn.HostInitialize(tcp.ICReq{HPDA: o.HPDA, DGST: dg, MAXR2T: 0})
+	if !stop() {
+		// ctx ended: whatever the exchange gave, the deadline may be
+		// set under us.
+		_ = conn.Close()
+		return nil, fmt.Errorf("queue %d connection initialization: %w", qid, context.Cause(ctx))
+	}
 	if err != nil {
 		var fe *tcp.FatalError
 		if errors.As(err, &fe) {
@@ -198,7 +227,7 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, inline int, 
 		return nil, fmt.Errorf("queue %d connection initialization: %w", qid, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return newQueue(conn, qid, depth, resp, inline, o.Timeout, o.Logger), nil
+	return newQueue(conn, qid, depth, reserved, resp, inline, o.Timeout, o.Logger), nil
 }
 
 // connectQueue sends the Fabrics Connect command and returns the CNTLID.
@@ -252,7 +281,7 @@ func (c *Controller) enable(ctx context.Context) error {
 		return fmt.Errorf("property set CC.EN: %w", err)
 	}
 	c.cc = cc
-	to := time.Duration(max(int(c.cap.TO()), 1)) * 500 * time.Millisecond
+	to := time.Duration(max(int(c.cap.TO()), 1)) * 500 * time.Millisecond // at most 127.5 s
 	if err := c.waitCSTS(ctx, to, nvme.CSTSReady, nvme.CSTSReady); err != nil {
 		return fmt.Errorf("waiting for CSTS.RDY: %w", err)
 	}
@@ -328,6 +357,9 @@ func (c *Controller) AsyncEvents() <-chan uint32 {
 			cancel()
 		}
 		r := &Request{SQE: nvme.AsyncEventRequestCmd(), Timeout: -1}
+		// The request always uses the admin queue's reserved CID, so
+		// re-arming it from Done (on the reader) never waits.
+		cid, _ := c.admin.reservedCID(0)
 		r.Done = func(r *Request) {
 			if r.Err == nil {
 				select {
@@ -335,7 +367,7 @@ func (c *Controller) AsyncEvents() <-chan uint32 {
 				default:
 					c.opts.Logger.Warn("async event dropped", "dw0", r.CQE.DW0)
 				}
-				if c.admin.Submit(r) == nil {
+				if c.admin.submitReserved(r, cid) == nil {
 					return
 				}
 			} else if !IsTransportError(r.Err) {
@@ -344,7 +376,10 @@ func (c *Controller) AsyncEvents() <-chan uint32 {
 			close(c.aerCh)
 			close(c.aerDone)
 		}
-		if err := c.admin.Submit(r); err != nil {
+		if err := c.admin.submitReserved(r, cid); err != nil {
+			if !IsTransportError(err) {
+				c.opts.Logger.Warn("async event request not sent", "err", err)
+			}
 			close(c.aerCh)
 			close(c.aerDone)
 		}
@@ -391,7 +426,7 @@ func (c *Controller) teardown() error {
 }
 
 func (c *Controller) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout+c.opts.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout+max(c.opts.Timeout, 0))
 	defer cancel()
 	v, err := c.PropertyGet(ctx, nvme.PropCC, false)
 	if err != nil {
@@ -431,13 +466,21 @@ func (c *Controller) Options() Options { return c.opts }
 // SubNQN returns the subsystem NQN connected to.
 func (c *Controller) SubNQN() string { return c.subnqn }
 
-// MaxTransferSize returns the largest data transfer of one command (from
-// MDTS in units of CAP.MPSMIN), or 0 for no limit.
+// MaxTransferSize returns the largest data transfer of one command in
+// bytes, 2^(12+CAP.MPSMIN+MDTS), or 0 for no limit (MDTS 0, or no
+// Identify data yet). The result is never negative and is at most 1 GiB:
+// MDTS and MPSMIN come from the target (up to 2^(12+15+255)), and a limit
+// of 2 GiB or more is reported as 0 too, since it bounds nothing a host
+// sends and no int could hold every such value.
 func (c *Controller) MaxTransferSize() int {
 	if c.id == nil || c.id.MDTS == 0 {
 		return 0
 	}
-	return 1 << (12 + int(c.cap.MPSMIN()) + int(c.id.MDTS))
+	shift := 12 + int(c.cap.MPSMIN()) + int(c.id.MDTS)
+	if shift > maxTransferShift {
+		return 0
+	}
+	return 1 << shift
 }
 
 // Submit executes sqe on q with data moving in direction dir and waits
@@ -533,9 +576,10 @@ func (c *Controller) getLog(ctx context.Context, lid uint8, nsid uint32, lsp uin
 		return fmt.Errorf("initiator: log page length %d is not a positive multiple of 4", len(buf))
 	}
 	chunk := c.MaxTransferSize()
-	if chunk == 0 {
+	if chunk <= 0 {
 		chunk = len(buf)
 	}
+	chunk = min(chunk, maxLogChunk)
 	for done := 0; done < len(buf); {
 		n := min(chunk, len(buf)-done)
 		sqe := nvme.GetLogPageCmd(lid, nsid, lsp, offset+uint64(done), uint32(n))

@@ -19,6 +19,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -55,7 +57,10 @@ type Options struct {
 	HeaderDigest, DataDigest bool
 	// KATO is the keep-alive timeout. Zero means DefaultKATO for I/O
 	// controllers and none for discovery controllers; negative disables
-	// keep-alive.
+	// keep-alive. Connect sends it in whole milliseconds, so it is rounded
+	// up to one (a KATO under 1 ms would read as 0, keep-alive off, on the
+	// target while the host still sent keep-alives) and capped at
+	// 2^32-1 ms (about 49 days).
 	KATO time.Duration
 	// NrIOQueues is the number of I/O queues to ask for (default: the
 	// number of CPUs, as Linux). Negative means none.
@@ -67,7 +72,10 @@ type Options struct {
 	HPDA uint8
 	// Timeout bounds each command (default 30 s). A command that times out
 	// fails its queue and everything in flight on it, as Linux's error
-	// recovery does. Negative disables timeouts.
+	// recovery does. Negative disables command timeouts. Connection
+	// initialization (ICReq/ICResp) is bounded by Timeout too, or by
+	// DefaultTimeout when Timeout is negative: NVMe/TCP 1.0 3.1 has the
+	// host end a connection whose establishment times out.
 	Timeout time.Duration
 	// DHCHAPSecret is the host's DH-HMAC-CHAP secret ("DHHC-1:hh:...:",
 	// as nvme connect --dhchap-secret), used on every queue whose Connect
@@ -81,6 +89,32 @@ type Options struct {
 	// Capture, if set, records every connection (admin, I/O, discovery,
 	// raw) as a packet trace; nil records nothing and costs nothing.
 	Capture capture.Recorder
+
+	// dial, if set, replaces the TCP dialer (tests connect over net.Pipe).
+	dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// dialContext opens the connection to addr.
+func (o *Options) dialContext(ctx context.Context, addr string) (net.Conn, error) {
+	if o.dial != nil {
+		return o.dial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}
+
+// initTimeout bounds one ICReq/ICResp exchange.
+func (o *Options) initTimeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return DefaultTimeout
+}
+
+// katoMillis is KATO as Connect carries it (KATO is already whole
+// milliseconds within range, see withDefaults).
+func katoMillis(kato time.Duration) uint32 {
+	return uint32(min(max(kato, 0)/time.Millisecond, math.MaxUint32))
 }
 
 // commandContext bounds one host-initiated command by d, the way
@@ -107,6 +141,13 @@ func (o Options) withDefaults(discovery bool) Options {
 	}
 	if o.KATO < 0 {
 		o.KATO = 0
+	}
+	if o.KATO > 0 {
+		ms := o.KATO / time.Millisecond
+		if o.KATO%time.Millisecond != 0 {
+			ms++
+		}
+		o.KATO = min(ms, math.MaxUint32) * time.Millisecond
 	}
 	if o.NrIOQueues == 0 {
 		o.NrIOQueues = runtime.NumCPU()

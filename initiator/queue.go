@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,37 @@ var ErrClosed = errors.New("initiator: queue closed")
 // ErrTimeout is the transport error of a queue on which a command timed
 // out.
 var ErrTimeout = errors.New("initiator: command timed out")
+
+// ShortTransferError is the error of a command the controller completed
+// successfully without moving all of its data: a read whose C2HData did
+// not cover the buffer, or a write whose R2Ts did not ask for all of it.
+// NVMe/TCP 1.0 3.3.2.1 and 3.3.2.2 have a transfer run "to the end of the
+// Command Data Buffer", so the host cannot report success: the buffer
+// would hold stale bytes, or the target never had the data. The
+// connection is fine, so only the command fails; its CQE status is set
+// to Data Transfer Error (as for a data digest error), which Unwrap
+// returns. A command whose data length is an allocation length (the
+// controller may return less) sets Request.AllowShort instead.
+type ShortTransferError struct {
+	QID, CID  uint16
+	Dir       Dir
+	Got, Want int
+}
+
+func (e *ShortTransferError) Error() string {
+	what := "received"
+	if e.Dir == ToController {
+		what = "requested by R2T"
+	}
+	return fmt.Sprintf("nvme/tcp queue %d: command cid %d completed with success but only %d of its %d data bytes were %s", e.QID, e.CID, e.Got, e.Want, what)
+}
+
+// Unwrap returns the status the host gives the command.
+func (e *ShortTransferError) Unwrap() error { return nvme.StatusDataTransferError }
+
+// ErrFusedDepth is returned by SubmitFused on a queue that can never have
+// the two commands of a fused operation in flight at once.
+var ErrFusedDepth = errors.New("initiator: queue depth below 2 cannot hold a fused pair")
 
 // TransportError reports that a command failed because its queue's
 // connection failed (or timed out, or was closed), not because the
@@ -70,11 +102,21 @@ type Request struct {
 	// negative means none (for Asynchronous Event Requests).
 	Timeout time.Duration
 	// Done, if set, is called once the request completes, on the queue's
-	// reader goroutine (or on the goroutine that failed it). It may submit
-	// again, this request included; it must not block for long.
+	// reader goroutine (or on the goroutine that failed it). It must not
+	// block: while it runs no completion is read. It may submit again,
+	// this request included, but Submit waits for a free command
+	// identifier, which only the reader frees: submit from Done only when
+	// no other goroutine can take the identifier this completion freed
+	// (as the load generator, which keeps at most Depth requests), or use
+	// TrySubmit.
 	Done func(*Request)
 	// Tag is for the caller's use.
 	Tag any
+	// AllowShort accepts a successful completion that moved less data
+	// than len(Data) (Received says how much): for commands whose length
+	// is an allocation length, such as Authentication Receive. Otherwise
+	// such a completion fails with *ShortTransferError.
+	AllowShort bool
 
 	// CQE is the completion (zero but for CID when a C2HData PDU with
 	// the SUCCESS flag completed the command).
@@ -89,11 +131,16 @@ type Request struct {
 	sent     uint32       // H2CData bytes sent
 	inline   bool
 	ddgstErr bool
+	c2hLast  bool // a C2HData with LAST_PDU arrived: no more may follow
 	wait     chan struct{}
 }
 
 // Status returns the NVMe status of the completed request.
 func (r *Request) Status() nvme.Status { return r.CQE.Status }
+
+// Received returns how many data bytes the controller sent for a
+// completed FromController request.
+func (r *Request) Received() int { return int(r.rcvd) }
 
 // Queue is one NVMe/TCP queue pair on its own TCP connection: the admin
 // queue (QID 0) or an I/O queue. Submit is safe for concurrent use and up
@@ -110,13 +157,27 @@ type Queue struct {
 
 	slots []atomic.Pointer[Request]
 	free  chan uint16
+	// general is how many CIDs (0..general-1) Submit hands out; the rest,
+	// up to len(slots), are reserved for the controller's own long-lived
+	// commands (the Asynchronous Event Request) and never wait in free.
+	general int
+	// fused lets one SubmitFused at a time hold a CID while it waits for
+	// the second one.
+	fused chan struct{}
 
 	dead       chan struct{}
 	isDead     atomic.Bool
 	failOnce   sync.Once
 	deadErr    *TransportError
+	sweeping   atomic.Bool // the reader has stopped reading and fails what is in flight
 	readerDone chan struct{}
 	watchDone  chan struct{}
+
+	// The write backlog (see growBacklog); aw is nil when the connection
+	// does not write through a tcp.AsyncWriter.
+	aw         *tcp.AsyncWriter
+	backlogMu  sync.Mutex
+	backlogFor atomic.Int64 // the largest transfer the backlog limit covers
 
 	// reader goroutine state
 	corked bool
@@ -124,8 +185,10 @@ type Queue struct {
 }
 
 // newQueue wraps an initialized connection and starts its reader (and,
-// with a timeout, its watchdog).
-func newQueue(conn *tcp.Conn, qid uint16, depth int, icresp *tcp.ICResp, inline int, timeout time.Duration, log *slog.Logger) *Queue {
+// with a timeout, its watchdog). Of its depth CIDs, the last reserved are
+// kept out of Submit's reach (see submitReserved).
+func newQueue(conn *tcp.Conn, qid uint16, depth, reserved int, icresp *tcp.ICResp, inline int, timeout time.Duration, log *slog.Logger) *Queue {
+	reserved = min(max(reserved, 0), depth)
 	q := &Queue{
 		qid:        qid,
 		conn:       conn,
@@ -137,11 +200,14 @@ func newQueue(conn *tcp.Conn, qid uint16, depth int, icresp *tcp.ICResp, inline 
 		epoch:      time.Now(),
 		slots:      make([]atomic.Pointer[Request], depth),
 		free:       make(chan uint16, depth),
+		general:    depth - reserved,
+		fused:      make(chan struct{}, 1),
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		watchDone:  make(chan struct{}),
 	}
-	for i := range depth {
+	q.aw, _ = conn.NetConn().(*tcp.AsyncWriter)
+	for i := range q.general {
 		q.free <- uint16(i)
 	}
 	go q.readLoop()
@@ -156,8 +222,9 @@ func newQueue(conn *tcp.Conn, qid uint16, depth int, icresp *tcp.ICResp, inline 
 // QID returns the queue identifier (0 for the admin queue).
 func (q *Queue) QID() uint16 { return q.qid }
 
-// Depth returns how many commands may be in flight at once.
-func (q *Queue) Depth() int { return len(q.slots) }
+// Depth returns how many commands Submit may have in flight at once (the
+// admin queue keeps one more for the Asynchronous Event Request).
+func (q *Queue) Depth() int { return q.general }
 
 // InlineDataSize returns the largest write sent as in-capsule data; larger
 // writes wait for R2T.
@@ -188,7 +255,15 @@ func (q *Queue) Err() error {
 func (q *Queue) Dead() <-chan struct{} { return q.dead }
 
 // Inflight returns the number of commands in flight.
-func (q *Queue) Inflight() int { return len(q.slots) - len(q.free) }
+func (q *Queue) Inflight() int {
+	n := q.general - len(q.free)
+	for i := q.general; i < len(q.slots); i++ {
+		if q.slots[i].Load() != nil {
+			n++
+		}
+	}
+	return n
+}
 
 func (q *Queue) now() int64 { return int64(time.Since(q.epoch)) + 1 }
 
@@ -196,10 +271,55 @@ func (q *Queue) now() int64 { return int64(time.Since(q.epoch)) + 1 }
 // never allocates. When it returns an error (the queue is dead) Done is not
 // called; otherwise Done is called exactly once.
 func (q *Queue) Submit(req *Request) error {
-	cid, err := q.getCID()
+	return q.submit(context.Background(), req)
+}
+
+// TrySubmit is Submit that never waits: with Depth commands in flight it
+// returns false (and nil) at once. Done callbacks, which run on the
+// queue's reader, submit again with it: the reader must not wait for a
+// command identifier that only the reader can free.
+func (q *Queue) TrySubmit(req *Request) (bool, error) {
+	select {
+	case cid := <-q.free:
+		return true, q.send(req, cid)
+	default:
+	}
+	if q.isDead.Load() {
+		return false, q.deadErr
+	}
+	return false, nil
+}
+
+// submit is Submit whose wait for a CID also ends with ctx.
+func (q *Queue) submit(ctx context.Context, req *Request) error {
+	cid, err := q.getCID(ctx)
 	if err != nil {
 		return err
 	}
+	return q.send(req, cid)
+}
+
+// submitReserved sends req with reserved CID cid (one of the last
+// Depth..len(slots)-1), which the caller owns: it never waits, so it is
+// safe on the reader goroutine. The controller's Asynchronous Event
+// Request, re-armed from its Done, is sent this way, as Linux reserves
+// NVME_NR_AEN_COMMANDS tags: with every ordinary CID taken by waiting
+// goroutines the reader would otherwise block in Submit and no completion
+// would ever be read again.
+func (q *Queue) submitReserved(req *Request, cid uint16) error {
+	if int(cid) < q.general || int(cid) >= len(q.slots) {
+		return fmt.Errorf("initiator: queue %d: CID %d is not reserved", q.qid, cid)
+	}
+	return q.send(req, cid)
+}
+
+// reservedCID returns the i-th reserved CID, if the queue has one.
+func (q *Queue) reservedCID(i int) (uint16, bool) {
+	cid := q.general + i
+	return uint16(cid), cid < len(q.slots)
+}
+
+func (q *Queue) send(req *Request, cid uint16) error {
 	data := q.prepare(req, cid)
 	if err := q.conn.Send(&req.cmd, data); err != nil {
 		q.fail(err)
@@ -209,15 +329,37 @@ func (q *Queue) Submit(req *Request) error {
 
 // SubmitFused sends first and second back to back, as a fused operation
 // needs (set nvme.FuseFirst and nvme.FuseSecond in their SQE flags). If it
-// returns an error neither Done is called.
+// returns an error neither Done is called. A queue of depth 1 can never
+// hold both: it fails with ErrFusedDepth.
 func (q *Queue) SubmitFused(first, second *Request) error {
-	cid1, err := q.getCID()
+	return q.submitFused(context.Background(), first, second)
+}
+
+func (q *Queue) submitFused(ctx context.Context, first, second *Request) error {
+	if q.general < 2 {
+		return fmt.Errorf("queue %d of depth %d: %w", q.qid, q.general, ErrFusedDepth)
+	}
+	// Holding one CID while waiting for another deadlocks as soon as two
+	// callers do it and hold every CID between them (two fused callers on
+	// a queue of depth 2, or one of depth 1). One at a time, the holder
+	// waits only for commands already in flight, which complete or time
+	// out.
+	select {
+	case q.fused <- struct{}{}:
+	case <-q.dead:
+		return q.deadErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cid1, err := q.getCID(ctx)
 	if err != nil {
+		<-q.fused
 		return err
 	}
-	cid2, err := q.getCID()
+	cid2, err := q.getCID(ctx)
+	<-q.fused
 	if err != nil {
-		q.free <- cid1
+		q.release(cid1)
 		return err
 	}
 	d1 := q.prepare(first, cid1)
@@ -255,7 +397,9 @@ func (q *Queue) SubmitFused(first, second *Request) error {
 	return errors.Join(err1, err2)
 }
 
-func (q *Queue) getCID() (uint16, error) {
+// getCID takes a free CID, waiting while every one is in flight until one
+// is freed, the queue dies or ctx ends.
+func (q *Queue) getCID(ctx context.Context) (uint16, error) {
 	select {
 	case cid := <-q.free:
 		return cid, nil
@@ -266,6 +410,15 @@ func (q *Queue) getCID() (uint16, error) {
 		return cid, nil
 	case <-q.dead:
 		return 0, q.deadErr
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// release makes cid free again; reserved CIDs stay with their owner.
+func (q *Queue) release(cid uint16) {
+	if int(cid) < q.general {
+		q.free <- cid
 	}
 }
 
@@ -275,7 +428,7 @@ func (q *Queue) prepare(req *Request, cid uint16) []byte {
 	req.CQE = nvme.CQE{}
 	req.Err = nil
 	req.rcvd, req.sent = 0, 0
-	req.inline, req.ddgstErr = false, false
+	req.inline, req.ddgstErr, req.c2hLast = false, false, false
 	s := &req.cmd.SQE
 	*s = req.SQE
 	s.CID = cid
@@ -283,6 +436,9 @@ func (q *Queue) prepare(req *Request, cid uint16) []byte {
 	n := len(req.Data)
 	if req.Dir == NoData {
 		n = 0
+	}
+	if q.aw != nil && int64(n) > q.backlogFor.Load() {
+		q.growBacklog(n)
 	}
 	var inline []byte
 	if req.Dir == ToController && n > 0 && n <= q.inline {
@@ -307,16 +463,61 @@ func (q *Queue) prepare(req *Request, cid uint16) []byte {
 }
 
 // published checks, after req was made visible to the reader, whether the
-// queue died meanwhile; if the reader has not taken req it is taken back.
+// queue died meanwhile. Until the reader begins its final sweep it may be
+// in the middle of a PDU for req (copying C2HData into req.Data), so req
+// stays with it and the sweep completes it. Only once the sweep has begun
+// may req be taken back, by whichever of the two takes it first: then
+// Submit fails and Done is not called.
 func (q *Queue) published(req *Request, cid uint16) error {
-	if !q.isDead.Load() {
+	if !q.isDead.Load() || !q.sweeping.Load() {
+		// The sweep comes after our store to the slot (both atomic): it
+		// will find req.
 		return nil
 	}
 	if q.slots[cid].CompareAndSwap(req, nil) {
-		q.free <- cid
+		q.release(cid)
 		return q.deadErr
 	}
 	return nil
+}
+
+// Bounds of the write backlog (see growBacklog).
+const (
+	// minWriteBacklog is the backlog limit before any large transfer.
+	minWriteBacklog = 4 << 20
+	// capsuleOverhead bounds the capsule of one command with its digests
+	// and padding.
+	capsuleOverhead = 4 << 10
+)
+
+// writeBacklogLimit is how many bytes may wait in the AsyncWriter for
+// depth commands of up to n data bytes each, saturating at MaxInt: the
+// data, an H2CData header with digests and padding (under 256 bytes) per
+// 4 KiB of it (MAXH2CDATA is at least 4 KiB), and the capsule.
+func writeBacklogLimit(depth, n int) int {
+	per := n + n/16 + capsuleOverhead
+	if per < n || depth > 0 && per > math.MaxInt/depth {
+		return math.MaxInt
+	}
+	return max(minWriteBacklog, depth*per)
+}
+
+// growBacklog raises the write backlog limit to cover n-byte transfers on
+// every CID. The reader answers R2Ts with H2CData through the AsyncWriter;
+// if it had to wait there while the target waits for it to read C2HData,
+// the association would hang (TestLargeTransfersDoNotDeadlockWriter). All
+// it queues belongs to commands in flight (each byte at most once: each
+// R2T must continue where the last ended), so depth times the largest
+// transfer submitted bounds it. A target's MDTS would not do: it may be
+// 0, no limit (nvmet), and the limit must hold before a write is refused.
+func (q *Queue) growBacklog(n int) {
+	q.backlogMu.Lock()
+	defer q.backlogMu.Unlock()
+	if int64(n) <= q.backlogFor.Load() {
+		return
+	}
+	q.backlogFor.Store(int64(n))
+	q.aw.SetLimit(writeBacklogLimit(len(q.slots), n))
 }
 
 // fail marks the queue dead with cause err and closes the connection; the
@@ -362,6 +563,7 @@ func (q *Queue) readLoop() {
 		q.corked = false
 		_ = q.conn.Uncork()
 	}
+	q.sweeping.Store(true)
 	for i := range q.slots {
 		if r := q.slots[i].Swap(nil); r != nil {
 			q.finish(r, uint16(i), q.deadErr)
@@ -455,9 +657,35 @@ func (q *Queue) handleResp(cqe *nvme.CQE) error {
 		// As Linux: a data digest error fails just the command.
 		req.CQE.Status = nvme.StatusDataTransferError
 		err = req.CQE.Status
+	default:
+		err = q.checkTransfer(req, cid)
 	}
 	q.finish(req, cid, err)
 	return nil
+}
+
+// checkTransfer returns the error of a command the controller completed
+// with success: nil if all its data moved, else *ShortTransferError.
+func (q *Queue) checkTransfer(req *Request, cid uint16) error {
+	if req.AllowShort {
+		return nil
+	}
+	want := len(req.Data)
+	got := want
+	switch req.Dir {
+	case FromController:
+		got = int(req.rcvd)
+	case ToController:
+		if !req.inline {
+			got = int(req.sent)
+		}
+	}
+	if got == want {
+		return nil
+	}
+	req.CQE.Status = nvme.StatusDataTransferError
+	q.log.Warn("command completed with success without all its data", "qid", q.qid, "cid", cid, "bytes", got, "of", want)
+	return &ShortTransferError{QID: q.qid, CID: cid, Dir: req.Dir, Got: got, Want: want}
 }
 
 func (q *Queue) handleC2H(v *tcp.C2HData) error {
@@ -465,15 +693,16 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 	if req == nil {
 		return q.fatal(tcp.FESInvalidHeaderField, offCCCID, "C2HData for CID %d not in flight", v.CCCID)
 	}
-	if req.Dir != FromController {
-		return q.fatal(tcp.FESPDUSequenceError, 0, "C2HData for CID %d which reads no data", v.CCCID)
+	// NVMe/TCP 1.0 3.3.2.1 names the FES of each of these.
+	if req.Dir != FromController || req.c2hLast {
+		return q.fatal(tcp.FESPDUSequenceError, 0, "unexpected C2HData for CID %d (no data to read, or after LAST_PDU)", v.CCCID)
 	}
 	end := uint64(v.DATAO) + uint64(v.DATAL)
 	if end > uint64(len(req.Data)) {
 		return q.fatal(tcp.FESDataOutOfRange, 0, "C2HData CID %d DATAO %d DATAL %d beyond %d bytes", v.CCCID, v.DATAO, v.DATAL, len(req.Data))
 	}
 	if v.DATAO != req.rcvd {
-		return q.fatal(tcp.FESInvalidHeaderField, offDATAO, "C2HData CID %d DATAO %d, expected %d", v.CCCID, v.DATAO, req.rcvd)
+		return q.fatal(tcp.FESPDUSequenceError, 0, "C2HData CID %d DATAO %d, expected %d", v.CCCID, v.DATAO, req.rcvd)
 	}
 	// No flush here even if the data is still on its way: the target sends
 	// it whatever we do, and flushing mid-PDU would split the batch of
@@ -487,6 +716,14 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 		q.log.Warn("data digest error", "qid", q.qid, "cid", v.CCCID)
 	}
 	req.rcvd = uint32(end)
+	req.c2hLast = v.Last
+	// SUCCESS (the decoder has checked it comes with LAST_PDU) is taken on
+	// any queue, SQ flow control or not: NVMe/TCP 1.0 3.3.2.1 allows it
+	// from a controller that supports disabling SQHD updates, and NVMe Base
+	// 2.1 3.3.2.7 lets a transport omit the SQHD of successful completions
+	// on a queue with SQ flow control. SPDK sends it on every queue, admin
+	// included, and Linux takes it; a conformance check (TCP-DATA-001)
+	// judges the controller, the host does not refuse it.
 	if v.Success {
 		if q.slots[v.CCCID].Swap(nil) != req {
 			return q.fatal(tcp.FESInvalidHeaderField, offCCCID, "C2HData SUCCESS for CID %d raced", v.CCCID)
@@ -496,6 +733,8 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 		if req.ddgstErr {
 			req.CQE.Status = nvme.StatusDataTransferError
 			err = req.CQE.Status
+		} else {
+			err = q.checkTransfer(req, v.CCCID)
 		}
 		q.finish(req, v.CCCID, err)
 	}
@@ -517,8 +756,10 @@ func (q *Queue) handleR2T(v *tcp.R2T) error {
 	if end > uint64(len(req.Data)) {
 		return q.fatal(tcp.FESDataOutOfRange, 0, "R2T CID %d R2TO %d R2TL %d beyond %d bytes", v.CCCID, v.R2TO, v.R2TL, len(req.Data))
 	}
-	if v.R2TO < req.sent {
-		return q.fatal(tcp.FESInvalidHeaderField, offDATAO, "R2T CID %d R2TO %d below %d already sent", v.CCCID, v.R2TO, req.sent)
+	if v.R2TO != req.sent {
+		// Each R2T continues where the last one ended (NVMe/TCP 1.0
+		// 3.3.2.2); this host allows one outstanding (MAXR2T 0).
+		return q.fatal(tcp.FESPDUSequenceError, 0, "R2T CID %d R2TO %d, expected %d", v.CCCID, v.R2TO, req.sent)
 	}
 	maxData := q.maxH2C
 	if maxData == 0 {
@@ -539,7 +780,7 @@ func (q *Queue) handleR2T(v *tcp.R2T) error {
 // finish frees the CID and hands the request back.
 func (q *Queue) finish(req *Request, cid uint16, err error) {
 	req.Err = err
-	q.free <- cid
+	q.release(cid)
 	if req.Done != nil {
 		req.Done(req)
 	}
@@ -573,15 +814,17 @@ func (q *Queue) watchdog() {
 func signalDone(r *Request) { r.wait <- struct{}{} }
 
 // Do submits req and waits for it, returning req.Err. req.Done is
-// replaced. If ctx ends first the queue is failed (as a command timeout
-// is: NVMe/TCP has no way to take one command back), the request is waited
-// for, and ctx.Err() is returned.
+// replaced. If ctx ends while req waits for a free command identifier,
+// nothing was sent and ctx.Err() is returned. If it ends once req is in
+// flight the queue is failed (as a command timeout is: NVMe/TCP has no way
+// to take one command back), the request is waited for, and ctx.Err() is
+// returned.
 func (q *Queue) Do(ctx context.Context, req *Request) error {
 	if req.wait == nil {
 		req.wait = make(chan struct{}, 1)
 	}
 	req.Done = signalDone
-	if err := q.Submit(req); err != nil {
+	if err := q.submit(ctx, req); err != nil {
 		return err
 	}
 	select {
@@ -602,7 +845,7 @@ var reqPool = sync.Pool{New: func() any { return &Request{wait: make(chan struct
 func getReq() *Request { return reqPool.Get().(*Request) }
 
 func putReq(r *Request) {
-	r.Data, r.Done, r.Tag, r.Timeout = nil, nil, nil, 0
+	r.Data, r.Done, r.Tag, r.Timeout, r.AllowShort = nil, nil, nil, 0, false
 	reqPool.Put(r)
 }
 
@@ -673,7 +916,7 @@ func (q *Queue) CompareAndWrite(ctx context.Context, nsid uint32, slba uint64, n
 	c.SQE.Flags |= nvme.FuseFirst
 	w.SQE, w.Data, w.Dir, w.Done = nvme.WriteCmd(nsid, slba, nlb), data, ToController, signalDone
 	w.SQE.Flags |= nvme.FuseSecond
-	if err := q.SubmitFused(c, w); err != nil {
+	if err := q.submitFused(ctx, c, w); err != nil {
 		return err
 	}
 	for _, r := range []*Request{c, w} {

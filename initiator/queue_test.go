@@ -43,14 +43,16 @@ type sendItem struct {
 }
 
 type pairOpts struct {
-	dgst    uint8
-	maxH2C  uint32
-	inline  int
-	depth   int
-	timeout time.Duration
-	echo    bool
-	onCmd   func(f *fakeCtrl, sqe nvme.SQE, data []byte)
-	onH2C   func(f *fakeCtrl, h tcp.H2CData, data []byte)
+	dgst   uint8
+	maxH2C uint32
+	inline int
+	depth  int
+	// reserved CIDs at the end of the queue (the admin queue's AER CID)
+	reserved int
+	timeout  time.Duration
+	echo     bool
+	onCmd    func(f *fakeCtrl, sqe nvme.SQE, data []byte)
+	onH2C    func(f *fakeCtrl, h tcp.H2CData, data []byte)
 }
 
 func newPair(t testing.TB, o pairOpts) (*Queue, *fakeCtrl) {
@@ -78,7 +80,7 @@ func newPair(t testing.TB, o pairOpts) (*Queue, *fakeCtrl) {
 	}
 	go f.sender()
 	go f.reader()
-	q := newQueue(hc, 1, o.depth, resp, o.inline, o.timeout, testLogger(t))
+	q := newQueue(hc, 1, o.depth, o.reserved, resp, o.inline, o.timeout, testLogger(t))
 	t.Cleanup(func() {
 		_ = q.Close()
 		_ = cc.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -29,8 +28,7 @@ type Raw struct {
 // DialRaw opens a TCP connection to addr and wraps it; nothing is sent.
 func DialRaw(ctx context.Context, addr string, opts Options) (*Raw, error) {
 	opts = opts.withDefaults(false)
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := opts.dialContext(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +52,7 @@ func (r *Raw) Close() error { return r.Conn.Close() }
 // Initialize sends req and reads the ICResp, switching the connection to
 // what was negotiated.
 func (r *Raw) Initialize(req tcp.ICReq) (*tcp.ICResp, error) {
-	_ = r.Conn.NetConn().SetDeadline(time.Now().Add(r.opts.Timeout))
+	_ = r.Conn.NetConn().SetDeadline(time.Now().Add(r.opts.initTimeout()))
 	defer func() { _ = r.Conn.NetConn().SetDeadline(time.Time{}) }()
 	resp, err := r.Conn.HostInitialize(req)
 	if err != nil {
@@ -81,7 +79,8 @@ func (r *Raw) SendPDU(p tcp.PDU, data []byte, o tcp.EncodeOptions) error {
 // SendBytes sends b as it is.
 func (r *Raw) SendBytes(b []byte) error { return r.Conn.SendRaw(b) }
 
-// Recv waits up to timeout (0: Options.Timeout) for the next PDU and
+// Recv waits up to timeout (0: Options.Timeout, or DefaultTimeout if that
+// is negative: a raw connection never waits without a bound) for the next PDU and
 // returns a copy of it, its common header and its data. A data digest
 // mismatch returns the PDU and data with tcp.ErrDataDigest; a violation
 // returns *tcp.FatalError (nothing is sent back); a closed connection
@@ -89,7 +88,7 @@ func (r *Raw) SendBytes(b []byte) error { return r.Conn.SendRaw(b) }
 // Timeout() is true.
 func (r *Raw) Recv(timeout time.Duration) (tcp.PDU, tcp.CommonHeader, []byte, error) {
 	if timeout <= 0 {
-		timeout = r.opts.Timeout
+		timeout = r.opts.initTimeout()
 	}
 	nc := r.Conn.NetConn()
 	_ = nc.SetReadDeadline(time.Now().Add(timeout))
@@ -147,7 +146,7 @@ func (r *Raw) ConnectAdmin(subnqn, hostnqn string) (nvme.CQE, error) {
 		hostnqn = r.opts.HostNQN
 	}
 	cd := nvme.ConnectData{HostID: r.opts.HostID, CNTLID: nvme.CNTLIDDynamic, SubNQN: subnqn, HostNQN: hostnqn}
-	cmd := nvme.Connect{QID: 0, SQSIZE: AdminQueueSize - 1, KATO: uint32(r.opts.KATO / time.Millisecond)}
+	cmd := nvme.Connect{QID: 0, SQSIZE: AdminQueueSize - 1, KATO: katoMillis(r.opts.KATO)}
 	cqe, _, err := r.Command(cmd.SQE(0), cd.Append(nil))
 	return cqe, err
 }
