@@ -93,6 +93,11 @@ const (
 	// per multipath path).
 	maxConnections = floodMax + 64 + 5*5 + 2*4 + 16
 
+	// maxAssocPerHost is the most associations one peer's host NQN holds
+	// at once: its held checks (maxHeld) and a few being set up. The
+	// floods' Connects, which share one NQN, may be refused beyond it.
+	maxAssocPerHost = maxHeld + 4
+
 	// ioQueues, queueSize and mdts are the target's io_queues, queue_size
 	// and mdts, which the peers' amplification sizes depend on.
 	ioQueues  = 8
@@ -164,12 +169,13 @@ func soakConfig(dir string) target.Config {
 	cfg.ICTimeout = icTimeout
 	cfg.IdleTimeout = idleTimeout
 	cfg.MinKATO, cfg.MaxKATO = 0, 0 // any KATO; idle_timeout covers KATO 0
-	// Keys still to come, set them here when they land (see the
-	// constants above for the values):
-	//   write stall timeout (review #5b)   = stallTimeout
-	//   R2T data timeout (review #5a)      = r2tTimeout
-	//   R2T buffer budget per connection   = any; peakCeiling guards it
-	//   max_connections, per-host limits   >= maxConnections
+	// Keys still to come: set them here when they land (the constants
+	// above say why each value):
+	//   write stall timeout (review #5b)      = stallTimeout
+	//   R2T data timeout (review #5a)         = r2tTimeout
+	//   R2T buffer budget per connection      any; peakCeiling guards memory
+	//   max_connections (review #5/#6)        >= maxConnections
+	//   associations per host NQN (review #5) >= maxAssocPerHost
 	return cfg
 }
 

@@ -491,6 +491,10 @@ func (a *actor) r2tStall(held bool) {
 			}
 		}
 	}()
+	defer func() {
+		ioq.close(true)
+		<-done
+	}()
 	if !held {
 		time.Sleep(200 * time.Millisecond)
 		return

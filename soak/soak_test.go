@@ -184,8 +184,9 @@ func setup(t *testing.T, set settings) *soak {
 		}
 		prev = cur
 	}
-	t.Logf("baseline: %v; %d actors: %s; a connection may still deliver %s after the target ended it",
-		s.base, len(set.actors), strings.Join(set.actors, ","), mib(uint64(s.slack)))
+	t.Logf("baseline: %v; %d actors: %s", s.base, len(set.actors), strings.Join(set.actors, ","))
+	t.Logf("bounds: ic_timeout %v, idle_timeout %v, write stall %v, R2T data %v, each +%v slack; an ended connection may still deliver %s; limits to come must allow %d connections and %d associations per host",
+		icTimeout, idleTimeout, stallTimeout, r2tTimeout, boundSlack, mib(uint64(s.slack)), maxConnections, maxAssocPerHost)
 	return s
 }
 
