@@ -32,7 +32,8 @@
 //     R2T bounds), plus a slack for a loaded machine; a port serves a
 //     fresh ICReq after a flood or descriptor exhaustion; a bad Connect is
 //     refused.
-//   - Heap in use stays under a ceiling above the baseline all along.
+//   - The live heap (as of each collection) stays under a ceiling above
+//     the baseline all along.
 //   - Once every actor has stopped, goroutines, open descriptors, the
 //     target's live controllers (counted from its log) and heap in use
 //     come back to the baseline within stated tolerances and a bounded
