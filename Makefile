@@ -3,8 +3,10 @@ GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 30s
 BENCHTIME ?= 3s
+SOAK      ?= 10m
+SOAK_TIMEOUT ?= 2h
 
-.PHONY: help demo build test vet lint interop fuzz bench deps-test deps-interop clean
+.PHONY: help demo build test vet lint interop fuzz bench soak deps-test deps-interop clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -40,6 +42,9 @@ fuzz: ## run every fuzzer for FUZZTIME each
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	  done; done
+
+soak: ## the release soak against the reference target for SOAK (10m); NVMFTEST_SOAK_SKIP=a,b leaves actors out
+	NVMFTEST_SOAK=$(SOAK) $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./soak/
 
 bench: ## the speed figures of BENCHMARKS.md
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=1 ./perf/
