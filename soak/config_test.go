@@ -52,16 +52,11 @@ const (
 	// Keep Alive every hostKATO/2.
 	hostKATO = 2 * time.Second
 
-	// stallTimeout bounds how long the target keeps data queued for a
-	// peer that does not read it (review #5b). The base target has no such
-	// key; the review's fix makes idle_timeout cover blocked writes, so the
-	// soak expects idle_timeout until a dedicated key lands. When it does
-	// (e.g. write_stall_timeout), set it in soakConfig to this value.
+	// stallTimeout is the target's write_timeout: how long it keeps data
+	// queued for a peer that does not read it (review #5b).
 	stallTimeout = idleTimeout
-	// r2tTimeout bounds how long the target waits for the H2CData of a
-	// write it sent an R2T for (review #5a). No key exists on the base
-	// target; when it lands (e.g. r2t_timeout), set it in soakConfig to
-	// this value.
+	// r2tTimeout is the target's r2t_timeout: how long it waits for the
+	// H2CData of a write it sent an R2T for (review #5a).
 	r2tTimeout = idleTimeout
 
 	// fatalLinger is how long the target may keep a connection after a
@@ -82,11 +77,10 @@ const (
 	// serve again by then.
 	probeWait = 10 * time.Second
 
-	// floodMax is the most sockets one flood opens at once. When the
-	// connection limits land (max_connections, per-host associations:
-	// review #5/#6), set them in soakConfig to at least maxConnections
-	// below, or well-behaved hosts may be refused during a flood and the
-	// soak reports that as a failure.
+	// floodMax is the most sockets one flood opens at once. The
+	// connection limits (max_connections, max_connections_per_address)
+	// are set to maxConnections below, or well-behaved hosts could be
+	// refused during a flood and the soak would report that as a failure.
 	floodMax = 192
 	// maxConnections is every connection the actors may hold at once:
 	// floods, the other peers (a few each) and the hosts (1+4 each, two
@@ -169,13 +163,15 @@ func soakConfig(dir string) target.Config {
 	cfg.ICTimeout = icTimeout
 	cfg.IdleTimeout = idleTimeout
 	cfg.MinKATO, cfg.MaxKATO = 0, 0 // any KATO; idle_timeout covers KATO 0
-	// Keys still to come: set them here when they land (the constants
-	// above say why each value):
-	//   write stall timeout (review #5b)      = stallTimeout
-	//   R2T data timeout (review #5a)         = r2tTimeout
-	//   R2T buffer budget per connection      any; peakCeiling guards memory
-	//   max_connections (review #5/#6)        >= maxConnections
-	//   associations per host NQN (review #5) >= maxAssocPerHost
+	cfg.WriteTimeout = stallTimeout
+	cfg.R2TTimeout = r2tTimeout
+	// Every actor dials from 127.0.0.1, so the per-address bound is the
+	// whole soak's; the floods' Connects share one host NQN.
+	cfg.MaxConnections = maxConnections
+	cfg.MaxConnectionsPerAddress = maxConnections
+	cfg.MaxAssociationsPerHost = maxAssocPerHost
+	// r2t_buffer and write_backlog keep their defaults: peakCeiling guards
+	// the memory they allow.
 	return cfg
 }
 
