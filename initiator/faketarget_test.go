@@ -36,6 +36,9 @@ type fakeTarget struct {
 	syncSend bool
 	// sockBuf, if set, sizes the socket buffers of accepted connections.
 	sockBuf int
+	// logs, if set, holds real log pages by LID (zero past their end);
+	// other log pages are patterned filler.
+	logs map[uint8][]byte
 
 	mu     sync.Mutex
 	cc     uint32
@@ -331,8 +334,14 @@ func (c *fakeConn) command(sqe nvme.SQE, data []byte) {
 				return
 			}
 			b := make([]byte, n)
-			for i := range b {
-				b[i] = fakeData(lid, off+i)
+			if page, ok := f.logs[uint8(lid)]; ok {
+				if off < len(page) {
+					copy(b, page[off:])
+				}
+			} else {
+				for i := range b {
+					b[i] = fakeData(lid, off+i)
+				}
 			}
 			c.deliver(&sqe, b)
 		case nvme.AdminSetFeatures:

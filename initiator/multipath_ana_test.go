@@ -10,7 +10,6 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
-	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // TestMultipathUnknownNSID (review #11): I/O to a namespace no ANA log
@@ -72,41 +71,4 @@ func TestMultipathNamespaceBeforeNotice(t *testing.T) {
 		t.Fatalf("write to a namespace added before its notice: %v", err)
 	}
 	waitFor(t, "path 1 to learn group 3", func() bool { return m.Paths()[0].ANAState(3) == nvme.ANAOptimized })
-}
-
-// TestMultipathANALogMDTSZero (review minor): with MDTS 0 (no limit, as
-// nvmet reports) the host read the ANA log into a 4 KiB buffer, so a
-// subsystem with about 1000 namespaces had a truncated log and no path
-// connected. The host sizes the read from NANAGRPID and MNAN and reads
-// the whole log.
-func TestMultipathANALogMDTSZero(t *testing.T) {
-	cfg := target.DefaultConfig()
-	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0", PortID: 1}}
-	cfg.MDTS = "4KiB" // reported as MDTS 0: no limit
-	ns := cfg.Subsystems[0].Namespaces[0]
-	ns.Size = "64KiB"
-	cfg.Subsystems[0].Namespaces = nil
-	for i := range uint32(target.MaxNSID) {
-		ns.NSID = i + 1
-		cfg.Subsystems[0].Namespaces = append(cfg.Subsystems[0].Namespaces, ns)
-	}
-	tg := targettest.Start(t, cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var mu sync.Mutex
-	var events []initiator.PathEvent
-	m, err := initiator.ConnectMultipath(ctx, []string{tg.Addrs()[0].String()}, target.DefaultSubsystemNQN, mpOpts(&events, &mu))
-	if err != nil {
-		t.Fatalf("ANA log of %d namespaces with MDTS 0: %v", target.MaxNSID, err)
-	}
-	defer m.Close()
-	if mts := m.Controller().MaxTransferSize(); mts > 0 {
-		t.Fatalf("the target reports MDTS %d (max transfer %d): the test needs 0", m.Controller().IdentifyData().MDTS, mts)
-	}
-	if err := m.Write(ctx, target.MaxNSID, 0, 1, make([]byte, 512)); err != nil {
-		t.Fatalf("write to the last namespace: %v", err)
-	}
-	if m.Paths()[0].IOs() != 1 {
-		t.Fatalf("per-path I/Os %v", pathIOs(m))
-	}
 }

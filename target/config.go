@@ -116,7 +116,7 @@ type Config struct {
 	// C2HDataSize bounds the data of one C2HData PDU (default 128KiB).
 	C2HDataSize Size `yaml:"c2h_data_size"`
 	// MDTS is the largest data transfer of one command (default 1MiB),
-	// a power of two multiple of 4KiB.
+	// a power of two from 8KiB to 1GiB.
 	MDTS Size `yaml:"mdts"`
 	// HeaderDigest and DataDigest say whether the digests are granted
 	// when a host asks (default both).
@@ -413,8 +413,11 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	if mdts < 4096 || mdts&(mdts-1) != 0 || mdts > 1<<30 {
-		return fmt.Errorf("mdts: %s must be a power of two from 4KiB to 1GiB (use e.g. 1MiB)", c.MDTS)
+	// Identify MDTS is log2 of the limit in units of 4 KiB (CAP.MPSMIN 0),
+	// and MDTS 0 means "no limit": 8 KiB is the smallest limit a
+	// controller can report. 4 KiB used to be reported as no limit at all.
+	if mdts < 8192 || mdts&(mdts-1) != 0 || mdts > 1<<30 {
+		return fmt.Errorf("mdts: %s must be a power of two from 8KiB to 1GiB (Identify MDTS cannot say 4KiB: 0 means no limit; use e.g. 1MiB)", c.MDTS)
 	}
 	if c.CPDA > 31 {
 		return fmt.Errorf("cpda: %d is out of range (use 0..31)", c.CPDA)

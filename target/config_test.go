@@ -98,6 +98,7 @@ func TestConfigErrors(t *testing.T) {
 		{"listeners: []\n", "listeners: none configured"},
 		{`listeners: [{address: "nope"}]`, `listeners[0].address: "nope" is not host:port`},
 		{base + "mdts: 3000\n", "mdts: 3000 must be a power of two"},
+		{base + "mdts: 4KiB\n", "mdts: 4KiB must be a power of two from 8KiB"},
 		{base + "max_h2c_data: lots\n", `max_h2c_data: "lots" is not a size (use e.g. 64MiB)`},
 		{sub("      - {backend: mem, size: 1MiB}\n      - {backend: mem, size: 12XB}\n"),
 			`subsystems[0].namespaces[1].size: "12XB" is not a size (use e.g. 64MiB)`},
