@@ -105,7 +105,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		AERL:   maxAER - 1,
 		ELPE:   errorLogEntries - 1,
 		KAS:    uint16(kaGranule / (100 * time.Millisecond)),
-		CQT:    1000, // ms: an ended association's sockets are closed at once; only commands already read and handed to workers still run
+		CQT:    1000, // ms: once an association ends its sockets close and no command of it starts (queue.go abortIfEnded); only a backend call already running finishes
 		SQES:   0x66,
 		CQES:   0x44,
 		MAXCMD: uint16(t.maxCmd()), // queue_size 65536 must not wrap to 0

@@ -34,7 +34,10 @@ type controller struct {
 	host   string
 	hostid [16]byte
 
-	enabled  atomic.Bool
+	enabled atomic.Bool
+	// ended is set when the association ends (kill): from then on no
+	// command of its queues starts, though one already running finishes.
+	ended    atomic.Bool
 	activity atomic.Bool // a command arrived since the keep alive timer last looked
 	// writeThrough is Volatile Write Cache WCE=0 (Set Features 06h): every
 	// write through this controller completes only once durable. The
@@ -167,6 +170,7 @@ func (c *controller) kill(why string) {
 		return
 	}
 	c.dead = true
+	c.ended.Store(true)
 	if c.timer != nil {
 		c.timer.Stop()
 	}

@@ -448,7 +448,30 @@ func (q *queue) admit() error {
 	return nil
 }
 
+// testHookCapsule, if set by a test before the target starts, runs as
+// each capsule arrives, before anything else looks at it.
+var testHookCapsule func(q *queue, sqe *nvme.SQE)
+
 func (q *queue) onCapsule(sqe *nvme.SQE) error {
+	if testHookCapsule != nil {
+		testHookCapsule(q, sqe)
+	}
+	if ctrl := q.ctrl; ctrl != nil {
+		if ctrl.ended.Load() {
+			// The association has ended (keep-alive expiry, its admin
+			// queue lost, a port taken down): capsules still buffered from
+			// the host are not run. This is what the Command Quiesce Time
+			// the target reports rests on: a host that retries a write on
+			// another path after KATO and CQT must never have it
+			// overwritten later by the original (NVMe Base 2.1 9.6).
+			return errClose
+		}
+		// Most commands find the flag already set: a load keeps the
+		// cache line the controller's queues share clean.
+		if !ctrl.activity.Load() {
+			ctrl.activity.Store(true)
+		}
+	}
 	if q.size > 0 {
 		q.fetched.Add(1)
 	}
@@ -466,9 +489,6 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	c.fuseAbort = 0
 	c.peer = nil
 	c.xfer, c.recvd = 0, 0
-	if q.ctrl != nil {
-		q.ctrl.activity.Store(true)
-	}
 	inLen := uint32(q.conn.DataLen())
 
 	// Fused operations: the second command must follow the first.
@@ -741,6 +761,9 @@ func (q *queue) needBuf(c *command) {
 // dispatch runs an I/O command inline, or on a worker if its backend may
 // block.
 func (q *queue) dispatch(c *command) {
+	if q.abortIfEnded(c) {
+		return
+	}
 	if c.ns != nil && c.ns.blocking {
 		if !q.wstarted {
 			q.wstarted = true
@@ -769,11 +792,31 @@ func (q *queue) worker() {
 
 func (q *queue) runOnWorker(c *command) {
 	defer q.recoverPanic()
+	if q.abortIfEnded(c) {
+		return
+	}
 	q.needBuf(c)
 	if p := c.peer; p != nil {
 		q.needBuf(p)
 	}
 	q.execIO(c)
+}
+
+// abortIfEnded completes c (and its fused partner) as aborted, without
+// running it, once its association has ended: an I/O command whose data
+// arrived just before, or one waiting for a worker, must not change the
+// namespace afterwards (see onCapsule). A command already running
+// finishes; the CQT the target reports covers that.
+func (q *queue) abortIfEnded(c *command) bool {
+	if q.ctrl == nil || !q.ctrl.ended.Load() {
+		return false
+	}
+	if p := c.peer; p != nil {
+		c.peer = nil
+		q.complete(p, nvme.StatusAbortSQDeleted)
+	}
+	q.complete(c, nvme.StatusAbortSQDeleted)
+	return true
 }
 
 func (q *queue) sqhdValue() uint16 {
