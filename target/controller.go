@@ -37,8 +37,11 @@ type controller struct {
 	enabled atomic.Bool
 	// ended is set when the association ends (kill): from then on no
 	// command of its queues starts, though one already running finishes.
-	ended    atomic.Bool
-	activity atomic.Bool // a command arrived since the keep alive timer last looked
+	ended atomic.Bool
+	// keepAlive says the keep alive timer runs (KATO > 0): it ends the
+	// association if the host goes away, so its I/O queues may be silent.
+	keepAlive atomic.Bool
+	activity  atomic.Bool // a command arrived since the keep alive timer last looked
 	// writeThrough is Volatile Write Cache WCE=0 (Set Features 06h): every
 	// write through this controller completes only once durable. The
 	// feature's scope is the controller; the I/O path reads it lock free.
@@ -121,6 +124,7 @@ func (c *controller) armTimer() {
 		c.timer.Stop()
 		c.timer = nil
 	}
+	c.keepAlive.Store(c.kato > 0 && !c.dead)
 	if c.kato <= 0 || c.dead {
 		return
 	}

@@ -477,6 +477,36 @@ func TestHostilePeers(t *testing.T) {
 		mustOK(t, c.connect(testNQN, 0, nvme.CNTLIDDynamic, 0))
 		c.expectClosed()
 	})
+	t.Run("idle I/O queue of a kept-alive association", func(t *testing.T) {
+		// Keep alive covers the association, and a host may leave an I/O
+		// queue silent (Linux does): idle_timeout must not close it.
+		a := admin(t, addr, testNQN, 2000)
+		q := ioQueue(t, addr, a.cntlid, 1, 0)
+		for range 6 { // 1.2 s: four idle timeouts; the admin queue talks
+			time.Sleep(200 * time.Millisecond)
+			mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+		}
+		mustOK(t, q.exec(nvme.ReadCmd(1, 0, 1), nil, false, make([]byte, 512)))
+	})
+	t.Run("partial PDU on an I/O queue of a kept-alive association", func(t *testing.T) {
+		a := admin(t, addr, testNQN, 2000)
+		q := ioQueue(t, addr, a.cntlid, 1, 0)
+		b := tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: nvme.ReadCmd(1, 0, 1)}, nil, tcp.EncodeOptions{})
+		_ = q.conn.SendRaw(b[:30])
+		done := make(chan struct{})
+		go func() { // the host stays alive meanwhile
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(200 * time.Millisecond):
+					_, _ = a.try(nvme.KeepAliveCmd(), nil, false, nil)
+				}
+			}
+		}()
+		defer close(done)
+		q.expectClosed()
+	})
 	t.Run("KATO out of bounds", func(t *testing.T) {
 		cfg := testConfig()
 		cfg.MinKATO, cfg.MaxKATO = time.Second, time.Minute

@@ -343,14 +343,30 @@ func (q *queue) serve() {
 				_ = q.conn.Uncork()
 			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && q.r2tOutN.Load() > 0 && cfg.R2TTimeout > 0 &&
+			timeout := errors.As(err, &ne) && ne.Timeout()
+			if timeout && q.r2tOutN.Load() > 0 && cfg.R2TTimeout > 0 &&
 				time.Since(q.oldestR2T()) > cfg.R2TTimeout {
 				err = errR2TTimeout
+			} else if timeout && q.conn.Idle() && q.mayBeQuiet() {
+				// idle_timeout passed between PDUs on an I/O queue whose
+				// association keep alive covers: a host may leave a queue
+				// silent as long as it likes (Linux does).
+				continue
 			}
 			q.fail(err)
 			return
 		}
 	}
+}
+
+// mayBeQuiet reports whether the connection may stay silent between PDUs
+// beyond idle_timeout: an I/O queue of an association with a keep alive
+// timer, which ends the association (and so this connection) if the host
+// goes away. A connection without an association, an admin queue and the
+// I/O queues of an association with KATO 0 may not; nor may any
+// connection part way through a PDU.
+func (q *queue) mayBeQuiet() bool {
+	return q.qid != 0 && q.ctrl != nil && q.ctrl.keepAlive.Load()
 }
 
 // earliest returns the earlier of a and b, where zero means none.

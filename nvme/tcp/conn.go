@@ -40,7 +40,8 @@ type Conn struct {
 	hbuf    [HLenIC + DigestSize]byte
 	ch      CommonHeader
 	layout  Layout
-	unread  int // bytes of the current PDU not yet consumed
+	unread  int  // bytes of the current PDU not yet consumed
+	inPDU   bool // Next is part way through a PDU (see Idle)
 	pdus    pduSet
 	scratch [512]byte
 
@@ -140,6 +141,7 @@ func (c *Conn) Rules() Rules { return c.rules }
 // before the next Next to get it; otherwise Next discards it. Protocol
 // violations are returned as *FatalError: send it with Terminate.
 func (c *Conn) Next() (PDU, error) {
+	c.inPDU = true
 	if c.unread > 0 {
 		if _, err := c.br.Discard(c.unread); err != nil {
 			return nil, unexpected(err)
@@ -147,6 +149,16 @@ func (c *Conn) Next() (PDU, error) {
 		c.unread = 0
 	}
 	c.layout = Layout{}
+	// Wait for the first byte without consuming it, so that a read
+	// deadline that expires before the next PDU starts leaves the
+	// connection as it was (Idle).
+	if c.br.Buffered() == 0 {
+		c.inPDU = false
+		if _, err := c.br.Peek(1); err != nil {
+			return nil, err
+		}
+		c.inPDU = true
+	}
 	hb := c.hbuf[:]
 	if _, err := io.ReadFull(c.br, hb[:CommonHeaderSize]); err != nil {
 		return nil, err
@@ -180,8 +192,15 @@ func (c *Conn) Next() (PDU, error) {
 	if l.DDigest {
 		c.unread += DigestSize
 	}
+	c.inPDU = false
 	return p, nil
 }
+
+// Idle reports whether the last Next failed before any byte of a new PDU
+// arrived, the previous one's data included. An error then, such as an
+// expired read deadline, left the connection intact: Next may be called
+// again. After an error part way through a PDU Idle is false.
+func (c *Conn) Idle() bool { return !c.inPDU }
 
 // Header returns the common header of the PDU Next returned last.
 func (c *Conn) Header() CommonHeader { return c.ch }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
 )
@@ -147,5 +148,38 @@ func TestConnCorkCoalesces(t *testing.T) {
 		if err != nil || p.(*CapsuleResp).CQE.CID != uint16(i) {
 			t.Fatalf("resp %d: %v", i, err)
 		}
+	}
+}
+
+// TestConnIdleAfterTimeout: a read deadline that expires before any byte
+// of the next PDU leaves the connection usable (Idle, and the next Next
+// reads the PDU whole); one that expires part way through a PDU does not
+// (not Idle).
+func TestConnIdleAfterTimeout(t *testing.T) {
+	host, ctrl := pipePair(t)
+	handshake(t, host, ctrl, DgstHeader, 0)
+	expire := func() error {
+		_ = ctrl.NetConn().SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		_, err := ctrl.Next()
+		_ = ctrl.NetConn().SetReadDeadline(time.Time{})
+		return err
+	}
+	var ne net.Error
+	if err := expire(); !errors.As(err, &ne) || !ne.Timeout() || !ctrl.Idle() {
+		t.Fatalf("silence: err %v, Idle %v; want a timeout and Idle", err, ctrl.Idle())
+	}
+	cmd := CapsuleCmd{SQE: nvme.SQE{Opcode: nvme.CmdRead, CID: 9, NSID: 1}}
+	b := AppendPDU(nil, &cmd, nil, EncodeOptions{Digests: Digests{Header: true}})
+	go func() { _, _ = host.NetConn().Write(b) }()
+	p, err := ctrl.Next()
+	if err != nil {
+		t.Fatalf("Next after an idle timeout: %v", err)
+	}
+	if got := p.(*CapsuleCmd).SQE; got != cmd.SQE {
+		t.Fatalf("SQE %+v, want %+v", got, cmd.SQE)
+	}
+	go func() { _, _ = host.NetConn().Write(b[:30]) }()
+	if err := expire(); err == nil || ctrl.Idle() {
+		t.Fatalf("half a PDU: err %v, Idle %v; want an error and not Idle", err, ctrl.Idle())
 	}
 }
