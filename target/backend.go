@@ -503,8 +503,31 @@ func (b *FileBackend) WriteZeroes(off, n int64) error {
 	return nil
 }
 
-func (b *FileBackend) Deallocate(off, n int64) error { return b.WriteZeroes(off, n) }
-func (b *FileBackend) Size() int64                   { return b.size }
+// errNoPunchHole says the file system (or platform) cannot deallocate
+// part of a file: Deallocate writes zeroes instead.
+var errNoPunchHole = errors.New("target: punching holes is not supported here")
+
+// Deallocate punches a hole where the file system can, so the blocks read
+// as zeroes and use no space; elsewhere it writes zeroes.
+func (b *FileBackend) Deallocate(off, n int64) error {
+	if f := b.failed.Load(); f != nil {
+		return f
+	}
+	mask := fileStripeMask(off, n)
+	b.lock(mask)
+	err := punchHole(b.f, off, n)
+	b.unlock(mask)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errNoPunchHole):
+		return b.WriteZeroes(off, n)
+	}
+	b.fail(err)
+	return err
+}
+
+func (b *FileBackend) Size() int64 { return b.size }
 func (b *FileBackend) Close() error {
 	// A target that shuts down leaves every completed write durable.
 	return errors.Join(b.sync(), b.f.Close())
