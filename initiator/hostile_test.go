@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -19,23 +20,6 @@ import (
 // Tests of the host against targets that are buggy or hostile: whatever
 // they send, the host neither panics nor hangs, and never reports a
 // success it did not get.
-
-// within runs f and fails the test if it does not return within d (a
-// bound that turns a hang into a failure, not a speed check).
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		buf := make([]byte, 1<<20)
-		t.Fatalf("%s: still blocked after %v\n%s", what, d, buf[:runtime.Stack(buf, true)])
-	}
-}
 
 func TestFakeTargetWellBehaved(t *testing.T) {
 	f := newFakeTarget(t)
@@ -242,7 +226,7 @@ func TestNonContiguousTransfersArePDUSequenceErrors(t *testing.T) {
 // one and waited for ever.
 func TestSubmitFusedOnDepthOneIsRefused(t *testing.T) {
 	q, _ := newPair(t, pairOpts{depth: 1, onCmd: func(f *fakeCtrl, sqe nvme.SQE, _ []byte) { f.respond(sqe.CID, 0) }})
-	within(t, 10*time.Second, "CompareAndWrite on a queue of depth 1", func() {
+	testbound.Within(t, 10*time.Second, "CompareAndWrite on a queue of depth 1", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		err := q.CompareAndWrite(ctx, 1, 0, 1, make([]byte, 512), make([]byte, 512))
@@ -282,7 +266,7 @@ func TestSubmitFusedConcurrentCallersDoNotDeadlock(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // both callers wait for CIDs
 	f.respond(<-held, 0)
 	f.respond(<-held, 0)
-	within(t, 20*time.Second, "2 CompareAndWrite callers on a queue of depth 2", wg.Wait)
+	testbound.Within(t, 20*time.Second, "2 CompareAndWrite callers on a queue of depth 2", wg.Wait)
 }
 
 // A command waiting for a free CID (every one in flight, timeouts off)
@@ -292,7 +276,7 @@ func TestDoEndsWithContextWhileWaitingForCID(t *testing.T) {
 	if err := q.Submit(&Request{SQE: nvme.FlushCmd(1), Done: func(*Request) {}}); err != nil {
 		t.Fatal(err)
 	}
-	within(t, 10*time.Second, "Do waiting for a CID", func() {
+	testbound.Within(t, 10*time.Second, "Do waiting for a CID", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		if err := q.Flush(ctx, 1); !errors.Is(err, context.DeadlineExceeded) {
@@ -371,7 +355,7 @@ func TestDeadQueueLeavesRequestWithItsReader(t *testing.T) {
 	}
 	go func() { _ = cc.SendRaw(pdu[1000:]) }()
 	close(hold.release)
-	within(t, 10*time.Second, "Close", func() { _ = q.Close() })
+	testbound.Within(t, 10*time.Second, "Close", func() { _ = q.Close() })
 	_ = cc.Close()
 	if n := done.Load(); n != 1 {
 		t.Fatalf("Done called %d times, want 1", n)
@@ -422,7 +406,7 @@ func TestConnectEndsWithContextDuringICResp(t *testing.T) {
 		mu.Unlock()
 	}()
 	for _, timeout := range []time.Duration{0, -1} {
-		within(t, 10*time.Second, "Connect to a target that never answers ICReq, context cancelled", func() {
+		testbound.Within(t, 10*time.Second, "Connect to a target that never answers ICReq, context cancelled", func() {
 			ctx, cancel := context.WithCancel(context.Background())
 			time.AfterFunc(200*time.Millisecond, cancel)
 			_, err := Connect(ctx, ln.Addr().String(), "nqn.test", Options{Timeout: timeout, Logger: testLogger(t)})
@@ -487,7 +471,7 @@ func TestLargeTransfersDoNotDeadlockWriter(t *testing.T) {
 	}
 	wdata := fakeContent(1, size)
 	rbuf := make([]byte, size)
-	within(t, 25*time.Second, "a 16 MiB write and a 16 MiB read at once", func() {
+	testbound.Within(t, 25*time.Second, "a 16 MiB write and a 16 MiB read at once", func() {
 		w := &Request{SQE: nvme.WriteCmd(1, 0, size/512), Data: wdata, Dir: ToController, wait: make(chan struct{}, 1), Done: signalDone}
 		r := &Request{SQE: nvme.ReadCmd(1, 5, size/512), Data: rbuf, Dir: FromController, wait: make(chan struct{}, 1), Done: signalDone}
 		if err := q.Submit(w); err != nil {

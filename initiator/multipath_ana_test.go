@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -70,5 +71,5 @@ func TestMultipathNamespaceBeforeNotice(t *testing.T) {
 	if err := m.Write(wctx, 7, 0, 1, make([]byte, 512)); err != nil {
 		t.Fatalf("write to a namespace added before its notice: %v", err)
 	}
-	waitFor(t, "path 1 to learn group 3", func() bool { return m.Paths()[0].ANAState(3) == nvme.ANAOptimized })
+	testbound.Eventually(t, 20*time.Second, "path 1 to learn group 3", func() bool { return m.Paths()[0].ANAState(3) == nvme.ANAOptimized })
 }

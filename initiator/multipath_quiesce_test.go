@@ -11,6 +11,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/faults"
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -96,7 +97,7 @@ func TestMultipathStaleWriteAfterFailover(t *testing.T) {
 	}
 	// Whatever path 1 still held reaches the target, then the target gets
 	// its CQT (1 s) to run it.
-	waitFor(t, "the proxy to deliver what it held", func() bool { return px.Held() == 0 })
+	testbound.Eventually(t, 20*time.Second, "the proxy to deliver what it held", func() bool { return px.Held() == 0 })
 	time.Sleep(1500 * time.Millisecond)
 	r := make([]byte, 512)
 	if err := m.Read(ctx, 1, 0, 1, r); err != nil {
@@ -162,7 +163,7 @@ func TestMultipathCloseWaitsForLostController(t *testing.T) {
 		defer close(done)
 		_ = m.Read(ctx, 1, 0, 1, make([]byte, 512))
 	}()
-	waitFor(t, "path 1 lost", func() bool { return strings.Contains(strings.Join(events(), ";"), "lost") })
+	testbound.Eventually(t, 20*time.Second, "path 1 lost", func() bool { return strings.Contains(strings.Join(events(), ";"), "lost") })
 	m.Close()
 	for _, q := range append(c.IOQueues(), c.Admin()) {
 		select {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
 	"github.com/nvmftest/nvmftest/target/targettest"
@@ -64,17 +65,6 @@ func pathIOs(m *initiator.Multipath) []int64 {
 	return l
 }
 
-func waitFor(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestMultipathANA(t *testing.T) {
 	tg, addrs := twoPortTarget(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -107,7 +97,7 @@ func TestMultipathANA(t *testing.T) {
 	if err := tg.SetANAState(1, 1, nvme.ANAOptimized); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "path 1 optimized", func() bool { return m.Paths()[0].ANAState(1) == nvme.ANAOptimized })
+	testbound.Eventually(t, 20*time.Second, "path 1 optimized", func() bool { return m.Paths()[0].ANAState(1) == nvme.ANAOptimized })
 	ios(t, ctx, m, 20, 3)
 	if c := pathIOs(m); c[0] != 80 {
 		t.Fatalf("after failback: per-path I/Os %v", c)
@@ -115,7 +105,7 @@ func TestMultipathANA(t *testing.T) {
 	// Both inaccessible: I/O waits (a live path may come back), then flows.
 	_ = tg.SetANAState(2, 1, nvme.ANAInaccessible)
 	_ = tg.SetANAState(1, 1, nvme.ANAInaccessible)
-	waitFor(t, "both inaccessible", func() bool {
+	testbound.Eventually(t, 20*time.Second, "both inaccessible", func() bool {
 		return m.Paths()[0].ANAState(1) == nvme.ANAInaccessible && m.Paths()[1].ANAState(1) == nvme.ANAInaccessible
 	})
 	done := make(chan error, 1)
@@ -162,11 +152,11 @@ func TestMultipathPortDownReconnect(t *testing.T) {
 	if m.Failed() != 0 {
 		t.Fatalf("failed %d", m.Failed())
 	}
-	waitFor(t, "path 1 not live", func() bool { return m.Paths()[0].State() != initiator.PathLive })
+	testbound.Eventually(t, 20*time.Second, "path 1 not live", func() bool { return m.Paths()[0].State() != initiator.PathLive })
 	if err := tg.PortUp(1); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "path 1 reconnected", func() bool { return m.Paths()[0].State() == initiator.PathLive })
+	testbound.Eventually(t, 20*time.Second, "path 1 reconnected", func() bool { return m.Paths()[0].State() == initiator.PathLive })
 	mid := pathIOs(m)
 	ios(t, ctx, m, 10, 3)
 	if after := pathIOs(m); after[0] == mid[0] {
@@ -199,7 +189,7 @@ func TestMultipathCtrlLossAndFastFail(t *testing.T) {
 	if time.Since(start) > 20*time.Second {
 		t.Fatalf("took %v", time.Since(start))
 	}
-	waitFor(t, "path deleted after ctrl_loss_tmo", func() bool { return m.Paths()[0].State() == initiator.PathDeleted })
+	testbound.Eventually(t, 20*time.Second, "path deleted after ctrl_loss_tmo", func() bool { return m.Paths()[0].State() == initiator.PathDeleted })
 	_ = tg.PortUp(1)
 	time.Sleep(100 * time.Millisecond)
 	if m.Paths()[0].State() != initiator.PathDeleted || m.Failed() != 1 {
@@ -233,7 +223,7 @@ func TestMultipathNamespaceAdded(t *testing.T) {
 	_ = tg.SetANAState(1, 3, nvme.ANANonOptimized)
 	// Port 2's states did not change: only the namespace-change event
 	// makes path 2 learn group 3.
-	waitFor(t, "group 3 known on both paths", func() bool {
+	testbound.Eventually(t, 20*time.Second, "group 3 known on both paths", func() bool {
 		return m.Paths()[1].ANAState(3) == nvme.ANAOptimized && m.Paths()[0].ANAState(3) == nvme.ANANonOptimized
 	})
 	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -26,7 +27,7 @@ func TestCNTLIDExhaustion(t *testing.T) {
 	c := dial(t, tg.Addrs()[0], 0)
 	_ = c.nc.SetDeadline(time.Now().Add(20 * time.Second))
 	wantStatus(t, c.connect(testNQN, 0, nvme.CNTLIDDynamic, 0), nvme.StatusConnectControllerBusy)
-	within(t, 10*time.Second, "GenCtr (takes Target.mu)", func() { tg.GenCtr() })
+	testbound.Within(t, 10*time.Second, "GenCtr (takes Target.mu)", func() { tg.GenCtr() })
 
 	tg.mu.Lock()
 	delete(tg.ctrls, 500)
@@ -35,21 +36,6 @@ func TestCNTLIDExhaustion(t *testing.T) {
 	mustOK(t, r)
 	if r.DW0&0xFFFF != 500 {
 		t.Fatalf("CNTLID %d, want the free one, 500", r.DW0&0xFFFF)
-	}
-}
-
-// within fails the test if f does not return within d.
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v", what, d)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/nvme"
 )
 
@@ -35,7 +36,7 @@ func TestEndedAssociationRunsNoBufferedCapsule(t *testing.T) {
 	}
 	t.Cleanup(func() { testHookCapsule = nil })
 	q.sendAll([]nvme.SQE{nvme.WriteCmd(1, 0, 1)}, [][]byte{bytes.Repeat([]byte{0xAB}, 512)})
-	waitUntil(t, "the association to end", func() bool { return ctrl.ended.Load() })
+	testbound.Eventually(t, 15*time.Second, "the association to end", func() bool { return ctrl.ended.Load() })
 	testHookCapsule = nil
 
 	b := admin(t, addr, testNQN, 0)
@@ -99,7 +100,7 @@ func TestEndedAssociationRunsNoQueuedWorkerCommand(t *testing.T) {
 	}
 	// Every write is in: some in the workers (blocked in the backend),
 	// the rest queued for them.
-	waitUntil(t, "all writes to reach the workers", func() bool {
+	testbound.Eventually(t, 15*time.Second, "all writes to reach the workers", func() bool {
 		x := tq()
 		return x != nil && x.outstanding.Load() == n && gate.entered.Load() > 0
 	})
@@ -109,22 +110,11 @@ func TestEndedAssociationRunsNoQueuedWorkerCommand(t *testing.T) {
 	tg.mu.Unlock()
 	ctrl.kill("test: association ended")
 	close(gate.release)
-	waitUntil(t, "the I/O queue to end", func() bool { return tq() == nil })
+	testbound.Eventually(t, 15*time.Second, "the I/O queue to end", func() bool { return tq() == nil })
 	if got := gate.done.Load(); got != running {
 		t.Fatalf("%d writes ran in the backend; only the %d already running when the association ended may", got, running)
 	}
 	if running == n {
 		t.Fatalf("all %d writes were running at once: the test needs some queued for a worker", n)
-	}
-}
-
-func waitUntil(t *testing.T, what string, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/nvmftest/nvmftest/internal/testbound"
 )
 
 // tcpPair returns both ends of a loopback TCP connection, with small
@@ -39,21 +41,6 @@ func tcpPair(t *testing.T, small bool) (local, peer *net.TCPConn) {
 	return local, peer
 }
 
-// within fails the test if f does not return within d.
-func within(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s: still blocked after %v", what, d)
-	}
-}
-
 // TestAsyncWriterStallTimeout: a peer that stops reading leaves Write
 // waiting for at most the stall timeout; then Write fails with
 // ErrWriteStalled and the connection is closed, so a reader blocked on it
@@ -78,7 +65,7 @@ func TestAsyncWriterStallTimeout(t *testing.T) {
 			}()
 			chunk := make([]byte, 16<<10)
 			var werr error
-			within(t, 15*time.Second, "Write to a peer that does not read", func() {
+			testbound.Within(t, 15*time.Second, "Write to a peer that does not read", func() {
 				for werr == nil {
 					_, werr = w.Write(chunk)
 				}
@@ -91,7 +78,7 @@ func TestAsyncWriterStallTimeout(t *testing.T) {
 			case <-time.After(10 * time.Second):
 				t.Fatal("a reader blocked on the stalled connection was not woken")
 			}
-			within(t, 10*time.Second, "Close", func() { _ = w.Close() })
+			testbound.Within(t, 10*time.Second, "Close", func() { _ = w.Close() })
 		})
 	}
 }
@@ -146,7 +133,7 @@ func TestTerminateBounded(t *testing.T) {
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- c.Send(&CapsuleResp{}, make([]byte, 0)) }() // blocks: nobody reads
 	time.Sleep(50 * time.Millisecond)
-	within(t, 10*LingerTimeout, "Terminate", func() {
+	testbound.Within(t, 10*LingerTimeout, "Terminate", func() {
 		_ = c.Terminate(&FatalError{FES: FESPDUSequenceError})
 	})
 	select {
