@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -27,19 +28,27 @@ type Raw struct {
 
 // DialRaw opens a TCP connection to addr and wraps it; nothing is sent.
 func DialRaw(ctx context.Context, addr string, opts Options) (*Raw, error) {
-	opts = opts.withDefaults(false)
 	nc, err := opts.dialContext(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
+	return NewRaw(nc, tcp.Config{}, opts), nil
+}
+
+// NewRaw wraps nc, a connection the caller opened itself (to set socket
+// options before connecting, say, or to go through a proxy), framed with
+// cfg; nothing is sent. Everything else is as with DialRaw: opts.Capture
+// records it and RawMaxData bounds what it accepts.
+func NewRaw(nc net.Conn, cfg tcp.Config, opts Options) *Raw {
+	opts = opts.withDefaults(false)
 	if opts.Capture != nil {
 		nc = opts.Capture.Record(nc, true, "nvmftest host: raw connection")
 	}
-	c := tcp.NewConn(nc, false, tcp.Config{})
+	c := tcp.NewConn(nc, false, cfg)
 	// A hostile or broken target must not make the harness allocate what
 	// a PLEN of up to 4 GiB claims: bound every data PDU we buffer.
 	c.SetLimits(0, RawMaxData)
-	return &Raw{Conn: c, opts: opts}, nil
+	return &Raw{Conn: c, opts: opts}
 }
 
 // RawMaxData bounds the data of one PDU that Raw accepts: larger is a
