@@ -174,25 +174,23 @@ func (a *actor) step(ctx context.Context, rng *rand.Rand, l *lane, li int, p ioP
 		if err != nil {
 			return fail(err)
 		}
-	case opCompare:
-		if err := p.exec(ctx, li, nvme.CompareCmd(ns.nsid, slba, nlb), l.cmp[:n], initiator.ToController); err != nil {
-			if isStatus(err, nvme.StatusCompareFailure) {
-				a.readBack(ctx, l, li, p, i, slba, nlb, where, "Compare of the acknowledged content failed")
-				return nil
-			}
-			return fail(err)
+	case opCompare, opCompareWrite:
+		var err error
+		what := "Compare of the acknowledged content failed"
+		if op == opCompare {
+			err = p.exec(ctx, li, nvme.CompareCmd(ns.nsid, slba, nlb), l.cmp[:n], initiator.ToController)
+		} else {
+			l.gen++
+			l.fill(l.buf[:n], i, slba, nlb, l.gen)
+			err = p.compareAndWrite(ctx, li, ns.nsid, slba, nlb, l.cmp[:n], l.buf[:n])
+			l.written(i, slba, nlb, l.gen, err == nil)
+			what = "Compare and Write of the acknowledged content failed its compare"
 		}
-		cnt.verified += int64(nlb)
-	case opCompareWrite:
-		l.gen++
-		l.fill(l.buf[:n], i, slba, nlb, l.gen)
-		err := p.compareAndWrite(ctx, li, ns.nsid, slba, nlb, l.cmp[:n], l.buf[:n])
-		l.written(i, slba, nlb, l.gen, err == nil)
+		if isStatus(err, nvme.StatusCompareFailure) {
+			a.readBack(ctx, l, li, p, i, slba, nlb, where, what)
+			return nil
+		}
 		if err != nil {
-			if isStatus(err, nvme.StatusCompareFailure) {
-				a.readBack(ctx, l, li, p, i, slba, nlb, where, "Compare and Write of the acknowledged content failed its compare")
-				return nil
-			}
 			return fail(err)
 		}
 		cnt.verified += int64(nlb)
@@ -291,6 +289,22 @@ func (s *soak) hostOptions(h *hostIdentity, rng *rand.Rand, digests bool) initia
 	}
 }
 
+// connectFor runs a session's connect within connectWait, under the gate
+// (it dials); a failure is a violation, and the actor pauses a second
+// before its next try.
+func connectFor[T any](a *actor, connect func(context.Context) (T, error)) (T, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), connectWait)
+	defer cancel()
+	a.s.gate.RLock()
+	c, err := connect(ctx)
+	a.s.gate.RUnlock()
+	if err != nil {
+		a.violate("connect failed", err.Error())
+		a.pause(time.Second)
+	}
+	return c, err == nil
+}
+
 // runHost: connect with 2 to 4 I/O queues (digests for "digest"), run the
 // lanes for 1 to 3 s, close, and again.
 func runHost(a *actor) {
@@ -299,14 +313,10 @@ func runHost(a *actor) {
 	for !a.stopping() {
 		opts := s.hostOptions(h, a.rng, a.name == "digest")
 		a.episode("sessions")
-		ctx, cancel := context.WithTimeout(context.Background(), connectWait)
-		s.gate.RLock()
-		c, err := initiator.Connect(ctx, s.addr[portAll], soakNQN, opts)
-		s.gate.RUnlock()
-		cancel()
-		if err != nil {
-			a.violate("connect failed", err.Error())
-			a.pause(time.Second)
+		c, ok := connectFor(a, func(ctx context.Context) (*initiator.Controller, error) {
+			return initiator.Connect(ctx, s.addr[portAll], soakNQN, opts)
+		})
+		if !ok {
 			continue
 		}
 		a.session(h, ctrlPath{c}, time.Now().Add(a.randDur(time.Second, 3*time.Second)))
@@ -334,14 +344,10 @@ func runMultipath(a *actor) {
 				}
 			}}
 		a.episode("sessions")
-		ctx, cancel := context.WithTimeout(context.Background(), connectWait)
-		s.gate.RLock()
-		m, err := initiator.ConnectMultipath(ctx, []string{s.addr[portAll], s.addr[portIO]}, soakNQN, mo)
-		s.gate.RUnlock()
-		cancel()
-		if err != nil {
-			a.violate("connect failed", err.Error())
-			a.pause(time.Second)
+		m, ok := connectFor(a, func(ctx context.Context) (*initiator.Multipath, error) {
+			return initiator.ConnectMultipath(ctx, []string{s.addr[portAll], s.addr[portIO]}, soakNQN, mo)
+		})
+		if !ok {
 			continue
 		}
 		a.session(h, mpPath{m}, time.Now().Add(a.randDur(time.Second, 4*time.Second)))

@@ -30,6 +30,9 @@ const (
 	whyFatal = "a fatal error or TermReq ends the connection at once"
 	whyStall = "write stall: idle_timeout until its own key lands"
 	whyR2T   = "R2T data timeout: not configurable yet"
+
+	whyDisconnect = "Disconnect ends the queue"
+	whyAssocEnd   = "the association ends with its admin queue"
 )
 
 // pickPort is any of the three ports.
@@ -54,6 +57,19 @@ func (a *actor) finish(p *peer, held bool, since time.Time, bound time.Duration,
 	})
 }
 
+// expectEndedNow holds p after what was just sent on it, which the
+// target must end it for at once (fatalLinger); why names the rule. also
+// are closed after the check.
+func (a *actor) expectEndedNow(p *peer, why, variant string, also ...*peer) {
+	a.finish(p, true, time.Now(), fatalLinger, why, variant, also...)
+}
+
+// sendPrefix sends a random prefix of b: at least least bytes, never all
+// of them.
+func (a *actor) sendPrefix(p *peer, b []byte, least int) {
+	_ = p.SendBytes(b[:least+a.rng.IntN(len(b)-least)])
+}
+
 // setupFailed records that a legitimate set-up (ICReq, Connect, enable)
 // failed: the target refused a peer it must serve.
 func (a *actor) setupFailed(variant string, err error) {
@@ -63,21 +79,7 @@ func (a *actor) setupFailed(variant string, err error) {
 // observe reads what the target sends for up to d and counts how it
 // reacted to the misbehaviour.
 func (a *actor) observe(p *peer, d time.Duration) {
-	deadline := time.Now().Add(d)
-	for {
-		pdu, _, err := p.recv(time.Until(deadline))
-		if err != nil {
-			var ne net.Error
-			var fe *tcp.FatalError
-			switch {
-			case errors.As(err, &ne) && ne.Timeout():
-			case errors.As(err, &fe):
-				a.violate("target sent an invalid PDU", fe.Error())
-			default:
-				a.note("reaction: closed")
-			}
-			return
-		}
+	err := p.readUntil(time.Now().Add(d), func(pdu tcp.PDU) bool {
 		switch v := pdu.(type) {
 		case *tcp.TermReq:
 			a.note(fmt.Sprintf("reaction: C2HTermReq FES %d", v.FES))
@@ -88,6 +90,16 @@ func (a *actor) observe(p *peer, d time.Duration) {
 				a.note(fmt.Sprintf("reaction: status %#x", uint16(v.CQE.Status.Code())))
 			}
 		}
+		return true
+	})
+	var ne net.Error
+	var fe *tcp.FatalError
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+	case errors.As(err, &fe):
+		a.violate("target sent an invalid PDU", fe.Error())
+	default:
+		a.note("reaction: closed")
 	}
 }
 
@@ -104,49 +116,38 @@ func runHalfPDU(a *actor) {
 			if err != nil {
 				continue
 			}
-			b := tcp.AppendPDU(nil, &tcp.ICReq{}, nil, tcp.EncodeOptions{})
-			_ = p.raw(b[:1+a.rng.IntN(len(b)-1)])
+			a.sendPrefix(p, tcp.AppendPDU(nil, &tcp.ICReq{}, nil, tcp.EncodeOptions{}), 1)
 			a.finish(p, held, p.born, icTimeout, whyIC, v)
 		case 1:
 			const v = "half a Connect"
 			a.misbehave(v)
-			p, err := a.dial(portAll)
-			if err != nil {
-				continue
-			}
-			if err := p.icreq(0); err != nil {
-				a.setupFailed(v, err)
-				p.close(true)
+			p := a.initializedFor(v, portAll, 0)
+			if p == nil {
 				continue
 			}
 			c := nvme.Connect{SQSIZE: 31}
 			sqe := c.SQE(0)
-			b := p.capsule(&sqe, p.connectData(soakNQN, nvme.CNTLIDDynamic))
-			_ = p.raw(b[:1+a.rng.IntN(len(b)-1)])
+			a.sendPrefix(p, p.capsule(&sqe, p.connectData(soakNQN, nvme.CNTLIDDynamic)), 1)
 			a.finish(p, held, p.born, icTimeout, whyIC, v)
 		case 2:
 			const v = "half an admin capsule"
 			a.misbehave(v)
-			p, _, err := a.rawAdmin(portAll, soakNQN, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			p := a.adminFor(v, portAll, soakNQN, 0)
+			if p == nil {
 				continue
 			}
 			sqe := nvme.KeepAliveCmd()
-			b := p.capsule(&sqe, nil)
-			_ = p.raw(b[:1+a.rng.IntN(len(b)-1)])
+			a.sendPrefix(p, p.capsule(&sqe, nil), 1)
 			a.finish(p, held, time.Now(), idleTimeout, whyIdle, v)
 		case 3:
 			const v = "half the in-capsule data of a write"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			sqe := writeSQE(0, scratchLBA(0), 16, true)
-			b := ioq.capsule(&sqe, make([]byte, 16*512))
-			_ = ioq.raw(b[:72+a.rng.IntN(len(b)-72)])
+			a.sendPrefix(ioq, ioq.capsule(&sqe, make([]byte, 16*512)), tcp.HLenCapsuleCmd)
 			a.finish(ioq, held, time.Now(), idleTimeout, whyIdle, v, admin)
 		}
 	}
@@ -170,7 +171,7 @@ func runICReqOnly(a *actor) {
 		if err != nil {
 			continue
 		}
-		_ = p.raw(tcp.AppendPDU(nil, &v.req, nil, tcp.EncodeOptions{}))
+		_ = p.SendPDU(&v.req, nil, tcp.EncodeOptions{})
 		a.finish(p, a.rng.IntN(2) == 0, p.born, icTimeout, whyIC, v.name)
 	}
 }
@@ -347,9 +348,8 @@ func (a *actor) slowDiscovery(chatty bool) {
 	const page = 16 << 20
 	k = max(k, int(2*a.s.slack/page)+1)
 	a.misbehave(v)
-	p, _, err := a.rawAdmin(portDiscovery, nvme.DiscoveryNQN, 0)
-	if err != nil {
-		a.setupFailed(v, err)
+	p := a.adminFor(v, portDiscovery, nvme.DiscoveryNQN, 0)
+	if p == nil {
 		return
 	}
 	for range k {
@@ -370,9 +370,8 @@ func (a *actor) slowDiscovery(chatty bool) {
 func (a *actor) slowIO() {
 	const v = "1 MiB reads never read, commands still sent"
 	a.misbehave(v)
-	admin, ioq, err := a.rawAssoc(portAll, 63, 0)
-	if err != nil {
-		a.setupFailed(v, err)
+	admin, ioq := a.assocFor(v, 63, 0)
+	if ioq == nil {
 		return
 	}
 	defer admin.close(true)
@@ -396,7 +395,7 @@ func (a *actor) keepTalking(until time.Time, p, admin *peer) {
 		time.Sleep(min(time.Second, time.Until(until)))
 		sqe := nvme.KeepAliveCmd()
 		if admin != nil {
-			if _, _, err := admin.exec(nvme.KeepAliveCmd(), nil); err != nil {
+			if _, _, err := admin.Command(nvme.KeepAliveCmd(), nil); err != nil {
 				return
 			}
 			sqe = readSQE(1, 0, 1)
@@ -444,9 +443,8 @@ func (a *actor) r2tStall(held bool) {
 		v = "1 MiB writes announced, no data, peer alive"
 	}
 	a.misbehave(v)
-	admin, ioq, err := a.rawAssoc(portAll, 63, 0)
-	if err != nil {
-		a.setupFailed(v, err)
+	admin, ioq := a.assocFor(v, 63, 0)
+	if ioq == nil {
 		return
 	}
 	defer admin.close(true)
@@ -467,7 +465,7 @@ func (a *actor) r2tStall(held bool) {
 	go func() {
 		defer close(done)
 		for {
-			pdu, _, err := ioq.recv(r2tTimeout + boundSlack + peerWait)
+			pdu, _, _, err := ioq.Recv(r2tTimeout + boundSlack + peerWait)
 			mu.Lock()
 			switch v := pdu.(type) {
 			case *tcp.R2T:
@@ -508,7 +506,7 @@ func (a *actor) r2tStall(held bool) {
 		if stop {
 			break
 		}
-		if _, _, err := admin.exec(nvme.KeepAliveCmd(), nil); err != nil {
+		if _, _, err := admin.Command(nvme.KeepAliveCmd(), nil); err != nil {
 			break
 		}
 		_, _ = ioq.send(readSQE(1, 0, 1), nil)
@@ -551,35 +549,39 @@ func fused(sqe nvme.SQE, f uint8) nvme.SQE {
 	return sqe
 }
 
+// fusedPair is two commands sent together, at least one of them with a
+// FUSE field where it does not belong.
+type fusedPair struct {
+	name   string
+	s1, s2 nvme.SQE
+}
+
+// sendFused sends v's commands in one write, d1 and d2 their data, and
+// counts how the target reacts.
+func (a *actor) sendFused(p *peer, v fusedPair, d1, d2 []byte) {
+	_ = p.SendBytes(append(p.capsule(&v.s1, d1), p.capsule(&v.s2, d2)...))
+	a.observe(p, 500*time.Millisecond)
+}
+
 // fusedConnect sends fused Connect capsules before any Connect (review
 // #3: a nil dereference in the base target, unauthenticated).
 func (a *actor) fusedConnect() {
-	pairs := []struct {
-		name   string
-		f1, f2 uint8
-	}{
-		{"fused Connect pair", nvme.FuseFirst, nvme.FuseSecond},
-		{"first-fused Connect then a plain one", nvme.FuseFirst, 0},
-		{"second-fused Connect alone", nvme.FuseSecond, 0},
-		{"Connect with FUSE 11b", nvme.FuseMask, 0},
+	c := nvme.Connect{SQSIZE: 31}
+	cn := c.SQE(0)
+	pairs := []fusedPair{
+		{"fused Connect pair", fused(cn, nvme.FuseFirst), fused(cn, nvme.FuseSecond)},
+		{"first-fused Connect then a plain one", fused(cn, nvme.FuseFirst), cn},
+		{"second-fused Connect alone", fused(cn, nvme.FuseSecond), cn},
+		{"Connect with FUSE 11b", fused(cn, nvme.FuseMask), cn},
 	}
 	v := pairs[a.rng.IntN(len(pairs))]
 	a.misbehave(v.name)
-	p, err := a.dial(portAll)
-	if err != nil {
+	p := a.initializedFor(v.name, portAll, 0)
+	if p == nil {
 		return
 	}
-	if err := p.icreq(0); err != nil {
-		a.setupFailed(v.name, err)
-		p.close(true)
-		return
-	}
-	c := nvme.Connect{SQSIZE: 31}
 	data := p.connectData(soakNQN, nvme.CNTLIDDynamic)
-	s1, s2 := fused(c.SQE(0), v.f1), fused(c.SQE(0), v.f2)
-	b := append(p.capsule(&s1, data), p.capsule(&s2, data)...)
-	_ = p.raw(b)
-	a.observe(p, 500*time.Millisecond)
+	a.sendFused(p, v, data, data)
 	a.finish(p, a.rng.IntN(4) == 0, p.born, icTimeout, whyIC, v.name)
 }
 
@@ -588,10 +590,7 @@ func (a *actor) fusedConnect() {
 func (a *actor) fusedAdmin(port uint16, subnqn, kind string) {
 	ka, id := nvme.KeepAliveCmd(), nvme.IdentifyCmd(nvme.CNSController, 0, 0)
 	pg := nvme.PropertyGetCmd(0, nvme.PropCSTS, false)
-	pairs := []struct {
-		name   string
-		s1, s2 nvme.SQE
-	}{
+	pairs := []fusedPair{
 		{"fused Keep Alive pair", fused(ka, nvme.FuseFirst), fused(ka, nvme.FuseSecond)},
 		{"fused Identify pair", fused(id, nvme.FuseFirst), fused(id, nvme.FuseSecond)},
 		{"fused Property Get pair", fused(pg, nvme.FuseFirst), fused(pg, nvme.FuseSecond)},
@@ -601,14 +600,11 @@ func (a *actor) fusedAdmin(port uint16, subnqn, kind string) {
 	v := pairs[a.rng.IntN(len(pairs))]
 	name := v.name + " on " + kind + " controller"
 	a.misbehave(name)
-	p, _, err := a.rawAdmin(port, subnqn, 0)
-	if err != nil {
-		a.setupFailed(name, err)
+	p := a.adminFor(name, port, subnqn, 0)
+	if p == nil {
 		return
 	}
-	b := append(p.capsule(&v.s1, nil), p.capsule(&v.s2, nil)...)
-	_ = p.raw(b)
-	a.observe(p, 500*time.Millisecond)
+	a.sendFused(p, v, nil, nil)
 	a.finish(p, a.rng.IntN(4) == 0, time.Now(), idleTimeout, whyIdle, name)
 }
 
@@ -623,10 +619,7 @@ func (a *actor) fusedIO() {
 	nvme.SetDataLength(&cmpR2T, 8*512)
 	wr := writeSQE(0, lba, 8, true)
 	wrElsewhere := writeSQE(0, lba+64, 16, true)
-	pairs := []struct {
-		name   string
-		s1, s2 nvme.SQE
-	}{
+	pairs := []fusedPair{
 		{"fused Read pair", fused(rd, nvme.FuseFirst), fused(rd, nvme.FuseSecond)},
 		{"fused Compare and Write of different blocks", fused(cmp, nvme.FuseFirst), fused(wrElsewhere, nvme.FuseSecond)},
 		{"fused Write then Compare", fused(wr, nvme.FuseFirst), fused(cmp, nvme.FuseSecond)},
@@ -638,17 +631,14 @@ func (a *actor) fusedIO() {
 	}
 	v := pairs[a.rng.IntN(len(pairs))]
 	a.misbehave(v.name)
-	admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-	if err != nil {
-		a.setupFailed(v.name, err)
+	admin, ioq := a.assocFor(v.name, 31, 0)
+	if ioq == nil {
 		return
 	}
 	data := make([]byte, 16*512)
 	for i := range data {
 		data[i] = byte(a.rng.IntN(256))
 	}
-	b := append(ioq.capsule(&v.s1, data[:v.s1.DPTR.Length]), ioq.capsule(&v.s2, data[:v.s2.DPTR.Length])...)
-	_ = ioq.raw(b)
-	a.observe(ioq, 500*time.Millisecond)
+	a.sendFused(ioq, v, data[:v.s1.DPTR.Length], data[:v.s2.DPTR.Length])
 	a.finish(ioq, a.rng.IntN(4) == 0, time.Now(), idleTimeout, whyIdle, v.name, admin)
 }

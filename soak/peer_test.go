@@ -11,14 +11,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // A peer is one raw NVMe/TCP connection a misbehaving actor drives by
-// hand. It is built on nvme/tcp's Conn rather than initiator.DialRaw so
-// that the socket can be set up as a slow reader's is (a small receive
-// buffer, fixed before connecting) and closed with a reset.
+// hand: an initiator.Raw over a socket the soak dials itself, so that its
+// receive buffer is set as a slow reader's is (small, fixed before
+// connecting) and it can be closed with a reset.
 
 // peerRcvBuf is every peer socket's receive buffer. Setting it before
 // connecting also turns off the kernel's autotuning, so that what an ended
@@ -30,14 +31,15 @@ const peerRcvBuf = 64 << 10
 const peerWait = 10 * time.Second
 
 type peer struct {
+	*initiator.Raw
 	a      *actor
 	port   uint16
 	nc     *net.TCPConn
-	c      *tcp.Conn
 	born   time.Time // dialled
-	cid    uint16
-	icresp *tcp.ICResp
-	cntlid uint16 // of the controller this queue belongs to, once connected
+	cntlid uint16    // of the controller an admin queue connected
+	// nqn and hostid are the host the peer's Connects name. badconnect
+	// changes them on I/O queues only: ConnectAdmin takes the host ID from
+	// the Options dial gave Raw.
 	nqn    string
 	hostid [16]byte
 }
@@ -62,9 +64,13 @@ func (a *actor) dial(port uint16) (*peer, error) {
 		a.note("dial errors")
 		return nil, err
 	}
-	c := tcp.NewConn(nc, false, tcp.Config{ReadBufferSize: 16 << 10})
-	c.SetLimits(0, 16<<20)
-	return &peer{a: a, port: port, nc: nc.(*net.TCPConn), c: c, born: time.Now(), nqn: hostNQN(a.id()), hostid: hostID(a.id())}, nil
+	nqn, hostid := hostNQN(a.id()), hostID(a.id())
+	// Naming the host keeps Raw from reading /etc/nvme for a default (a
+	// descriptor opened outside the gate). KATO -1 asks for none:
+	// idle_timeout bounds every peer. What the framing's read buffer holds
+	// is not counted by ended: it is kept small.
+	r := initiator.NewRaw(nc, tcp.Config{ReadBufferSize: 16 << 10}, initiator.Options{HostNQN: nqn, HostID: hostid, KATO: -1, Timeout: peerWait})
+	return &peer{Raw: r, a: a, port: port, nc: nc.(*net.TCPConn), born: time.Now(), nqn: nqn, hostid: hostid}, nil
 }
 
 // close closes the connection; with reset the kernel sends RST instead of
@@ -83,40 +89,45 @@ func (p *peer) closeSoon() {
 	p.close(p.a.rng.IntN(2) == 0)
 }
 
-// icreq runs ICReq/ICResp asking for the digests in dgst.
+// errICReq marks a failed ICReq/ICResp exchange.
+var errICReq = errors.New("ICReq")
+
+// icreq runs ICReq/ICResp asking for the digests in dgst; if that fails
+// it closes the connection with a reset.
 func (p *peer) icreq(dgst uint8) error {
-	_ = p.nc.SetDeadline(time.Now().Add(peerWait))
-	defer func() { _ = p.nc.SetDeadline(time.Time{}) }()
-	resp, err := p.c.HostInitialize(tcp.ICReq{DGST: dgst})
-	if err != nil {
-		return fmt.Errorf("ICReq: %w", err)
+	if _, err := p.Initialize(tcp.ICReq{DGST: dgst}); err != nil {
+		p.close(true)
+		return fmt.Errorf("%w: %w", errICReq, err)
 	}
-	p.icresp = resp
 	return nil
 }
 
-// enc is how the connection encodes PDUs once initialized.
-func (p *peer) enc() tcp.EncodeOptions {
-	if p.icresp == nil {
-		return tcp.EncodeOptions{}
+// initialized dials port and runs ICReq: a peer ready for its first
+// command.
+func (a *actor) initialized(port uint16, dgst uint8) (*peer, error) {
+	p, err := a.dial(port)
+	if err != nil {
+		return nil, err
 	}
-	return tcp.EncodeOptions{Digests: tcp.Digests{Header: p.icresp.DGST&tcp.DgstHeader != 0, Data: p.icresp.DGST&tcp.DgstData != 0}, PDA: p.icresp.CPDA}
+	if err := p.icreq(dgst); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// initializedFor is initialized for episode v: nil if the dial failed
+// (only counted) or ICReq did (a violation: the target must serve it).
+func (a *actor) initializedFor(v string, port uint16, dgst uint8) *peer {
+	p, err := a.initialized(port, dgst)
+	if errors.Is(err, errICReq) {
+		a.setupFailed(v, err)
+	}
+	return p
 }
 
 // bytesOf is the wire encoding of a PDU under the negotiated options.
 func (p *peer) bytesOf(pdu tcp.PDU, data []byte) []byte {
-	return tcp.AppendPDU(nil, pdu, data, p.enc())
-}
-
-// raw sends b as it is.
-func (p *peer) raw(b []byte) error { return p.c.SendRaw(b) }
-
-func (p *peer) nextCID() uint16 {
-	p.cid++
-	if p.cid == 0 {
-		p.cid = 1
-	}
-	return p.cid
+	return tcp.AppendPDU(nil, pdu, data, p.Encoding())
 }
 
 // capsule gives sqe a fresh CID (unless it has one) and returns its
@@ -124,7 +135,7 @@ func (p *peer) nextCID() uint16 {
 // Block with the Offset subtype), otherwise it is what R2Ts ask for.
 func (p *peer) capsule(sqe *nvme.SQE, data []byte) []byte {
 	if sqe.CID == 0 {
-		sqe.CID = p.nextCID()
+		sqe.CID = p.NextCID()
 	}
 	var inline []byte
 	if sqe.DPTR.Type == nvme.SGLDataBlockOffset {
@@ -161,119 +172,24 @@ func scratchLBA(i int) uint64 {
 // send sends a command without waiting; it returns its CID.
 func (p *peer) send(sqe nvme.SQE, data []byte) (uint16, error) {
 	b := p.capsule(&sqe, data)
-	return sqe.CID, p.raw(b)
+	return sqe.CID, p.SendBytes(b)
 }
 
-// recv waits up to d for the next PDU and returns a copy and its data.
-func (p *peer) recv(d time.Duration) (tcp.PDU, []byte, error) {
-	_ = p.nc.SetReadDeadline(time.Now().Add(d))
-	defer func() { _ = p.nc.SetReadDeadline(time.Time{}) }()
-	pdu, err := p.c.Next()
-	if err != nil {
-		return nil, nil, err
-	}
-	pdu = clonePDU(pdu)
-	var data []byte
-	if n := p.c.DataLen(); n > 0 {
-		data = make([]byte, n)
-		if err := p.c.ReadData(data); err != nil {
-			return pdu, data, err
-		}
-	}
-	return pdu, data, nil
-}
-
-func clonePDU(p tcp.PDU) tcp.PDU {
-	switch v := p.(type) {
-	case *tcp.TermReq:
-		c := *v
-		return &c
-	case *tcp.CapsuleResp:
-		c := *v
-		return &c
-	case *tcp.C2HData:
-		c := *v
-		return &c
-	case *tcp.R2T:
-		c := *v
-		return &c
-	case *tcp.ICResp:
-		c := *v
-		return &c
-	}
-	return p
-}
-
-// exec sends sqe and waits for its completion, answering R2Ts from data
-// and collecting C2HData. A non-success status comes back as the error
-// (an nvme.Status) with the CQE; a TermReq as *tcp.PeerTerminated.
-func (p *peer) exec(sqe nvme.SQE, data []byte) (nvme.CQE, []byte, error) {
-	cid, err := p.send(sqe, data)
-	if err != nil {
-		return nvme.CQE{}, nil, err
-	}
-	return p.wait(cid, data)
-}
-
-// wait reads until the completion of cid; responses to other commands are
-// skipped, R2Ts for cid are answered from out.
-func (p *peer) wait(cid uint16, out []byte) (nvme.CQE, []byte, error) {
-	var in []byte
-	deadline := time.Now().Add(peerWait)
+// readUntil hands fn every PDU the target sends until deadline, until fn
+// returns false or a read fails; it returns that read's error (nil if fn
+// stopped).
+func (p *peer) readUntil(deadline time.Time, fn func(tcp.PDU) bool) error {
 	for {
-		pdu, d, err := p.recv(time.Until(deadline))
+		// Raw.Recv takes a timeout of 0 for its default: once the deadline
+		// has passed, a nanosecond still hands over what is buffered.
+		pdu, _, _, err := p.Recv(max(time.Until(deadline), time.Nanosecond))
 		if err != nil {
-			return nvme.CQE{}, in, err
-		}
-		switch v := pdu.(type) {
-		case *tcp.CapsuleResp:
-			if v.CQE.CID != cid {
-				continue
-			}
-			if !v.CQE.Status.Success() {
-				return v.CQE, in, v.CQE.Status
-			}
-			return v.CQE, in, nil
-		case *tcp.C2HData:
-			if v.CCCID != cid {
-				continue
-			}
-			if end := int(v.DATAO) + len(d); end > len(in) {
-				in = append(in, make([]byte, end-len(in))...)
-			}
-			copy(in[v.DATAO:], d)
-			if v.Success {
-				return nvme.CQE{CID: cid}, in, nil
-			}
-		case *tcp.R2T:
-			if v.CCCID == cid {
-				if err := p.answerR2T(v, out); err != nil {
-					return nvme.CQE{}, in, err
-				}
-			}
-		case *tcp.TermReq:
-			return nvme.CQE{}, in, &tcp.PeerTerminated{FES: v.FES, FEI: v.FEI}
-		default:
-			return nvme.CQE{}, in, fmt.Errorf("unexpected %v", pdu.Type())
-		}
-	}
-}
-
-func (p *peer) answerR2T(v *tcp.R2T, data []byte) error {
-	end := uint64(v.R2TO) + uint64(v.R2TL)
-	if end > uint64(len(data)) {
-		return errors.New("R2T beyond the command's data")
-	}
-	maxData := p.icresp.MAXH2CDATA
-	for off := v.R2TO; uint64(off) < end; {
-		n := min(uint32(end)-off, maxData)
-		h := &tcp.H2CData{CCCID: v.CCCID, TTAG: v.TTAG, DATAO: off, DATAL: n, Last: uint64(off+n) == end}
-		if err := p.raw(p.bytesOf(h, data[off:off+n])); err != nil {
 			return err
 		}
-		off += n
+		if !fn(pdu) {
+			return nil
+		}
 	}
-	return nil
 }
 
 // connectData is the 1024 bytes of a Connect for this peer.
@@ -282,10 +198,10 @@ func (p *peer) connectData(subnqn string, cntlid uint16) []byte {
 	return d.Append(nil)
 }
 
-// connect sends Fabrics Connect and waits for the answer.
-func (p *peer) connect(subnqn string, qid, sqsize, cntlid uint16, kato uint32) (nvme.CQE, error) {
-	c := nvme.Connect{QID: qid, SQSIZE: sqsize, KATO: kato}
-	cqe, _, err := p.exec(c.SQE(0), p.connectData(subnqn, cntlid))
+// connect sends Connect c for controller cntlid of subnqn, naming the
+// peer's host, and waits for the answer.
+func (p *peer) connect(subnqn string, cntlid uint16, c nvme.Connect) (nvme.CQE, error) {
+	cqe, _, err := p.Command(c.SQE(0), p.connectData(subnqn, cntlid))
 	return cqe, err
 }
 
@@ -293,66 +209,88 @@ func (p *peer) connect(subnqn string, qid, sqsize, cntlid uint16, kato uint32) (
 const ccEnable = 6<<16 | 4<<20 | nvme.CCEnable
 
 func (p *peer) enable() error {
-	_, _, err := p.exec(nvme.PropertySetCmd(0, nvme.PropCC, false, ccEnable), nil)
+	_, _, err := p.Command(nvme.PropertySetCmd(0, nvme.PropCC, false, ccEnable), nil)
 	return err
 }
 
-// rawAdmin connects an admin queue (KATO 0: idle_timeout bounds it) to
-// subnqn through port and enables the controller; it returns the peer and
-// the CNTLID.
-func (a *actor) rawAdmin(port uint16, subnqn string, dgst uint8) (*peer, uint16, error) {
-	p, err := a.dial(port)
+// adminQueue connects an admin queue (KATO 0: idle_timeout bounds it) to
+// subnqn through port; the controller is not enabled.
+func (a *actor) adminQueue(port uint16, subnqn string, dgst uint8) (*peer, error) {
+	p, err := a.initialized(port, dgst)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
-	if err := p.icreq(dgst); err != nil {
-		p.close(true)
-		return nil, 0, err
-	}
-	cqe, err := p.connect(subnqn, 0, 31, nvme.CNTLIDDynamic, 0)
+	cqe, err := p.ConnectAdmin(subnqn, p.nqn)
 	if err != nil {
 		p.close(true)
-		return nil, 0, fmt.Errorf("admin Connect: %w", err)
+		return nil, fmt.Errorf("admin Connect: %w", err)
+	}
+	p.cntlid = uint16(cqe.DW0)
+	return p, nil
+}
+
+// rawAdmin is adminQueue with the controller enabled.
+func (a *actor) rawAdmin(port uint16, subnqn string, dgst uint8) (*peer, error) {
+	p, err := a.adminQueue(port, subnqn, dgst)
+	if err != nil {
+		return nil, err
 	}
 	if err := p.enable(); err != nil {
 		p.close(true)
-		return nil, 0, fmt.Errorf("enable: %w", err)
+		return nil, fmt.Errorf("enable: %w", err)
 	}
-	p.cntlid = uint16(cqe.DW0)
-	return p, p.cntlid, nil
+	return p, nil
 }
 
-// rawIO connects I/O queue qid of controller cntlid (which admin set up).
-func (a *actor) rawIO(admin *peer, cntlid, qid, sqsize uint16, dgst uint8) (*peer, error) {
-	p, err := a.dial(admin.port)
+// adminFor is rawAdmin for episode v: nil if the set-up failed (a
+// violation: the target must serve it).
+func (a *actor) adminFor(v string, port uint16, subnqn string, dgst uint8) *peer {
+	p, err := a.rawAdmin(port, subnqn, dgst)
+	if err != nil {
+		a.setupFailed(v, err)
+	}
+	return p
+}
+
+// beside opens a connection for an I/O queue of admin's controller: the
+// same port and host, ICReq done.
+func (a *actor) beside(admin *peer, dgst uint8) (*peer, error) {
+	p, err := a.initialized(admin.port, dgst)
 	if err != nil {
 		return nil, err
 	}
 	p.nqn, p.hostid = admin.nqn, admin.hostid
-	if err := p.icreq(dgst); err != nil {
-		p.close(true)
-		return nil, err
-	}
-	if _, err := p.connect(soakNQN, qid, sqsize, cntlid, 0); err != nil {
-		p.close(true)
-		return nil, fmt.Errorf("I/O queue %d Connect: %w", qid, err)
-	}
-	p.cntlid = cntlid
 	return p, nil
 }
 
 // rawAssoc is an admin queue and one I/O queue on the soak subsystem.
 func (a *actor) rawAssoc(port uint16, sqsize uint16, dgst uint8) (admin, ioq *peer, err error) {
-	admin, cntlid, err := a.rawAdmin(port, soakNQN, dgst)
+	admin, err = a.rawAdmin(port, soakNQN, dgst)
 	if err != nil {
 		return nil, nil, err
 	}
-	ioq, err = a.rawIO(admin, cntlid, 1, sqsize, dgst)
+	ioq, err = a.beside(admin, dgst)
+	if err == nil {
+		if _, err = ioq.connect(soakNQN, admin.cntlid, nvme.Connect{QID: 1, SQSIZE: sqsize}); err != nil {
+			ioq.close(true)
+			err = fmt.Errorf("I/O queue 1 Connect: %w", err)
+		}
+	}
 	if err != nil {
 		admin.close(true)
 		return nil, nil, err
 	}
 	return admin, ioq, nil
+}
+
+// assocFor is rawAssoc through port 1 for episode v: nil peers if the
+// set-up failed (a violation: the target must serve it).
+func (a *actor) assocFor(v string, sqsize uint16, dgst uint8) (admin, ioq *peer) {
+	admin, ioq, err := a.rawAssoc(portAll, sqsize, dgst)
+	if err != nil {
+		a.setupFailed(v, err)
+	}
+	return admin, ioq
 }
 
 // ended tells whether the target has ended the connection: it reads and
@@ -423,7 +361,9 @@ func (a *actor) probe(port uint16, after string) {
 		var p *peer
 		if p, err = a.dial(port); err == nil {
 			_ = p.nc.SetDeadline(start.Add(probeWait))
-			_, err = p.c.HostInitialize(tcp.ICReq{})
+			// Not Initialize, which sets a bound of its own: probeWait
+			// bounds the whole probe, retries included.
+			_, err = p.Conn.HostInitialize(tcp.ICReq{})
 			p.close(true)
 			if err == nil {
 				a.note("probes answered")

@@ -25,38 +25,32 @@ func runAbrupt(a *actor) {
 		case 1:
 			const v = "reset in the middle of in-capsule data"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			sqe := writeSQE(0, scratchLBA(0), 32, true)
-			b := ioq.capsule(&sqe, make([]byte, 32*512))
-			_ = ioq.raw(b[:72+a.rng.IntN(len(b)-72)])
+			a.sendPrefix(ioq, ioq.capsule(&sqe, make([]byte, 32*512)), tcp.HLenCapsuleCmd)
 			ioq.close(true)
 			admin.close(a.rng.IntN(2) == 0)
 		case 2:
 			const v = "reset in the middle of H2CData"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
-			cid, _ := ioq.send(writeSQE(1, scratchLBA(1), mdts/4096, false), nil)
-			if r2t := a.awaitR2T(ioq, cid); r2t != nil {
-				h := &tcp.H2CData{CCCID: cid, TTAG: r2t.TTAG, DATAL: ioq.icresp.MAXH2CDATA}
-				b := ioq.bytesOf(h, make([]byte, h.DATAL))
-				_ = ioq.raw(b[:24+a.rng.IntN(len(b)-24)])
+			if r := writeByR2T(ioq, mdts/4096); r != nil {
+				h := &tcp.H2CData{CCCID: r.CCCID, TTAG: r.TTAG, DATAL: ioq.ICResp.MAXH2CDATA}
+				a.sendPrefix(ioq, ioq.bytesOf(h, make([]byte, h.DATAL)), tcp.HLenData)
 			}
 			ioq.close(true)
 			admin.close(a.rng.IntN(2) == 0)
 		case 3:
 			const v = "reset while C2HData flows"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			for range 8 {
@@ -68,9 +62,8 @@ func runAbrupt(a *actor) {
 		case 4:
 			const v = "admin queue reset while its I/O queue transfers"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			for range 8 {
@@ -79,24 +72,30 @@ func runAbrupt(a *actor) {
 			admin.close(true)
 			// Ending the admin queue ends the association: the I/O queue
 			// must go too.
-			a.holdAsync(func() { a.expectEnded(ioq, time.Now(), fatalLinger, "the association ends with its admin queue", v) })
+			a.expectEndedNow(ioq, whyAssocEnd, v)
 		}
 	}
 }
 
-// awaitR2T reads until the R2T for cid (nil if none comes).
-func (a *actor) awaitR2T(p *peer, cid uint16) *tcp.R2T {
-	deadline := time.Now().Add(peerWait)
-	for time.Now().Before(deadline) {
-		pdu, _, err := p.recv(time.Until(deadline))
-		if err != nil {
-			return nil
+// writeByR2T announces on ioq a write of nlb scratch blocks of namespace
+// index 1, its data to move by R2T, and waits for the target's R2T for it
+// (nil if none comes).
+func writeByR2T(ioq *peer, nlb uint32) *tcp.R2T {
+	cid, _ := ioq.send(writeSQE(1, scratchLBA(1), nlb, false), nil)
+	var r2t *tcp.R2T
+	_ = ioq.readUntil(time.Now().Add(peerWait), func(pdu tcp.PDU) bool {
+		r, ok := pdu.(*tcp.R2T)
+		if ok && r.CCCID == cid {
+			r2t = r
 		}
-		if r, ok := pdu.(*tcp.R2T); ok && r.CCCID == cid {
-			return r
-		}
-	}
-	return nil
+		return r2t == nil
+	})
+	return r2t
+}
+
+// h2cFor is the H2CData that answers all of r in one PDU.
+func h2cFor(r *tcp.R2T) *tcp.H2CData {
+	return &tcp.H2CData{CCCID: r.CCCID, TTAG: r.TTAG, DATAL: r.R2TL, Last: true}
 }
 
 // abruptHost runs a real host with large I/O in flight on its own region
@@ -167,66 +166,52 @@ func runTermReq(a *actor) {
 			if err != nil {
 				continue
 			}
-			_ = p.raw(tcp.AppendPDU(nil, tr, nil, tcp.EncodeOptions{}))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendPDU(tr, nil, tcp.EncodeOptions{})
+			a.expectEndedNow(p, whyFatal, v)
 		case 1:
 			const v = "TermReq after ICReq"
 			a.misbehave(v)
-			p, err := a.dial(a.pickPort())
-			if err != nil {
+			p := a.initializedFor(v, a.pickPort(), 0)
+			if p == nil {
 				continue
 			}
-			if err := p.icreq(0); err != nil {
-				a.setupFailed(v, err)
-				p.close(true)
-				continue
-			}
-			_ = p.raw(tcp.AppendPDU(nil, tr, nil, tcp.EncodeOptions{}))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendPDU(tr, nil, tcp.EncodeOptions{})
+			a.expectEndedNow(p, whyFatal, v)
 		case 2:
 			const v = "TermReq after Connect"
 			a.misbehave(v)
-			p, _, err := a.rawAdmin(portAll, soakNQN, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			p := a.adminFor(v, portAll, soakNQN, 0)
+			if p == nil {
 				continue
 			}
-			_ = p.raw(tcp.AppendPDU(nil, tr, nil, tcp.EncodeOptions{}))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendPDU(tr, nil, tcp.EncodeOptions{})
+			a.expectEndedNow(p, whyFatal, v)
 		case 3:
 			const v = "TermReq instead of H2CData"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
-			cid, _ := ioq.send(writeSQE(1, scratchLBA(1), 16, false), nil)
-			a.awaitR2T(ioq, cid)
-			_ = ioq.raw(tcp.AppendPDU(nil, tr, ioq.c.RawHeader(), tcp.EncodeOptions{}))
-			a.holdAsync(func() {
-				a.expectEnded(ioq, time.Now(), fatalLinger, whyFatal, v)
-				admin.close(true)
-			})
+			writeByR2T(ioq, 16)
+			// Its data: the header of the last PDU received (the R2T, if
+			// one came), as a TermReq carries the header it objects to.
+			_ = ioq.SendPDU(tr, ioq.Conn.RawHeader(), tcp.EncodeOptions{})
+			a.expectEndedNow(ioq, whyFatal, v, admin)
 		case 4:
 			const v = "TermReq claiming 1 MiB"
 			a.misbehave(v)
-			p, err := a.dial(portAll)
-			if err != nil {
-				continue
-			}
-			if err := p.icreq(0); err != nil {
-				a.setupFailed(v, err)
-				p.close(true)
+			p := a.initializedFor(v, portAll, 0)
+			if p == nil {
 				continue
 			}
 			b := make([]byte, 24)
 			ch := tcp.CommonHeader{Type: tcp.TypeH2CTermReq, HLEN: 24, PLEN: 1 << 20}
 			ch.Put(b)
-			_ = p.raw(b)
+			_ = p.SendBytes(b)
 			// Either the header is refused at once or the rest never
 			// comes: ic_timeout bounds both.
-			a.holdAsync(func() { a.expectEnded(p, p.born, icTimeout, whyIC, v) })
+			a.finish(p, true, p.born, icTimeout, whyIC, v)
 		}
 	}
 }
@@ -247,56 +232,47 @@ func runBadDigest(a *actor) {
 		case 0:
 			const v = "bad header digest on Connect"
 			a.misbehave(v)
-			p, err := a.dial(portAll)
-			if err != nil {
-				continue
-			}
-			if err := p.icreq(bothDigests); err != nil {
-				a.setupFailed(v, err)
-				p.close(true)
+			p := a.initializedFor(v, portAll, bothDigests)
+			if p == nil {
 				continue
 			}
 			c := nvme.Connect{SQSIZE: 31}
 			sqe := c.SQE(0)
-			_ = p.raw(corrupt(p.capsule(&sqe, p.connectData(soakNQN, nvme.CNTLIDDynamic)), tcp.HLenCapsuleCmd+1))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendBytes(corrupt(p.capsule(&sqe, p.connectData(soakNQN, nvme.CNTLIDDynamic)), tcp.HLenCapsuleCmd+1))
+			a.expectEndedNow(p, whyFatal, v)
 		case 1:
 			const v = "bad header digest on an admin command"
 			a.misbehave(v)
-			p, _, err := a.rawAdmin(portAll, soakNQN, bothDigests)
-			if err != nil {
-				a.setupFailed(v, err)
+			p := a.adminFor(v, portAll, soakNQN, bothDigests)
+			if p == nil {
 				continue
 			}
 			sqe := nvme.KeepAliveCmd()
-			_ = p.raw(corrupt(p.capsule(&sqe, nil), tcp.HLenCapsuleCmd))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendBytes(corrupt(p.capsule(&sqe, nil), tcp.HLenCapsuleCmd))
+			a.expectEndedNow(p, whyFatal, v)
 		case 2:
 			const v = "bad data digest on in-capsule write data"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, bothDigests)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, bothDigests)
+			if ioq == nil {
 				continue
 			}
 			sqe := writeSQE(0, scratchLBA(0), 8, true)
 			b := ioq.capsule(&sqe, make([]byte, 8*512))
-			_ = ioq.raw(corrupt(b, len(b)-1))
+			_ = ioq.SendBytes(corrupt(b, len(b)-1))
 			a.observe(ioq, 500*time.Millisecond)
 			ioq.close(true)
 			admin.close(true)
 		case 3:
 			const v = "bad data digest on H2CData"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, bothDigests)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, bothDigests)
+			if ioq == nil {
 				continue
 			}
-			cid, _ := ioq.send(writeSQE(1, scratchLBA(1), 16, false), nil)
-			if r := a.awaitR2T(ioq, cid); r != nil {
-				b := ioq.bytesOf(&tcp.H2CData{CCCID: cid, TTAG: r.TTAG, DATAL: r.R2TL, Last: true}, make([]byte, r.R2TL))
-				_ = ioq.raw(corrupt(b, len(b)-2))
+			if r := writeByR2T(ioq, 16); r != nil {
+				b := ioq.bytesOf(h2cFor(r), make([]byte, r.R2TL))
+				_ = ioq.SendBytes(corrupt(b, len(b)-2))
 				a.observe(ioq, 500*time.Millisecond)
 			}
 			ioq.close(true)
@@ -304,32 +280,26 @@ func runBadDigest(a *actor) {
 		case 4:
 			const v = "bad header digest on H2CData"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, bothDigests)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, bothDigests)
+			if ioq == nil {
 				continue
 			}
-			cid, _ := ioq.send(writeSQE(1, scratchLBA(1), 16, false), nil)
-			if r := a.awaitR2T(ioq, cid); r != nil {
-				b := ioq.bytesOf(&tcp.H2CData{CCCID: cid, TTAG: r.TTAG, DATAL: r.R2TL, Last: true}, make([]byte, r.R2TL))
-				_ = ioq.raw(corrupt(b, tcp.HLenData+2))
+			if r := writeByR2T(ioq, 16); r != nil {
+				b := ioq.bytesOf(h2cFor(r), make([]byte, r.R2TL))
+				_ = ioq.SendBytes(corrupt(b, tcp.HLenData+2))
 			}
-			a.holdAsync(func() {
-				a.expectEnded(ioq, time.Now(), fatalLinger, whyFatal, v)
-				admin.close(true)
-			})
+			a.expectEndedNow(ioq, whyFatal, v, admin)
 		case 5:
 			const v = "header digest sent but not negotiated"
 			a.misbehave(v)
-			p, _, err := a.rawAdmin(portAll, soakNQN, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			p := a.adminFor(v, portAll, soakNQN, 0)
+			if p == nil {
 				continue
 			}
 			sqe := nvme.KeepAliveCmd()
-			sqe.CID = p.nextCID()
-			_ = p.raw(tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: sqe}, nil, tcp.EncodeOptions{Digests: tcp.Digests{Header: true}}))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			sqe.CID = p.NextCID()
+			_ = p.SendPDU(&tcp.CapsuleCmd{SQE: sqe}, nil, tcp.EncodeOptions{Digests: tcp.Digests{Header: true}})
+			a.expectEndedNow(p, whyFatal, v)
 		}
 	}
 }
@@ -347,62 +317,48 @@ func runOutOfOrder(a *actor) {
 				continue
 			}
 			sqe := nvme.KeepAliveCmd()
-			_ = p.raw(p.capsule(&sqe, nil))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendBytes(p.capsule(&sqe, nil))
+			a.expectEndedNow(p, whyFatal, v)
 		case 1:
 			const v = "second ICReq"
 			a.misbehave(v)
-			p, err := a.dial(a.pickPort())
-			if err != nil {
+			p := a.initializedFor(v, a.pickPort(), 0)
+			if p == nil {
 				continue
 			}
-			if err := p.icreq(0); err != nil {
-				a.setupFailed(v, err)
-				p.close(true)
-				continue
-			}
-			_ = p.raw(tcp.AppendPDU(nil, &tcp.ICReq{}, nil, tcp.EncodeOptions{}))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendPDU(&tcp.ICReq{}, nil, tcp.EncodeOptions{})
+			a.expectEndedNow(p, whyFatal, v)
 		case 2:
 			const v = "H2CData without an R2T"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
-			_ = ioq.raw(ioq.bytesOf(&tcp.H2CData{CCCID: 7, TTAG: uint16(a.rng.IntN(64)), DATAL: 512, Last: true}, make([]byte, 512)))
-			a.holdAsync(func() {
-				a.expectEnded(ioq, time.Now(), fatalLinger, whyFatal, v)
-				admin.close(true)
-			})
+			_ = ioq.SendPDU(&tcp.H2CData{CCCID: 7, TTAG: uint16(a.rng.IntN(64)), DATAL: 512, Last: true}, make([]byte, 512), ioq.Encoding())
+			a.expectEndedNow(ioq, whyFatal, v, admin)
 		case 3, 4:
 			variants := []string{"H2CData with another TTAG", "H2CData beyond the R2T", "H2CData after the last one"}
 			v := variants[a.rng.IntN(len(variants))]
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
-			cid, _ := ioq.send(writeSQE(1, scratchLBA(1), 16, false), nil)
-			if r := a.awaitR2T(ioq, cid); r != nil {
-				h := tcp.H2CData{CCCID: cid, TTAG: r.TTAG, DATAL: r.R2TL, Last: true}
+			if r := writeByR2T(ioq, 16); r != nil {
+				h := h2cFor(r)
 				switch v {
 				case variants[0]:
 					h.TTAG++
 				case variants[1]:
 					h.DATAO = r.R2TL
 				case variants[2]:
-					_ = ioq.raw(ioq.bytesOf(&h, make([]byte, h.DATAL)))
+					_ = ioq.SendPDU(h, make([]byte, h.DATAL), ioq.Encoding())
 					time.Sleep(10 * time.Millisecond)
 				}
-				_ = ioq.raw(ioq.bytesOf(&h, make([]byte, h.DATAL)))
+				_ = ioq.SendPDU(h, make([]byte, h.DATAL), ioq.Encoding())
 			}
-			a.holdAsync(func() {
-				a.expectEnded(ioq, time.Now(), fatalLinger, whyFatal, v)
-				admin.close(true)
-			})
+			a.expectEndedNow(ioq, whyFatal, v, admin)
 		case 5:
 			pdus := []tcp.PDU{
 				&tcp.C2HData{CCCID: 1, DATAL: 512, Last: true},
@@ -414,36 +370,33 @@ func runOutOfOrder(a *actor) {
 			pdu := pdus[a.rng.IntN(len(pdus))]
 			v := "controller PDU " + pdu.Type().String() + " from the host"
 			a.misbehave(v)
-			p, _, err := a.rawAdmin(portAll, soakNQN, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			p := a.adminFor(v, portAll, soakNQN, 0)
+			if p == nil {
 				continue
 			}
 			var data []byte
 			if pdu.Type() == tcp.TypeC2HData {
 				data = make([]byte, 512)
 			}
-			_ = p.raw(p.bytesOf(pdu, data))
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendPDU(pdu, data, p.Encoding())
+			a.expectEndedNow(p, whyFatal, v)
 		case 6:
 			typ := []byte{0x08, 0x0A, 0x0F, 0x7F, 0xFF}[a.rng.IntN(5)]
 			v := fmt.Sprintf("unknown PDU type %#02x", typ)
 			a.misbehave(v)
-			p, _, err := a.rawAdmin(portAll, soakNQN, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			p := a.adminFor(v, portAll, soakNQN, 0)
+			if p == nil {
 				continue
 			}
 			b := make([]byte, 24)
 			ch := tcp.CommonHeader{Type: tcp.PDUType(typ), HLEN: 24, PLEN: 24}
 			ch.Put(b)
-			_ = p.raw(b)
-			a.holdAsync(func() { a.expectEnded(p, time.Now(), fatalLinger, whyFatal, v) })
+			_ = p.SendBytes(b)
+			a.expectEndedNow(p, whyFatal, v)
 		case 7:
 			// Not fatal: an error status, the queue goes on.
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed("commands on the wrong queue", err)
+			admin, ioq := a.assocFor("commands on the wrong queue", 31, 0)
+			if ioq == nil {
 				continue
 			}
 			if a.rng.IntN(2) == 0 {
@@ -484,61 +437,49 @@ func badConnects() []badConnect {
 	// fields for hostnqn (the actor's NQN when empty).
 	plain := func(port uint16, subnqn, hostnqn string, cid uint16, c nvme.Connect) func(a *actor) (connectTry, error) {
 		return func(a *actor) (connectTry, error) {
-			p, err := a.dial(port)
+			p, err := a.initialized(port, 0)
 			if err != nil {
 				return connectTry{}, err
 			}
 			if hostnqn != "" {
 				p.nqn = hostnqn
 			}
-			if err := p.icreq(0); err != nil {
-				p.close(true)
-				return connectTry{}, err
-			}
-			cqe, _, err := p.exec(c.SQE(0), p.connectData(subnqn, cid))
+			cqe, err := p.connect(subnqn, cid, c)
 			return connectTry{p: p, cqe: cqe, err: err}, nil
 		}
 	}
-	// ioAfter sets up an admin queue, then connects I/O queue qid with
-	// what change does to the peer and the Connect.
-	ioAfter := func(port uint16, subnqn string, enable bool, change func(p *peer, c *nvme.Connect, cntlid *uint16)) func(a *actor) (connectTry, error) {
+	// ioBeside connects I/O queue 1 of admin's controller on a connection
+	// of its own, with what change does to the peer and the Connect first.
+	// others are closed after the check, or at once if the set-up fails.
+	ioBeside := func(a *actor, admin *peer, subnqn string, change func(*peer, *nvme.Connect), others ...*peer) (connectTry, error) {
+		p, err := a.beside(admin, 0)
+		if err != nil {
+			for _, o := range others {
+				o.close(true)
+			}
+			return connectTry{}, err
+		}
+		c := nvme.Connect{QID: 1, SQSIZE: 31}
+		change(p, &c)
+		cqe, err := p.connect(subnqn, admin.cntlid, c)
+		return connectTry{p: p, others: others, cqe: cqe, err: err}, nil
+	}
+	// ioAfter sets up an admin queue (the controller enabled or not), then
+	// connects I/O queue 1 beside it.
+	ioAfter := func(port uint16, subnqn string, enable bool, change func(*peer, *nvme.Connect)) func(a *actor) (connectTry, error) {
 		return func(a *actor) (connectTry, error) {
-			admin, err := a.dial(port)
+			setup := a.adminQueue
+			if enable {
+				setup = a.rawAdmin
+			}
+			admin, err := setup(port, subnqn, 0)
 			if err != nil {
 				return connectTry{}, err
 			}
-			var cntlid uint16
-			err = admin.icreq(0)
-			if err == nil {
-				var cqe nvme.CQE
-				if cqe, err = admin.connect(subnqn, 0, 31, nvme.CNTLIDDynamic, 0); err == nil {
-					cntlid = uint16(cqe.DW0)
-					if enable {
-						err = admin.enable()
-					}
-				}
-			}
-			if err != nil {
-				admin.close(true)
-				return connectTry{}, err
-			}
-			p, err := a.dial(port)
-			if err != nil {
-				admin.close(true)
-				return connectTry{}, err
-			}
-			if err := p.icreq(0); err != nil {
-				p.close(true)
-				admin.close(true)
-				return connectTry{}, err
-			}
-			c := nvme.Connect{QID: 1, SQSIZE: 31}
-			change(p, &c, &cntlid)
-			cqe, _, err := p.exec(c.SQE(0), p.connectData(subnqn, cntlid))
-			return connectTry{p: p, others: []*peer{admin}, cqe: cqe, err: err}, nil
+			return ioBeside(a, admin, subnqn, change, admin)
 		}
 	}
-	nop := func(*peer, *nvme.Connect, *uint16) {}
+	nop := func(*peer, *nvme.Connect) {}
 	l := []badConnect{
 		{name: "unknown subsystem", try: plain(portAll, "nqn.2014-08.io.nvmftest:no-such-subsystem", "", nvme.CNTLIDDynamic, nvme.Connect{SQSIZE: 31})},
 		{name: "subsystem NQN not an NQN", try: plain(portAll, "not-an-nqn", "", nvme.CNTLIDDynamic, nvme.Connect{SQSIZE: 31})},
@@ -555,11 +496,11 @@ func badConnects() []badConnect {
 		{name: "NVM subsystem through the discovery-only port", try: plain(portDiscovery, soakNQN, "", nvme.CNTLIDDynamic, nvme.Connect{SQSIZE: 31})},
 		{name: "host not allowed", try: plain(portAll, restrictedNQN, "", nvme.CNTLIDDynamic, nvme.Connect{SQSIZE: 31})},
 		{name: "allowed host (control)", good: true, try: plain(portAll, restrictedNQN, allowedHost, nvme.CNTLIDDynamic, nvme.Connect{SQSIZE: 31})},
-		{name: "I/O queue under another host NQN", try: ioAfter(portAll, soakNQN, true, func(p *peer, _ *nvme.Connect, _ *uint16) { p.nqn += "-other" })},
-		{name: "I/O queue under another host ID", try: ioAfter(portAll, soakNQN, true, func(p *peer, _ *nvme.Connect, _ *uint16) { p.hostid[0] ^= 0xFF })},
-		{name: "QID beyond io_queues", try: ioAfter(portAll, soakNQN, true, func(_ *peer, c *nvme.Connect, _ *uint16) { c.QID = ioQueues + 1 })},
-		{name: "QID FFFFh", try: ioAfter(portAll, soakNQN, true, func(_ *peer, c *nvme.Connect, _ *uint16) { c.QID = 0xFFFF })},
-		{name: "I/O SQSIZE beyond MQES", try: ioAfter(portAll, soakNQN, true, func(_ *peer, c *nvme.Connect, _ *uint16) { c.SQSIZE = queueSize })},
+		{name: "I/O queue under another host NQN", try: ioAfter(portAll, soakNQN, true, func(p *peer, _ *nvme.Connect) { p.nqn += "-other" })},
+		{name: "I/O queue under another host ID", try: ioAfter(portAll, soakNQN, true, func(p *peer, _ *nvme.Connect) { p.hostid[0] ^= 0xFF })},
+		{name: "QID beyond io_queues", try: ioAfter(portAll, soakNQN, true, func(_ *peer, c *nvme.Connect) { c.QID = ioQueues + 1 })},
+		{name: "QID FFFFh", try: ioAfter(portAll, soakNQN, true, func(_ *peer, c *nvme.Connect) { c.QID = 0xFFFF })},
+		{name: "I/O SQSIZE beyond MQES", try: ioAfter(portAll, soakNQN, true, func(_ *peer, c *nvme.Connect) { c.SQSIZE = queueSize })},
 		{name: "I/O queue before the controller is enabled", try: ioAfter(portAll, soakNQN, false, nop)},
 		{name: "I/O queue on a discovery controller", try: ioAfter(portDiscovery, nvme.DiscoveryNQN, true, nop)},
 		{name: "I/O queue (control)", good: true, try: ioAfter(portAll, soakNQN, true, nop)},
@@ -568,43 +509,25 @@ func badConnects() []badConnect {
 			if err != nil {
 				return connectTry{}, err
 			}
-			p, err := a.dial(portAll)
-			if err != nil {
-				admin.close(true)
-				ioq.close(true)
-				return connectTry{}, err
-			}
-			if err := p.icreq(0); err != nil {
-				p.close(true)
-				admin.close(true)
-				ioq.close(true)
-				return connectTry{}, err
-			}
-			c := nvme.Connect{QID: 1, SQSIZE: 31}
-			cqe, _, err := p.exec(c.SQE(0), p.connectData(soakNQN, admin.cntlid))
-			return connectTry{p: p, others: []*peer{ioq, admin}, cqe: cqe, err: err}, nil
+			return ioBeside(a, admin, soakNQN, nop, ioq, admin)
 		}},
 		{name: "Connect twice on an admin queue", try: func(a *actor) (connectTry, error) {
-			p, _, err := a.rawAdmin(portAll, soakNQN, 0)
+			p, err := a.rawAdmin(portAll, soakNQN, 0)
 			if err != nil {
 				return connectTry{}, err
 			}
-			cqe, err := p.connect(soakNQN, 0, 31, nvme.CNTLIDDynamic, 0)
+			cqe, err := p.ConnectAdmin(soakNQN, p.nqn)
 			return connectTry{p: p, cqe: cqe, err: err, ctrl: true}, nil
 		}},
 		{name: "Connect data of 512 bytes", try: func(a *actor) (connectTry, error) {
-			p, err := a.dial(portAll)
+			p, err := a.initialized(portAll, 0)
 			if err != nil {
-				return connectTry{}, err
-			}
-			if err := p.icreq(0); err != nil {
-				p.close(true)
 				return connectTry{}, err
 			}
 			c := nvme.Connect{SQSIZE: 31}
 			sqe := c.SQE(0)
 			nvme.SetInCapsule(&sqe, 512)
-			cqe, _, err := p.exec(sqe, p.connectData(soakNQN, nvme.CNTLIDDynamic)[:512])
+			cqe, _, err := p.Command(sqe, p.connectData(soakNQN, nvme.CNTLIDDynamic)[:512])
 			return connectTry{p: p, cqe: cqe, err: err}, nil
 		}},
 	}
@@ -662,71 +585,57 @@ func runAfterDisconnect(a *actor) {
 		case 0:
 			const v = "commands after an I/O queue Disconnect"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			d, rd, wr := nvme.DisconnectCmd(0), readSQE(0, scratchLBA(0), 1), writeSQE(0, scratchLBA(0), 1, true)
 			b := ioq.capsule(&d, nil)
 			b = append(b, ioq.capsule(&rd, nil)...)
 			b = append(b, ioq.capsule(&wr, make([]byte, 512))...)
-			_ = ioq.raw(b)
+			_ = ioq.SendBytes(b)
 			a.countAnswers(ioq, d.CID)
-			a.holdAsync(func() {
-				a.expectEnded(ioq, time.Now(), fatalLinger, "Disconnect ends the queue", v)
-				admin.close(true)
-			})
+			a.expectEndedNow(ioq, whyDisconnect, v, admin)
 		case 1:
 			const v = "commands after an admin Disconnect"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			d, ka, id := nvme.DisconnectCmd(0), nvme.KeepAliveCmd(), nvme.IdentifyCmd(nvme.CNSController, 0, 0)
 			b := admin.capsule(&d, nil)
 			b = append(b, admin.capsule(&ka, nil)...)
 			b = append(b, admin.capsule(&id, nil)...)
-			_ = admin.raw(b)
+			_ = admin.SendBytes(b)
 			a.countAnswers(admin, d.CID)
 			now := time.Now()
 			a.holdAsync(func() {
-				a.expectEnded(admin, now, fatalLinger, "Disconnect ends the queue", v)
-				a.expectEnded(ioq, now, fatalLinger, "the association ends with its admin queue", v)
+				a.expectEnded(admin, now, fatalLinger, whyDisconnect, v)
+				a.expectEnded(ioq, now, fatalLinger, whyAssocEnd, v)
 			})
 		case 2:
 			const v = "Disconnect before Connect"
 			a.misbehave(v)
-			p, err := a.dial(portAll)
-			if err != nil {
+			p := a.initializedFor(v, portAll, 0)
+			if p == nil {
 				continue
 			}
-			if err := p.icreq(0); err != nil {
-				a.setupFailed(v, err)
-				p.close(true)
-				continue
-			}
-			if _, _, err := p.exec(nvme.DisconnectCmd(0), nil); err == nil {
+			if _, _, err := p.Command(nvme.DisconnectCmd(0), nil); err == nil {
 				a.violate("Disconnect before Connect succeeded", v)
 			}
 			a.finish(p, a.rng.IntN(3) == 0, p.born, icTimeout, whyIC, v)
 		case 3:
 			const v = "Disconnect twice"
 			a.misbehave(v)
-			admin, ioq, err := a.rawAssoc(portAll, 31, 0)
-			if err != nil {
-				a.setupFailed(v, err)
+			admin, ioq := a.assocFor(v, 31, 0)
+			if ioq == nil {
 				continue
 			}
 			d1, d2 := nvme.DisconnectCmd(0), nvme.DisconnectCmd(0)
-			_ = ioq.raw(append(ioq.capsule(&d1, nil), ioq.capsule(&d2, nil)...))
+			_ = ioq.SendBytes(append(ioq.capsule(&d1, nil), ioq.capsule(&d2, nil)...))
 			a.countAnswers(ioq, d1.CID)
-			a.holdAsync(func() {
-				a.expectEnded(ioq, time.Now(), fatalLinger, "Disconnect ends the queue", v)
-				admin.close(true)
-			})
+			a.expectEndedNow(ioq, whyDisconnect, v, admin)
 		}
 	}
 }
@@ -734,12 +643,7 @@ func runAfterDisconnect(a *actor) {
 // countAnswers reads for a short while after a Disconnect (CID first)
 // and counts the answers to commands sent after it.
 func (a *actor) countAnswers(p *peer, first uint16) {
-	deadline := time.Now().Add(300 * time.Millisecond)
-	for {
-		pdu, _, err := p.recv(time.Until(deadline))
-		if err != nil {
-			return
-		}
+	_ = p.readUntil(time.Now().Add(300*time.Millisecond), func(pdu tcp.PDU) bool {
 		if r, ok := pdu.(*tcp.CapsuleResp); ok {
 			if r.CQE.CID == first {
 				a.note("Disconnect answered")
@@ -747,5 +651,6 @@ func (a *actor) countAnswers(p *peer, first uint16) {
 				a.note("answered after Disconnect")
 			}
 		}
-	}
+		return true
+	})
 }
