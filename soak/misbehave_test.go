@@ -28,8 +28,8 @@ const (
 	whyIC    = "ic_timeout"
 	whyIdle  = "idle_timeout"
 	whyFatal = "a fatal error or TermReq ends the connection at once"
-	whyStall = "write stall: idle_timeout until its own key lands"
-	whyR2T   = "R2T data timeout: not configurable yet"
+	whyStall = "write_timeout: a peer that takes none of its data"
+	whyR2T   = "r2t_timeout: an R2T whose data never comes"
 
 	whyDisconnect = "Disconnect ends the queue"
 	whyAssocEnd   = "the association ends with its admin queue"

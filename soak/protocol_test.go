@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -549,6 +550,10 @@ func runBadConnect(a *actor) {
 			a.violate("bad Connect accepted", fmt.Sprintf("%s: success, CNTLID %d", v.name, uint16(r.cqe.DW0)))
 		case r.err != nil && v.good:
 			a.violate("good Connect refused", fmt.Sprintf("%s: %v", v.name, r.err))
+		case r.err != nil && !isRefusal(r.err):
+			// e.g. a completion for another CID: the target answered
+			// something else than this Connect.
+			a.violate("bad Connect answered out of protocol", fmt.Sprintf("%s: %v", v.name, r.err))
 		case r.err != nil:
 			a.note("refused: " + refusal(r.err))
 		}
@@ -560,6 +565,16 @@ func runBadConnect(a *actor) {
 		}
 		a.finish(r.p, a.rng.IntN(4) == 0, since, bound, why, v.name, r.others...)
 	}
+}
+
+// isRefusal reports whether err is a way a target may refuse a Connect:
+// a status, a C2HTermReq, the connection closed, or no answer in time
+// (the connection's bound then catches a target that holds it).
+func isRefusal(err error) bool {
+	var st nvme.Status
+	var pt *tcp.PeerTerminated
+	var ne net.Error
+	return errors.As(err, &st) || errors.As(err, &pt) || isEOF(err) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // refusal names how a Connect was refused, for the counts.
