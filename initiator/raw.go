@@ -160,6 +160,14 @@ func (r *Raw) ConnectAdmin(subnqn, hostnqn string) (nvme.CQE, error) {
 	return cqe, err
 }
 
+// StrayCompletionError is Command's error when the controller completes
+// another command identifier than the one Command waits for.
+type StrayCompletionError struct{ CID, Want uint16 }
+
+func (e *StrayCompletionError) Error() string {
+	return fmt.Sprintf("response for CID %d, expected %d", e.CID, e.Want)
+}
+
 // NextCID returns a fresh command identifier.
 func (r *Raw) NextCID() uint16 {
 	r.cid++
@@ -199,7 +207,7 @@ func (r *Raw) Command(sqe nvme.SQE, data []byte) (nvme.CQE, []byte, error) {
 		switch v := p.(type) {
 		case *tcp.CapsuleResp:
 			if v.CQE.CID != sqe.CID {
-				return v.CQE, rdata, fmt.Errorf("response for CID %d, expected %d", v.CQE.CID, sqe.CID)
+				return v.CQE, rdata, &StrayCompletionError{CID: v.CQE.CID, Want: sqe.CID}
 			}
 			if !v.CQE.Status.Success() {
 				return v.CQE, rdata, v.CQE.Status

@@ -1,6 +1,7 @@
 package initiator_test
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -62,5 +63,34 @@ func TestNewRaw(t *testing.T) {
 	_, data, err := r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)
 	if err != nil || len(data) != nvme.IdentifyDataSize {
 		t.Fatalf("identify: %v (%d bytes)", err, len(data))
+	}
+}
+
+// A completion for another command than the one Command waits for is a
+// StrayCompletionError, so a caller can tell it from a refusal.
+func TestRawStrayCompletion(t *testing.T) {
+	hc, cc := net.Pipe()
+	defer hc.Close()
+	defer cc.Close()
+	go func() {
+		ctrl := tcp.NewConn(cc, true, tcp.Config{})
+		if _, err := ctrl.ControllerInitialize(tcp.ICPolicy{MaxH2CData: 8192}); err != nil {
+			return
+		}
+		p, err := ctrl.Next()
+		if err != nil {
+			return
+		}
+		cid := p.(*tcp.CapsuleCmd).SQE.CID
+		_ = ctrl.Send(&tcp.CapsuleResp{CQE: nvme.CQE{CID: cid + 1}}, nil)
+	}()
+	r := initiator.NewRaw(hc, tcp.Config{}, initiator.Options{})
+	if _, err := r.Initialize(tcp.ICReq{}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := r.Command(nvme.KeepAliveCmd(), nil)
+	var stray *initiator.StrayCompletionError
+	if !errors.As(err, &stray) || stray.CID != stray.Want+1 {
+		t.Fatalf("err %v, want a StrayCompletionError for the next CID", err)
 	}
 }

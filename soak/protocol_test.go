@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -567,14 +566,13 @@ func runBadConnect(a *actor) {
 	}
 }
 
-// isRefusal reports whether err is a way a target may refuse a Connect:
-// a status, a C2HTermReq, the connection closed, or no answer in time
-// (the connection's bound then catches a target that holds it).
+// isRefusal reports whether err is a way a target may refuse a Connect
+// (a status, a C2HTermReq, a closed connection, no answer in time: the
+// connection's bound then catches a target that holds it), rather than an
+// answer to another command.
 func isRefusal(err error) bool {
-	var st nvme.Status
-	var pt *tcp.PeerTerminated
-	var ne net.Error
-	return errors.As(err, &st) || errors.As(err, &pt) || isEOF(err) || (errors.As(err, &ne) && ne.Timeout())
+	var stray *initiator.StrayCompletionError
+	return !errors.As(err, &stray)
 }
 
 // refusal names how a Connect was refused, for the counts.
