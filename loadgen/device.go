@@ -57,6 +57,9 @@ type DeviceInfo struct {
 	BlockSize int    // logical block size in bytes
 	Blocks    uint64 // capacity in logical blocks
 	MaxDepth  int    // most I/Os in flight at once (0: no limit)
+	// MaxTransfer is the largest data transfer of one I/O in bytes (the
+	// controller's MDTS; 0: no limit).
+	MaxTransfer int
 }
 
 // Device is what a worker drives: an NVMe I/O queue and namespace, or an
@@ -94,11 +97,12 @@ func (d *NullDevice) Submit(io *IO) error {
 
 // NVMeDevice is one namespace reached through one I/O queue.
 type NVMeDevice struct {
-	Queue     *initiator.Queue
-	NSID      uint32
-	BlockSize int
-	Blocks    uint64
-	Name      string
+	Queue       *initiator.Queue
+	NSID        uint32
+	BlockSize   int
+	Blocks      uint64
+	MaxTransfer int // bytes (MDTS); 0: no limit
+	Name        string
 }
 
 // OpenNVMe describes namespace nsid of ctrl through I/O queue q
@@ -112,12 +116,13 @@ func OpenNVMe(ctx context.Context, ctrl *initiator.Controller, q *initiator.Queu
 		return nil, fmt.Errorf("namespace %d has no capacity (inactive?)", nsid)
 	}
 	return &NVMeDevice{Queue: q, NSID: nsid, BlockSize: int(ns.BlockSize()), Blocks: ns.NSZE,
-		Name: fmt.Sprintf("%s ns%d", ctrl.SubNQN(), nsid)}, nil
+		MaxTransfer: ctrl.MaxTransferSize(), Name: fmt.Sprintf("%s ns%d", ctrl.SubNQN(), nsid)}, nil
 }
 
 // Info implements Device.
 func (d *NVMeDevice) Info() DeviceInfo {
-	return DeviceInfo{Name: d.Name, NSID: d.NSID, BlockSize: d.BlockSize, Blocks: d.Blocks, MaxDepth: d.Queue.Depth()}
+	return DeviceInfo{Name: d.Name, NSID: d.NSID, BlockSize: d.BlockSize, Blocks: d.Blocks, MaxDepth: d.Queue.Depth(),
+		MaxTransfer: d.MaxTransfer}
 }
 
 type nvmeSlot struct {

@@ -364,6 +364,12 @@ func (j *Job) region(info DeviceInfo) (start, blocks uint64, err error) {
 		if b.Size/int(bs) > 65536 {
 			return 0, 0, fmt.Errorf("block size %d is more than 65536 logical blocks", b.Size)
 		}
+		if info.MaxTransfer > 0 && b.Size > info.MaxTransfer {
+			// A controller may treat a longer transfer as a fatal
+			// transport error (SPDK does), ending the whole queue.
+			return 0, 0, fmt.Errorf("block size %d is more than %s's maximum data transfer size (MDTS) of %d bytes: use a bs of at most %d",
+				b.Size, info.Name, info.MaxTransfer, info.MaxTransfer)
+		}
 	}
 	if j.Offset%bs != 0 {
 		return 0, 0, fmt.Errorf("offset %d is not a multiple of the logical block size %d", j.Offset, bs)

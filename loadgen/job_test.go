@@ -83,3 +83,32 @@ func TestParseUnits(t *testing.T) {
 		t.Errorf("progress line %q", p)
 	}
 }
+
+// A block size beyond the controller's MDTS is refused before the run
+// (SPDK ends the queue with a fatal Data Transfer Limit Exceeded when a
+// write is longer), and one within it is taken.
+func TestRegionRefusesBlocksBeyondMDTS(t *testing.T) {
+	info := DeviceInfo{Name: "nqn.test ns1", BlockSize: 4096, Blocks: 1 << 20, MaxTransfer: 128 << 10}
+	for _, c := range []struct {
+		bs string
+		ok bool
+	}{{"128k", true}, {"256k", false}} {
+		j := NewJob("t")
+		if err := j.Set("bs", c.bs); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := j.region(info)
+		if (err == nil) != c.ok {
+			t.Errorf("bs %s with MDTS 128 KiB: err %v", c.bs, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "MDTS") {
+			t.Errorf("bs %s: %q does not say MDTS", c.bs, err)
+		}
+	}
+	info.MaxTransfer = 0 // no limit
+	j := NewJob("t")
+	_ = j.Set("bs", "1m")
+	if _, _, err := j.region(info); err != nil {
+		t.Errorf("no MDTS limit: %v", err)
+	}
+}
