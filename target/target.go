@@ -207,8 +207,9 @@ func (t *Target) accept(p *port, ln net.Listener) {
 	}
 }
 
-// Back-off bounds of a failing Accept.
-const (
+// Back-off bounds of a failing Accept (variables so that the accept
+// fuzzer can make them short).
+var (
 	acceptBackoffMin = 5 * time.Millisecond
 	acceptBackoffMax = time.Second
 )
