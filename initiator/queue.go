@@ -364,15 +364,9 @@ func (q *Queue) submitFused(ctx context.Context, first, second *Request) error {
 	}
 	d1 := q.prepare(first, cid1)
 	d2 := q.prepare(second, cid2)
-	q.conn.Cork()
-	err = q.conn.Send(&first.cmd, d1)
-	if err == nil {
-		err = q.conn.Send(&second.cmd, d2)
-	}
-	if uerr := q.conn.Uncork(); err == nil {
-		err = uerr
-	}
-	if err != nil {
+	// One call: a command another goroutine submits must not come
+	// between the two capsules.
+	if err = q.conn.SendPair(&first.cmd, d1, &second.cmd, d2); err != nil {
 		q.fail(err)
 	}
 	err1 := q.published(first, cid1)

@@ -259,6 +259,16 @@ func unexpected(err error) error {
 // theirs. data is copied before Send returns. A write error is sticky and
 // returned by every later Send.
 func (c *Conn) Send(p PDU, data []byte) error {
+	if err := c.lockForSend(); err != nil {
+		return err
+	}
+	c.buf = AppendPDU(c.buf, p, data, c.enc)
+	return c.kickLocked()
+}
+
+// lockForSend takes c.mu once the pending bytes leave room (or the
+// connection failed: then it returns the error with c.mu released).
+func (c *Conn) lockForSend() error {
 	c.mu.Lock()
 	for c.werr == nil && c.flushing && len(c.buf) >= c.maxPending {
 		c.flushed.Wait()
@@ -268,7 +278,19 @@ func (c *Conn) Send(p PDU, data []byte) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.buf = AppendPDU(c.buf, p, data, c.enc)
+	return nil
+}
+
+// SendPair queues two PDUs back to back: nothing another goroutine sends
+// comes between them. A fused command pair needs that (NVMe Base 2.1
+// 3.4.2: the controller aborts a first fused command whose second does
+// not follow it on the queue).
+func (c *Conn) SendPair(p1 PDU, data1 []byte, p2 PDU, data2 []byte) error {
+	if err := c.lockForSend(); err != nil {
+		return err
+	}
+	c.buf = AppendPDU(c.buf, p1, data1, c.enc)
+	c.buf = AppendPDU(c.buf, p2, data2, c.enc)
 	return c.kickLocked()
 }
 
