@@ -11,7 +11,6 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/target"
-	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // A fused pair's two capsules must reach the controller back to back
@@ -19,13 +18,9 @@ import (
 // queue at that moment must not come between them, or the controller
 // aborts the pair (Missing Fused Command). Found by the soak.
 func TestFusedPairNotSplitByConcurrentSubmit(t *testing.T) {
-	cfg := target.DefaultConfig()
-	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0"}}
-	cfg.Subsystems[0].Namespaces[0].Size = "4MiB"
-	tg := targettest.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := initiator.Connect(ctx, tg.Addrs()[0].String(), target.DefaultSubsystemNQN,
+	c, err := initiator.Connect(ctx, startTarget(t), target.DefaultSubsystemNQN,
 		initiator.Options{NrIOQueues: 1, Timeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,10 @@
 package initiator_test
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/target"
-	"github.com/nvmftest/nvmftest/target/targettest"
 )
 
 // A negative Options.Timeout means "no command timeout". The contexts the
@@ -17,13 +14,8 @@ import (
 // connect always failed and AsyncEvents could abandon a command and kill
 // the admin queue.
 func TestNegativeTimeoutMeansNone(t *testing.T) {
-	cfg := target.DefaultConfig()
-	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0"}}
-	cfg.Subsystems[0].Namespaces[0].Size = "1MiB"
-	tg := targettest.Start(t, cfg)
-	addr := tg.Addrs()[0].String()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	addr := startTarget(t)
+	ctx := ctx(t)
 	opts := initiator.Options{NrIOQueues: 1, Timeout: -1}
 
 	m, err := initiator.ConnectMultipath(ctx, []string{addr}, target.DefaultSubsystemNQN,
