@@ -35,8 +35,9 @@ type controller struct {
 	hostid [16]byte
 
 	enabled atomic.Bool
-	// ended is set when the association ends (kill): from then on no
-	// command of its queues starts, though one already running finishes.
+	// ended is set, under mu, when the association ends (kill): from
+	// then on no command of its queues starts, though one already running
+	// finishes. Read under mu or, on the I/O path, without it.
 	ended atomic.Bool
 	// keepAlive says the keep alive timer runs (KATO > 0): it ends the
 	// association if the host goes away, so its I/O queues may be silent.
@@ -55,7 +56,6 @@ type controller struct {
 	timer   *time.Timer
 	kaGen   uint64    // bumped on every (re)arm and stop: older timer callbacks quit
 	kaLast  time.Time // the keep alive timer's latest sight of a command
-	dead    bool
 	aec     uint32
 	masked  uint8
 	evGen   [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
@@ -124,8 +124,8 @@ func (c *controller) armTimer() {
 		c.timer.Stop()
 		c.timer = nil
 	}
-	c.keepAlive.Store(c.kato > 0 && !c.dead)
-	if c.kato <= 0 || c.dead {
+	c.keepAlive.Store(c.kato > 0 && !c.ended.Load())
+	if c.kato <= 0 || c.ended.Load() {
 		return
 	}
 	gen := c.kaGen
@@ -138,7 +138,7 @@ func (c *controller) armTimer() {
 // looks again in a granule (or at the deadline, if that is sooner).
 func (c *controller) keepAliveCheck(gen uint64) {
 	c.mu.Lock()
-	if c.dead || gen != c.kaGen || c.kato <= 0 {
+	if c.ended.Load() || gen != c.kaGen || c.kato <= 0 {
 		c.mu.Unlock()
 		return
 	}
@@ -169,11 +169,10 @@ func (c *controller) stopTimer() {
 // kill ends the association: every queue's connection is closed.
 func (c *controller) kill(why string) {
 	c.mu.Lock()
-	if c.dead {
+	if c.ended.Load() {
 		c.mu.Unlock()
 		return
 	}
-	c.dead = true
 	c.ended.Store(true)
 	if c.timer != nil {
 		c.timer.Stop()
@@ -260,7 +259,7 @@ func eventKind(mask uint8) int { return bits.TrailingZeros8(mask) }
 // can tell that the page the host read may be older than the event.
 func (c *controller) event(dw0 uint32, mask uint8) {
 	c.mu.Lock()
-	if c.dead || c.aec&aecBit(mask) == 0 {
+	if c.ended.Load() || c.aec&aecBit(mask) == 0 {
 		c.mu.Unlock()
 		return
 	}
@@ -310,7 +309,7 @@ func (c *controller) unmask(mask uint8, seen uint64) {
 	c.masked &^= mask
 	var cmd *command
 	k := eventKind(mask)
-	if c.evGen[k] != seen && !c.dead && c.aec&aecBit(mask) != 0 {
+	if c.evGen[k] != seen && !c.ended.Load() && c.aec&aecBit(mask) != 0 {
 		cmd = c.raiseLocked(c.evDW0[k], mask)
 	}
 	c.mu.Unlock()

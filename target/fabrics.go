@@ -153,7 +153,7 @@ func (q *queue) connect(c *command) {
 			return
 		}
 		ctrl.mu.Lock()
-		if ctrl.dead {
+		if ctrl.ended.Load() {
 			// Ended (RemoveSubsystem, PortDown) before its admin queue
 			// was in place, so kill could not close it: fail here.
 			ctrl.mu.Unlock()
@@ -185,7 +185,7 @@ func (q *queue) connect(c *command) {
 			ctrl.mu.Unlock()
 			q.connectInvalid(c, false, nvme.ConnectOffQID)
 			return
-		case ctrl.queues[args.QID] != nil || ctrl.dead:
+		case ctrl.queues[args.QID] != nil || ctrl.ended.Load():
 			// nvmet: "qid already created" is a Command Sequence Error.
 			ctrl.mu.Unlock()
 			c.ploc = nvme.ConnectOffQID
