@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -36,13 +37,15 @@ func TestCrashChild(t *testing.T) {
 	select {}
 }
 
-// startCrashChild starts a child target process on path and returns it and
-// its address.
-func startCrashChild(t *testing.T, path string) (*exec.Cmd, string) {
+// startChildTarget runs the test binary again with only the test named
+// (a child that serves a target and prints "ADDR host:port") and env
+// set, its standard error to stderr, and returns it and the address it
+// printed. The child is killed when t ends.
+func startChildTarget(t *testing.T, test, env string, stderr io.Writer) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
-	cmd.Stderr = os.Stderr
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.timeout=5m")
+	cmd.Env = append(os.Environ(), env)
+	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -67,11 +70,11 @@ func startCrashChild(t *testing.T, path string) (*exec.Cmd, string) {
 	select {
 	case a, ok := <-addr:
 		if !ok {
-			t.Fatal("child target exited without serving")
+			t.Fatalf("child target %s exited without serving", test)
 		}
 		return cmd, a
 	case <-time.After(time.Minute):
-		t.Fatal("child target did not start")
+		t.Fatalf("child target %s did not start", test)
 	}
 	return nil, ""
 }
@@ -95,7 +98,7 @@ func TestCrashFlushFUA(t *testing.T) {
 	const slots = 48
 	s := newSlotState(slots)
 	for round := range 6 {
-		cmd, addr := startCrashChild(t, path)
+		cmd, addr := startChildTarget(t, "TestCrashChild", crashChildEnv+"="+path, os.Stderr)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		c, err := initiator.Connect(ctx, addr, testNQN, initiator.Options{NrIOQueues: 2, QueueSize: 33})
 		if err != nil {

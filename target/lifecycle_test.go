@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -378,27 +377,8 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestEMFILEChild$", "-test.timeout=5m")
-	cmd.Env = append(os.Environ(), emfileChildEnv+"=1")
 	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	var addr string
-	line := make([]byte, 256)
-	n, _ := out.Read(line)
-	if _, err := fmt.Sscanf(string(line[:n]), "ADDR %s", &addr); err != nil {
-		t.Fatalf("child said %q: %v\n%s", line[:n], err, stderr.String())
-	}
+	_, addr := startChildTarget(t, "TestEMFILEChild", emfileChildEnv+"=1", &stderr)
 	ra := newRawAssoc(testNQN, testHost)
 	if nc, st, err := ra.open(addr, make([]byte, 256)); err != nil || st != nvme.StatusSuccess {
 		t.Fatalf("before the flood: %v %v", st, err)
