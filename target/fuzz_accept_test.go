@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -13,13 +14,14 @@ import (
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
-// scriptedListener hands out what a fuzz input scripts: Accept errors of
-// every kind and connections, then blocks until closed.
+// scriptedListener hands out what a test or fuzz input scripts: Accept
+// errors of every kind and connections, then blocks until closed.
 type scriptedListener struct {
 	mu     sync.Mutex
 	script []acceptEvent
 	closed chan struct{}
 	once   sync.Once
+	calls  atomic.Int32 // Accept calls
 }
 
 type acceptEvent struct {
@@ -28,6 +30,7 @@ type acceptEvent struct {
 }
 
 func (l *scriptedListener) Accept() (net.Conn, error) {
+	l.calls.Add(1)
 	l.mu.Lock()
 	if len(l.script) > 0 {
 		e := l.script[0]

@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -275,44 +274,6 @@ func acceptGoroutines() int {
 	return strings.Count(string(buf), "target.(*Target).accept(")
 }
 
-// flakyListener fails Accept with errs first, then hands out conns, then
-// blocks until closed.
-type flakyListener struct {
-	mu     sync.Mutex
-	errs   []error
-	conns  []net.Conn
-	closed chan struct{}
-	once   sync.Once
-	calls  atomic.Int32
-}
-
-func (l *flakyListener) Accept() (net.Conn, error) {
-	l.calls.Add(1)
-	l.mu.Lock()
-	if len(l.errs) > 0 {
-		err := l.errs[0]
-		l.errs = l.errs[1:]
-		l.mu.Unlock()
-		return nil, err
-	}
-	if len(l.conns) > 0 {
-		c := l.conns[0]
-		l.conns = l.conns[1:]
-		l.mu.Unlock()
-		return c, nil
-	}
-	l.mu.Unlock()
-	<-l.closed
-	return nil, net.ErrClosed
-}
-
-func (l *flakyListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *flakyListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
-
 // TestAcceptRetriesErrors: Accept errors other than a closed listener
 // (EMFILE when descriptors run out, ECONNABORTED, ...) are retried with a
 // back-off; the loop used to end at the first and the port stayed dead.
@@ -320,13 +281,14 @@ func TestAcceptRetriesErrors(t *testing.T) {
 	tg := startTarget(t, testConfig())
 	tc, hc := net.Pipe()
 	t.Cleanup(func() { hc.Close() })
-	ln := &flakyListener{closed: make(chan struct{}), conns: []net.Conn{tc}, errs: []error{
-		&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)},
-		&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ENFILE)},
-		&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ECONNABORTED)},
-		&net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.ENOBUFS)},
+	ln := &scriptedListener{closed: make(chan struct{})}
+	for _, err := range []error{
+		acceptErr(syscall.EMFILE), acceptErr(syscall.ENFILE), acceptErr(syscall.ECONNABORTED), acceptErr(syscall.ENOBUFS),
 		errors.New("some other accept error"),
-	}}
+	} {
+		ln.script = append(ln.script, acceptEvent{err: err})
+	}
+	ln.script = append(ln.script, acceptEvent{nc: tc})
 	startAcceptLoop(tg, tg.ports[0], ln)
 	t.Cleanup(func() { ln.Close() })
 	c := &client{t: t, nc: hc, conn: tcp.NewConn(hc, false, tcp.Config{})}
