@@ -40,17 +40,79 @@ const (
 	Optional    Level = "optional"    // may; checked only when the target claims the feature
 )
 
+// Keyword is the specification's own word for a requirement. The level
+// of a check follows from it and from nothing else: a lab reviewer can
+// trace every verdict to the sentence that makes it.
+type Keyword string
+
+// Keywords as the NVMe specifications define them in their conventions
+// (the NVMe/TCP 1.0 text uses the same ones as NVMe Base).
+const (
+	// Shall (or "shall not"): mandatory.
+	Shall Keyword = "shall"
+	// Indicative marks a requirement stated as fact rather than with a
+	// keyword, the way NVMe/TCP 1.0 states every fatal-error rule:
+	// "Reception of ... is treated as a fatal transport error with the
+	// Fatal Error Status field set to ...". The text leaves the
+	// implementation no choice, so it is mandatory.
+	Indicative Keyword = "indicative"
+	// Should (or "should not"): recommended.
+	Should Keyword = "should"
+	// May: optional; checked only when the target claims the feature.
+	May Keyword = "may"
+)
+
+// Level is the level a keyword gives a requirement.
+func (k Keyword) Level() (Level, bool) {
+	switch k {
+	case Shall, Indicative:
+		return Mandatory, true
+	case Should:
+		return Recommended, true
+	case May:
+		return Optional, true
+	}
+	return "", false
+}
+
+// Party is whom a requirement binds.
+type Party string
+
+// The parties a requirement can bind. `conform` judges the controller,
+// so its checks bind the controller (or both sides); a statement that
+// binds only the host is a duty of the harness, never a verdict on the
+// target.
+const (
+	Controller Party = "controller"
+	Host       Party = "host"
+	Both       Party = "both"
+)
+
 // Requirement is one checkable statement of a specification.
 type Requirement struct {
 	// ID is unique and stable, AREA-TOPIC-NNN, e.g. "TCP-IC-001"; reports,
 	// profiles and --label-filter use it.
 	ID string
-	// Section names the specification and section, e.g.
-	// "NVMe/TCP 1.0 3.6.2.1" or "NVMe-oF 1.1 3.3".
+	// Section names the specification and section whose text makes the
+	// requirement, e.g. "NVMe/TCP 1.0 3.5.1" or "NVMe Base 2.1 6.3".
 	Section string
-	Level   Level
+	// Keyword is the specification's word for it (shall, should, may, or
+	// indicative); Level follows from it.
+	Keyword Keyword `json:"keyword,omitempty"`
+	// Binds says whom the statement binds: the controller, or both sides.
+	Binds Party `json:"binds,omitempty"`
+	// Level is how strongly the spec asks for it, derived from Keyword
+	// when the requirement is declared.
+	Level Level
 	// Title says what must hold, as a sentence about the target.
 	Title string
+	// Text quotes the governing words of the specification (a few words,
+	// enough to find the sentence).
+	Text string `json:"text,omitempty"`
+	// Unfailable, when not empty, says why no reference-target quirk or
+	// fault injection can make this check fail (the sensitivity test
+	// holds every other check to failing on some deviation).
+	Unfailable string `json:"-"`
 }
 
 var idPattern = regexp.MustCompile(`^[A-Z]+(-[A-Z0-9]+)+-[0-9]{3}$`)
@@ -60,11 +122,26 @@ var (
 	registry = map[string]Requirement{}
 )
 
-func register(r Requirement) {
+func register(r Requirement) Requirement {
 	regMu.Lock()
 	defer regMu.Unlock()
 	if !idPattern.MatchString(r.ID) || r.Section == "" || r.Title == "" {
 		panic(fmt.Sprintf("suites: malformed requirement %+v", r)) // a programming error, found at init
+	}
+	if r.Keyword != "" {
+		lvl, ok := r.Keyword.Level()
+		if !ok {
+			panic(fmt.Sprintf("suites: requirement %s has keyword %q", r.ID, r.Keyword))
+		}
+		if r.Level != "" && r.Level != lvl {
+			panic(fmt.Sprintf("suites: requirement %s is %s but its keyword %q makes it %s", r.ID, r.Level, r.Keyword, lvl))
+		}
+		r.Level = lvl
+		switch r.Binds {
+		case Controller, Both:
+		default:
+			panic(fmt.Sprintf("suites: requirement %s binds %q: a target check binds the controller or both", r.ID, r.Binds))
+		}
 	}
 	switch r.Level {
 	case Mandatory, Recommended, Optional:
@@ -76,6 +153,7 @@ func register(r Requirement) {
 	}
 	registry[r.ID] = r
 	regSeen[r.ID] = regGen
+	return r
 }
 
 // Requirements returns every declared requirement, sorted by ID.
@@ -97,7 +175,7 @@ const DefaultStepTimeout = 10 * time.Second
 // Check declares requirement r as one spec of the enclosing container.
 // body gets a Spec bound to r and to the target under test.
 func Check(r Requirement, body func(ctx context.Context, s *Spec)) bool {
-	register(r)
+	r = register(r)
 	return It(fmt.Sprintf("[%s] %s", r.ID, r.Title), Label(r.ID, string(r.Level)), func(ctx SpecContext) {
 		s := &Spec{Req: r, Target: current()}
 		if s.Target == nil {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -38,6 +37,7 @@ func newConformCmd() *cobra.Command {
 		allowWrites                                      uint32
 		timeout, suiteTimeout                            time.Duration
 		strict, list                                     bool
+		listFormat                                       string
 	)
 	c := &cobra.Command{
 		Use:   "conform -t tcp -a ADDR -s PORT -n SUBNQN",
@@ -59,9 +59,8 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
-			if list {
-				listRequirements(out)
-				return nil
+			if list || cmd.Flags().Changed("list-format") {
+				return listRequirements(out, listFormat)
 			}
 			if transport != "tcp" {
 				return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
@@ -172,18 +171,20 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 	fs.DurationVar(&timeout, "timeout", suites.DefaultStepTimeout, "time limit of each check")
 	fs.DurationVar(&suiteTimeout, "suite-timeout", time.Hour, "time limit of the whole run")
 	fs.BoolVar(&strict, "strict", false, "fail (exit 1) on recommended and optional failures too")
-	fs.BoolVar(&list, "list", false, "list every requirement (ID, level, section, title) and exit")
+	fs.BoolVar(&list, "list", false, "list every requirement (ID, level, keyword, whom it binds, section, title) and exit")
+	fs.StringVar(&listFormat, "list-format", "text", "with --list: text or markdown (the traceability table)")
 	return c
 }
 
-// listRequirements prints the registry.
-func listRequirements(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tLEVEL\tSECTION\tREQUIREMENT")
-	reqs := suites.Requirements()
-	for _, r := range reqs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.ID, r.Level, r.Section, r.Title)
+// listRequirements prints the traceability table.
+func listRequirements(w io.Writer, format string) error {
+	switch format {
+	case "text":
+		suites.WriteRequirements(w, false)
+	case "markdown":
+		suites.WriteRequirements(w, true)
+	default:
+		return usagef("invalid --list-format %q: want text or markdown", format)
 	}
-	_ = tw.Flush()
-	fmt.Fprintf(w, "%d requirements\n", len(reqs))
+	return nil
 }
