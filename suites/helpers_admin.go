@@ -45,7 +45,7 @@ const (
 const (
 	secASCII         = "NVMe Base 2.1 1.4.2"
 	secCtrlModel     = "NVMe Base 2.2 3.1.2"
-	secNSIDTypes     = "NVMe Base 2.1 3.2.1.5"
+	secNSIDTypes     = "NVMe Base 2.2 3.2.1.5"
 	secKeepAlive     = "NVMe Base 2.2 3.9"
 	secKeepAliveCmd  = "NVMe Base 2.2 3.9.3.1"
 	secKATOConfig    = "NVMe Base 2.2 3.9.1"

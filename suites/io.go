@@ -214,16 +214,22 @@ var _ = Describe("io", Label("io"), func() {
 		s.Conform(Outcome(q.Read(ctx, ns.ID, 0, nlb, buf)), "status 0x0/0x2")
 	})
 
-	Check(Requirement{ID: "IO-ERR-004", Section: secNSIDTypes, Keyword: Indicative, Binds: Controller,
-		Text:  `an inactive NSID in an I/O command: Invalid Namespace or Format (Figure NSID types)`,
-		Title: "a Read of an inactive NSID fails with Invalid Namespace or Format"}, func(ctx context.Context, s *Spec) {
+	Check(Requirement{ID: "IO-ERR-004", Section: secNSIDTypes, Keyword: Shall, Binds: Controller,
+		Text:  `"Unless otherwise noted, specifying an inactive NSID in a command that uses the Namespace Identifier (NSID) field shall cause the controller to abort the command with a status code of Invalid Field in Command"`,
+		Title: "a Read of an inactive NSID fails (Invalid Field in Command, or Invalid Namespace or Format)"}, func(ctx context.Context, s *Spec) {
 		c, q := s.ioController(ctx)
 		nsid := s.inactiveNSID(ctx, c)
-		s.Conform(Outcome(q.Read(ctx, nsid, 0, 1, make([]byte, 512))), "status 0x0/0xb")
+		// Base 2.2 3.2.1.5 names Invalid Field in Command for an inactive
+		// (valid) NSID and keeps Invalid Namespace or Format for an
+		// invalid one. Controllers built to the older wording (SPDK,
+		// nvmet, the reference target) answer Invalid Namespace or Format
+		// here; the I/O command texts read for this suite note nothing
+		// either way, so both are accepted and the one seen is named.
+		s.conformOneOf(Outcome(q.Read(ctx, nsid, 0, 1, make([]byte, 512))), "status 0x0/0x2", "status 0x0/0xb")
 	})
 
-	Check(Requirement{ID: "IO-ERR-005", Section: secNSIDTypes, Keyword: Indicative, Binds: Controller,
-		Text:  `NSID 0h (an invalid NSID) in an I/O command: Invalid Namespace or Format (Figure NSID types)`,
+	Check(Requirement{ID: "IO-ERR-005", Section: secNSIDTypes, Keyword: Shall, Binds: Controller,
+		Text:  `"Specifying an invalid NSID in a command that uses the NSID field shall cause the controller to abort the command with a status code of Invalid Namespace or Format"; "Any NSID is valid, except if that NSID is 0h or greater than" NN`,
 		Title: "a Read with NSID 0 fails with Invalid Namespace or Format"}, func(ctx context.Context, s *Spec) {
 		_, q := s.ioController(ctx)
 		s.Conform(Outcome(q.Read(ctx, 0, 0, 1, make([]byte, 512))), "status 0x0/0xb")
