@@ -826,8 +826,8 @@ var _ = Describe("admin", Label("admin"), func() {
 		s.expectThat(slices.Contains(ids, nsid) || slices.Equal(ids, []uint32{nvme.ChangedNSListOverflow}), "Changed Namespace List %v does not name NSID %d", ids, nsid)
 	})
 
-	Check(Requirement{ID: "ADM-ABRT-001", Section: secAbort, Keyword: Indicative, Binds: Controller,
-		Text:  `Abort of a command not found: completes successfully, Dword 0 bit 0 set to '1' (the command was not aborted)`,
+	Check(Requirement{ID: "ADM-ABRT-001", Section: secAbort + ".2", Keyword: Indicative, Binds: Controller,
+		Text:  `IANP (Dword 0 bit 0): "If this bit is set to '1', then an immediate abort was not performed ... for any reason (e.g., ... the requested command to abort was not found)"`,
 		Title: "Abort of a command not outstanding completes successfully (DW0 bit 0 says not aborted)"}, func(ctx context.Context, s *Spec) {
 		c, _ := s.ioController(ctx)
 		cqe, err := c.Admin().Exec(ctx, nvme.AbortCmd(1, 0x7FFF), nil, initiator.NoData)
