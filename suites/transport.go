@@ -471,6 +471,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 		// would, and the target must live on (ExpectFatal checks both).
 		for i, c := range []struct {
 			what  string
+			is    string // the answer, in words
 			ic    tcp.ICReq
 			build func(s *Spec, r *initiator.Raw) []byte
 			sec   string
@@ -479,45 +480,45 @@ var _ = Describe("Transport", Label("transport"), func() {
 			text  string
 			want  []termAnswer
 		}{
-			{what: "HLEN 24", build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "HLEN 24", is: "Invalid PDU Header Field at HLEN", build: func(s *Spec, r *initiator.Raw) []byte {
 				b := s.connectCapsule(r)
 				b[2] = 24
 				return rehash(r, b)
 			}, sec: secCapsuleCmd, kw: Indicative, binds: Controller, text: "HLEN: Fixed length of 72 bytes (48h)",
 				want: []termAnswer{fesFEI(tcp.FESInvalidHeaderField, feiHLEN)}},
-			{what: "PLEN 64, shorter than its header", build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "PLEN 64, shorter than its header", is: "Invalid PDU Header Field at PLEN or PDO", build: func(s *Spec, r *initiator.Raw) []byte {
 				b := s.connectCapsule(r)
 				setPLEN(b, 64)
 				return rehash(r, b)
 			}, sec: secCapsuleCmd, kw: Indicative, binds: Controller, text: "PLEN: Total length of PDU (including PDU Header, HDGST, PAD, DATA, and DDGST)",
 				want: []termAnswer{pdoOrPLEN[1], pdoOrPLEN[0]}},
-			{what: "PLEN 8, no room for its header", build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "PLEN 8, no room for its header", is: "Invalid PDU Header Field at PLEN or PDO", build: func(s *Spec, r *initiator.Raw) []byte {
 				b := s.connectCapsule(r)
 				setPLEN(b, 8)
 				return rehash(r, b)
 			}, sec: secCapsuleCmd, kw: Indicative, binds: Controller, text: "PLEN: Total length of PDU (including PDU Header, HDGST, PAD, DATA, and DDGST)",
 				want: []termAnswer{pdoOrPLEN[1], pdoOrPLEN[0]}},
-			{what: "PDO 13, inside its header and not a dword multiple", build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "PDO 13, inside its header and not a dword multiple", is: "Invalid PDU Header Field at PDO or PLEN", build: func(s *Spec, r *initiator.Raw) []byte {
 				return rehash(r, repad(s.connectCapsule(r), 13))
 			}, sec: secCapsuleCmd, kw: Shall, binds: Both, text: "PDO: Data offset within PDU. This value shall be a multiple of the data alignment specified by the CPDA field",
 				want: []termAnswer{pdoOrPLEN[0], pdoOrPLEN[1]}},
-			{what: "PDO 128 beyond its PLEN of 100", build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "PDO 128 beyond its PLEN of 100", is: "Invalid PDU Header Field at PDO or PLEN", build: func(s *Spec, r *initiator.Raw) []byte {
 				return rehash(r, pdoBeyondPLEN(s.connectCapsule(r), 128, 100))
 			}, sec: secCapsuleCmd, kw: Indicative, binds: Controller, text: "PDO: Data offset within PDU ... PLEN: Total length of PDU",
 				want: []termAnswer{pdoOrPLEN[0], pdoOrPLEN[1]}},
-			{what: "HDGSTF set without header digests", build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "HDGSTF set without header digests", is: "Invalid PDU Header Field at FLAGS", build: func(s *Spec, r *initiator.Raw) []byte {
 				o := r.Encoding()
 				o.Header = true
 				return s.connectCapsuleWith(r, o)
 			}, sec: secDigests, kw: Shall, binds: Both, text: "If PDU Header Digest is not enabled, then all subsequent PDUs ... shall have the HDGSTF flag, if defined, cleared to '0'",
 				want: []termAnswer{fesFEI(tcp.FESInvalidHeaderField, feiFlags)}},
-			{what: "HDGSTF clear on a connection with header digests", ic: tcp.ICReq{DGST: tcp.DgstHeader}, build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "HDGSTF clear on a connection with header digests", is: "Invalid PDU Header Field at FLAGS", ic: tcp.ICReq{DGST: tcp.DgstHeader}, build: func(s *Spec, r *initiator.Raw) []byte {
 				o := r.Encoding()
 				o.Header = false
 				return s.connectCapsuleWith(r, o)
 			}, sec: secDigests, kw: Shall, binds: Both, text: "If the PDU Header Digest is enabled, then all the subsequent PDUs ... shall contain a HDGST field and have the HDGSTF flag set to '1'",
 				want: []termAnswer{fesFEI(tcp.FESInvalidHeaderField, feiFlags)}},
-			{what: "a wrong header digest", ic: tcp.ICReq{DGST: tcp.DgstHeader}, build: func(s *Spec, r *initiator.Raw) []byte {
+			{what: "a wrong header digest", is: "Header Digest Error", ic: tcp.ICReq{DGST: tcp.DgstHeader}, build: func(s *Spec, r *initiator.Raw) []byte {
 				b := s.connectCapsule(r)
 				b[tcp.HLenCapsuleCmd] ^= 0x5A
 				return b
@@ -525,7 +526,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 				want: []termAnswer{fesAny(tcp.FESHeaderDigestError)}},
 		} {
 			Check(Requirement{ID: fmt.Sprintf("TCP-PDU-%03d", 22+i), Section: c.sec, Keyword: c.kw, Binds: c.binds,
-				Title: fmt.Sprintf("a Connect capsule (the first capsule, with in-capsule data) with %s is a fatal error the target survives", c.what),
+				Title: fmt.Sprintf("a Connect capsule (the first capsule, with in-capsule data) with %s is a fatal %s, and the target survives", c.what, c.is),
 				Text:  c.text}, func(ctx context.Context, s *Spec) {
 				r := s.Raw(ctx, c.ic)
 				if c.ic.DGST&tcp.DgstHeader != 0 && !r.Encoding().Header {
