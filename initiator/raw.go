@@ -65,6 +65,12 @@ func (r *Raw) Initialize(req tcp.ICReq) (*tcp.ICResp, error) {
 	defer func() { _ = r.Conn.NetConn().SetDeadline(time.Time{}) }()
 	resp, err := r.Conn.HostInitialize(req)
 	if err != nil {
+		var pt *tcp.PeerTerminated
+		if errors.As(err, &pt) {
+			// NVMe/TCP 1.0 3.5.1: "In response to a C2HTermReq PDU, the
+			// host shall terminate the connection."
+			_ = r.Close()
+		}
 		return resp, err
 	}
 	r.ICResp = resp
@@ -94,7 +100,11 @@ func (r *Raw) SendBytes(b []byte) error { return r.Conn.SendRaw(b) }
 // mismatch returns the PDU and data with tcp.ErrDataDigest; a violation
 // returns *tcp.FatalError (nothing is sent back); a closed connection
 // returns io.EOF or a net error; a timeout returns a net.Error whose
-// Timeout() is true.
+// Timeout() is true. A C2HTermReq is returned like any PDU and the
+// connection stays open: Recv only observes, so a check can still see
+// what the controller does next (NVMe/TCP 1.0 3.5.1 has it stop
+// processing PDUs); terminating the connection, the host's duty, is then
+// the caller's (Close). Command and Initialize close it themselves.
 func (r *Raw) Recv(timeout time.Duration) (tcp.PDU, tcp.CommonHeader, []byte, error) {
 	if timeout <= 0 {
 		timeout = r.opts.initTimeout()
@@ -178,7 +188,8 @@ func (r *Raw) NextCID() uint16 {
 // and collecting C2HData. If sqe.CID is 0 a fresh CID is used. If
 // sqe.DPTR.Type is 0 the SGL is filled in: data goes in-capsule, and a
 // read length can be given as sqe.DPTR.Length with no data. A non-success
-// status is returned as the error (an nvme.Status) with the CQE.
+// status is returned as the error (an nvme.Status) with the CQE. A
+// C2HTermReq closes the connection and returns *tcp.PeerTerminated.
 func (r *Raw) Command(sqe nvme.SQE, data []byte) (nvme.CQE, []byte, error) {
 	if sqe.CID == 0 {
 		sqe.CID = r.NextCID()
@@ -230,6 +241,9 @@ func (r *Raw) Command(sqe nvme.SQE, data []byte) (nvme.CQE, []byte, error) {
 				return nvme.CQE{}, rdata, err
 			}
 		case *tcp.TermReq:
+			// The host's duty (NVMe/TCP 1.0 3.5.1): terminate the
+			// connection in response to a C2HTermReq.
+			_ = r.Close()
 			return nvme.CQE{}, rdata, &tcp.PeerTerminated{FES: v.FES, FEI: v.FEI}
 		default:
 			return nvme.CQE{}, rdata, fmt.Errorf("unexpected %v", p.Type())

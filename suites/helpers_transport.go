@@ -6,7 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"regexp"
+	"io"
+	"net"
 	"slices"
 	"time"
 
@@ -35,12 +36,6 @@ func (s *Spec) fatalWait() time.Duration {
 	return min(t/2, 3*time.Second)
 }
 
-var feiPart = regexp.MustCompile(` FEI 0x[0-9a-f]+`)
-
-// withoutFEI drops the FEI from a FatalOutcome, for errors whose FEI the
-// spec leaves open (FES 2..5).
-func withoutFEI(obs string) string { return feiPart.ReplaceAllString(obs, "") }
-
 // OneOf passes when observed is want or one of the alternatives the spec
 // equally allows (recording which one it was); otherwise it is Conform.
 func (s *Spec) OneOf(observed, want string, alts ...string) {
@@ -52,17 +47,60 @@ func (s *Spec) OneOf(observed, want string, alts ...string) {
 	s.Conform(observed, want)
 }
 
-// ExpectFatal waits for the target's reaction to a fatal transport error
-// on r and judges it against want (a FatalOutcome string, FEI included
-// unless keepFEI is false), then checks that the target still accepts a
-// new connection: a fatal error ends one connection, never the target.
-func (s *Spec) ExpectFatal(ctx context.Context, r *initiator.Raw, want string, keepFEI bool, alts ...string) {
-	GinkgoHelper()
-	obs := FatalOutcome(r, s.fatalWait())
-	if !keepFEI {
-		obs = withoutFEI(obs)
+// termAnswer is one C2HTermReq the spec allows as the reaction to a
+// fatal error: its FES and, unless anyFEI, its FEI.
+type termAnswer struct {
+	fes    uint16
+	fei    uint32
+	anyFEI bool
+}
+
+// fesFEI allows a C2HTermReq with exactly this FES and FEI.
+func fesFEI(fes uint16, fei uint32) termAnswer { return termAnswer{fes: fes, fei: fei} }
+
+// fesAny allows a C2HTermReq with this FES and any FEI: for FES 02h, 04h
+// and 05h the FEI is reserved, for 03h it holds the received digest.
+func fesAny(fes uint16) termAnswer { return termAnswer{fes: fes, anyFEI: true} }
+
+func (a termAnswer) String() string {
+	if a.anyFEI {
+		return termReqFES(a.fes)
 	}
-	s.OneOf(obs, want, alts...)
+	return termReq(a.fes, a.fei)
+}
+
+func (a termAnswer) matches(t *tcp.TermReq) bool {
+	return t != nil && t.FES == a.fes && (a.anyFEI || t.FEI == a.fei)
+}
+
+// ExpectFatal waits for the target's reaction to a fatal transport error
+// on r and judges it: a C2HTermReq matching want or one of alts (each
+// the spec allows) passes, naming which was seen. NVMe/TCP 1.0 3.5.1 asks
+// the controller for the C2HTermReq only; terminating the connection is
+// the host's duty, so the harness closes it (FatalOutcome) and never
+// waits for the target to. Then a new connection must still work: a
+// fatal error ends one connection, never the target.
+func (s *Spec) ExpectFatal(ctx context.Context, r *initiator.Raw, want termAnswer, alts ...termAnswer) {
+	GinkgoHelper()
+	t, obs := actAsHost(r, s.fatalWait())
+	all := append([]termAnswer{want}, alts...)
+	altNames := make([]string, len(alts))
+	for i, a := range alts {
+		altNames[i] = a.String()
+	}
+	for _, a := range all {
+		if a.matches(t) {
+			obs = a.String()
+			break
+		}
+	}
+	if t != nil && !slices.ContainsFunc(all, func(a termAnswer) bool { return a.matches(t) }) &&
+		!slices.ContainsFunc(all, func(a termAnswer) bool { return !a.anyFEI }) {
+		// Only FES matters to this check: report the FES it got, as the
+		// profiles record it.
+		obs = termReqFES(t.FES)
+	}
+	s.OneOf(obs, want.String(), altNames...)
 	s.TargetAlive(ctx)
 }
 
@@ -142,6 +180,62 @@ func repad(b []byte, pdo int) []byte {
 	out[3] = byte(pdo)
 	setPLEN(out, uint32(len(out)))
 	return out
+}
+
+// connectCapsule is an admin-queue Connect (dynamic controller) with its
+// 1024 bytes of Connect data in the capsule, encoded as r negotiated: the
+// first capsule of a connection, before any association exists.
+func (s *Spec) connectCapsule(r *initiator.Raw) []byte {
+	return s.connectCapsuleWith(r, r.Encoding())
+}
+
+// connectCapsuleWith is connectCapsule encoded with o, legal or not.
+func (s *Spec) connectCapsuleWith(r *initiator.Raw, o tcp.EncodeOptions) []byte {
+	cd := nvme.ConnectData{HostID: s.hostID(s.hostNQN()), CNTLID: nvme.CNTLIDDynamic, SubNQN: s.Target.Config.SubNQN, HostNQN: s.hostNQN()}
+	cmd := nvme.Connect{SQSIZE: initiator.AdminQueueSize - 1}
+	return tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: cmd.SQE(r.NextCID())}, cd.Append(nil), o)
+}
+
+// pdoBeyondPLEN cuts PDU b (a capsule with data, no digests) to plen
+// bytes and sets its PDO to pdo > plen: data that starts after the PDU
+// ends.
+func pdoBeyondPLEN(b []byte, pdo uint8, plen uint32) []byte {
+	out := append([]byte(nil), b[:plen]...)
+	out[3] = pdo
+	setPLEN(out, plen)
+	return out
+}
+
+// processWait is how long TCP-FATAL-003 waits for a response that a
+// controller which stopped processing never sends: ample for a command
+// that needs no media access.
+const processWait = time.Second
+
+// hostTermGrace is how long NVMe/TCP 1.0 3.5.1 lets a controller take to
+// terminate the connection after an H2CTermReq before the host "may
+// terminate the connection" itself.
+const hostTermGrace = 30 * time.Second
+
+// awaitTermination waits up to grace for the target to end the
+// connection: "connection terminated" (closed or reset), or "connection
+// still open after ..." . PDUs that arrive first are noted, not judged.
+func awaitTermination(r *initiator.Raw, grace time.Duration) string {
+	deadline := time.Now().Add(grace)
+	for {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return fmt.Sprintf("connection still open after %v", grace)
+		}
+		p, _, _, err := r.Recv(wait)
+		if err == nil {
+			AddReportEntry("observed", fmt.Sprintf("before terminating the connection the target sent a %v", p.Type()))
+			continue
+		}
+		if fatalErrOutcome(err) == "no reaction" {
+			return fmt.Sprintf("connection still open after %v", grace)
+		}
+		return "connection terminated"
+	}
 }
 
 // header builds a bare common header (and zero type-specific bytes) of
@@ -423,14 +517,25 @@ func awaitResponse(r *initiator.Raw, cid uint16, wait time.Duration) string {
 	}
 }
 
-// fatalErrOutcome renders a receive error as FatalOutcome does.
+// fatalErrOutcome renders a receive error as FatalOutcome does: "no
+// reaction" for a timeout, "close without C2HTermReq" for a connection
+// the target closed or reset, "invalid PDU from the target: ..." for a
+// PDU the host must treat as a fatal error, else "error ...".
 func fatalErrOutcome(err error) string {
-	var ne interface{ Timeout() bool }
+	var ne net.Error
+	var fe *tcp.FatalError
+	var pt *tcp.PeerTerminated
 	switch {
+	case err == nil:
+		return "success"
 	case errors.As(err, &ne) && ne.Timeout():
 		return "no reaction"
-	case err != nil:
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed), isReset(err):
 		return "close without C2HTermReq"
+	case errors.As(err, &fe):
+		return "invalid PDU from the target: " + fe.Reason
+	case errors.As(err, &pt):
+		return termReq(pt.FES, pt.FEI)
 	}
-	return "success"
+	return "error " + err.Error()
 }

@@ -4,11 +4,12 @@ import (
 	"fmt"
 )
 
-// Byte offsets of ICReq fields, for FEI.
+// Byte offsets of ICReq/ICResp fields, for FEI.
 const (
-	offPFV  = 8
-	offHPDA = 10
-	offDGST = 11
+	offPFV        = 8
+	offHPDA       = 10 // CPDA in an ICResp
+	offDGST       = 11
+	offMAXH2CDATA = 12
 )
 
 // HostInitialize runs the host side of connection initialization: it
@@ -16,6 +17,13 @@ const (
 // what was negotiated. A controller that enables a digest the host did
 // not ask for, or announces an illegal MAXH2CDATA or CPDA, gets a fatal
 // error back (the caller may Terminate with it).
+//
+// A MAXH2CDATA below 4096 is legal: NVMe/TCP 1.0 3.6.2.3 says it "is a
+// multiple of dwords and should be no less than 4,096", a recommendation
+// the host must live with (and a conformance run reports), not a reason
+// to refuse the connection. Only 0 (no H2CData could carry anything,
+// while 3.3 makes Command Data Buffer transfers mandatory) and values
+// that are not a multiple of 4 are invalid.
 func (c *Conn) HostInitialize(req ICReq) (*ICResp, error) {
 	if err := c.Send(&req, nil); err != nil {
 		return nil, err
@@ -37,8 +45,8 @@ func (c *Conn) HostInitialize(req ICReq) (*ICResp, error) {
 		if resp.DGST&^req.DGST != 0 {
 			return &resp, fatal(FESInvalidHeaderField, offDGST, hdr, "ICResp enables digests %#x not requested (%#x)", resp.DGST, req.DGST)
 		}
-		if resp.MAXH2CDATA < MinMaxH2CData || resp.MAXH2CDATA%4 != 0 {
-			return &resp, fatal(FESInvalidHeaderField, 12, hdr, "ICResp MAXH2CDATA %d: must be >= 4096 and a multiple of 4", resp.MAXH2CDATA)
+		if resp.MAXH2CDATA == 0 || resp.MAXH2CDATA%4 != 0 {
+			return &resp, fatal(FESInvalidHeaderField, offMAXH2CDATA, hdr, "ICResp MAXH2CDATA %d: must be a non-zero multiple of 4", resp.MAXH2CDATA)
 		}
 		c.Negotiated(Digests{Header: resp.DGST&DgstHeader != 0, Data: resp.DGST&DgstData != 0}, req.HPDA, resp.CPDA)
 		return &resp, nil
@@ -52,7 +60,10 @@ func (c *Conn) HostInitialize(req ICReq) (*ICResp, error) {
 type ICPolicy struct {
 	// CPDA is the data alignment the controller asks of the host.
 	CPDA uint8
-	// MaxH2CData is announced in ICResp and enforced on H2CData.
+	// MaxH2CData is announced in ICResp and enforced on H2CData; zero
+	// means 128 KiB. Values below 4096 are announced as they are (the
+	// spec only recommends at least 4096), so a test controller can
+	// behave like a target that uses them.
 	MaxH2CData uint32
 	// HeaderDigest and DataDigest say whether the controller grants each
 	// digest when the host asks for it.
@@ -104,7 +115,7 @@ func (c *Conn) ControllerInitialize(pol ICPolicy) (*ICReq, error) {
 		dgst |= r.DGST & DgstData
 	}
 	maxh2c := pol.MaxH2CData
-	if maxh2c < MinMaxH2CData {
+	if maxh2c == 0 {
 		maxh2c = 128 << 10
 	}
 	resp := ICResp{CPDA: pol.CPDA, DGST: dgst, MAXH2CDATA: maxh2c}

@@ -8,7 +8,9 @@ const (
 	DgstData   = 1 << 1
 )
 
-// MinMaxH2CData is the smallest MAXH2CDATA a controller may announce.
+// MinMaxH2CData is the smallest MAXH2CDATA NVMe/TCP 1.0 3.6.2.3 recommends
+// ("should be no less than 4,096"); smaller non-zero dword multiples are
+// legal.
 const MinMaxH2CData = 4096
 
 // ICReq is the Initialize Connection Request a host sends first.
