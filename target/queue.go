@@ -693,8 +693,16 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	if c.sqe.CID != d.CCCID {
 		return q.fatalf(tcp.FESInvalidHeaderField, offCCCID, "H2CData CCCID does not match the R2T")
 	}
-	if d.DATAO != c.recvd || uint64(d.DATAO)+uint64(d.DATAL) > uint64(c.xfer) {
+	// The one R2T asks for the whole transfer (R2TO 0, R2TL xfer), so
+	// data outside [0, xfer) is out of its range (FES 04h), and data
+	// inside it that does not continue where the last PDU ended is a
+	// non-contiguous H2CData PDU: PDU Sequence Error (NVMe/TCP 1.0
+	// 3.3.2.2).
+	if uint64(d.DATAO)+uint64(d.DATAL) > uint64(c.xfer) {
 		return q.fatalf(tcp.FESDataOutOfRange, 0, "H2CData outside the data the R2T asked for")
+	}
+	if d.DATAO != c.recvd {
+		return q.fatalf(tcp.FESPDUSequenceError, 0, "H2CData not contiguous with the data before it")
 	}
 	if err := q.conn.ReadData(c.buf[d.DATAO : d.DATAO+d.DATAL]); err != nil {
 		if !errors.Is(err, tcp.ErrDataDigest) || q.t.cfg.DataDigestFatal {

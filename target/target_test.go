@@ -501,7 +501,23 @@ func TestMalformedPDUs(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := p.(*tcp.R2T)
+		// Inside the R2T's range but not where the data stopped: a
+		// non-contiguous H2CData PDU (NVMe/TCP 1.0 3.3.2.2).
 		_ = c.conn.Send(&tcp.H2CData{CCCID: 9, TTAG: r.TTAG, DATAO: 512, DATAL: 512}, make([]byte, 512))
+		c.expectTerm(tcp.FESPDUSequenceError, 0)
+	})
+	t.Run("H2CData beyond the R2T", func(t *testing.T) {
+		c := ioQueue(t, addr, good.cntlid, 2, 0)
+		w := nvme.WriteCmd(1, 0, 32)
+		w.CID = 9
+		nvme.SetDataLength(&w, 16384)
+		_ = c.conn.Send(&tcp.CapsuleCmd{SQE: w}, nil)
+		p, err := c.conn.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := p.(*tcp.R2T)
+		_ = c.conn.Send(&tcp.H2CData{CCCID: 9, TTAG: r.TTAG, DATAO: 16384 - 512, DATAL: 1024}, make([]byte, 1024))
 		c.expectTerm(tcp.FESDataOutOfRange, 0)
 	})
 	t.Run("H2CData unknown TTAG", func(t *testing.T) {
