@@ -133,10 +133,8 @@ var (
 // once per process (Ginkgo's RunSpecs); t gets Fail() when any check
 // fails. Reports go to opts.ReportDir.
 func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summary, error) {
-	if opts.LabelFilter != "" {
-		if _, err := types.ParseLabelFilter(opts.LabelFilter); err != nil {
-			return Summary{}, fmt.Errorf("label filter %q: %s", opts.LabelFilter, plainError(err))
-		}
+	if err := CheckLabelFilter(opts.LabelFilter); err != nil {
+		return Summary{}, err
 	}
 	loadRegistry()
 	nextBuild()
@@ -199,6 +197,19 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 		sum.WriteText(opts.Out)
 	}
 	return sum, runErr
+}
+
+// CheckLabelFilter checks a --label-filter expression the way Run will
+// read it (an empty one selects every check), so a caller can refuse a
+// bad one before touching the target.
+func CheckLabelFilter(filter string) error {
+	if filter == "" {
+		return nil
+	}
+	if _, err := types.ParseLabelFilter(filter); err != nil {
+		return fmt.Errorf("label filter %q: %s", filter, plainError(err))
+	}
+	return nil
 }
 
 // reportLive prints a check's line as it ends (a top-level ReportAfterEach
