@@ -316,6 +316,8 @@ func (u *Unreachable) String() string {
 	s := fmt.Sprintf("target unreachable after %s (%s)", u.After, u.Reason)
 	if u.Previous != "" {
 		s += "; the check before it was " + u.Previous
+	} else {
+		s += "; it was the first check run: the target may never have answered"
 	}
 	return s
 }
@@ -368,7 +370,13 @@ func (s *Spec) checkLiveness(ctx SpecContext) {
 	if dead || s.Target == nil || !probeAfter(sr) {
 		return
 	}
-	err := ProbeTwice(ctx, s.Target.Config, 0)
+	// Bounded like a check: a run with short check timeouts does not
+	// wait longer for the probe.
+	bound := ProbeTimeout
+	if t := s.Target.Config.Timeout; t > 0 && t < bound {
+		bound = t
+	}
+	err := ProbeTwice(ctx, s.Target.Config, bound)
 	if err == nil || ctx.Err() != nil {
 		return
 	}

@@ -174,11 +174,12 @@ func forward(c net.Conn, to string) {
 }
 
 // killingControl is the reference target's control, except that its
-// first action kills the target (as SPDK v26.05 dies on one malformed
-// Connect): it records which check asked, and from then on every action
-// "succeeds" on a target that is gone.
+// first action kills the target, by kill: closing it (as SPDK v26.05
+// dies on one malformed Connect) or freezing the proxy in front of it (a
+// target that hangs). It records which check asked; from then on every
+// action "succeeds" on a target that is gone.
 type killingControl struct {
-	tg *target.Target
+	kill func()
 
 	mu     sync.Mutex
 	killer string
@@ -193,56 +194,146 @@ func (c *killingControl) Do(ctx context.Context, a Action) error {
 				c.killer = l
 			}
 		}
-		_ = c.tg.Close()
+		c.kill()
 	}
 	return nil
 }
 
+// freezingProxy forwards connections to a target until it is frozen;
+// then it hangs like a wedged target: the connections it has stay open and
+// silent, and new ones are accepted and never answered.
+type freezingProxy struct {
+	ln   net.Listener
+	to   string
+	mu   sync.Mutex
+	cold bool
+	up   []net.Conn // connections to the target, closed when frozen
+	held []net.Conn // host-side connections, closed when the test ends
+}
+
+func startFreezingProxy(t *testing.T, to string) *freezingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezingProxy{ln: ln, to: to}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for _, c := range append(p.up, p.held...) {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			p.held = append(p.held, c)
+			cold := p.cold
+			p.mu.Unlock()
+			if cold {
+				continue
+			}
+			u, err := net.Dial("tcp", to)
+			if err != nil {
+				continue
+			}
+			p.mu.Lock()
+			p.up = append(p.up, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c) }()
+			go func() { _, _ = io.Copy(c, u) }() // ends when frozen, leaving c open
+		}
+	}()
+	return p
+}
+
+func (p *freezingProxy) freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cold = true
+	for _, u := range p.up {
+		_ = u.Close()
+	}
+}
+
 const envDeathCase = "NVMFTEST_DEATH_CASE"
 
-// deathChild is what the child process of TestRunStopsWhenTargetDies
-// prints after this marker: the summary, and the check the control saw.
+// deathMarker precedes what the child process of TestRunStopsWhenTargetDies
+// prints: a deathResult as JSON.
 const deathMarker = "\nDEATH-RESULT "
 
 type deathResult struct {
 	Killer   string
 	Summary  Summary
 	Exit     int
-	Dir      string
 	Duration time.Duration
 }
 
 // TestRunStopsWhenTargetDies kills the reference target from inside the
-// first check that asks for a target-side action. The run must name that
+// first check that asks for a target-side action: "dies" closes it (new
+// connections are refused), "hangs" freezes a proxy in front of it (new
+// connections are accepted and never answered). The run must name that
 // check as the one after which the target was unreachable, keep its trace
 // (Traces=failed), mark every check after it "not run", exit with
 // ExitUnreachable, and end long before one timeout per remaining check
-// would (the bound is generous: it proves "no hang", not speed). Run runs
-// once per process, so the run happens in a child process.
+// would: the bound is generous (it proves "no hang", not speed), but 200
+// checks each waiting out their timeout would take far longer. Run runs
+// once per process, so each run happens in a child process.
 func TestRunStopsWhenTargetDies(t *testing.T) {
-	if os.Getenv(envDeathCase) != "" {
-		tg, cfg := referenceTarget(t)
-		ctl := &killingControl{tg: tg}
-		cfg.Control = ctl
-		cfg.Timeout = 20 * time.Second // a check that waited for a dead target would show
-		dir := os.Getenv(envDeathCase)
-		var out strings.Builder
-		start := time.Now()
-		sum, err := Run(t, cfg, nil, RunOptions{ReportDir: dir, Out: &out, Quiet: true, Traces: TracesFailed})
-		if err != nil {
-			t.Log(err)
-		}
-		b, _ := json.Marshal(deathResult{Killer: ctl.killer, Summary: sum, Exit: sum.ExitCode(false), Dir: dir, Duration: time.Since(start)})
-		os.Stdout.WriteString("\nOUTPUT\n" + out.String() + deathMarker + string(b) + "\n")
+	if c := os.Getenv(envDeathCase); c != "" {
+		deathChild(t, c)
 		return
 	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestRunStopsWhenTargetDies$")
-	cmd.Env = append(os.Environ(), envDeathCase+"="+dir)
-	var outb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &outb, &outb
-	testbound.Within(t, 3*time.Minute, "a run whose target dies", func() { _ = cmd.Run() })
-	out := outb.String()
+	for _, tc := range []struct{ name, reason string }{
+		{"dies", "TCP connect: connection refused"},
+		{"hangs", "ICReq/ICResp: the port accepted the connection but sent no ICResp within 2s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestRunStopsWhenTargetDies$")
+			cmd.Env = append(os.Environ(), envDeathCase+"="+tc.name+":"+dir)
+			var outb bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &outb, &outb
+			testbound.Within(t, 3*time.Minute, "a run whose target "+tc.name, func() { _ = cmd.Run() })
+			checkDeath(t, outb.String(), dir, tc.reason)
+		})
+	}
+}
+
+// deathChild runs the suite in the child process: mode is "dies" or
+// "hangs", then ":" and the report directory.
+func deathChild(t *testing.T, c string) {
+	mode, dir, _ := strings.Cut(c, ":")
+	tg, cfg := referenceTarget(t)
+	ctl := &killingControl{kill: func() { _ = tg.Close() }}
+	cfg.Timeout = 20 * time.Second // a check that waited out its timeout on a dead target would show
+	if mode == "hangs" {
+		p := startFreezingProxy(t, cfg.Address)
+		cfg.Address = p.ln.Addr().String()
+		ctl.kill = p.freeze
+		cfg.Timeout = 2 * time.Second // every wait on the frozen proxy is a timeout
+	}
+	cfg.Control = ctl
+	var out strings.Builder
+	start := time.Now()
+	sum, err := Run(t, cfg, nil, RunOptions{ReportDir: dir, Out: &out, Quiet: true, Traces: TracesFailed})
+	if err != nil {
+		t.Log(err)
+	}
+	b, _ := json.Marshal(deathResult{Killer: ctl.killer, Summary: sum, Exit: sum.ExitCode(false), Duration: time.Since(start)})
+	os.Stdout.WriteString("\nOUTPUT\n" + out.String() + deathMarker + string(b) + "\n")
+}
+
+// checkDeath holds a child's run to what TestRunStopsWhenTargetDies
+// requires.
+func checkDeath(t *testing.T, out, dir, reason string) {
+	t.Helper()
 	i := strings.LastIndex(out, deathMarker)
 	if i < 0 {
 		t.Fatalf("no result from the child:\n%s", out)
@@ -257,8 +348,8 @@ func TestRunStopsWhenTargetDies(t *testing.T) {
 		t.Fatalf("no check asked for a target-side action:\n%s", out)
 	}
 	u := sum.Unreachable
-	if u == nil || u.After != res.Killer || !strings.Contains(u.Reason, "connection refused") {
-		t.Fatalf("unreachable %+v, want after %s with connection refused\n%s", u, res.Killer, out)
+	if u == nil || u.After != res.Killer || u.Reason != reason {
+		t.Fatalf("unreachable %+v, want after %s: %s\n%s", u, res.Killer, reason, out)
 	}
 	if res.Exit != ExitUnreachable || res.Exit == ExitNotConformant {
 		t.Errorf("exit code %d, want %d", res.Exit, ExitUnreachable)
@@ -270,7 +361,7 @@ func TestRunStopsWhenTargetDies(t *testing.T) {
 	for _, r := range sum.Results {
 		switch {
 		case r.ID == res.Killer:
-			if r.State != "failed" || r.Unreachable == "" || len(r.Traces) != 1 {
+			if r.State != "failed" || r.Unreachable != reason || len(r.Traces) != 1 {
 				t.Errorf("the killer %s: state %s, unreachable %q, traces %q", r.ID, r.State, r.Unreachable, r.Traces)
 			} else if st, err := os.Stat(filepath.Join(dir, r.Traces[0])); err != nil || st.Size() == 0 {
 				t.Errorf("the killer's trace: %v", err)
@@ -292,7 +383,7 @@ func TestRunStopsWhenTargetDies(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
-	if strings.Contains(out, "NOT CONFORMANT") || strings.Count(out, "NOT RUN ") > 0 {
+	if strings.Contains(out, "NOT CONFORMANT") || strings.Contains(out, "NOT RUN ") {
 		t.Errorf("the output gives a verdict or lists every not-run check:\n%s", out)
 	}
 	var files Summary
