@@ -332,6 +332,9 @@ const (
 var (
 	runDead      *Unreachable // set once: the target is gone
 	runLastCheck string       // the last check that ended
+	// runInterrupted ends when the process is asked to stop (SIGINT,
+	// SIGTERM) during Run: then no probe runs, or the one running ends.
+	runInterrupted context.Context
 )
 
 // unreachable returns the run's Unreachable once the target is gone.
@@ -376,8 +379,24 @@ func (s *Spec) checkLiveness(ctx SpecContext) {
 	if t := s.Target.Config.Timeout; t > 0 && t < bound {
 		bound = t
 	}
-	err := ProbeTwice(ctx, s.Target.Config, bound)
-	if err == nil || ctx.Err() != nil {
+	// Ctrl-C, before or during the probe, ends it at once: an interrupted
+	// run is not a dead target, and must not wait for the probe's bound.
+	// (Ginkgo does not cancel a cleanup node's context on an interrupt
+	// that arrived while an earlier node ran.)
+	runMu.Lock()
+	interrupted := runInterrupted
+	runMu.Unlock()
+	if interrupted == nil {
+		interrupted = context.Background()
+	}
+	if interrupted.Err() != nil {
+		return
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(interrupted, cancel)()
+	err := ProbeTwice(pctx, s.Target.Config, bound)
+	if err == nil || pctx.Err() != nil {
 		return
 	}
 	u := &Unreachable{After: s.Req.ID, Reason: err.Error(), Previous: previous}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,8 +307,36 @@ func TestRunStopsWhenTargetDies(t *testing.T) {
 	}
 }
 
-// deathChild runs the suite in the child process: mode is "dies" or
-// "hangs", then ":" and the report directory.
+// TestRunInterruptedIsNotUnreachable: Ctrl-C while the target hangs and
+// a failed check is ending ends the run as Ginkgo's interrupt does: the
+// liveness probe does not run (or stops), and nothing says "target
+// unreachable" (issue 14 owns what an interrupted run reports).
+func TestRunInterruptedIsNotUnreachable(t *testing.T) {
+	if os.Getenv(envDeathCase) != "" {
+		return // the child runs TestRunStopsWhenTargetDies's deathChild
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRunStopsWhenTargetDies$")
+	cmd.Env = append(os.Environ(), envDeathCase+"=interrupted:"+t.TempDir())
+	var outb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &outb, &outb
+	testbound.Within(t, 3*time.Minute, "an interrupted run", func() { _ = cmd.Run() })
+	out := outb.String()
+	i := strings.LastIndex(out, deathMarker)
+	if i < 0 {
+		t.Fatalf("no result from the child:\n%s", out)
+	}
+	var res deathResult
+	line, _, _ := strings.Cut(out[i+len(deathMarker):], "\n")
+	if err := json.Unmarshal([]byte(line), &res); err != nil {
+		t.Fatalf("child result: %v\n%s", err, out)
+	}
+	if res.Summary.Unreachable != nil || res.Exit == ExitUnreachable || strings.Contains(out, "TARGET UNREACHABLE") {
+		t.Errorf("an interrupted run reported the target unreachable: %+v\n%s", res.Summary.Unreachable, out)
+	}
+}
+
+// deathChild runs the suite in the child process: mode is "dies",
+// "hangs" or "interrupted", then ":" and the report directory.
 func deathChild(t *testing.T, c string) {
 	mode, dir, _ := strings.Cut(c, ":")
 	tg, cfg := referenceTarget(t)
@@ -318,6 +347,19 @@ func deathChild(t *testing.T, c string) {
 		cfg.Address = p.ln.Addr().String()
 		ctl.kill = p.freeze
 		cfg.Timeout = 2 * time.Second // every wait on the frozen proxy is a timeout
+	}
+	if mode == "interrupted" {
+		// Ctrl-C while the target hangs, after the check has failed
+		// (its 2 s wait for the event is over) and before or while the
+		// probe runs: the run is interrupted, which is not a dead target.
+		// Ginkgo does not cancel the probe's context in that window.
+		p := startFreezingProxy(t, cfg.Address)
+		cfg.Address = p.ln.Addr().String()
+		ctl.kill = func() {
+			p.freeze()
+			time.AfterFunc(2500*time.Millisecond, func() { _ = syscall.Kill(os.Getpid(), syscall.SIGINT) })
+		}
+		cfg.Timeout = 2 * time.Second
 	}
 	cfg.Control = ctl
 	var out strings.Builder

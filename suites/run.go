@@ -1,16 +1,19 @@
 package suites
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -181,7 +184,11 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	defer setCurrent(nil)
 	runMu.Lock()
 	runOpts, runSum, runErr = opts, &Summary{Target: cfg.Address, SubNQN: cfg.SubNQN}, nil
-	runDead, runLastCheck = nil, ""
+	// Ginkgo handles the interrupt itself; this only lets the liveness
+	// probe know, to stay out of its way.
+	interrupted, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	runDead, runLastCheck, runInterrupted = nil, "", interrupted
 	if profile != nil {
 		runSum.Profile = profile.Name
 	}
