@@ -317,7 +317,7 @@ func (u *Unreachable) String() string {
 	if u.Previous != "" {
 		s += "; the check before it was " + u.Previous
 	} else {
-		s += "; it was the first check run: the target may never have answered"
+		s += "; it was the first check run"
 	}
 	return s
 }
