@@ -178,6 +178,10 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 		case n.Failed() && n.Level == suites.Mandatory && (!had || !b.Failed()):
 			ch.Regression = true
 			ch.Note = fmt.Sprintf("new mandatory failure [%s]: %s", n.Section, firstLine(n.Message))
+		case had && b.State == "passed" && n.State == suites.StateNotRun:
+			ch.Note = "passed in base, not run now: " + firstLine(n.Message)
+			c.missing(ch)
+			continue
 		case had && b.State == "passed" && n.State == "skipped":
 			ch.Note = "passed in base, skipped now: " + firstLine(n.Message)
 			c.missing(ch)

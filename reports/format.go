@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nvmftest/nvmftest/failover"
+	"github.com/nvmftest/nvmftest/suites"
 )
 
 // fmtNs renders a latency in ns with a unit people read: ns, µs, ms, s.
@@ -71,6 +72,8 @@ func verdictWord(state string, findings int) string {
 		return "PASS"
 	case state == "skipped":
 		return "SKIP"
+	case state == suites.StateNotRun:
+		return "NOT RUN"
 	}
 	return "FAIL"
 }

@@ -51,9 +51,9 @@ type htmlView struct {
 }
 
 type areaRow struct {
-	Name                         string
-	Checks, Pass, Fail, Skip, Fd int
-	Total                        bool
+	Name                                 string
+	Checks, Pass, Fail, Skip, NotRun, Fd int
+	Total                                bool
 }
 
 type scenarioView struct {
@@ -177,6 +177,8 @@ func areaRows(results []suites.Result) []areaRow {
 				t.Fd++
 			case "SKIP":
 				t.Skip++
+			case "NOT RUN":
+				t.NotRun++
 			default:
 				t.Fail++
 			}

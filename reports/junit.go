@@ -69,6 +69,14 @@ func writeJUnit(w io.Writer, s *suites.Summary) error {
 			c.Skipped = &junitMessage{Message: firstLine(r.Message)}
 			js.Skipped++
 			all.Skipped++
+		case r.State == suites.StateNotRun:
+			// JUnit has no "not run": a skip that says why.
+			c.Skipped = &junitMessage{Message: firstLine(r.Message), Type: suites.StateNotRun}
+			js.Skipped++
+			all.Skipped++
+		}
+		if r.Unreachable != "" {
+			c.SystemOut += "target unreachable after this check: " + r.Unreachable + "\n"
 		}
 		for _, f := range r.Findings {
 			c.SystemOut += f.String() + "\n"

@@ -36,7 +36,14 @@ func (r *Run) Markdown() string {
 	b.WriteString("\n")
 	if s := r.Conformance; s != nil {
 		b.WriteString("## Conformance\n\n")
-		fmt.Fprintf(&b, "%d passed, %d failed (%d mandatory), %d skipped, %d findings.\n\n", s.Passed, s.Failed, s.MandatoryFailed, s.Skipped, len(s.Findings))
+		fmt.Fprintf(&b, "%d passed, %d failed (%d mandatory), %d skipped", s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)
+		if s.NotRun > 0 {
+			fmt.Fprintf(&b, ", %d not run", s.NotRun)
+		}
+		fmt.Fprintf(&b, ", %d findings.\n\n", len(s.Findings))
+		if u := s.Unreachable; u != nil {
+			fmt.Fprintf(&b, "**The target stopped answering after %s** (%s). The %d checks after it were not run: the run gives no verdict.\n\n", u.After, mdCell(u.Reason), s.NotRun)
+		}
 		var failed []string
 		for _, res := range s.Results {
 			if res.Failed() {

@@ -367,6 +367,10 @@ func (r *Run) Verdicts() []Verdict {
 	var v []Verdict
 	if s := r.Conformance; s != nil {
 		switch {
+		case s.Unreachable != nil:
+			// Not a verdict on the target's conformance: the run is
+			// incomplete, and the check it names is the finding.
+			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NO VERDICT: %s; %d checks not run (%d passed, %d failed, %d skipped before)", s.Unreachable, s.NotRun, s.Passed, s.Failed, s.Skipped)})
 		case s.MandatoryFailed > 0:
 			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NOT CONFORMANT: %d mandatory checks failed (%d passed, %d failed, %d skipped)", s.MandatoryFailed, s.Passed, s.Failed, s.Skipped)})
 		case s.Failed > 0:

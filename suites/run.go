@@ -1,16 +1,19 @@
 package suites
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -55,7 +58,8 @@ type Result struct {
 	Area string `json:"area"`
 	// State is "passed", "failed" or "skipped" (also "interrupted",
 	// "timedout" ... from Ginkgo when a run is cut short: those count as
-	// failed).
+	// failed), or "notrun" (StateNotRun): the target had become
+	// unreachable before the check's turn, so it was never tried.
 	State string `json:"state"`
 	// Message is the failure or the reason for skipping.
 	Message  string        `json:"message,omitempty"`
@@ -64,10 +68,21 @@ type Result struct {
 	// Traces are the pcapng files of the check's connections, relative to
 	// RunOptions.ReportDir, as RunOptions.Traces keeps them.
 	Traces []string `json:"traces,omitempty"`
+	// Unreachable, on the check after which the target stopped answering
+	// the liveness probe, is the probe's failure.
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
-// Failed reports whether the check failed (including a cut-short run).
-func (r Result) Failed() bool { return r.State != "passed" && r.State != "skipped" }
+// StateNotRun is the State of a check that was never tried because the
+// target had become unreachable (Summary.Unreachable says after which
+// check).
+const StateNotRun = "notrun"
+
+// Failed reports whether the check failed (including a cut-short run); a
+// check that was not run did not fail.
+func (r Result) Failed() bool {
+	return r.State != "passed" && r.State != "skipped" && r.State != StateNotRun
+}
 
 // Summary is the outcome of a run.
 type Summary struct {
@@ -78,17 +93,34 @@ type Summary struct {
 	Findings []Finding `json:"findings"`
 	// Counts by state.
 	Passed, Failed, Skipped int
+	// NotRun counts the checks not tried because the target had become
+	// unreachable.
+	NotRun int `json:"notrun"`
 	// MandatoryFailed counts failed mandatory checks.
 	MandatoryFailed int
+	// Unreachable is set when the target stopped answering during the
+	// run: the run has no verdict.
+	Unreachable *Unreachable `json:"unreachable,omitempty"`
 }
 
-// ExitCode is 1 when a mandatory check failed (or, strict, any check), 0
-// otherwise.
+// Exit statuses of a conformance run.
+const (
+	ExitConformant    = 0 // every mandatory check (strict: every check) passed
+	ExitNotConformant = 1 // a mandatory check (strict: any check) failed
+	ExitUnreachable   = 3 // the target stopped answering: no verdict
+)
+
+// ExitCode is ExitUnreachable when the target stopped answering during
+// the run, ExitNotConformant when a mandatory check failed (or, strict,
+// any check), ExitConformant otherwise.
 func (s Summary) ExitCode(strict bool) int {
-	if s.MandatoryFailed > 0 || strict && s.Failed > 0 {
-		return 1
+	switch {
+	case s.Unreachable != nil:
+		return ExitUnreachable
+	case s.MandatoryFailed > 0 || strict && s.Failed > 0:
+		return ExitNotConformant
 	}
-	return 0
+	return ExitConformant
 }
 
 // run state shared with the report nodes below (one RunSpecs per process).
@@ -104,10 +136,8 @@ var (
 // once per process (Ginkgo's RunSpecs); t gets Fail() when any check
 // fails. Reports go to opts.ReportDir.
 func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summary, error) {
-	if opts.LabelFilter != "" {
-		if _, err := types.ParseLabelFilter(opts.LabelFilter); err != nil {
-			return Summary{}, fmt.Errorf("label filter %q: %s", opts.LabelFilter, plainError(err))
-		}
+	if err := CheckLabelFilter(opts.LabelFilter); err != nil {
+		return Summary{}, err
 	}
 	loadRegistry()
 	nextBuild()
@@ -154,6 +184,11 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	defer setCurrent(nil)
 	runMu.Lock()
 	runOpts, runSum, runErr = opts, &Summary{Target: cfg.Address, SubNQN: cfg.SubNQN}, nil
+	// Ginkgo handles the interrupt itself; this only lets the liveness
+	// probe know, to stay out of its way.
+	interrupted, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	runDead, runLastCheck, runInterrupted = nil, "", interrupted
 	if profile != nil {
 		runSum.Profile = profile.Name
 	}
@@ -171,6 +206,19 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	return sum, runErr
 }
 
+// CheckLabelFilter checks a --label-filter expression the way Run will
+// read it (an empty one selects every check), so a caller can refuse a
+// bad one before touching the target.
+func CheckLabelFilter(filter string) error {
+	if filter == "" {
+		return nil
+	}
+	if _, err := types.ParseLabelFilter(filter); err != nil {
+		return fmt.Errorf("label filter %q: %s", filter, plainError(err))
+	}
+	return nil
+}
+
 // reportLive prints a check's line as it ends (a top-level ReportAfterEach
 // would not survive Ginkgo's suite cloning, so Check defers this).
 func reportLive() {
@@ -183,8 +231,13 @@ func reportLive() {
 	if sr.State == types.SpecStateInvalid || sr.State == types.SpecStatePending {
 		sr.State = types.SpecStatePassed // still running: nothing failed or skipped it
 	}
-	if res, ok := resultOf(sr); ok {
-		writeLine(runOpts.Out, res)
+	res, ok := resultOf(sr)
+	if !ok || res.State == StateNotRun {
+		return // not-run checks are counted in the summary, not listed one by one
+	}
+	writeLine(runOpts.Out, res)
+	if res.Unreachable != "" {
+		fmt.Fprintf(runOpts.Out, "TARGET UNREACHABLE after %s: %s\n        -> the remaining checks are not run\n", res.ID, res.Unreachable)
 	}
 }
 
@@ -200,6 +253,7 @@ var _ = ReportAfterSuite("nvmftest conformance summary", func(r Report) {
 		}
 	}
 	sort.SliceStable(runSum.Results, func(i, j int) bool { return runSum.Results[i].ID < runSum.Results[j].ID })
+	runSum.Unreachable = runDead
 	if runOpts.ReportDir != "" {
 		runErr = runSum.WriteFiles(runOpts.ReportDir)
 	}
@@ -242,6 +296,14 @@ func resultOf(sr SpecReport) (Result, bool) {
 		res.Message = sr.Failure.Message
 	}
 	for _, e := range sr.ReportEntries {
+		switch e.Name {
+		case notRunEntry:
+			res.State = StateNotRun
+			continue
+		case unreachableEntry:
+			res.Unreachable = entryString(e)
+			continue
+		}
 		if e.Name == "trace" {
 			if p, ok := e.GetRawValue().(string); ok {
 				res.Traces = append(res.Traces, p)
@@ -265,6 +327,18 @@ func resultOf(sr SpecReport) (Result, bool) {
 	return res, true
 }
 
+// entryString is a report entry's string value, live or read back.
+func entryString(e types.ReportEntry) string {
+	if v, ok := e.GetRawValue().(string); ok {
+		return v
+	}
+	var v string
+	if err := json.Unmarshal([]byte(e.Value.AsJSON), &v); err == nil {
+		return v
+	}
+	return e.StringRepresentation()
+}
+
 func (s *Summary) add(r Result) {
 	s.Results = append(s.Results, r)
 	s.Findings = append(s.Findings, r.Findings...)
@@ -273,6 +347,8 @@ func (s *Summary) add(r Result) {
 		s.Passed++
 	case r.State == "skipped":
 		s.Skipped++
+	case r.State == StateNotRun:
+		s.NotRun++
 	default:
 		s.Failed++
 		if r.Level == Mandatory {
@@ -290,6 +366,8 @@ func verdict(r Result) string {
 		return "PASS"
 	case r.State == "skipped":
 		return "SKIP"
+	case r.State == StateNotRun:
+		return "NOT RUN"
 	}
 	return "FAIL"
 }
@@ -308,7 +386,7 @@ func writeLine(w io.Writer, r Result) {
 	switch v {
 	case "FAIL":
 		fmt.Fprintf(w, "\n        -> %s", oneLine(r.Message))
-	case "SKIP":
+	case "SKIP", "NOT RUN":
 		fmt.Fprintf(w, "\n        -> %s", oneLine(r.Message))
 	case "FINDING":
 		for _, f := range r.Findings {
@@ -318,7 +396,7 @@ func writeLine(w io.Writer, r Result) {
 	fmt.Fprintln(w)
 }
 
-type tally struct{ pass, fail, skip, find int }
+type tally struct{ pass, fail, skip, find, notRun int }
 
 func (t *tally) add(r Result) {
 	switch verdict(r) {
@@ -329,6 +407,8 @@ func (t *tally) add(r Result) {
 		t.find++
 	case "SKIP":
 		t.skip++
+	case "NOT RUN":
+		t.notRun++
 	default:
 		t.fail++
 	}
@@ -358,8 +438,17 @@ func (s Summary) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tchecks\tpass\tfail\tskip\tfindings\t")
+	// The "not run" column shows only when the target died under the run.
+	if s.NotRun > 0 {
+		fmt.Fprintln(tw, "\tchecks\tpass\tfail\tskip\tnot run\tfindings\t")
+	} else {
+		fmt.Fprintln(tw, "\tchecks\tpass\tfail\tskip\tfindings\t")
+	}
 	row := func(name string, t *tally) {
+		if s.NotRun > 0 {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", name, t.pass+t.fail+t.skip+t.notRun, t.pass, t.fail, t.skip, t.notRun, t.find)
+			return
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", name, t.pass+t.fail+t.skip, t.pass, t.fail, t.skip, t.find)
 	}
 	for _, n := range names {
@@ -392,6 +481,9 @@ func (s Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "\nfailed:\n%s\n", strings.Join(failed, "\n"))
 	}
 	switch {
+	case s.Unreachable != nil:
+		fmt.Fprintf(w, "\nNO VERDICT: %s.\n%d checks not run; of those that ran, %d mandatory checks failed.\n",
+			s.Unreachable, s.NotRun, s.MandatoryFailed)
 	case s.MandatoryFailed > 0:
 		fmt.Fprintf(w, "\nNOT CONFORMANT: %d mandatory checks failed\n", s.MandatoryFailed)
 	case s.Failed > 0:
@@ -429,7 +521,14 @@ func (s Summary) Markdown() string {
 	if s.Profile != "" {
 		fmt.Fprintf(&b, ", profile `%s`", s.Profile)
 	}
-	fmt.Fprintf(&b, ". %d passed, %d failed (%d mandatory), %d skipped, %d findings.\n\n", s.Passed, s.Failed, s.MandatoryFailed, s.Skipped, len(s.Findings))
+	fmt.Fprintf(&b, ". %d passed, %d failed (%d mandatory), %d skipped", s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)
+	if s.NotRun > 0 {
+		fmt.Fprintf(&b, ", %d not run", s.NotRun)
+	}
+	fmt.Fprintf(&b, ", %d findings.\n\n", len(s.Findings))
+	if u := s.Unreachable; u != nil {
+		fmt.Fprintf(&b, "**No verdict: %s.** The checks after it were not run.\n\n", mdCell(u.String()))
+	}
 	if len(s.Findings) > 0 {
 		b.WriteString("## Findings\n\n| Check | Section | Observed | Spec | Note |\n|---|---|---|---|---|\n")
 		for _, f := range s.Findings {

@@ -177,6 +177,12 @@ const DefaultStepTimeout = 10 * time.Second
 func Check(r Requirement, body func(ctx context.Context, s *Spec)) bool {
 	r = register(r)
 	return It(fmt.Sprintf("[%s] %s", r.ID, r.Title), Label(r.ID, string(r.Level)), func(ctx SpecContext) {
+		if u := unreachable(); u != nil {
+			// The target died under an earlier check: trying this one
+			// would only wait out its timeout.
+			AddReportEntry(notRunEntry, u.After)
+			Skip(u.notRunMessage())
+		}
 		s := &Spec{Req: r, Target: current()}
 		if s.Target == nil {
 			Fail("suites: no target configured (use suites.Run)")
@@ -189,7 +195,8 @@ func Check(r Requirement, body func(ctx context.Context, s *Spec)) bool {
 		defer cancel()
 		DeferCleanup(reportLive) // registered first, runs last
 		s.startTrace()
-		DeferCleanup(s.finishTrace) // after the check's connections are closed
+		DeferCleanup(s.finishTrace)   // after the check's connections are closed
+		DeferCleanup(s.checkLiveness) // after them too, and before finishTrace: it keeps a killer's trace
 		DeferCleanup(s.cleanup)
 		body(cctx, s)
 	})
@@ -204,6 +211,7 @@ type Spec struct {
 	mu       sync.Mutex
 	cleanups []func()
 	trace    *checkTrace // nil: the run keeps no traces
+	killed   bool        // the target was unreachable after this check
 }
 
 // Defer registers f to run when the check ends (closing connections and

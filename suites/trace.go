@@ -94,7 +94,7 @@ func (s *Spec) finishTrace() {
 	runMu.Lock()
 	mode := runOpts.Traces
 	runMu.Unlock()
-	keep := t.used.Load() && err == nil && (mode == TracesAll || CurrentSpecReport().Failed())
+	keep := t.used.Load() && err == nil && (mode == TracesAll || CurrentSpecReport().Failed() || s.killed)
 	if !keep {
 		_ = os.Remove(t.file.Path())
 		return

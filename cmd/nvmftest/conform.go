@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,7 +23,22 @@ import (
 type conformFailed struct{ msg string }
 
 func (e conformFailed) Error() string { return e.msg }
-func (e conformFailed) ExitCode() int { return 1 }
+func (e conformFailed) ExitCode() int { return suites.ExitNotConformant }
+
+// targetUnreachable is a run that could not judge the target because it
+// did not answer: before the first check (the pre-flight probe), or from
+// some check on (it died). Exit status 3, never a verdict.
+type targetUnreachable struct{ msg string }
+
+func (e targetUnreachable) Error() string { return e.msg }
+func (e targetUnreachable) ExitCode() int { return suites.ExitUnreachable }
+
+// conformInterrupted is a pre-flight cut short by Ctrl-C: exit status 130,
+// as other tools.
+type conformInterrupted struct{}
+
+func (conformInterrupted) Error() string { return "interrupted before the first check" }
+func (conformInterrupted) ExitCode() int { return 130 }
 
 // cliT is the GinkgoTestingT of a command-line run.
 type cliT struct{ failed bool }
@@ -45,8 +62,19 @@ func newConformCmd() *cobra.Command {
 		Long: `conform runs the conformance suites (transport, fabrics, discovery, admin,
 I/O) against the target over the wire and gives a verdict per requirement:
 PASS, FAIL, SKIP (with the reason) or FINDING (a divergence the --profile
-documents). The exit status is 1 when a mandatory check failed (with
---strict: any check), 0 otherwise, 2 for bad flags.
+documents).
+
+Before the first check, conform probes the target (TCP connect, ICReq,
+admin Connect to the subsystem, Identify Controller); if it does not
+answer, one line says what is wrong and nothing is judged. After every
+failed check it probes again: a target that no longer answers (twice, a
+second apart) ends the run at once, naming the check after which it went
+(its trace is kept); the checks after it are "not run" and there is no
+verdict.
+
+Exit status: 0 conformant (every mandatory check passed; with --strict
+every check), 1 not conformant, 2 bad flags, 3 target unreachable (before
+or during the run: no verdict), 130 interrupted before the first check.
 
 Nothing is written to the target unless --allow-writes names a namespace.
 Target-side actions (adding namespaces, changing ANA state, taking a port
@@ -125,6 +153,12 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				}
 				suiteDir = filepath.Join(reportDir, "conformance")
 			}
+			if err := suites.CheckLabelFilter(labelFilter); err != nil {
+				return usagef("--label-filter: %v", err)
+			}
+			if err := preflight(cmd.Context(), cfg, timeout); err != nil {
+				return err
+			}
 			t := &cliT{}
 			sum, err := suites.Run(t, cfg, prof, suites.RunOptions{
 				LabelFilter: labelFilter, ReportDir: suiteDir, Timeout: suiteTimeout,
@@ -142,6 +176,9 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				if err := saveRun(cmd.ErrOrStderr(), reportDir, run); err != nil {
 					return err
 				}
+			}
+			if u := sum.Unreachable; u != nil {
+				return targetUnreachable{fmt.Sprintf("%s at %s stopped answering after check %s (%s); %d checks not run, no verdict", cfg.SubNQN, cfg.Address, u.After, u.Reason, sum.NotRun)}
 			}
 			if sum.ExitCode(strict) != 0 {
 				if sum.MandatoryFailed > 0 {
@@ -174,6 +211,30 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 	fs.BoolVar(&list, "list", false, "list every requirement (ID, level, keyword, whom it binds, section, title) and exit")
 	fs.StringVar(&listFormat, "list-format", "text", "with --list: text or markdown (the traceability table)")
 	return c
+}
+
+// preflight probes the target once before any check, bounded by the
+// probe's own limit or the check timeout if shorter: a target that is not
+// there (nothing listening, not NVMe/TCP, a subsystem that refuses us) is
+// one line and exit status 3, never a run of failed checks.
+func preflight(ctx context.Context, cfg suites.Config, checkTimeout time.Duration) error {
+	bound := suites.ProbeTimeout
+	if checkTimeout > 0 && checkTimeout < bound {
+		bound = checkTimeout
+	}
+	err := suites.Probe(ctx, cfg, bound)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return conformInterrupted{}
+	}
+	msg := fmt.Sprintf("cannot reach %s at %s: %v", cfg.SubNQN, cfg.Address, err)
+	var pe *suites.ProbeError
+	if errors.As(err, &pe) && pe.Hint != "" {
+		msg += "; " + pe.Hint
+	}
+	return targetUnreachable{msg + " (nothing was checked)"}
 }
 
 // listRequirements prints the traceability table.

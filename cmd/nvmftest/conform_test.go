@@ -34,7 +34,7 @@ func TestConformUsage(t *testing.T) {
 
 func TestConformList(t *testing.T) {
 	code, out, _ := runCLI(t, "", "conform", "--list")
-	if code != 0 || !regexp.MustCompile(`TCP-IC-001 +mandatory +NVMe/TCP`).MatchString(out) || !strings.Contains(out, "FAB-CONN-001") || !strings.Contains(out, " requirements\n") {
+	if code != 0 || !regexp.MustCompile(`TCP-IC-001 +mandatory +\S+ +\S+ +NVMe/TCP`).MatchString(out) || !strings.Contains(out, "FAB-CONN-001") || !strings.Contains(out, " requirements\n") {
 		t.Errorf("conform --list: exit %d\n%s", code, out)
 	}
 }
