@@ -195,13 +195,15 @@ func (s *Spec) discoveryPersistence(ctx context.Context, c *initiator.Controller
 	return p
 }
 
-// connectDiscoveryNQN connects to the discovery controller naming nqn in
-// the Connect (the well-known NQN or a unique one).
+// connectDiscoveryNQN sends an admin Connect naming nqn (the well-known
+// discovery NQN or a unique one) to the discovery address, with KATO 0 so
+// that it asks for no persistent connection, and returns its outcome.
 func (s *Spec) connectDiscoveryNQN(ctx context.Context, nqn string) error {
-	c, err := initiator.Connect(ctx, s.discoveryAddress(), nqn, s.Options())
-	if err == nil {
-		_ = c.Close()
-	}
+	GinkgoHelper()
+	r := s.DialDiscovery(ctx)
+	_, err := r.Initialize(plainIC)
+	s.mustOK(err, "connection initialization")
+	_, err = s.connectRaw(r, nqn, 0, cntlidAnyDynamic, initiator.AdminQueueSize-1, 0, 0)
 	return err
 }
 
