@@ -340,7 +340,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			_, cntlid, id := s.enabledAdminIndivDelete(ctx)
 			s.requireDisconnect(id)
 			io := s.Raw(ctx, plainIC)
-			_, err := s.connect(io, connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid, CATTR: cattrIndivIOQDelete})
+			_, err := s.connect(io, connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid})
 			s.Must(err, "Connect I/O queue 1")
 			_, _, err = io.Command(nvme.DisconnectCmd(0), nil)
 			return io, cntlid, Outcome(err)
@@ -366,7 +366,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			_ = io.Close()
 			var last string
 			for range 20 { // the controller frees the queue asynchronously
-				cqe, err := s.connect(s.Raw(ctx, plainIC), connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid, CATTR: cattrIndivIOQDelete})
+				cqe, err := s.connect(s.Raw(ctx, plainIC), connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid})
 				if last = ConnectOutcome(cqe, err); last == "success" {
 					break
 				}
