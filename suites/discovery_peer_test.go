@@ -126,7 +126,10 @@ func (dp discPeer) conn(c *tcp.Conn, addr string) {
 		case fabrics && sqe.FCType() == nvme.FabricsConnect:
 			args := nvme.DecodeConnect(&sqe)
 			var cd nvme.ConnectData
-			okNQN := cd.Decode(data) == nil && (cd.SubNQN == nvme.DiscoveryNQN || cd.SubNQN == dp.uniqueNQN && dp.uniqueNQN != "" && !dp.refuseUnique)
+			// The subsystem under test is accepted too: the run's
+			// liveness probe (after every failed check) connects to it.
+			okNQN := cd.Decode(data) == nil && (cd.SubNQN == nvme.DiscoveryNQN || cd.SubNQN == discPeerSubNQN ||
+				cd.SubNQN == dp.uniqueNQN && dp.uniqueNQN != "" && !dp.refuseUnique)
 			if connected || args.QID != 0 || !okNQN {
 				respond(sqe.CID, nvme.StatusConnectInvalidParameters, 0, 0)
 				continue

@@ -53,7 +53,6 @@ const (
 	secGetLogOffset  = "NVMe Base 2.1 5.1.12"
 	secTCPSetup      = "NVMe/TCP 1.0 3.1"
 	secTCPPort       = "NVMe/TCP 1.0 3.1.2"
-	secTCPKeepAlive  = "NVMe/TCP 1.0 3.4"
 	secTCPTSAS       = "NVMe/TCP 1.0 3.6.1.1 Fig. 17"
 	secBaseAERNotice = "NVMe Base 2.2 3.1.3.3.2"
 )

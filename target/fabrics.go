@@ -192,11 +192,12 @@ func (q *queue) connect(c *command) {
 			q.complete(c, nvme.StatusCommandSequenceError)
 			return
 		case !ctrl.enabled.Load():
-			// I/O queues belong to an enabled controller (NVMe Base 2.0
-			// 3.5.2: the host enables it, then creates them); nvmet does
-			// not check this (suites FAB-IOQ-002).
+			// NVMe Base 2.2 6.3: the controller "shall abort the command
+			// with a status code of Connect Invalid Parameters if ... to
+			// create an I/O Queue while the controller is disabled"; no
+			// field is at fault, so no IATTR/IPO (suites FAB-IOQ-002).
 			ctrl.mu.Unlock()
-			q.complete(c, nvme.StatusCommandSequenceError)
+			q.complete(c, nvme.StatusConnectInvalidParameters)
 			return
 		}
 		ctrl.queues[args.QID] = q

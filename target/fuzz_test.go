@@ -556,7 +556,7 @@ func fuzzStateSeeds() []fuzzStateSeed {
 		s.cmd(nvme.ReadCmd(1, 0, 1), nil)
 		inv, fail := nvme.StatusInvalidField, nvme.StatusAbortFusedFail
 		seeds = append(seeds, fuzzStateSeed{"wrong queue, fused Disconnect", s.bytes(),
-			[]nvme.Status{nvme.StatusSuccess, nvme.StatusInvalidOpcode, nvme.StatusInvalidOpcode, nvme.StatusInvalidOpcode,
+			[]nvme.Status{nvme.StatusSuccess, nvme.StatusInvalidOpcode, inv, nvme.StatusInvalidOpcode,
 				nvme.StatusCommandSequenceError, fail, inv, fail, inv, nvme.StatusAbortFusedMissing,
 				nvme.StatusAbortFusedMissing, nvme.StatusSuccess}, 0})
 	}

@@ -998,7 +998,10 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 			return nvme.StatusCommandSequenceError
 		}
 		if q.qid != 0 {
-			return nvme.StatusInvalidOpcode
+			// NVMe Base 2.2 6, Fig. 541 note 3: a Fabrics command not
+			// supported on an I/O queue "shall be aborted with a status
+			// code of Invalid Field in Command" (suites FAB-IOQ-011).
+			return nvme.StatusInvalidField
 		}
 		if q.authPending() {
 			return nvme.StatusAuthenticationRequired

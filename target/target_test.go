@@ -101,10 +101,11 @@ func TestPropertiesAndEnable(t *testing.T) {
 	wantStatus(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCSTS, false, 1), nil, false, nil), nvme.StatusInvalidField)
 	wantStatus(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCAP, true, 1), nil, false, nil), nvme.StatusInvalidField)
 
-	// No I/O queue for a controller that is not enabled.
+	// No I/O queue for a controller that is not enabled: Connect Invalid
+	// Parameters (NVMe Base 2.2 6.3).
 	early := dial(t, tg.Addrs()[0], 0)
 	wantStatus(t, early.exec(connectSQE(1, 31, 0, 0), connectData(testNQN, testHost, uint16(r.DW0)), true, nil),
-		nvme.StatusCommandSequenceError)
+		nvme.StatusConnectInvalidParameters)
 
 	mustOK(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCC, false, ccEnable), nil, false, nil))
 	q := ioQueue(t, tg.Addrs()[0], uint16(r.DW0), 1, 0)
