@@ -82,6 +82,11 @@ func (c *Controller) setup(ctx context.Context) error {
 	}
 	c.admin = admin
 	cntlid, err := connectQueue(ctx, admin, o, c.subnqn, nvme.CNTLIDDynamic, AdminQueueSize-1, 0, katoMillis(o.KATO))
+	if refusedCNTLID(err) {
+		// A static-model subsystem refuses FFFFh at CNTLID; FFFEh asks
+		// it for any available static controller (NVMe Base 2.2 6.3).
+		cntlid, err = connectQueue(ctx, admin, o, c.subnqn, nvme.CNTLIDStatic, AdminQueueSize-1, 0, katoMillis(o.KATO))
+	}
 	if err != nil {
 		return fmt.Errorf("connect admin queue: %w", err)
 	}
@@ -231,6 +236,19 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 }
 
 // connectQueue sends the Fabrics Connect command and returns the CNTLID.
+// cntlidRefusedError is connectQueue's error for a Connect refused with
+// Connect Invalid Parameters at the CNTLID of the Connect data.
+type cntlidRefusedError struct{ error }
+
+func (e cntlidRefusedError) Unwrap() error { return e.error }
+
+// refusedCNTLID reports whether err says the controller ID asked for was
+// refused: what a static-model subsystem answers to FFFFh.
+func refusedCNTLID(err error) bool {
+	var r cntlidRefusedError
+	return errors.As(err, &r)
+}
+
 func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntlid, sqsize uint16, cattr uint8, katoMS uint32) (uint16, error) {
 	cd := nvme.ConnectData{HostID: o.HostID, CNTLID: cntlid, SubNQN: subnqn, HostNQN: o.HostNQN}
 	data := cd.Append(make([]byte, 0, nvme.ConnectDataSize))
@@ -244,7 +262,11 @@ func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntl
 			if in {
 				where = "data"
 			}
-			return 0, fmt.Errorf("%w: invalid parameter at %s offset %d", err, where, off)
+			err = fmt.Errorf("%w: invalid parameter at %s offset %d", err, where, off)
+			if in && off == nvme.ConnectDataOffCNTLID {
+				err = cntlidRefusedError{err}
+			}
+			return 0, err
 		}
 		return 0, err
 	}
