@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,7 @@ behind them (conformance/, bench/fio.json, bench/<job>.hlog, failover/).
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
-	cmd.AddCommand(newReportCompareCmd(), newReportHTMLCmd())
+	cmd.AddCommand(newReportCompareCmd(), newReportHTMLCmd(), newReportMatrixCmd())
 	return cmd
 }
 
@@ -145,6 +146,42 @@ func newReportHTMLCmd() *cobra.Command {
 			}
 			fmt.Fprintf(c.OutOrStdout(), "wrote %s and %s\n", filepath.Join(dir, "report.html"), filepath.Join(dir, "summary.md"))
 			return nil
+		},
+	}
+}
+
+func newReportMatrixCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "matrix NAME=RUN...",
+		Short: "Put conformance verdicts of several targets side by side (Markdown)",
+		Long: `matrix prints a Markdown table with one row per conformance check and one
+column per target: PASS, FINDING (a divergence that run's profile
+documents), FAIL, SKIP or NOT RUN, and "-" where a run did not include the
+check. Each RUN is a run directory (or its run.json), a conformance report
+directory or a results.json; NAME heads its column, e.g.
+
+  nvmftest report matrix mine=out/array1 nvmet=out/nvmet spdk=out/spdk`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("matrix takes at least one NAME=RUN argument (see '%s --help')", c.CommandPath())
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			var runs []reports.NamedConformance
+			for _, a := range args {
+				name, path, ok := strings.Cut(a, "=")
+				if !ok || name == "" || path == "" {
+					return usagef("invalid argument %q: want NAME=RUN, e.g. spdk=out/spdk", a)
+				}
+				s, err := reports.LoadConformance(path)
+				if err != nil {
+					return usagef("%v", err)
+				}
+				runs = append(runs, reports.NamedConformance{Name: name, Summary: s})
+			}
+			_, err := io.WriteString(c.OutOrStdout(), reports.ConformanceMatrix(runs))
+			return err
 		},
 	}
 }
