@@ -26,6 +26,7 @@ type fatalPeer struct {
 	maxH2C         uint32 // ICResp MAXH2CDATA (0: 128 KiB)
 	pfvFES         uint16 // FES for an ICReq with PFV != 0 (0: 6, Unsupported Parameter)
 	noTermReq      bool   // close instead of sending a C2HTermReq
+	noTermReqOnIC  bool   // the same, but only for errors before the ICResp
 	closeAfter     bool   // close right after the C2HTermReq
 	keepProcessing bool   // go on answering commands after a C2HTermReq
 	feiPlus        uint32 // added to every FEI: a wrong field offset
@@ -73,7 +74,7 @@ func (fp fatalPeer) conn(nc net.Conn) {
 	}
 	// fatal reacts to a fatal error; false: the connection is to end now.
 	fatal := func(fe *tcp.FatalError) bool {
-		if fp.noTermReq {
+		if fp.noTermReq || fp.noTermReqOnIC && !icDone {
 			return false
 		}
 		data := fe.Header
@@ -174,7 +175,7 @@ func (fp fatalPeer) conn(nc net.Conn) {
 }
 
 // fatalPeerChecks are the checks run against each fatalPeer.
-const fatalPeerChecks = "TCP-IC-004 || TCP-IC-009 || TCP-IC-010 || TCP-IC-020 || TCP-PDU-002 || TCP-PDU-012 || TCP-PDU-025 || TCP-FATAL-001 || TCP-FATAL-002 || TCP-FATAL-003"
+const fatalPeerChecks = "TCP-FATAL-006 || TCP-IC-004 || TCP-IC-009 || TCP-IC-010 || TCP-IC-020 || TCP-PDU-002 || TCP-PDU-012 || TCP-PDU-025 || TCP-FATAL-001 || TCP-FATAL-002 || TCP-FATAL-003"
 
 // fatalPeerCases: each peer and the verdicts it must get; a check not
 // named must pass.
@@ -187,12 +188,17 @@ var fatalPeerCases = map[string]struct {
 	// passes (they used to fail such a target: "without close").
 	"waits-for-host": {peer: fatalPeer{}},
 	"closes-at-once": {peer: fatalPeer{closeAfter: true}},
-	// No C2HTermReq: one failing check for it (TCP-PDU-002 here; every
-	// error check judges its own error), none for what only it causes.
+	// No C2HTermReq, ever: one failing check for it, TCP-FATAL-006; the
+	// checks that judge an FES and FEI have none to judge and say so.
 	"no-termreq": {peer: fatalPeer{noTermReq: true}, want: map[string]string{
-		"TCP-IC-009": "FAIL close without C2HTermReq", "TCP-PDU-002": "FAIL close without C2HTermReq",
-		"TCP-PDU-012": "FAIL close without C2HTermReq", "TCP-PDU-025": "FAIL close without C2HTermReq",
+		"TCP-FATAL-006": "FAIL close without C2HTermReq",
+		"TCP-IC-009":    "SKIP no FES or FEI to judge", "TCP-PDU-002": "SKIP no FES or FEI to judge",
+		"TCP-PDU-012": "SKIP no FES or FEI to judge", "TCP-PDU-025": "SKIP no FES or FEI to judge",
 		"TCP-FATAL-001": "SKIP no C2HTermReq", "TCP-FATAL-002": "SKIP no C2HTermReq"}},
+	// No C2HTermReq for one kind of error only: that is no rule of the
+	// target's, so the check of that error fails itself.
+	"no-termreq-on-icreq": {peer: fatalPeer{noTermReqOnIC: true}, want: map[string]string{
+		"TCP-IC-009": "FAIL close without C2HTermReq"}},
 	"keeps-processing-after-fatal": {peer: fatalPeer{keepProcessing: true}, want: map[string]string{
 		"TCP-FATAL-003": "FAIL a response"}},
 	"termreq-wrong-fei": {peer: fatalPeer{feiPlus: 2}, want: map[string]string{

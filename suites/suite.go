@@ -274,6 +274,12 @@ func (f Finding) String() string {
 type Target struct {
 	Config  Config
 	Profile *Profile
+
+	// termReqMu guards termReqRule, what the target did on the run's one
+	// reference fatal error (see Spec.closesWithoutTermReq): "" until
+	// asked.
+	termReqMu   sync.Mutex
+	termReqRule string
 }
 
 // Config says where the target is and what the suite may do to it.

@@ -68,7 +68,10 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	dir := os.Getenv("NVMFTEST_CONFORM_REPORT_DIR") // to keep the reports, e.g. for `nvmftest report matrix`
+	if dir == "" {
+		dir = t.TempDir()
+	}
 	var out strings.Builder
 	sum, err := Run(t, cfg, prof, RunOptions{ReportDir: dir, Out: &out, LabelFilter: os.Getenv("NVMFTEST_LABEL_FILTER"), Traces: TracesAll})
 	t.Log("\n" + out.String())

@@ -557,11 +557,11 @@ var _ = Describe("Transport", Label("transport"), func() {
 	Describe("fatal error handling", Label("transport-fatal"), func() {
 		// unknown is a PDU of the reserved type 0Ah (TCP-PDU-002), the
 		// fatal error these checks provoke.
-		unknown := header(0x0A, 0, 24, 24)
+		unknown := referenceFatal
 		// termReqOf provokes the unknown-type fatal error and returns the
 		// target's C2HTermReq header and error data, then terminates the
 		// connection as the host must. Whether a C2HTermReq comes at all
-		// is TCP-PDU-002's verdict, not these checks': without one they
+		// is TCP-FATAL-006's verdict, not these checks': without one they
 		// have nothing to examine and skip, saying so.
 		termReqOf := func(ctx context.Context, s *Spec) (tcp.CommonHeader, []byte) {
 			GinkgoHelper()
@@ -569,10 +569,10 @@ var _ = Describe("Transport", Label("transport"), func() {
 			sendQuiet(r, unknown)
 			p, ch, data, err := r.Recv(s.fatalWait())
 			if err != nil {
-				Skip(fmt.Sprintf("%s: no C2HTermReq to examine (%s; TCP-PDU-002 judges that)", s.Req.ID, fatalErrOutcome(err)))
+				Skip(fmt.Sprintf("%s: no C2HTermReq to examine (%s; "+termReqOwner+" judges that)", s.Req.ID, fatalErrOutcome(err)))
 			}
 			if _, ok := p.(*tcp.TermReq); !ok {
-				Skip(fmt.Sprintf("%s: no C2HTermReq to examine (PDU %v; TCP-PDU-002 judges that)", s.Req.ID, p.Type()))
+				Skip(fmt.Sprintf("%s: no C2HTermReq to examine (PDU %v; "+termReqOwner+" judges that)", s.Req.ID, p.Type()))
 			}
 			_ = r.Close()
 			return ch, data
@@ -612,11 +612,11 @@ var _ = Describe("Transport", Label("transport"), func() {
 			switch {
 			case obs == "close without C2HTermReq":
 				// Nothing can be processed on a closed connection;
-				// the missing C2HTermReq is TCP-PDU-002's verdict.
+				// the missing C2HTermReq is TCP-FATAL-006's verdict.
 				s.TargetAlive(ctx)
 				return
 			case t == nil:
-				Skip(fmt.Sprintf("%s: the target signalled no fatal error (%s; TCP-PDU-002 judges that), so nothing tells whether it stopped processing", s.Req.ID, obs))
+				Skip(fmt.Sprintf("%s: the target signalled no fatal error (%s; TCP-PDU-002 and %s judge that), so nothing tells whether it stopped processing", s.Req.ID, obs, termReqOwner))
 			}
 			sqe := nvme.PropertyGetCmd(r.NextCID(), nvme.PropCAP, true)
 			sendQuiet(r, encode(r, &tcp.CapsuleCmd{SQE: sqe}, nil))
@@ -651,6 +651,20 @@ var _ = Describe("Transport", Label("transport"), func() {
 			c := s.Connect(ctx, s.Options())
 			_, err := c.Identify(ctx)
 			s.Conform(Outcome(err), "success")
+		})
+		// The one check that judges whether fatal errors come with a
+		// C2HTermReq at all; every other fatal-error check skips, pointing
+		// here, when the target never sends one (expectFatal).
+		Check(Requirement{ID: termReqOwner, Section: secFatal, Keyword: Shall, Binds: Controller,
+			Title: "a fatal transport error is reported with a C2HTermReq before the connection ends (a PDU of reserved type 0Ah provokes it)",
+			Text:  "When a controller detects a fatal error, that controller shall: ... send a C2HTermReq PDU"}, func(ctx context.Context, s *Spec) {
+			r, _ := s.rawAdmin(ctx, plainIC)
+			sendQuiet(r, unknown)
+			t, obs := actAsHost(r, s.fatalWait())
+			if t != nil {
+				obs = "C2HTermReq"
+			}
+			s.Conform(obs, "C2HTermReq")
 		})
 		Check(Requirement{ID: "TCP-FATAL-005", Section: secFatal, Keyword: Indicative, Binds: Controller,
 			Title: "a fatal error on one connection leaves the other connections of the target working",
