@@ -24,20 +24,6 @@ import (
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
-// Specification sections the discovery checks cite (discovery.go owns
-// their wording; they are kept here, unchanged, for it).
-const (
-	refBaseVS          = "NVMe Base 2.1 3.1.4.2" // VS; 3.1.3.2 is Administrative Controller
-	refBaseAER         = "NVMe Base 2.0 5.2"
-	refBaseGetLog      = "NVMe Base 2.0 5.16"
-	refLogDiscovery    = "NVMe Base 2.0 5.16.1.23"
-	refBaseIdentify    = "NVMe Base 2.0 5.17"
-	refIDCtrl          = "NVMe Base 2.0 5.17.2.1"
-	refBaseKeepAliveCm = "NVMe Base 2.0 5.18"
-	refFabConnect      = "NVMe-oF 1.1 3.3"
-	refFabDiscovery    = "NVMe-oF 1.1 5"
-)
-
 // Sections the admin and io checks cite: the text each check was held
 // against (NVMe Base 2.1 page by page, Base 2.2 chapters 3 and 4, NVM
 // Command Set 1.2 chapters 3 and 4, NVMe/TCP 1.0 in full). A figure
