@@ -102,7 +102,8 @@ type Requirement struct {
 	// Binds says whom the statement binds: the controller, or both sides.
 	Binds Party `json:"binds,omitempty"`
 	// Level is how strongly the spec asks for it, derived from Keyword
-	// when the requirement is declared.
+	// when the requirement is declared (leave it out; a Level that
+	// disagrees with the Keyword is a programming error).
 	Level Level
 	// Title says what must hold, as a sentence about the target.
 	Title string
@@ -128,25 +129,21 @@ func register(r Requirement) Requirement {
 	if !idPattern.MatchString(r.ID) || r.Section == "" || r.Title == "" {
 		panic(fmt.Sprintf("suites: malformed requirement %+v", r)) // a programming error, found at init
 	}
-	if r.Keyword != "" {
-		lvl, ok := r.Keyword.Level()
-		if !ok {
-			panic(fmt.Sprintf("suites: requirement %s has keyword %q", r.ID, r.Keyword))
-		}
-		if r.Level != "" && r.Level != lvl {
-			panic(fmt.Sprintf("suites: requirement %s is %s but its keyword %q makes it %s", r.ID, r.Level, r.Keyword, lvl))
-		}
-		r.Level = lvl
-		switch r.Binds {
-		case Controller, Both:
-		default:
-			panic(fmt.Sprintf("suites: requirement %s binds %q: a target check binds the controller or both", r.ID, r.Binds))
-		}
+	if r.Text == "" {
+		panic(fmt.Sprintf("suites: requirement %s quotes no text: every check names the words that make it", r.ID))
 	}
-	switch r.Level {
-	case Mandatory, Recommended, Optional:
+	lvl, ok := r.Keyword.Level()
+	if !ok {
+		panic(fmt.Sprintf("suites: requirement %s has keyword %q: want shall, indicative, should or may", r.ID, r.Keyword))
+	}
+	if r.Level != "" && r.Level != lvl {
+		panic(fmt.Sprintf("suites: requirement %s is %s but its keyword %q makes it %s", r.ID, r.Level, r.Keyword, lvl))
+	}
+	r.Level = lvl
+	switch r.Binds {
+	case Controller, Both:
 	default:
-		panic(fmt.Sprintf("suites: requirement %s has level %q", r.ID, r.Level))
+		panic(fmt.Sprintf("suites: requirement %s binds %q: a target check binds the controller or both", r.ID, r.Binds))
 	}
 	if g, dup := regSeen[r.ID]; dup && g == regGen {
 		panic("suites: duplicate requirement ID " + r.ID)

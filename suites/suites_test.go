@@ -257,3 +257,21 @@ func checkTraces(t *testing.T, dir, addr string, sum Summary) {
 		}
 	}
 }
+
+// TestRequirementsTable keeps REQUIREMENTS.md, the traceability table
+// (`nvmftest conform --list-format markdown`), in step with the checks.
+// Regenerate it with NVMFTEST_UPDATE=1 go test -run TestRequirementsTable ./suites/.
+func TestRequirementsTable(t *testing.T) {
+	var b strings.Builder
+	WriteRequirements(&b, true)
+	const file = "REQUIREMENTS.md"
+	if os.Getenv("NVMFTEST_UPDATE") != "" {
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(file)
+	if err != nil || string(got) != b.String() {
+		t.Errorf("%s is not the current requirement table (%v): regenerate it with NVMFTEST_UPDATE=1 go test -run TestRequirementsTable ./suites/", file, err)
+	}
+}
