@@ -33,7 +33,14 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 			return q.checkSGL(c, 16, false, inLen)
 		}
 		return q.checkSGL(c, 0, false, inLen)
-	case nvme.AdminSetFeatures, nvme.AdminKeepAlive, nvme.AdminAsyncEventReq:
+	case nvme.AdminSetFeatures, nvme.AdminKeepAlive:
+		if disc && q.t.quirks.discoveryNonPersist {
+			// No explicit persistent connections: these commands are
+			// prohibited (NVMe Base 2.1 Figure 28 note 6).
+			break
+		}
+		return q.checkSGL(c, 0, false, inLen)
+	case nvme.AdminAsyncEventReq:
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.AdminAbort:
 		if disc {
@@ -104,7 +111,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		ACL:    3,
 		AERL:   maxAER - 1,
 		ELPE:   errorLogEntries - 1,
-		KAS:    uint16(kaGranule / (100 * time.Millisecond)),
+		KAS:    uint16(t.kas / (100 * time.Millisecond)),
 		CQT:    1000, // ms: once an association ends its sockets close and no command of it starts (queue.go abortIfEnded); only a backend call already running finishes
 		SQES:   0x66,
 		CQES:   0x44,
@@ -124,7 +131,10 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		id.CNTRLTYPE = nvme.CntrlTypeDiscovery
 		id.OAES = nvme.AECDiscovery
 		id.LPA = 1 << 2 // extended data for Get Log Page
-		id.SUBNQN = nvme.DiscoveryNQN
+		id.SUBNQN = t.discoveryNQN()
+		if t.quirks.discoveryNonPersist {
+			id.KAS, id.OAES = 0, 0
+		}
 		return id
 	}
 	sub := ctrl.sub
@@ -268,6 +278,9 @@ func (q *queue) getLogPage(c *command) {
 			ctrl.mu.Unlock()
 		case nvme.LogSMART:
 			l := nvme.SMARTLog{CompositeTemperature: 300, AvailableSpare: 100, AvailableSpareThreshold: 10, PowerCycles: 1}
+			if q.t.quirks.reservedNonzero {
+				l.CriticalWarning |= 0xC0 // bits 7:6 are reserved
+			}
 			ctrl.mu.Lock()
 			for _, x := range ctrl.queues {
 				if x != nil {
@@ -342,6 +355,15 @@ func (q *queue) getLogPage(c *command) {
 	q.finishData(c)
 }
 
+// discoveryNQN is the NQN the discovery subsystem reports as its own:
+// the well-known one, or a unique one (unique-discovery-nqn quirk).
+func (t *Target) discoveryNQN() string {
+	if t.quirks.uniqueDiscoveryNQN {
+		return uniqueDiscoveryNQN
+	}
+	return nvme.DiscoveryNQN
+}
+
 // discoveryLog appends the discovery log page for host, read through q.
 // It lists one entry per (subsystem, port) the host may use and one
 // current discovery subsystem entry per port that serves discovery.
@@ -360,8 +382,11 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 	}
 	for _, p := range t.ports {
 		if p.cfg.servesDiscovery() {
-			e := t.discEntry(p, q, nvme.SubtypeCurrentDiscovery, nvme.DiscoveryNQN)
+			e := t.discEntry(p, q, nvme.SubtypeCurrentDiscovery, t.discoveryNQN())
 			e.EFLAGS = nvme.EFlagsDUPRETINFO | nvme.EFlagsEPCSD
+			if t.quirks.discoveryNonPersist {
+				e.EFLAGS &^= nvme.EFlagsEPCSD
+			}
 			l.Entries = append(l.Entries, e)
 		}
 	}
@@ -442,7 +467,7 @@ func (q *queue) features(c *command, set bool) {
 			if kato != 0 && (kato < q.t.cfg.MinKATO || (q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO)) {
 				st = nvme.StatusKeepAliveInvalid
 			} else {
-				ctrl.kato = roundKATO(kato)
+				ctrl.kato = q.t.roundKATO(kato)
 			}
 		}
 		c.dw0 = uint32(ctrl.kato / time.Millisecond)

@@ -73,7 +73,7 @@ type controller struct {
 // not (see admitController).
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
+		kato: t.roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
@@ -102,16 +102,21 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 // KATT old.
 
 // kaGranule is the Keep Alive Timer granularity, reported as Identify KAS
-// in 100 ms units. KATO is rounded up to a multiple of it.
+// in 100 ms units (unless the kas-10s quirk reports a coarser one, see
+// Target.kas). KATO is rounded up to a multiple of the reported one; the
+// timer looks every kaGranule either way.
 const kaGranule = 100 * time.Millisecond
+
+// kas10s is the granularity the kas-10s quirk reports, SPDK's.
+const kas10s = 10 * time.Second
 
 // roundKATO rounds a keep alive timeout up to the KAS granularity, as
 // Base 2.x 5.2.26.1.8 has the controller do with the host's value.
-func roundKATO(d time.Duration) time.Duration {
+func (t *Target) roundKATO(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return (d + kaGranule - 1) / kaGranule * kaGranule
+	return (d + t.kas - 1) / t.kas * t.kas
 }
 
 // armTimer (re)starts the keep alive timer for the current KATO: a
@@ -147,7 +152,10 @@ func (c *controller) keepAliveCheck(gen uint64) {
 		c.kaLast = now
 	}
 	kato := c.kato
-	if left := kato - now.Sub(c.kaLast); left > 0 {
+	if left := kato - now.Sub(c.kaLast); left > 0 || c.t.quirks.katoNeverExpires {
+		if left <= 0 {
+			left = kaGranule
+		}
 		c.timer.Reset(min(left, kaGranule))
 		c.mu.Unlock()
 		return

@@ -92,7 +92,7 @@ func (q *queue) connect(c *command) {
 		q.complete(c, nvme.StatusConnectIncompatibleFormat)
 		return
 	}
-	disc := d.SubNQN == nvme.DiscoveryNQN
+	disc := d.SubNQN == nvme.DiscoveryNQN || d.SubNQN == t.discoveryNQN()
 	var sub *subsystem
 	t.mu.Lock()
 	if !disc {
@@ -189,7 +189,11 @@ func (q *queue) connect(c *command) {
 			// nvmet: "qid already created" is a Command Sequence Error.
 			ctrl.mu.Unlock()
 			c.ploc = nvme.ConnectOffQID
-			q.complete(c, nvme.StatusCommandSequenceError)
+			st := nvme.StatusCommandSequenceError
+			if t.quirks.qidDupInvalidQID && !ctrl.ended.Load() {
+				st = nvme.StatusInvalidQID // Base 2.1 names 01/01h for a QID in use
+			}
+			q.complete(c, st)
 			return
 		case !ctrl.enabled.Load():
 			// I/O queues belong to an enabled controller (NVMe Base 2.0
@@ -245,6 +249,8 @@ func (q *queue) propertyGet(c *command) {
 		v = uint64(ctrl.cc)
 	case !size8 && off == nvme.PropCSTS:
 		v = uint64(ctrl.csts)
+	case q.t.quirks.reservedPropertyZero && !definedProperty(off):
+		v = 0 // reserved properties read as 0
 	default:
 		ctrl.mu.Unlock()
 		c.ploc = 44
@@ -254,6 +260,16 @@ func (q *queue) propertyGet(c *command) {
 	ctrl.mu.Unlock()
 	c.dw0, c.dw1 = uint32(v), uint32(v>>32)
 	q.complete(c, nvme.StatusSuccess)
+}
+
+// definedProperty reports whether off is the start of a property NVMe
+// over Fabrics defines (CAP, VS, CC, CSTS, NSSR).
+func definedProperty(off uint32) bool {
+	switch off {
+	case nvme.PropCAP, nvme.PropVS, nvme.PropCC, nvme.PropCSTS, 0x20:
+		return true
+	}
+	return false
 }
 
 func (q *queue) propertySet(c *command) {
