@@ -34,6 +34,9 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.AdminSetFeatures, nvme.AdminKeepAlive:
+		if !disc && s.Opcode == nvme.AdminKeepAlive && q.t.quirks.keepAliveUnsupported {
+			break
+		}
 		if disc && q.t.quirks.discoveryNonPersist {
 			// No explicit persistent connections: these commands are
 			// prohibited (NVMe Base 2.1 Figure 28 note 6).
@@ -47,6 +50,10 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 			break
 		}
 		return q.checkSGL(c, 0, false, inLen)
+	case adminFormatNVM:
+		if disc && q.t.quirks.discNVMAdminOK {
+			return q.checkSGL(c, 0, false, inLen)
+		}
 	}
 	return nvme.StatusInvalidOpcode
 }
@@ -70,6 +77,8 @@ func (q *queue) execAdmin(c *command) {
 		}
 	case nvme.AdminAbort:
 		c.dw0 = 1 // not aborted
+		q.complete(c, nvme.StatusSuccess)
+	case adminFormatNVM: // discovery-nvm-admin-ok only (prepareAdmin)
 		q.complete(c, nvme.StatusSuccess)
 	default:
 		q.complete(c, nvme.StatusInvalidOpcode)
@@ -167,13 +176,19 @@ func (q *queue) identify(c *command) {
 	cns := nvme.IdentifyCNS(s)
 	ctrl := q.ctrl
 	if ctrl.disc && cns != nvme.CNSController {
+		if cns == nvme.CNSNamespace && q.t.quirks.discIdentifyNSOK {
+			q.finishData(c) // zeroes
+			return
+		}
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
 	}
 	switch cns {
 	case nvme.CNSController:
-		q.identifyController().Put(b)
+		id := q.identifyController()
+		q.t.quirks.editIdentify(id, ctrl.disc)
+		id.Put(b)
 	case nvme.CNSNamespace, nvme.CNSNSDescriptorList, 0x08:
 		if s.NSID == 0 || s.NSID > MaxNSID {
 			q.complete(c, nvme.StatusInvalidNamespace)
@@ -225,6 +240,9 @@ func (q *queue) identify(c *command) {
 		}
 		// NVM command set specific data: no limits, all zero.
 	default:
+		if q.t.quirks.identifyReservedCNS {
+			break // zeroes
+		}
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
@@ -281,6 +299,9 @@ func (q *queue) getLogPage(c *command) {
 			if q.t.quirks.reservedNonzero {
 				l.CriticalWarning |= 0xC0 // bits 7:6 are reserved
 			}
+			if q.t.quirks.smartTempZero {
+				l.CompositeTemperature = 0
+			}
 			ctrl.mu.Lock()
 			for _, x := range ctrl.queues {
 				if x != nil {
@@ -328,6 +349,10 @@ func (q *queue) getLogPage(c *command) {
 			supported = false
 		}
 	}
+	if !supported && q.t.quirks.logReservedOK {
+		supported = true
+		page = append(page, make([]byte, nvme.LogPageLength(s))...)
+	}
 	q.scratch = page[:0]
 	if !supported {
 		c.ploc = 40
@@ -369,6 +394,9 @@ func (t *Target) discoveryNQN() string {
 // current discovery subsystem entry per port that serves discovery.
 func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 	t.mu.Lock()
+	if t.quirks.discGENCTRUnstable {
+		t.genctr++
+	}
 	l := nvme.DiscoveryLog{GENCTR: t.genctr}
 	for _, s := range t.subsys {
 		if !s.hostAllowed(host) {
@@ -414,12 +442,25 @@ func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.Di
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		fam = 2
 	}
-	return nvme.DiscoveryLogEntry{
+	e := nvme.DiscoveryLogEntry{
 		TRTYPE: nvme.TRTypeTCP, ADRFAM: fam, SUBTYPE: subtype,
 		TREQ:   nvme.TREQNotSpecified | nvme.TREQDisableSQFlow,
 		PORTID: p.cfg.PortID, CNTLID: nvme.CNTLIDDynamic, ASQSZ: 32,
 		TRSVCID: svc, SUBNQN: nqn, TRADDR: host,
 	}
+	if t.quirks.discASQSZSmall {
+		e.ASQSZ = 16
+	}
+	if t.quirks.discTRSVCIDName {
+		e.TRSVCID = "nvme"
+	}
+	if t.quirks.discADRFAMWrong && e.ADRFAM == 1 {
+		e.ADRFAM = 2
+	}
+	if t.quirks.discSECTYPEBad {
+		e.TSAS[0] = 9
+	}
+	return e
 }
 
 func (q *queue) features(c *command, set bool) {
@@ -438,6 +479,10 @@ func (q *queue) features(c *command, set bool) {
 	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
 	// Write Cache feature does not exist: Invalid Field for Set and Get.
 	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && !ctrl.sub.volatileCache() {
+		if q.t.quirks.featuresReservedOK && !set {
+			q.complete(c, nvme.StatusSuccess)
+			return
+		}
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return

@@ -79,6 +79,9 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 		c.aec = 0 // a discovery host asks with Set Features
 	}
 	c.queues = make([]*queue, int(c.numQ)+1)
+	if t.quirks.ccInitialNonzero {
+		c.cc = 6 << 16 // IOSQES
+	}
 	t.mu.Lock()
 	why := t.admitController(c)
 	t.mu.Unlock()
@@ -336,7 +339,7 @@ func (c *controller) aer(cmd *command) (pending bool, st nvme.Status) {
 		c.mu.Unlock()
 		return false, nvme.StatusSuccess
 	}
-	if len(c.aers) >= maxAER {
+	if len(c.aers) >= maxAER && !c.t.quirks.aerLimitIgnored {
 		c.mu.Unlock()
 		return false, nvme.StatusAsyncEventLimit
 	}
@@ -347,7 +350,14 @@ func (c *controller) aer(cmd *command) (pending bool, st nvme.Status) {
 
 // cap returns the CAP property.
 func (c *controller) capReg() uint64 {
-	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), 15, nvme.CSSNVM) | nvme.CAPCQR
+	to := uint8(15)
+	if c.t.quirks.capTOZero {
+		to = 0
+	}
+	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), to, nvme.CSSNVM) | nvme.CAPCQR
+	if c.t.quirks.capCQRClear {
+		v &^= nvme.CAPCQR
+	}
 	return uint64(v)
 }
 
@@ -367,12 +377,18 @@ func (c *controller) setCC(v uint32) {
 		}
 	}
 	if v&nvme.CCEnable == 0 && old&nvme.CCEnable != 0 {
-		c.csts &^= nvme.CSTSReady | nvme.CSTSFatal
+		c.csts &^= nvme.CSTSFatal
+		if !c.t.quirks.disableKeepsReady {
+			c.csts &^= nvme.CSTSReady
+		}
 		c.enabled.Store(false)
 	}
 	if v&nvme.CCShnMask != 0 && old&nvme.CCShnMask == 0 {
 		// As nvmet: shutting down also clears the controller.
 		c.csts = nvme.CSTSShstCmplt
+		if c.t.quirks.shutdownNever {
+			c.csts = 1 << 2 // SHST 01b: shutdown processing occurring
+		}
 		c.enabled.Store(false)
 	}
 	if v&nvme.CCShnMask == 0 && old&nvme.CCShnMask != 0 {

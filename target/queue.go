@@ -643,7 +643,7 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 			return q.askData(c)
 		}
 		c.setBuf(c.xfer)
-		if err := q.conn.ReadData(c.buf); err != nil {
+		if err := q.conn.ReadData(c.buf); err != nil && !(q.t.quirks.dataDigestIgnored && errors.Is(err, tcp.ErrDataDigest)) {
 			if errors.Is(err, tcp.ErrDataDigest) {
 				if q.t.dataDigestFatal {
 					return err
@@ -793,7 +793,7 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 		if !errors.Is(err, tcp.ErrDataDigest) || q.t.dataDigestFatal {
 			return err
 		}
-		c.ddgst = true
+		c.ddgst = !q.t.quirks.dataDigestIgnored
 	}
 	c.recvd += d.DATAL
 	done := c.recvd == c.xfer
@@ -980,6 +980,12 @@ func (q *queue) failed(c *command, st nvme.Status) nvme.Status {
 	if qk.connectNoDNR && c.sqe.Opcode == nvme.AdminFabrics && c.sqe.FCType() == nvme.FabricsConnect {
 		st &^= nvme.StatusDNR
 	}
+	switch code := st.Code(); {
+	case qk.lbaRangeInvalidField && code == nvme.StatusLBAOutOfRange,
+		qk.invalidNSInvalidField && code == nvme.StatusInvalidNamespace,
+		qk.ioOpcodeInvalidField && code == nvme.StatusInvalidOpcode && q.qid != 0:
+		st = st&^0x7FF | nvme.StatusInvalidField
+	}
 	if q.ctrl == nil {
 		return st
 	}
@@ -1074,7 +1080,7 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	if q.authPending() {
 		return nvme.StatusAuthenticationRequired
 	}
-	if !q.ctrl.enabled.Load() {
+	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) {
 		return nvme.StatusCommandSequenceError
 	}
 	if q.qid == 0 {
@@ -1101,7 +1107,7 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.ctrl == nil {
 			return nvme.StatusCommandSequenceError
 		}
-		if q.qid != 0 {
+		if q.qid != 0 && !(c.sqe.FCType() == nvme.FabricsPropertyGet && q.t.quirks.ioqPropertyGetOK) {
 			return nvme.StatusInvalidOpcode
 		}
 		if q.authPending() {

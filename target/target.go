@@ -109,6 +109,9 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 	if cfg.Version == "1.4" {
 		t.vs = nvme.MakeVersion(1, 4, 0)
 	}
+	if t.quirks.vs11 {
+		t.vs = nvme.MakeVersion(1, 1, 0)
+	}
 	for _, o := range opts {
 		o(t)
 	}
