@@ -139,7 +139,7 @@ var quirkTable = []Quirk{
 		Does: "sends C2HTermReqs without the offending PDU header as their data (NVMe/TCP 1.0 3.6.2.5)",
 		set:  func(s *quirkSet) { s.termReqNoHeader = true }},
 	{Name: "process-after-fatal", Kind: QuirkDeviation,
-		Does: "after a fatal transport error sends the C2HTermReq and goes on processing the PDUs that follow (NVMe/TCP 1.0 3.5.1: stop processing any PDUs that arrive)",
+		Does: "after a fatal transport error on an initialized connection sends the C2HTermReq and goes on processing the PDUs that follow (NVMe/TCP 1.0 3.5.1: stop processing any PDUs that arrive)",
 		set:  func(s *quirkSet) { s.processAfterFatal = true }},
 	{Name: "accept-foreign-hostnqn", Kind: QuirkDeviation,
 		Does: "ignores the subsystems' host lists: any host NQN may connect (NVMe Base 2.1 6.3: Connect Invalid Host)",

@@ -6,7 +6,9 @@
 // One goroutine per connection reads PDUs and runs commands; file I/O runs
 // on a few worker goroutines per queue so a slow disk does not stall the
 // connection. Fatal transport errors end only the connection they happen
-// on (C2HTermReq, then close); ending an admin queue ends its association.
+// on (a C2HTermReq, then nothing more is processed, and the connection
+// closes when the host closes it or after fatal_close_wait, NVMe/TCP 1.0
+// 3.5.1); ending an admin queue ends its association, at the error.
 package target
 
 import (
