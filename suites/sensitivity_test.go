@@ -150,6 +150,15 @@ func quirkExpect() map[string]quirkExpectation {
 		"discovery-trsvcid-name":              {fail: ids("DISC-LOG-004")},
 		"discovery-adrfam-wrong":              {fail: ids("DISC-LOG-003")},
 		"discovery-sectype-bad":               {fail: ids("DISC-LOG-005")},
+		"inactive-ns-nonzero":                 {fail: ids("ADM-NS-003")},
+		"ns-ncap-above-nsze":                  {fail: ids("ADM-NS-001")},
+		"firmware-log-no-active-slot":         {fail: ids("ADM-LOG-005")},
+		"csts-ready-at-connect":               {fail: ids("FAB-PROP-009 FAB-PROP-025")},
+		"discovery-subtype-wrong":             {fail: ids("DISC-LOG-002 DISC-LOG-006")},
+		"discovery-lpa-no-extended":           {fail: ids("DISC-ID-004")},
+		"h2ctermreq-answered":                 {fail: ids("TCP-PDU-020")},
+		"no-ns-change-aen":                    {fail: ids("ADM-AER-002")},
+		"no-discovery-change-aen":             {fail: ids("DISC-AEN-001")},
 
 		// Allowed personalities: nothing may fail; checkBugs are checks that
 		// still demand more than the text.

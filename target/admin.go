@@ -188,6 +188,9 @@ func (q *queue) identify(c *command) {
 	case nvme.CNSController:
 		id := q.identifyController()
 		q.t.quirks.editIdentify(id, ctrl.disc)
+		if ctrl.disc {
+			q.t.quirks.editDiscoveryIdentify(id)
+		}
 		id.Put(b)
 	case nvme.CNSNamespace, nvme.CNSNSDescriptorList, 0x08:
 		if s.NSID == 0 || s.NSID > MaxNSID {
@@ -200,6 +203,9 @@ func (q *queue) identify(c *command) {
 				q.complete(c, nvme.StatusInvalidNamespace)
 				return
 			}
+			if q.t.quirks.inactiveNSNonzero {
+				b[0] = 1
+			}
 			break // an inactive NSID reads as zeroes
 		}
 		switch cns {
@@ -207,6 +213,9 @@ func (q *queue) identify(c *command) {
 			idns := nvme.IdentifyNamespace{NSZE: ns.nlba, NCAP: ns.nlba, NUSE: ns.nlba,
 				DLFEAT: 1 | 1<<3, NMIC: 1, ANAGRPID: ns.group(), NGUID: ns.nguid}
 			idns.LBAF[0] = nvme.LBAFormat{LBADS: uint8(ns.shift)}
+			if q.t.quirks.nsNCAPAboveNSZE {
+				idns.NCAP, idns.NUSE = ns.nlba+8, ns.nlba+8
+			}
 			idns.Put(b)
 		case nvme.CNSNSDescriptorList:
 			d := nvme.AppendNSDescriptors(b[:0], []nvme.NSDescriptor{
@@ -318,6 +327,9 @@ func (q *queue) getLogPage(c *command) {
 			page = l.Append(page)
 		case nvme.LogFirmwareSlot:
 			l := nvme.FirmwareSlotLog{AFI: 1, FRS: [7]string{"1.0"}}
+			if q.t.quirks.fwLogNoActive {
+				l.AFI = 0
+			}
 			page = l.Append(page)
 		case nvme.LogChangedNSList:
 			ctrl.mu.Lock()
@@ -404,7 +416,11 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 		}
 		for _, p := range t.ports {
 			if s.onPort(p) {
-				l.Entries = append(l.Entries, t.discEntry(p, q, nvme.SubtypeNVM, s.nqn))
+				e := t.discEntry(p, q, nvme.SubtypeNVM, s.nqn)
+				if t.quirks.discSubtypeWrong {
+					e.SUBTYPE = 5
+				}
+				l.Entries = append(l.Entries, e)
 			}
 		}
 	}

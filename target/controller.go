@@ -82,6 +82,9 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 	if t.quirks.ccInitialNonzero {
 		c.cc = 6 << 16 // IOSQES
 	}
+	if t.quirks.cstsReadyAtConnect {
+		c.csts = nvme.CSTSReady
+	}
 	t.mu.Lock()
 	why := t.admitController(c)
 	t.mu.Unlock()
@@ -237,6 +240,9 @@ func (c *controller) nsChanged(nsid uint32) {
 		}
 	}
 	c.mu.Unlock()
+	if c.t.quirks.noNSChangeAEN {
+		return
+	}
 	c.event(nvme.AEN(nvme.AENTypeNotice, nvme.AENNoticeNSChanged, nvme.LogChangedNSList), maskNSChanged)
 }
 

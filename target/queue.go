@@ -336,6 +336,9 @@ func (q *queue) serve() {
 				err = q.onH2CData(v)
 			case *tcp.TermReq:
 				q.t.log.Info("host terminated the connection", "fes", v.FES, "fei", v.FEI)
+				if q.t.quirks.h2cTermReqAnswered {
+					_ = q.conn.SendRaw(tcp.AppendPDU(nil, &tcp.TermReq{FES: tcp.FESPDUSequenceError}, nil, tcp.EncodeOptions{}))
+				}
 				return
 			}
 		}

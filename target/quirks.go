@@ -114,6 +114,15 @@ type quirkSet struct {
 	discTRSVCIDName          bool
 	discADRFAMWrong          bool
 	discSECTYPEBad           bool
+	inactiveNSNonzero        bool
+	nsNCAPAboveNSZE          bool
+	fwLogNoActive            bool
+	cstsReadyAtConnect       bool
+	discSubtypeWrong         bool
+	discLPANoExt             bool
+	h2cTermReqAnswered       bool
+	noNSChangeAEN            bool
+	noDiscChangeAEN          bool
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -318,6 +327,33 @@ var quirkTable = []Quirk{
 	{Name: "discovery-sectype-bad", Kind: QuirkDeviation,
 		Does: "discovery log entries carry an undefined TSAS SECTYPE (9)",
 		set:  func(s *quirkSet) { s.discSECTYPEBad = true }},
+	{Name: "inactive-ns-nonzero", Kind: QuirkDeviation,
+		Does: "answers Identify Namespace of an inactive NSID with a structure that is not zero-filled",
+		set:  func(s *quirkSet) { s.inactiveNSNonzero = true }},
+	{Name: "ns-ncap-above-nsze", Kind: QuirkDeviation,
+		Does: "reports Identify Namespace NCAP and NUSE above NSZE",
+		set:  func(s *quirkSet) { s.nsNCAPAboveNSZE = true }},
+	{Name: "firmware-log-no-active-slot", Kind: QuirkDeviation,
+		Does: "reports AFI 0 (no active slot) in the Firmware Slot Information log",
+		set:  func(s *quirkSet) { s.fwLogNoActive = true }},
+	{Name: "csts-ready-at-connect", Kind: QuirkDeviation,
+		Does: "a new controller's CSTS reads RDY 1 before the host enabled it",
+		set:  func(s *quirkSet) { s.cstsReadyAtConnect = true }},
+	{Name: "discovery-subtype-wrong", Kind: QuirkDeviation,
+		Does: "gives NVM subsystem entries of the discovery log SUBTYPE 5 (reserved) instead of 2",
+		set:  func(s *quirkSet) { s.discSubtypeWrong = true }},
+	{Name: "discovery-lpa-no-extended", Kind: QuirkDeviation,
+		Does: "a discovery controller reports no extended data for Get Log Page (LPA bit 2 clear)",
+		set:  func(s *quirkSet) { s.discLPANoExt = true }},
+	{Name: "h2ctermreq-answered", Kind: QuirkDeviation,
+		Does: "answers a host's H2CTermReq with a C2HTermReq before closing (NVMe/TCP 1.0 3.6.2.4: the controller closes without one)",
+		set:  func(s *quirkSet) { s.h2cTermReqAnswered = true }},
+	{Name: "no-ns-change-aen", Kind: QuirkDeviation,
+		Does: "raises no Namespace Attribute Changed event when a namespace is added or removed, though OAES claims it",
+		set:  func(s *quirkSet) { s.noNSChangeAEN = true }},
+	{Name: "no-discovery-change-aen", Kind: QuirkDeviation,
+		Does: "raises no Discovery Log Page Change event when the discovery log changes, though OAES claims it",
+		set:  func(s *quirkSet) { s.noDiscChangeAEN = true }},
 
 	{Name: "close-after-termreq", Kind: QuirkAllowed,
 		Does: "closes the connection right after sending a C2HTermReq instead of waiting fatal_close_wait for the host (NVMe/TCP 1.0 3.5.1 lets the controller close; the host must close anyway)",
@@ -434,6 +470,14 @@ func (s *quirkSet) editIdentify(id *nvme.IdentifyController, disc bool) {
 	}
 	if s.identifyKASZero {
 		id.KAS = 0
+	}
+}
+
+// editDiscoveryIdentify applies the quirks of discovery controllers'
+// Identify Controller.
+func (s *quirkSet) editDiscoveryIdentify(id *nvme.IdentifyController) {
+	if s.discLPANoExt {
+		id.LPA &^= 1 << 2
 	}
 }
 

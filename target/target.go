@@ -758,6 +758,9 @@ func (t *Target) discoveryChanged() {
 	}
 	t.mu.Unlock()
 	for _, c := range l {
+		if t.quirks.noDiscChangeAEN {
+			break
+		}
 		c.event(nvme.AEN(nvme.AENTypeNotice, nvme.AENNoticeDiscoveryChange, nvme.LogDiscovery), maskDiscovery)
 	}
 }
