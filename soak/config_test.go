@@ -61,10 +61,11 @@ const (
 
 	// fatalLinger is how long the target may keep a connection after a
 	// fatal transport error (its C2HTermReq), a host's TermReq or a
-	// Disconnect: the base target closes at once. NVMe/TCP 1.0 3.5.1 lets
-	// a controller wait for the host to close (SPDK waits up to 30 s); if
-	// the target ever does, its key goes in soakConfig and its value here.
-	fatalLinger = 0
+	// Disconnect. NVMe/TCP 1.0 3.5.1 has the controller wait for the host
+	// to close after a C2HTermReq (the target's fatal_close_wait, 30 s by
+	// default, as SPDK): the soak sets it to this, so that peers that
+	// never close are let go of within the soak's bounds.
+	fatalLinger = 2 * time.Second
 
 	// boundSlack is what the soak grants on top of a configured bound
 	// before calling a peer "not let go": scheduling on 2 busy cores with
@@ -165,6 +166,7 @@ func soakConfig(dir string) target.Config {
 	cfg.MinKATO, cfg.MaxKATO = 0, 0 // any KATO; idle_timeout covers KATO 0
 	cfg.WriteTimeout = stallTimeout
 	cfg.R2TTimeout = r2tTimeout
+	cfg.FatalCloseWait = fatalLinger
 	// Every actor dials from 127.0.0.1, so the per-address bound is the
 	// whole soak's; the floods' Connects share one host NQN.
 	cfg.MaxConnections = maxConnections

@@ -33,13 +33,27 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 			return q.checkSGL(c, 16, false, inLen)
 		}
 		return q.checkSGL(c, 0, false, inLen)
-	case nvme.AdminSetFeatures, nvme.AdminKeepAlive, nvme.AdminAsyncEventReq:
+	case nvme.AdminSetFeatures, nvme.AdminKeepAlive:
+		if !disc && s.Opcode == nvme.AdminKeepAlive && q.t.quirks.keepAliveUnsupported {
+			break
+		}
+		if disc && q.t.quirks.discoveryNonPersist {
+			// No explicit persistent connections: these commands are
+			// prohibited (NVMe Base 2.1 Figure 28 note 6).
+			break
+		}
+		return q.checkSGL(c, 0, false, inLen)
+	case nvme.AdminAsyncEventReq:
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.AdminAbort:
 		if disc {
 			break
 		}
 		return q.checkSGL(c, 0, false, inLen)
+	case adminFormatNVM:
+		if disc && q.t.quirks.discNVMAdminOK {
+			return q.checkSGL(c, 0, false, inLen)
+		}
 	}
 	return nvme.StatusInvalidOpcode
 }
@@ -63,6 +77,8 @@ func (q *queue) execAdmin(c *command) {
 		}
 	case nvme.AdminAbort:
 		c.dw0 = 1 // not aborted
+		q.complete(c, nvme.StatusSuccess)
+	case adminFormatNVM: // discovery-nvm-admin-ok only (prepareAdmin)
 		q.complete(c, nvme.StatusSuccess)
 	default:
 		q.complete(c, nvme.StatusInvalidOpcode)
@@ -104,7 +120,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		ACL:    3,
 		AERL:   maxAER - 1,
 		ELPE:   errorLogEntries - 1,
-		KAS:    uint16(kaGranule / (100 * time.Millisecond)),
+		KAS:    uint16(t.kas / (100 * time.Millisecond)),
 		CQT:    1000, // ms: once an association ends its sockets close and no command of it starts (queue.go abortIfEnded); only a backend call already running finishes
 		SQES:   0x66,
 		CQES:   0x44,
@@ -124,7 +140,10 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		id.CNTRLTYPE = nvme.CntrlTypeDiscovery
 		id.OAES = nvme.AECDiscovery
 		id.LPA = 1 << 2 // extended data for Get Log Page
-		id.SUBNQN = nvme.DiscoveryNQN
+		id.SUBNQN = t.discoveryNQN()
+		if t.quirks.discoveryNonPersist {
+			id.KAS, id.OAES = 0, 0
+		}
 		return id
 	}
 	sub := ctrl.sub
@@ -157,13 +176,22 @@ func (q *queue) identify(c *command) {
 	cns := nvme.IdentifyCNS(s)
 	ctrl := q.ctrl
 	if ctrl.disc && cns != nvme.CNSController {
+		if cns == nvme.CNSNamespace && q.t.quirks.discIdentifyNSOK {
+			q.finishData(c) // zeroes
+			return
+		}
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
 	}
 	switch cns {
 	case nvme.CNSController:
-		q.identifyController().Put(b)
+		id := q.identifyController()
+		q.t.quirks.editIdentify(id, ctrl.disc)
+		if ctrl.disc {
+			q.t.quirks.editDiscoveryIdentify(id)
+		}
+		id.Put(b)
 	case nvme.CNSNamespace, nvme.CNSNSDescriptorList, 0x08:
 		if s.NSID == 0 || s.NSID > MaxNSID {
 			q.complete(c, nvme.StatusInvalidNamespace)
@@ -175,6 +203,9 @@ func (q *queue) identify(c *command) {
 				q.complete(c, nvme.StatusInvalidNamespace)
 				return
 			}
+			if q.t.quirks.inactiveNSNonzero {
+				b[0] = 1
+			}
 			break // an inactive NSID reads as zeroes
 		}
 		switch cns {
@@ -182,6 +213,9 @@ func (q *queue) identify(c *command) {
 			idns := nvme.IdentifyNamespace{NSZE: ns.nlba, NCAP: ns.nlba, NUSE: ns.nlba,
 				DLFEAT: 1 | 1<<3, NMIC: 1, ANAGRPID: ns.group(), NGUID: ns.nguid}
 			idns.LBAF[0] = nvme.LBAFormat{LBADS: uint8(ns.shift)}
+			if q.t.quirks.nsNCAPAboveNSZE {
+				idns.NCAP, idns.NUSE = ns.nlba+8, ns.nlba+8
+			}
 			idns.Put(b)
 		case nvme.CNSNSDescriptorList:
 			d := nvme.AppendNSDescriptors(b[:0], []nvme.NSDescriptor{
@@ -215,6 +249,9 @@ func (q *queue) identify(c *command) {
 		}
 		// NVM command set specific data: no limits, all zero.
 	default:
+		if q.t.quirks.identifyReservedCNS {
+			break // zeroes
+		}
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
@@ -268,6 +305,12 @@ func (q *queue) getLogPage(c *command) {
 			ctrl.mu.Unlock()
 		case nvme.LogSMART:
 			l := nvme.SMARTLog{CompositeTemperature: 300, AvailableSpare: 100, AvailableSpareThreshold: 10, PowerCycles: 1}
+			if q.t.quirks.reservedNonzero {
+				l.CriticalWarning |= 0xC0 // bits 7:6 are reserved
+			}
+			if q.t.quirks.smartTempZero {
+				l.CompositeTemperature = 0
+			}
 			ctrl.mu.Lock()
 			for _, x := range ctrl.queues {
 				if x != nil {
@@ -284,6 +327,9 @@ func (q *queue) getLogPage(c *command) {
 			page = l.Append(page)
 		case nvme.LogFirmwareSlot:
 			l := nvme.FirmwareSlotLog{AFI: 1, FRS: [7]string{"1.0"}}
+			if q.t.quirks.fwLogNoActive {
+				l.AFI = 0
+			}
 			page = l.Append(page)
 		case nvme.LogChangedNSList:
 			ctrl.mu.Lock()
@@ -315,6 +361,10 @@ func (q *queue) getLogPage(c *command) {
 			supported = false
 		}
 	}
+	if !supported && q.t.quirks.logReservedOK {
+		supported = true
+		page = append(page, make([]byte, nvme.LogPageLength(s))...)
+	}
 	q.scratch = page[:0]
 	if !supported {
 		c.ploc = 40
@@ -342,11 +392,23 @@ func (q *queue) getLogPage(c *command) {
 	q.finishData(c)
 }
 
+// discoveryNQN is the NQN the discovery subsystem reports as its own:
+// the well-known one, or a unique one (unique-discovery-nqn quirk).
+func (t *Target) discoveryNQN() string {
+	if t.quirks.uniqueDiscoveryNQN {
+		return uniqueDiscoveryNQN
+	}
+	return nvme.DiscoveryNQN
+}
+
 // discoveryLog appends the discovery log page for host, read through q.
 // It lists one entry per (subsystem, port) the host may use and one
 // current discovery subsystem entry per port that serves discovery.
 func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 	t.mu.Lock()
+	if t.quirks.discGENCTRUnstable {
+		t.genctr++
+	}
 	l := nvme.DiscoveryLog{GENCTR: t.genctr}
 	for _, s := range t.subsys {
 		if !s.hostAllowed(host) {
@@ -354,14 +416,21 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 		}
 		for _, p := range t.ports {
 			if s.onPort(p) {
-				l.Entries = append(l.Entries, t.discEntry(p, q, nvme.SubtypeNVM, s.nqn))
+				e := t.discEntry(p, q, nvme.SubtypeNVM, s.nqn)
+				if t.quirks.discSubtypeWrong {
+					e.SUBTYPE = 5
+				}
+				l.Entries = append(l.Entries, e)
 			}
 		}
 	}
 	for _, p := range t.ports {
 		if p.cfg.servesDiscovery() {
-			e := t.discEntry(p, q, nvme.SubtypeCurrentDiscovery, nvme.DiscoveryNQN)
+			e := t.discEntry(p, q, nvme.SubtypeCurrentDiscovery, t.discoveryNQN())
 			e.EFLAGS = nvme.EFlagsDUPRETINFO | nvme.EFlagsEPCSD
+			if t.quirks.discoveryNonPersist {
+				e.EFLAGS &^= nvme.EFlagsEPCSD
+			}
 			l.Entries = append(l.Entries, e)
 		}
 	}
@@ -389,12 +458,25 @@ func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.Di
 	if ip := net.ParseIP(host); ip != nil && ip.To4() == nil {
 		fam = 2
 	}
-	return nvme.DiscoveryLogEntry{
+	e := nvme.DiscoveryLogEntry{
 		TRTYPE: nvme.TRTypeTCP, ADRFAM: fam, SUBTYPE: subtype,
 		TREQ:   nvme.TREQNotSpecified | nvme.TREQDisableSQFlow,
 		PORTID: p.cfg.PortID, CNTLID: nvme.CNTLIDDynamic, ASQSZ: 32,
 		TRSVCID: svc, SUBNQN: nqn, TRADDR: host,
 	}
+	if t.quirks.discASQSZSmall {
+		e.ASQSZ = 16
+	}
+	if t.quirks.discTRSVCIDName {
+		e.TRSVCID = "nvme"
+	}
+	if t.quirks.discADRFAMWrong && e.ADRFAM == 1 {
+		e.ADRFAM = 2
+	}
+	if t.quirks.discSECTYPEBad {
+		e.TSAS[0] = 9
+	}
+	return e
 }
 
 func (q *queue) features(c *command, set bool) {
@@ -413,6 +495,10 @@ func (q *queue) features(c *command, set bool) {
 	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
 	// Write Cache feature does not exist: Invalid Field for Set and Get.
 	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && !ctrl.sub.volatileCache() {
+		if q.t.quirks.featuresReservedOK && !set {
+			q.complete(c, nvme.StatusSuccess)
+			return
+		}
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return
@@ -442,7 +528,7 @@ func (q *queue) features(c *command, set bool) {
 			if kato != 0 && (kato < q.t.cfg.MinKATO || (q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO)) {
 				st = nvme.StatusKeepAliveInvalid
 			} else {
-				ctrl.kato = roundKATO(kato)
+				ctrl.kato = q.t.roundKATO(kato)
 			}
 		}
 		c.dw0 = uint32(ctrl.kato / time.Millisecond)

@@ -2,6 +2,7 @@ package target
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -218,9 +219,32 @@ func (c *client) expectTerm(fes uint16, fei uint32) {
 			break
 		}
 	}
-	if _, err := c.conn.Next(); err == nil {
-		c.t.Fatal("connection still open after TermReq")
+	if err := c.silentAfterTerm(); err != nil {
+		c.t.Fatal(err)
 	}
+	c.nc.Close()
+}
+
+// termQuiet is how long a test watches a connection after the target's
+// C2HTermReq: it must stay open and send nothing more.
+const termQuiet = 50 * time.Millisecond
+
+// silentAfterTerm checks the target's side of NVMe/TCP 1.0 3.5.1 after it
+// sent a C2HTermReq: it processes nothing more (sends nothing) and leaves
+// closing the connection to the host, which the caller then does (the
+// host "shall terminate the connection").
+func (c *client) silentAfterTerm() error {
+	_ = c.nc.SetReadDeadline(time.Now().Add(termQuiet))
+	defer func() { _ = c.nc.SetReadDeadline(time.Now().Add(20 * time.Second)) }()
+	p, err := c.conn.Next()
+	var ne net.Error
+	switch {
+	case err == nil:
+		return fmt.Errorf("%v after the C2HTermReq: the target went on processing", p.Type())
+	case !errors.As(err, &ne) || !ne.Timeout():
+		return fmt.Errorf("connection closed right after the C2HTermReq (%v): the target waits for the host to close it", err)
+	}
+	return nil
 }
 
 // expectClosed waits for the target to close the connection.

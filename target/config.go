@@ -199,6 +199,19 @@ type Config struct {
 	// controller activity timeout of NVMe Base 2.1 3.1.3.3 (default 2m,
 	// as nvmet and SPDK; 0: none, such a peer may stay for ever).
 	DiscoveryKATO time.Duration `yaml:"discovery_kato"`
+	// FatalCloseWait is how long a connection stays open after the target
+	// sent a C2HTermReq for a fatal transport error (default 30s; 0:
+	// close at once). NVMe/TCP 1.0 3.5.1 has the host terminate the
+	// connection and lets the controller do so only after 30 seconds:
+	// meanwhile the target reads and discards what arrives, processes
+	// nothing, and the connection counts against max_connections. The
+	// association it belonged to ends at the error, not after the wait.
+	FatalCloseWait time.Duration `yaml:"fatal_close_wait"`
+
+	// Quirks are named deviations and allowed personalities the target
+	// is told to have, for testing the conformance suite and hosts
+	// against them (default none; see Quirks for the list).
+	Quirks []string `yaml:"quirks"`
 }
 
 // baseConfig is every tunable at its default, with no listener and no
@@ -226,6 +239,7 @@ func baseConfig() Config {
 		WriteBacklog:             "2MiB",
 		WriteTimeout:             30 * time.Second,
 		DiscoveryKATO:            2 * time.Minute,
+		FatalCloseWait:           30 * time.Second,
 	}
 }
 
@@ -434,6 +448,9 @@ func (c *Config) Validate() error {
 	if err := c.validatePeerBounds(); err != nil {
 		return err
 	}
+	if err := validateQuirks(c.Quirks); err != nil {
+		return err
+	}
 	switch c.Version {
 	case "":
 		c.Version = "2.0"
@@ -469,6 +486,9 @@ func (c *Config) validatePeerBounds() error {
 	}
 	if c.R2TTimeout < 0 || c.WriteTimeout < 0 || c.DiscoveryKATO < 0 {
 		return errors.New("r2t_timeout/write_timeout/discovery_kato: negative (use e.g. 30s/30s/2m, or 0 to disable)")
+	}
+	if c.FatalCloseWait < 0 {
+		return fmt.Errorf("fatal_close_wait: %v is negative (use e.g. 30s, or 0 to close right after the C2HTermReq)", c.FatalCloseWait)
 	}
 	return nil
 }

@@ -128,3 +128,44 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestQuirkAndFatalWaitKeys: fatal_close_wait defaults to the 30 seconds
+// of NVMe/TCP 1.0 3.5.1, quirks parse by name, and a bad value of either
+// is a one-line error (an unknown quirk's lists the known ones).
+func TestQuirkAndFatalWaitKeys(t *testing.T) {
+	if d := DefaultConfig(); d.FatalCloseWait != 30*time.Second || len(d.Quirks) != 0 {
+		t.Fatalf("defaults: fatal_close_wait %v, quirks %v", d.FatalCloseWait, d.Quirks)
+	}
+	base := "listeners: [{address: 127.0.0.1:0}]\n"
+	c, err := ParseConfig([]byte(base + "fatal_close_wait: 5s\nquirks: [no-termreq, kas-10s]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FatalCloseWait != 5*time.Second || len(c.Quirks) != 2 {
+		t.Fatalf("%v %v", c.FatalCloseWait, c.Quirks)
+	}
+	for in, want := range map[string]string{
+		"fatal_close_wait: -1s\n":       "fatal_close_wait: -1s is negative",
+		"quirks: [kas-10s, frobnicate]": `quirks[1]: "frobnicate" is not a quirk (use one of no-termreq, `,
+	} {
+		_, err := ParseConfig([]byte(base + in))
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want %q in one line", in, err, want)
+		}
+	}
+}
+
+// TestQuirkTable: every quirk has a unique name, a kind and a description,
+// and sets something.
+func TestQuirkTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, q := range Quirks() {
+		if q.Name == "" || seen[q.Name] || q.Does == "" || (q.Kind != QuirkAllowed && q.Kind != QuirkDeviation) {
+			t.Errorf("quirk %+v", q)
+		}
+		seen[q.Name] = true
+		if newQuirkSet([]string{q.Name}) == (quirkSet{}) {
+			t.Errorf("quirk %s sets nothing", q.Name)
+		}
+	}
+}

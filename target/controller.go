@@ -73,12 +73,18 @@ type controller struct {
 // not (see admitController).
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
+		kato: t.roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
 	}
 	c.queues = make([]*queue, int(c.numQ)+1)
+	if t.quirks.ccInitialNonzero {
+		c.cc = 6 << 16 // IOSQES
+	}
+	if t.quirks.cstsReadyAtConnect {
+		c.csts = nvme.CSTSReady
+	}
 	t.mu.Lock()
 	why := t.admitController(c)
 	t.mu.Unlock()
@@ -102,16 +108,21 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 // KATT old.
 
 // kaGranule is the Keep Alive Timer granularity, reported as Identify KAS
-// in 100 ms units. KATO is rounded up to a multiple of it.
+// in 100 ms units (unless the kas-10s quirk reports a coarser one, see
+// Target.kas). KATO is rounded up to a multiple of the reported one; the
+// timer looks every kaGranule either way.
 const kaGranule = 100 * time.Millisecond
+
+// kas10s is the granularity the kas-10s quirk reports, SPDK's.
+const kas10s = 10 * time.Second
 
 // roundKATO rounds a keep alive timeout up to the KAS granularity, as
 // Base 2.x 5.2.26.1.8 has the controller do with the host's value.
-func roundKATO(d time.Duration) time.Duration {
+func (t *Target) roundKATO(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return (d + kaGranule - 1) / kaGranule * kaGranule
+	return (d + t.kas - 1) / t.kas * t.kas
 }
 
 // armTimer (re)starts the keep alive timer for the current KATO: a
@@ -147,7 +158,10 @@ func (c *controller) keepAliveCheck(gen uint64) {
 		c.kaLast = now
 	}
 	kato := c.kato
-	if left := kato - now.Sub(c.kaLast); left > 0 {
+	if left := kato - now.Sub(c.kaLast); left > 0 || c.t.quirks.katoNeverExpires {
+		if left <= 0 {
+			left = kaGranule
+		}
 		c.timer.Reset(min(left, kaGranule))
 		c.mu.Unlock()
 		return
@@ -226,6 +240,9 @@ func (c *controller) nsChanged(nsid uint32) {
 		}
 	}
 	c.mu.Unlock()
+	if c.t.quirks.noNSChangeAEN {
+		return
+	}
 	c.event(nvme.AEN(nvme.AENTypeNotice, nvme.AENNoticeNSChanged, nvme.LogChangedNSList), maskNSChanged)
 }
 
@@ -328,7 +345,7 @@ func (c *controller) aer(cmd *command) (pending bool, st nvme.Status) {
 		c.mu.Unlock()
 		return false, nvme.StatusSuccess
 	}
-	if len(c.aers) >= maxAER {
+	if len(c.aers) >= maxAER && !c.t.quirks.aerLimitIgnored {
 		c.mu.Unlock()
 		return false, nvme.StatusAsyncEventLimit
 	}
@@ -339,7 +356,14 @@ func (c *controller) aer(cmd *command) (pending bool, st nvme.Status) {
 
 // cap returns the CAP property.
 func (c *controller) capReg() uint64 {
-	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), 15, nvme.CSSNVM) | nvme.CAPCQR
+	to := uint8(15)
+	if c.t.quirks.capTOZero {
+		to = 0
+	}
+	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), to, nvme.CSSNVM) | nvme.CAPCQR
+	if c.t.quirks.capCQRClear {
+		v &^= nvme.CAPCQR
+	}
 	return uint64(v)
 }
 
@@ -359,12 +383,18 @@ func (c *controller) setCC(v uint32) {
 		}
 	}
 	if v&nvme.CCEnable == 0 && old&nvme.CCEnable != 0 {
-		c.csts &^= nvme.CSTSReady | nvme.CSTSFatal
+		c.csts &^= nvme.CSTSFatal
+		if !c.t.quirks.disableKeepsReady {
+			c.csts &^= nvme.CSTSReady
+		}
 		c.enabled.Store(false)
 	}
 	if v&nvme.CCShnMask != 0 && old&nvme.CCShnMask == 0 {
 		// As nvmet: shutting down also clears the controller.
 		c.csts = nvme.CSTSShstCmplt
+		if c.t.quirks.shutdownNever {
+			c.csts = 1 << 2 // SHST 01b: shutdown processing occurring
+		}
 		c.enabled.Store(false)
 	}
 	if v&nvme.CCShnMask == 0 && old&nvme.CCShnMask != 0 {

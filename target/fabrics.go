@@ -87,12 +87,12 @@ func (q *queue) connect(c *command) {
 		q.complete(c, nvme.StatusSGLInvalidDataLength)
 		return
 	}
-	if args.RECFMT != 0 {
+	if args.RECFMT != 0 && !t.quirks.connectRECFMTIgnored {
 		c.ploc = nvme.ConnectOffRECFMT
 		q.complete(c, nvme.StatusConnectIncompatibleFormat)
 		return
 	}
-	disc := d.SubNQN == nvme.DiscoveryNQN
+	disc := d.SubNQN == nvme.DiscoveryNQN || d.SubNQN == t.discoveryNQN()
 	var sub *subsystem
 	t.mu.Lock()
 	if !disc {
@@ -105,6 +105,10 @@ func (q *queue) connect(c *command) {
 	switch {
 	case disc && !q.port.cfg.servesDiscovery(),
 		!disc && (sub == nil || !sub.onPort(q.port)):
+		if !disc && sub == nil && t.quirks.unknownSubNQNInvalidHost {
+			q.complete(c, nvme.StatusConnectInvalidHost)
+			return
+		}
 		q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
 		return
 	}
@@ -114,12 +118,12 @@ func (q *queue) connect(c *command) {
 		q.complete(c, nvme.StatusConnectInvalidHost)
 		return
 	}
-	if args.SQSIZE == 0 || int(args.SQSIZE) >= t.cfg.QueueSize {
+	if args.SQSIZE == 0 && !t.quirks.connectSQSIZEZero || int(args.SQSIZE) >= t.cfg.QueueSize && !(args.QID != 0 && t.quirks.ioqSQSIZEUnchecked) {
 		q.connectInvalid(c, false, nvme.ConnectOffSQSIZE)
 		return
 	}
 	if args.QID == 0 {
-		if d.CNTLID != nvme.CNTLIDDynamic {
+		if d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored {
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
@@ -175,7 +179,12 @@ func (q *queue) connect(c *command) {
 		t.mu.Lock()
 		ctrl := t.ctrls[d.CNTLID]
 		t.mu.Unlock()
-		if ctrl == nil || ctrl.sub != sub || ctrl.disc || ctrl.host != d.HostNQN || ctrl.hostid != d.HostID {
+		hostOK := ctrl != nil && (ctrl.host == d.HostNQN && ctrl.hostid == d.HostID || t.quirks.ioqHostUnchecked)
+		if ctrl == nil && t.quirks.ioqUnknownCNTLIDSeqErr {
+			q.complete(c, nvme.StatusCommandSequenceError)
+			return
+		}
+		if ctrl == nil || ctrl.sub != sub || ctrl.disc || !hostOK {
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
@@ -189,9 +198,13 @@ func (q *queue) connect(c *command) {
 			// nvmet: "qid already created" is a Command Sequence Error.
 			ctrl.mu.Unlock()
 			c.ploc = nvme.ConnectOffQID
-			q.complete(c, nvme.StatusCommandSequenceError)
+			st := nvme.StatusCommandSequenceError
+			if t.quirks.qidDupInvalidQID && !ctrl.ended.Load() {
+				st = nvme.StatusInvalidQID // Base 2.1 names 01/01h for a QID in use
+			}
+			q.complete(c, st)
 			return
-		case !ctrl.enabled.Load():
+		case !ctrl.enabled.Load() && !t.quirks.ioqBeforeEnable:
 			// NVMe Base 2.2 6.3: the controller "shall abort the command
 			// with a status code of Connect Invalid Parameters if ... to
 			// create an I/O Queue while the controller is disabled"; no
@@ -236,16 +249,22 @@ func (q *queue) propertyGet(c *command) {
 	off, size8, _ := nvme.DecodeProperty(&c.sqe)
 	ctrl := q.ctrl
 	var v uint64
+	anySize := q.t.quirks.propSizeUnchecked
 	ctrl.mu.Lock()
 	switch {
-	case size8 && off == nvme.PropCAP:
+	case (size8 || anySize) && off == nvme.PropCAP:
 		v = ctrl.capReg()
-	case !size8 && off == nvme.PropVS:
+	case (!size8 || anySize) && off == nvme.PropVS:
 		v = uint64(q.t.vs)
-	case !size8 && off == nvme.PropCC:
+	case (!size8 || anySize) && off == nvme.PropCC:
 		v = uint64(ctrl.cc)
-	case !size8 && off == nvme.PropCSTS:
+		if q.t.quirks.ccReadbackNoEN {
+			v &^= nvme.CCEnable
+		}
+	case (!size8 || anySize) && off == nvme.PropCSTS:
 		v = uint64(ctrl.csts)
+	case q.t.quirks.reservedPropertyZero && !definedProperty(off):
+		v = 0 // reserved properties read as 0
 	default:
 		ctrl.mu.Unlock()
 		c.ploc = 44
@@ -253,13 +272,30 @@ func (q *queue) propertyGet(c *command) {
 		return
 	}
 	ctrl.mu.Unlock()
+	if anySize && !size8 {
+		v = uint64(uint32(v))
+	}
 	c.dw0, c.dw1 = uint32(v), uint32(v>>32)
 	q.complete(c, nvme.StatusSuccess)
 }
 
+// definedProperty reports whether off is the start of a property NVMe
+// over Fabrics defines (CAP, VS, CC, CSTS, NSSR).
+func definedProperty(off uint32) bool {
+	switch off {
+	case nvme.PropCAP, nvme.PropVS, nvme.PropCC, nvme.PropCSTS, 0x20:
+		return true
+	}
+	return false
+}
+
 func (q *queue) propertySet(c *command) {
 	off, size8, v := nvme.DecodeProperty(&c.sqe)
-	if size8 {
+	if off != nvme.PropCC && q.t.quirks.propSetReadOnlyOK && definedProperty(off) {
+		q.complete(c, nvme.StatusSuccess) // and the value goes nowhere
+		return
+	}
+	if size8 && !q.t.quirks.propSizeUnchecked {
 		c.ploc = 40
 		q.complete(c, nvme.StatusInvalidField)
 		return

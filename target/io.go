@@ -93,14 +93,22 @@ func (q *queue) execIO(c *command) {
 			return
 		}
 	case nvme.CmdWrite:
+		if q.t.quirks.writesDropped {
+			break
+		}
 		st = q.write(ns, c.buf, off, s.FUA())
 	case nvme.CmdCompare:
 		st = q.compare(ns, c.buf, off)
+		if q.t.quirks.compareAlwaysEqual && st.Code() == nvme.StatusCompareFailure {
+			st = nvme.StatusSuccess
+		}
 	case nvme.CmdWriteZeroes:
 		n := int64(s.NLB()) << ns.shift
 		var err error
 		ns.cw.RLock()
-		if s.CDW12&nvme.WZDeallocate != 0 {
+		if q.t.quirks.writeZeroesNoop {
+			// the quirk: nothing is zeroed
+		} else if s.CDW12&nvme.WZDeallocate != 0 {
 			err = ns.b.Deallocate(off, n)
 		} else {
 			err = ns.b.WriteZeroes(off, n)
@@ -254,6 +262,9 @@ func (q *queue) dsm(c *command) nvme.Status {
 }
 
 func (q *queue) flush(c *command) nvme.Status {
+	if q.t.quirks.flushFails {
+		return nvme.StatusInternalError
+	}
 	if c.ns != nil {
 		if c.ns.b.Flush() != nil {
 			return q.ioError(c.ns, nvme.StatusWriteFault)

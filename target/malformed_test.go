@@ -35,7 +35,8 @@ func (o outcome) String() string {
 }
 
 // observe reads what the target sends after a malformed sequence: a
-// TermReq and the close, the close alone, or a response.
+// TermReq followed by silence (the host then closes), the close alone, or
+// a response.
 func observe(c *client) outcome {
 	_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -50,9 +51,11 @@ func observe(c *client) outcome {
 		switch v := p.(type) {
 		case *tcp.TermReq:
 			o := outcome{term: true, fes: v.FES, fei: v.FEI}
-			if _, err := c.conn.Next(); err == nil {
-				return outcome{} // still open: not what a fatal error does
+			if err := c.silentAfterTerm(); err != nil {
+				c.t.Log(err)
+				return outcome{} // not what a fatal error does
 			}
+			c.nc.Close() // the host's duty after a C2HTermReq
 			return o
 		case *tcp.CapsuleResp:
 			return outcome{cqe: true, status: v.CQE.Status.Code()}

@@ -186,8 +186,9 @@ type queue struct {
 	workers  sync.WaitGroup
 	wstarted bool
 
-	stopped  bool // Disconnect done: the receive loop ends
-	endAssoc bool // a violation that ends the association, not only this connection
+	stopped    bool // Disconnect done: the receive loop ends
+	queueEnded bool // endQueue ran (receive goroutine only)
+	endAssoc   bool // a violation that ends the association, not only this connection
 
 	scratch []byte // admin data, receive goroutine only
 
@@ -280,6 +281,9 @@ func (q *queue) serve() {
 	}
 	pol := tcp.ICPolicy{CPDA: cfg.CPDA, MaxH2CData: q.t.maxH2C, HeaderDigest: cfg.HeaderDigest,
 		DataDigest: cfg.DataDigest, MaxHPDA: cfg.MaxHPDA}
+	if q.t.quirks.icrespPFV1 {
+		pol.PFV = 1
+	}
 	if _, err := q.conn.ControllerInitialize(pol); err != nil {
 		q.fail(err)
 		return
@@ -332,6 +336,9 @@ func (q *queue) serve() {
 				err = q.onH2CData(v)
 			case *tcp.TermReq:
 				q.t.log.Info("host terminated the connection", "fes", v.FES, "fei", v.FEI)
+				if q.t.quirks.h2cTermReqAnswered {
+					_ = q.conn.SendRaw(tcp.AppendPDU(nil, &tcp.TermReq{FES: tcp.FESPDUSequenceError}, nil, tcp.EncodeOptions{}))
+				}
 				return
 			}
 		}
@@ -352,11 +359,34 @@ func (q *queue) serve() {
 				// association keep alive covers: a host may leave a queue
 				// silent as long as it likes (Linux does).
 				continue
+			} else if q.t.quirks.processAfterFatal && q.keepGoingAfter(err) {
+				corked = false // uncorked above
+				continue
 			}
 			q.fail(err)
 			return
 		}
 	}
+}
+
+// keepGoingAfter is the process-after-fatal quirk: it sends the
+// C2HTermReq a fatal error calls for and reports true, so the receive loop
+// goes on with the PDUs that follow, as a controller breaking NVMe/TCP 1.0
+// 3.5.1 would.
+func (q *queue) keepGoingAfter(err error) bool {
+	var fe *tcp.FatalError
+	if !errors.As(err, &fe) {
+		return false
+	}
+	t := tcp.TermReq{FES: fe.FES, FEI: fe.FEI}
+	if q.t.quirks.termReqFESUnsupported {
+		t.FES = tcp.FESUnsupportedParameter
+	}
+	var hdr []byte
+	if !q.t.quirks.termReqNoHeader {
+		hdr = fe.Header
+	}
+	return q.conn.SendRaw(tcp.AppendPDU(nil, &t, hdr, tcp.EncodeOptions{})) == nil
 }
 
 // mayBeQuiet reports whether the connection may stay silent between PDUs
@@ -377,12 +407,15 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
+// fail ends the connection on err. For a fatal transport error that
+// means the C2HTermReq and the wait of NVMe/TCP 1.0 3.5.1 (terminate);
+// the deferred cleanup then closes the connection.
 func (q *queue) fail(err error) {
 	var fe *tcp.FatalError
 	switch {
 	case errors.As(err, &fe):
 		q.t.log.Warn("fatal transport error", "remote", q.nc.RemoteAddr().String(), "err", fe.Error())
-		_ = q.conn.Terminate(fe)
+		q.terminate(fe)
 	case errors.Is(err, errR2TTimeout), errors.Is(err, tcp.ErrWriteStalled):
 		q.t.log.Warn("peer stalled; closing the connection", "remote", q.nc.RemoteAddr().String(), "qid", q.qid, "err", err)
 	case errors.Is(err, errClose), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -393,15 +426,78 @@ func (q *queue) fail(err error) {
 
 func (q *queue) cleanup() {
 	q.conn.Close()
+	q.endQueue()
+}
+
+// endQueue stops the queue's workers and takes it out of its controller:
+// closing an admin queue (or overrunning any queue) ends the association,
+// closing an I/O queue frees its QID. It runs once, when the connection
+// closes or, after a fatal error, as soon as the C2HTermReq is out: the
+// association must not wait for the host to close (terminate).
+func (q *queue) endQueue() {
+	if q.queueEnded {
+		return
+	}
+	q.queueEnded = true
 	q.stopWorkers()
 	if c := q.ctrl; c != nil {
+		// Out of c.queues first, so that kill, which closes the
+		// connections of the association's queues, leaves this one to
+		// its caller (it may be waiting for the host to close it).
+		c.removeQueue(q)
 		switch {
 		case q.qid == 0:
 			c.kill("admin queue closed")
 		case q.endAssoc:
 			c.kill("submission queue overrun")
-		default:
-			c.removeQueue(q)
+		}
+	}
+}
+
+// terminate reacts to a fatal transport error as NVMe/TCP 1.0 3.5.1 has
+// the controller do: stop processing PDUs, send a C2HTermReq, and leave
+// closing the connection to the host ("In response to a C2HTermReq PDU,
+// the host shall terminate the connection"), closing it only if the host
+// has not within fatal_close_wait ("the controller may terminate the
+// connection" after 30 seconds). Meanwhile whatever arrives is read and
+// thrown away, so the host's writes do not block, and the association
+// ends at once (endQueue). The caller closes the connection afterwards.
+func (q *queue) terminate(fe *tcp.FatalError) {
+	qk := &q.t.quirks
+	if qk.noTermReq {
+		return
+	}
+	if qk.termReqFESUnsupported || qk.termReqNoHeader {
+		x := *fe
+		if qk.termReqFESUnsupported {
+			x.FES = tcp.FESUnsupportedParameter
+		}
+		if qk.termReqNoHeader {
+			x.Header = nil
+		}
+		fe = &x
+	}
+	if q.conn.SendTermReq(fe) != nil {
+		return // the host is gone already
+	}
+	wait := q.t.cfg.FatalCloseWait
+	if qk.closeAfterTermReq || wait <= 0 {
+		return
+	}
+	q.endQueue()
+	q.discardUntilClosed(wait)
+}
+
+// discardUntilClosed reads and drops what the host sends until it closes
+// the connection, the target closes it (Close, PortDown) or wait passes.
+// It reads the socket directly: the bytes still in the PDU reader's buffer
+// are dropped with it, unprocessed.
+func (q *queue) discardUntilClosed(wait time.Duration) {
+	_ = q.nc.SetReadDeadline(time.Now().Add(wait))
+	var buf [4096]byte
+	for {
+		if _, err := q.nc.Read(buf[:]); err != nil {
+			return
 		}
 	}
 }
@@ -550,9 +646,9 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 			return q.askData(c)
 		}
 		c.setBuf(c.xfer)
-		if err := q.conn.ReadData(c.buf); err != nil {
+		if err := q.conn.ReadData(c.buf); err != nil && !(q.t.quirks.dataDigestIgnored && errors.Is(err, tcp.ErrDataDigest)) {
 			if errors.Is(err, tcp.ErrDataDigest) {
-				if q.t.cfg.DataDigestFatal {
+				if q.t.dataDigestFatal {
 					return err
 				}
 				q.dataDigestError(c)
@@ -705,10 +801,10 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 		return q.fatalf(tcp.FESPDUSequenceError, 0, "H2CData not contiguous with the data before it")
 	}
 	if err := q.conn.ReadData(c.buf[d.DATAO : d.DATAO+d.DATAL]); err != nil {
-		if !errors.Is(err, tcp.ErrDataDigest) || q.t.cfg.DataDigestFatal {
+		if !errors.Is(err, tcp.ErrDataDigest) || q.t.dataDigestFatal {
 			return err
 		}
-		c.ddgst = true
+		c.ddgst = !q.t.quirks.dataDigestIgnored
 	}
 	c.recvd += d.DATAL
 	done := c.recvd == c.xfer
@@ -876,13 +972,38 @@ func withDNR(st nvme.Status) nvme.Status {
 // complete sends the response capsule and frees the slot.
 func (q *queue) complete(c *command, st nvme.Status) {
 	st = withDNR(st)
-	c.resp.CQE = nvme.CQE{DW0: c.dw0, DW1: c.dw1, SQHD: q.sqhdValue(), SQID: q.qid, CID: c.sqe.CID, Status: st}
-	if !st.Success() && q.ctrl != nil {
-		q.ctrl.logError(q.qid, &c.sqe, st, c.ploc)
+	if !st.Success() {
+		st = q.failed(c, st)
 	}
+	c.resp.CQE = nvme.CQE{DW0: c.dw0, DW1: c.dw1, SQHD: q.sqhdValue(), SQID: q.qid, CID: c.sqe.CID, Status: st}
 	q.outstanding.Add(-1)
 	_ = q.conn.Send(&c.resp, nil)
 	q.put(c)
+}
+
+// failed records a failed command in the Error Information log of its
+// controller and returns the status to send: with the More bit set when
+// there is an entry to find (NVMe Base 2.1: More "more status information
+// for this command as part of the Error Information log"). Commands
+// before Connect have no controller, hence no log and no More.
+func (q *queue) failed(c *command, st nvme.Status) nvme.Status {
+	qk := &q.t.quirks
+	if qk.connectNoDNR && c.sqe.Opcode == nvme.AdminFabrics && c.sqe.FCType() == nvme.FabricsConnect {
+		st &^= nvme.StatusDNR
+	}
+	switch code := st.Code(); {
+	case qk.lbaRangeInvalidField && code == nvme.StatusLBAOutOfRange,
+		qk.invalidNSInvalidField && code == nvme.StatusInvalidNamespace,
+		qk.ioOpcodeInvalidField && code == nvme.StatusInvalidOpcode && q.qid != 0:
+		st = st&^0x7FF | nvme.StatusInvalidField
+	}
+	if q.ctrl == nil {
+		return st
+	}
+	if !qk.noErrorLog {
+		q.ctrl.logError(q.qid, &c.sqe, st, c.ploc)
+	}
+	return st | nvme.StatusMore
 }
 
 // sendData sends data to the host in C2HData PDUs of at most c2hSize
@@ -970,7 +1091,7 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	if q.authPending() {
 		return nvme.StatusAuthenticationRequired
 	}
-	if !q.ctrl.enabled.Load() {
+	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) {
 		return nvme.StatusCommandSequenceError
 	}
 	if q.qid == 0 {
@@ -997,7 +1118,7 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.ctrl == nil {
 			return nvme.StatusCommandSequenceError
 		}
-		if q.qid != 0 {
+		if q.qid != 0 && !(c.sqe.FCType() == nvme.FabricsPropertyGet && q.t.quirks.ioqPropertyGetOK) {
 			// NVMe Base 2.2 6, Fig. 541 note 3: a Fabrics command not
 			// supported on an I/O queue "shall be aborted with a status
 			// code of Invalid Field in Command" (suites FAB-IOQ-011).

@@ -6,7 +6,9 @@
 // One goroutine per connection reads PDUs and runs commands; file I/O runs
 // on a few worker goroutines per queue so a slow disk does not stall the
 // connection. Fatal transport errors end only the connection they happen
-// on (C2HTermReq, then close); ending an admin queue ends its association.
+// on (a C2HTermReq, then nothing more is processed, and the connection
+// closes when the host closes it or after fatal_close_wait, NVMe/TCP 1.0
+// 3.5.1); ending an admin queue ends its association, at the error.
 package target
 
 import (
@@ -40,6 +42,9 @@ type Target struct {
 	icd, maxH2C, c2hSize, mdts uint32
 	vs                         uint32
 	r2tBuffer, writeBacklog    int
+	kas                        time.Duration // KATO granularity reported as Identify KAS
+	dataDigestFatal            bool          // data_digest_fatal or the digest-error-fatal quirk
+	quirks                     quirkSet
 
 	mu         sync.Mutex
 	ports      []*port
@@ -93,9 +98,21 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 
 		r2tBuffer:    int(cfg.R2TBuffer.mustBytes()),
 		writeBacklog: int(cfg.WriteBacklog.mustBytes()),
+		kas:          kaGranule,
+		quirks:       newQuirkSet(cfg.Quirks),
+	}
+	t.dataDigestFatal = cfg.DataDigestFatal || t.quirks.digestErrorFatal
+	if t.quirks.kas10s {
+		t.kas = kas10s
+	}
+	if len(cfg.Quirks) > 0 {
+		defer func() { t.log.Warn("quirks on: the target departs from its default behaviour", "quirks", cfg.Quirks) }()
 	}
 	if cfg.Version == "1.4" {
 		t.vs = nvme.MakeVersion(1, 4, 0)
+	}
+	if t.quirks.vs11 {
+		t.vs = nvme.MakeVersion(1, 1, 0)
 	}
 	for _, o := range opts {
 		o(t)
@@ -334,10 +351,14 @@ func (t *Target) admitController(c *controller) admitError {
 			return admitHostLimit
 		}
 	}
+	first, last := uint16(1), uint16(maxCNTLID)
+	if t.quirks.cntlidReserved {
+		first, last = maxCNTLID+1, nvme.CNTLIDStatic-1
+	}
 	id := t.nextCntlid
-	for range maxCNTLID {
-		if id == 0 || id > maxCNTLID {
-			id = 1
+	for range last - first + 1 {
+		if id < first || id > last {
+			id = first
 		}
 		if t.ctrls[id] == nil {
 			c.cntlid = id
@@ -470,7 +491,9 @@ func (t *Target) newSubsystem(c SubsystemConfig) (*subsystem, error) {
 
 func (s *subsystem) table() *nsTable { return s.ns.Load() }
 
-func (s *subsystem) hostAllowed(hostnqn string) bool { return s.any || s.hosts[hostnqn] }
+func (s *subsystem) hostAllowed(hostnqn string) bool {
+	return s.any || s.hosts[hostnqn] || s.t.quirks.acceptForeignHost
+}
 
 func (s *subsystem) onPort(p *port) bool {
 	if !p.cfg.servesIO() {
@@ -735,6 +758,9 @@ func (t *Target) discoveryChanged() {
 	}
 	t.mu.Unlock()
 	for _, c := range l {
+		if t.quirks.noDiscChangeAEN {
+			break
+		}
 		c.event(nvme.AEN(nvme.AENTypeNotice, nvme.AENNoticeDiscoveryChange, nvme.LogDiscovery), maskDiscovery)
 	}
 }

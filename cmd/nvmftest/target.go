@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,6 +37,7 @@ type targetFlags struct {
 	verbose       bool
 	ctlSocket     string
 	capture       string
+	quirks        []string
 	readyCallback func(*target.Target) // tests
 }
 
@@ -48,7 +50,12 @@ func newTargetCmd() *cobra.Command {
 
 With no flags it serves one subsystem, ` + target.DefaultSubsystemNQN + `, with a
 256 MiB memory namespace to any host on 127.0.0.1:4420 (I/O and discovery)
-and 127.0.0.1:8009 (discovery), until SIGINT or SIGTERM.`,
+and 127.0.0.1:8009 (discovery), until SIGINT or SIGTERM.
+
+--quirk NAME gives the target a named behaviour: a deviation from the
+specification (for showing that conformance checks notice it) or an
+allowed personality of other targets (which they must pass):
+` + quirkHelp(),
 		Example: `  nvmftest target
   nvmftest target --listen 0.0.0.0:4420 --ns mem:1GiB --ns file:10GiB:/var/tmp/ns2.img
   nvmftest target --config target.yaml`,
@@ -71,6 +78,7 @@ and 127.0.0.1:8009 (discovery), until SIGINT or SIGTERM.`,
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only this host `NQN` may connect (repeatable; default any host)")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and controller")
 	fl.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every accepted connection into `DIR` (created if missing; overrides capture: in the configuration)")
+	fl.StringArrayVar(&f.quirks, "quirk", nil, "give the target the quirk `NAME` (repeatable; adds to quirks: in the configuration; see above)")
 	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl)")
 	cmd.AddCommand(newTargetCtlCmd())
 	return cmd
@@ -128,10 +136,24 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 	if f.capture != "" {
 		cfg.Capture = f.capture
 	}
+	for _, q := range f.quirks {
+		if !slices.Contains(cfg.Quirks, q) {
+			cfg.Quirks = append(cfg.Quirks, q)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// quirkHelp lists the quirks, one line each, for --help.
+func quirkHelp() string {
+	var b strings.Builder
+	for _, q := range target.Quirks() {
+		fmt.Fprintf(&b, "  %-26s %-9s %s\n", q.Name, q.Kind, q.Does)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
 
 func parseNSFlag(spec string) (target.NamespaceConfig, error) {

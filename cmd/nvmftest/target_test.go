@@ -22,6 +22,7 @@ func TestTargetCmdBadFlags(t *testing.T) {
 		{[]string{"--subnqn", "bad"}, `"bad" is not an NQN`},
 		{[]string{"--bogus"}, "unknown flag: --bogus"},
 		{[]string{"--config", "/nonexistent.yaml"}, "no such file"},
+		{[]string{"--quirk", "kas-10s", "--quirk", "frobnicate"}, `"frobnicate" is not a quirk (use one of no-termreq,`},
 	} {
 		cmd := newTargetCmd()
 		cmd.SetArgs(tc.args)
@@ -35,6 +36,30 @@ func TestTargetCmdBadFlags(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: multi-line error %q", tc.args, err)
+		}
+	}
+}
+
+// TestTargetQuirkFlag: --quirk adds to the configured quirks, once each,
+// and --help lists every quirk with its kind.
+func TestTargetQuirkFlag(t *testing.T) {
+	cfg, err := buildTargetConfig(&targetFlags{quirks: []string{"kas-10s", "no-termreq", "kas-10s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Quirks, ",") != "kas-10s,no-termreq" {
+		t.Errorf("quirks %v", cfg.Quirks)
+	}
+	cmd := newTargetCmd()
+	cmd.SetArgs([]string{"--help"})
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range target.Quirks() {
+		if !strings.Contains(out.String(), q.Name) {
+			t.Errorf("--help does not list quirk %s", q.Name)
 		}
 	}
 }

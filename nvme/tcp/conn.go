@@ -368,21 +368,41 @@ func (c *Conn) Uncork() error {
 // that does not read gets LingerTimeout to take the TermReq (and what was
 // queued before it), not more: Terminate never waits for ever.
 func (c *Conn) Terminate(fe *FatalError) error {
+	_ = c.SendTermReq(fe)
+	return c.Close()
+}
+
+// ErrTerminated is what Send returns once SendTermReq has sent a TermReq:
+// nothing may follow it on the connection.
+var ErrTerminated = errors.New("nvme/tcp: connection terminated by a TermReq")
+
+// SendTermReq sends the TermReq a fatal error calls for, as Terminate
+// does, but leaves the connection open: every later Send fails with
+// ErrTerminated, and reading still works. A controller needs that, as
+// NVMe/TCP 1.0 3.5.1 makes closing the connection the host's duty and
+// lets the controller wait for it. It returns the error of writing the
+// TermReq, if any.
+func (c *Conn) SendTermReq(fe *FatalError) error {
 	t := TermReq{H2C: !c.rules.Controller, FES: fe.FES, FEI: fe.FEI}
 	// The deadline also bounds a write in progress on another goroutine,
 	// which the loop below waits for.
 	_ = c.nc.SetWriteDeadline(time.Now().Add(LingerTimeout))
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.corked = 0
 	for c.flushing && c.werr == nil {
 		c.flushed.Wait()
 	}
-	if c.werr == nil {
-		c.buf = AppendPDU(c.buf, &t, fe.Header, EncodeOptions{})
-		_ = c.flushLocked()
+	if c.werr != nil {
+		return c.werr
 	}
-	c.mu.Unlock()
-	return c.Close()
+	c.buf = AppendPDU(c.buf, &t, fe.Header, EncodeOptions{})
+	err := c.flushLocked()
+	if c.werr == nil {
+		c.werr = ErrTerminated
+	}
+	c.flushed.Broadcast()
+	return err
 }
 
 // Close closes the connection. Sends that were queued but not written are

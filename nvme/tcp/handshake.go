@@ -76,6 +76,10 @@ type ICPolicy struct {
 	// 0..31; nvmet accepts only 0). Larger values are an unsupported
 	// parameter.
 	MaxHPDA uint8
+	// PFV is the PDU format version ICResp announces. NVMe/TCP 1.0
+	// defines only 0; others make a deliberately wrong controller, for
+	// testing hosts and conformance checks.
+	PFV uint16
 }
 
 // ControllerInitialize runs the controller side: it reads the ICReq,
@@ -118,7 +122,7 @@ func (c *Conn) ControllerInitialize(pol ICPolicy) (*ICReq, error) {
 	if maxh2c == 0 {
 		maxh2c = 128 << 10
 	}
-	resp := ICResp{CPDA: pol.CPDA, DGST: dgst, MAXH2CDATA: maxh2c}
+	resp := ICResp{PFV: pol.PFV, CPDA: pol.CPDA, DGST: dgst, MAXH2CDATA: maxh2c}
 	if err := c.Send(&resp, nil); err != nil {
 		return &r, err
 	}
