@@ -63,9 +63,23 @@ func (s *Spec) Raw(ctx context.Context, req tcp.ICReq) *initiator.Raw {
 	GinkgoHelper()
 	r := s.Dial(ctx)
 	if _, err := r.Initialize(req); err != nil {
+		s.skipIfICRespRefused(err)
 		Fail(fmt.Sprintf("%s: connection initialization: %v", s.Req.ID, err))
 	}
 	return r
+}
+
+// skipIfICRespRefused skips the check when err says the host refused the
+// target's ICResp (a PFV, CPDA, DGST or MAXH2CDATA a conforming host must
+// treat as a fatal error, NVMe/TCP 1.0 3.1): no association can be made,
+// so nothing but the ICResp can be judged, and the TCP-IC checks judge
+// that once. Without it one bad ICResp field fails every check.
+func (s *Spec) skipIfICRespRefused(err error) {
+	GinkgoHelper()
+	var fe *tcp.FatalError
+	if errors.As(err, &fe) && len(fe.Header) > 0 && tcp.PDUType(fe.Header[0]) == tcp.TypeICResp {
+		Skip(fmt.Sprintf("%s: a conforming host refuses the target's ICResp (%v), so no association can be made; the TCP-IC checks judge the ICResp", s.Req.ID, err))
+	}
 }
 
 // RawAdmin is Raw plus a successful admin-queue Connect to SubNQN; it
@@ -93,6 +107,7 @@ func (s *Spec) Connect(ctx context.Context, opts initiator.Options) *initiator.C
 	GinkgoHelper()
 	c, err := initiator.Connect(ctx, s.Target.Config.Address, s.Target.Config.SubNQN, opts)
 	if err != nil {
+		s.skipIfICRespRefused(err)
 		Fail(fmt.Sprintf("%s: connect %s at %s: %v", s.Req.ID, s.Target.Config.SubNQN, s.Target.Config.Address, err))
 	}
 	s.Defer(func() { _ = c.Close() })
@@ -104,6 +119,7 @@ func (s *Spec) ConnectDiscovery(ctx context.Context) *initiator.Controller {
 	GinkgoHelper()
 	c, err := initiator.Connect(ctx, s.discoveryAddress(), nvme.DiscoveryNQN, s.Options())
 	if err != nil {
+		s.skipIfICRespRefused(err)
 		Fail(fmt.Sprintf("%s: connect to the discovery controller at %s: %v", s.Req.ID, s.discoveryAddress(), err))
 	}
 	s.Defer(func() { _ = c.Close() })

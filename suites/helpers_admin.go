@@ -321,6 +321,9 @@ func (s *Spec) rawIOQueue(ctx context.Context, sqsize uint16) rawAssociation {
 // readDiscoveryLog reads the whole discovery log page as bytes: the
 // header, then header and entries at the size the header gives, again if
 // GENCTR moved in between (as Linux's nvme_get_log does).
+// genctrOwner is the check that judges a stable discovery log GENCTR.
+const genctrOwner = "DISC-LOG-011"
+
 func (s *Spec) readDiscoveryLog(ctx context.Context, c *initiator.Controller) ([]byte, *nvme.DiscoveryLog) {
 	GinkgoHelper()
 	for range 3 {
@@ -340,7 +343,12 @@ func (s *Spec) readDiscoveryLog(ctx context.Context, c *initiator.Controller) ([
 		s.mustOK(err, "decode the discovery log")
 		return full, l
 	}
-	s.checkFail("discovery log GENCTR kept changing over three reads")
+	if s.Req.ID == genctrOwner {
+		s.checkFail("discovery log GENCTR kept changing over three reads")
+	}
+	// One root cause, one failing check: without a consistent log
+	// nothing else about it can be judged.
+	Skip(fmt.Sprintf("%s: the discovery log's GENCTR kept changing over three reads with nothing changed, so no consistent log could be read (%s judges that)", s.Req.ID, genctrOwner))
 	return nil, nil
 }
 

@@ -182,6 +182,7 @@ func (s *Spec) TargetAlive(ctx context.Context) {
 	}
 	defer r.Close()
 	if _, err := r.Initialize(plainIC); err != nil {
+		s.skipIfICRespRefused(err)
 		Fail(fmt.Sprintf("%s: after the error a new connection cannot be initialized: %v", s.Req.ID, err))
 	}
 	if _, err := r.ConnectAdmin(s.Target.Config.SubNQN, s.hostNQN()); err != nil {

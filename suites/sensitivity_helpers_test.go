@@ -172,19 +172,6 @@ func quirkDiff(run quirkRun, want []string) (unexpected, missed []string) {
 // ids splits a whitespace-separated list of check IDs, for the table.
 func ids(s string) []string { return strings.Fields(s) }
 
-// allChecksBut is every check ID except those in the list: for a quirk
-// that breaks (nearly) the whole run.
-func allChecksBut(except string) []string {
-	skip := ids(except)
-	var out []string
-	for _, r := range Requirements() {
-		if !slices.Contains(skip, r.ID) {
-			out = append(out, r.ID)
-		}
-	}
-	return out
-}
-
 // writeQuirkFailures prints, for calibrating quirkExpect, the IDs each
 // quirk failed as table text.
 func writeQuirkFailures(w io.Writer, runs []quirkRun) {

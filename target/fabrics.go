@@ -263,7 +263,7 @@ func (q *queue) propertyGet(c *command) {
 		}
 	case (!size8 || anySize) && off == nvme.PropCSTS:
 		v = uint64(ctrl.csts)
-	case q.t.quirks.reservedPropertyZero && !definedProperty(off):
+	case q.t.quirks.reservedPropertyZero && reservedProperty(off):
 		v = 0 // reserved properties read as 0
 	default:
 		ctrl.mu.Unlock()
@@ -281,6 +281,14 @@ func (q *queue) propertyGet(c *command) {
 
 // definedProperty reports whether off is the start of a property NVMe
 // over Fabrics defines (CAP, VS, CC, CSTS, NSSR).
+// reservedProperty reports whether off starts no defined property and lies
+// inside none: a reserved property, which "returns 0h when read" (NVMe
+// Base 2.2 3.1.4). Offsets inside a property (4h, the upper half of CAP)
+// or off the dword grid are invalid offsets instead.
+func reservedProperty(off uint32) bool {
+	return !definedProperty(off) && off%4 == 0 && off != nvme.PropCAP+4
+}
+
 func definedProperty(off uint32) bool {
 	switch off {
 	case nvme.PropCAP, nvme.PropVS, nvme.PropCC, nvme.PropCSTS, 0x20:

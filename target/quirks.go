@@ -2,6 +2,7 @@ package target
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -124,6 +125,13 @@ type quirkSet struct {
 	noNSChangeAEN            bool
 	noDiscChangeAEN          bool
 
+	// More quirks, one file per area (quirks_transport.go,
+	// quirks_fabrics.go, quirks_adminio.go), each with its own fields and
+	// its own table, joined into quirkTable.
+	transportQuirks
+	fabricsQuirks
+	adminIOQuirks
+
 	// allowed personalities
 	closeAfterTermReq    bool
 	kas10s               bool
@@ -137,7 +145,10 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = []Quirk{
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable)
+
+// coreQuirks are the first quirks, across the areas.
+var coreQuirks = []Quirk{
 	{Name: "no-termreq", Kind: QuirkDeviation,
 		Does: "closes the connection without a C2HTermReq on every fatal transport error (NVMe/TCP 1.0 3.5.1: the controller shall send a C2HTermReq)",
 		set:  func(s *quirkSet) { s.noTermReq = true }},
@@ -195,8 +206,8 @@ var quirkTable = []Quirk{
 	{Name: "identify-sgls-none", Kind: QuirkDeviation,
 		Does: "reports no SGL support (SGLS 0), which fabrics require",
 		set:  func(s *quirkSet) { s.identifySGLS = true }},
-	{Name: "identify-msdbd-zero", Kind: QuirkDeviation,
-		Does: "reports MSDBD 0",
+	{Name: "identify-msdbd-zero", Kind: QuirkAllowed,
+		Does: "reports MSDBD 0 (no text asks for a limit of at least 1; 0 reads as no limit)",
 		set:  func(s *quirkSet) { s.identifyMSDBD = true }},
 	{Name: "identify-fcatt-static", Kind: QuirkDeviation,
 		Does: "reports the static controller model (FCATT bit 0) for a controller made by a dynamic Connect",
@@ -225,8 +236,8 @@ var quirkTable = []Quirk{
 	{Name: "smart-temperature-zero", Kind: QuirkDeviation,
 		Does: "reports a SMART / Health composite temperature of 0 K",
 		set:  func(s *quirkSet) { s.smartTempZero = true }},
-	{Name: "property-set-readonly-ok", Kind: QuirkDeviation,
-		Does: "answers Property Set of CAP, VS or CSTS with success (the value is ignored) instead of Invalid Field in Command",
+	{Name: "property-set-readonly-ok", Kind: QuirkAllowed,
+		Does: "answers Property Set of CAP, VS or CSTS with success and ignores the value, as a controller may (the properties stay unchanged)",
 		set:  func(s *quirkSet) { s.propSetReadOnlyOK = true }},
 	{Name: "admin-before-enable", Kind: QuirkDeviation,
 		Does: "runs admin commands other than Property Get/Set before CC.EN=1 instead of failing them with Command Sequence Error",
@@ -279,11 +290,11 @@ var quirkTable = []Quirk{
 	{Name: "cap-cqr-clear", Kind: QuirkDeviation,
 		Does: "reports CAP.CQR 0, though fabrics controllers require contiguous queues",
 		set:  func(s *quirkSet) { s.capCQRClear = true }},
-	{Name: "cap-to-zero", Kind: QuirkDeviation,
-		Does: "reports CAP.TO 0",
+	{Name: "cap-to-zero", Kind: QuirkAllowed,
+		Does: "reports CAP.TO 0 (the worst-case ready time a host should wait; no text forbids 0)",
 		set:  func(s *quirkSet) { s.capTOZero = true }},
-	{Name: "vs-1.1", Kind: QuirkDeviation,
-		Does: "reports Version (and Identify VER) 1.1, older than NVMe over Fabrics (1.2.1)",
+	{Name: "vs-1.1", Kind: QuirkAllowed,
+		Does: "reports Version (and Identify VER) 1.1 consistently; no text sets a minimum version for a fabrics controller",
 		set:  func(s *quirkSet) { s.vs11 = true }},
 	{Name: "cc-initial-nonzero", Kind: QuirkDeviation,
 		Does: "a new controller's CC reads IOSQES 6 instead of 0",
@@ -342,11 +353,11 @@ var quirkTable = []Quirk{
 	{Name: "discovery-subtype-wrong", Kind: QuirkDeviation,
 		Does: "gives NVM subsystem entries of the discovery log SUBTYPE 5 (reserved) instead of 2",
 		set:  func(s *quirkSet) { s.discSubtypeWrong = true }},
-	{Name: "discovery-lpa-no-extended", Kind: QuirkDeviation,
-		Does: "a discovery controller reports no extended data for Get Log Page (LPA bit 2 clear)",
+	{Name: "discovery-lpa-no-extended", Kind: QuirkAllowed,
+		Does: "a discovery controller reports no extended data for Get Log Page (LPA bit 2 clear), an optional capability; its offset checks then skip",
 		set:  func(s *quirkSet) { s.discLPANoExt = true }},
-	{Name: "h2ctermreq-answered", Kind: QuirkDeviation,
-		Does: "answers a host's H2CTermReq with a C2HTermReq before closing (NVMe/TCP 1.0 3.6.2.4: the controller closes without one)",
+	{Name: "h2ctermreq-answered", Kind: QuirkAllowed,
+		Does: "answers a host's H2CTermReq with a C2HTermReq before closing; NVMe/TCP 1.0 3.5.1 asks only that the controller terminate the connection",
 		set:  func(s *quirkSet) { s.h2cTermReqAnswered = true }},
 	{Name: "no-ns-change-aen", Kind: QuirkDeviation,
 		Does: "raises no Namespace Attribute Changed event when a namespace is added or removed, though OAES claims it",
