@@ -80,6 +80,7 @@ func (s *Spec) checkFail(format string, args ...any) {
 func (s *Spec) mustOK(err error, what string) {
 	GinkgoHelper()
 	if err != nil {
+		s.skipIfICRespRefused(err)
 		s.checkFail("%s: %v", what, err)
 	}
 }
