@@ -218,6 +218,9 @@ func (q *queue) connect(c *command) {
 		q.install(ctrl, args.QID, args)
 	}
 	c.dw0 = uint32(q.ctrl.cntlid) | q.authRequired(d.HostNQN, sub)
+	if t.quirks.fatalStreakRefuses {
+		t.fatalStreak.Store(0)
+	}
 	q.complete(c, nvme.StatusSuccess)
 }
 
