@@ -6,6 +6,7 @@ import "github.com/nvmftest/nvmftest/nvme/tcp"
 // embedded in quirkSet.
 type transportQuirks struct {
 	c2hNoLastPDU        bool
+	c2hSuccessKeepsFlow bool
 	r2tCCCIDWrong       bool
 	r2tPastMAXR2T       bool
 	shortH2CDataFails   bool
@@ -29,6 +30,9 @@ var transportQuirkTable = []Quirk{
 	{Name: "c2h-no-last-pdu", Kind: QuirkDeviation,
 		Does: "sends the last C2HData PDU of a command without LAST_PDU (NVMe/TCP 1.0 3.3.2.1, 3.6.2.9: LAST_PDU marks the last C2HData of a command)",
 		set:  func(s *quirkSet) { s.c2hNoLastPDU = true }},
+	{Name: "c2h-success-keeps-sq-flow-control", Kind: QuirkDeviation,
+		Does: "ends the data of admin commands with a C2HData carrying SUCCESS (no response capsule), yet never disables SQ flow control, even when Connect asks (NVMe/TCP 1.0 3.3.2.1: SUCCESS may be set only if the controller supports disabling SQ flow control)",
+		set:  func(s *quirkSet) { s.c2hSuccessKeepsFlow = true }},
 	{Name: "r2t-cccid-wrong", Kind: QuirkDeviation,
 		Does: "names in every R2T a command identifier one above the command's (and takes the H2CData by its TTAG alone) (NVMe/TCP 1.0 3.3.2.2: the R2T specifies the command identifier)",
 		set:  func(s *quirkSet) { s.r2tCCCIDWrong = true }},
