@@ -196,7 +196,19 @@ func actAsHost(r *initiator.Raw, wait time.Duration) (*tcp.TermReq, string) {
 // C2HTermReq (returned, and rendered), or the rendering of anything else.
 // The connection is left as it is.
 func fatalReaction(r *initiator.Raw, wait time.Duration) (*tcp.TermReq, string) {
+	deadline := time.Now().Add(wait)
 	p, _, _, err := r.Recv(wait)
+	for err == nil && p.Type() == tcp.TypeR2T && time.Until(deadline) > 0 {
+		// An R2T is no reaction to anything these checks send: one the
+		// target sent with another before the error (a controller may
+		// have several outstanding) is passed over.
+		p, _, _, err = r.Recv(time.Until(deadline))
+	}
+	if t := refusedTermReq(err); t != nil {
+		// A C2HTermReq the host library refused for its lengths still
+		// says what the error was; TCP-FATAL-001 judges the lengths.
+		return t, termReq(t.FES, t.FEI)
+	}
 	if err != nil {
 		obs := fatalErrOutcome(err)
 		if obs == "close without C2HTermReq" {

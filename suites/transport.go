@@ -73,7 +73,7 @@ func (s *Spec) icResp(ctx context.Context, req tcp.ICReq) *tcp.ICResp {
 	r := s.Dial(ctx)
 	resp, err := r.Initialize(req)
 	if resp == nil {
-		s.Conform(s.icOutcome(r, err), "ICResp")
+		s.Conform(icOutcome(r, err), "ICResp")
 		Skip(s.Req.ID + ": no ICResp to examine (a documented finding)")
 	}
 	return resp
@@ -85,7 +85,7 @@ func digestsWork(ctx context.Context, s *Spec, d uint8) {
 	GinkgoHelper()
 	r := s.Dial(ctx)
 	_, err := r.Initialize(tcp.ICReq{DGST: d})
-	s.Conform(s.icOutcome(r, err), "ICResp")
+	s.Conform(s.icAnswer(r, err), "ICResp")
 	got := r.ICResp.DGST
 	if got&^d != 0 {
 		s.Conform(fmt.Sprintf("DGST %#x", got), fmt.Sprintf("DGST %#x", d))
@@ -102,6 +102,20 @@ func digestsWork(ctx context.Context, s *Spec, d uint8) {
 	}
 	if got != d {
 		s.Lacks(fmt.Sprintf("the %s digest (ICResp DGST %#x for a request of %#x)", digestName(d&^got), got, d))
+	}
+}
+
+// requireDigests skips the check unless the target grants digests d, asked
+// for on a connection of their own: the I/O queue a check then connects
+// with them must not fail for a digest the ICResp refused (TCP-IC-011..013
+// judge what a target does with a digest it refused).
+func (s *Spec) requireDigests(ctx context.Context, d uint8) {
+	GinkgoHelper()
+	r := s.Raw(ctx, tcp.ICReq{DGST: d})
+	granted := r.ICResp.DGST&d == d
+	_ = r.Close()
+	if !granted {
+		s.Lacks(digestName(d) + " digests")
 	}
 }
 
@@ -188,7 +202,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 			Text:  "When a controller receives an ICReq PDU, that controller responds with an Initialize Connection Response (ICResp) PDU"}, func(ctx context.Context, s *Spec) {
 			r := s.Dial(ctx)
 			_, err := r.Initialize(tcp.ICReq{HPDA: 0})
-			s.Conform(s.icOutcome(r, err), "ICResp")
+			s.Conform(s.icAnswer(r, err), "ICResp")
 		})
 		// A controller may refuse an HPDA it does not support (3.1:
 		// "Unsupported Parameter"); one that accepts it is held to the
@@ -198,7 +212,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 			Text:  "An appropriate number of padding bytes shall be inserted by the controller or host in the PAD field to achieve the required alignment"}, func(ctx context.Context, s *Spec) {
 			r := s.Dial(ctx)
 			_, err := r.Initialize(tcp.ICReq{HPDA: 31})
-			obs := s.icOutcome(r, err)
+			obs := s.icAnswer(r, err)
 			if obs != "ICResp" {
 				if obs == termReq(tcp.FESUnsupportedParameter, feiHPDA) {
 					s.Lacks("host PDU data alignment other than 0 (refused with FES 6 FEI 10, as 3.1 allows)")
@@ -298,7 +312,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 			Text:  "When a controller receives an ICReq PDU, that controller responds with an Initialize Connection Response (ICResp) PDU"}, func(ctx context.Context, s *Spec) {
 			r := s.Dial(ctx)
 			_, err := r.Initialize(tcp.ICReq{MAXR2T: 0xFFFF})
-			s.OneOf(s.icOutcome(r, err), "ICResp", termReq(tcp.FESUnsupportedParameter, feiMAXR2T))
+			s.OneOf(s.icAnswer(r, err), "ICResp", termReq(tcp.FESUnsupportedParameter, feiMAXR2T))
 		})
 	})
 
@@ -580,7 +594,24 @@ var _ = Describe("Transport", Label("transport"), func() {
 		Check(Requirement{ID: "TCP-FATAL-001", Section: secC2HTermReq, Keyword: Shall, Binds: Controller,
 			Title: "a C2HTermReq has HLEN 24 and PLEN within 24..152",
 			Text:  "HLEN: Fixed length of 24 bytes (18h) ... PLEN ... shall not exceed a limit of 152 bytes"}, func(ctx context.Context, s *Spec) {
-			ch, _ := termReqOf(ctx, s)
+			// Not termReqOf: the host library refuses a C2HTermReq with
+			// wrong lengths, and the lengths are what this check judges,
+			// from the header the library kept.
+			r, _ := s.rawAdmin(ctx, plainIC)
+			sendQuiet(r, unknown)
+			p, ch, _, err := r.Recv(s.fatalWait())
+			var fe *tcp.FatalError
+			switch {
+			case errors.As(err, &fe) && len(fe.Header) >= tcp.CommonHeaderSize && tcp.PDUType(fe.Header[0]) == tcp.TypeC2HTermReq:
+				_ = ch.Decode(fe.Header)
+			case err != nil:
+				Skip(fmt.Sprintf("%s: no C2HTermReq to examine (%s; "+termReqOwner+" judges that)", s.Req.ID, fatalErrOutcome(err)))
+			default:
+				if _, ok := p.(*tcp.TermReq); !ok {
+					Skip(fmt.Sprintf("%s: no C2HTermReq to examine (PDU %v; "+termReqOwner+" judges that)", s.Req.ID, p.Type()))
+				}
+			}
+			_ = r.Close()
 			obs := "valid C2HTermReq lengths"
 			if ch.HLEN != 24 || ch.PLEN < 24 || ch.PLEN > 152 {
 				obs = fmt.Sprintf("C2HTermReq hlen %d plen %d", ch.HLEN, ch.PLEN)
@@ -954,6 +985,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 		Check(Requirement{ID: "TCP-DGST-001", Section: secDigestErr, Keyword: Shall, Binds: Controller,
 			Title: "an H2CData with a wrong header digest is a fatal Header Digest Error",
 			Text:  "when a controller detects a PDU Header digest error, the controller shall treat the error as a fatal transport error with the Fatal Error Status field set to \"Header Digest Error\""}, func(ctx context.Context, s *Spec) {
+			s.requireDigests(ctx, tcp.DgstHeader)
 			io := s.SetupIO(ctx, tcp.ICReq{DGST: tcp.DgstHeader})
 			if !io.io.Encoding().Header {
 				s.Lacks("header digests")
@@ -972,6 +1004,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 		// the connection, as the host must.
 		digestError := func(ctx context.Context, s *Spec, inCapsule bool) (string, *ioSetup) {
 			GinkgoHelper()
+			s.requireDigests(ctx, tcp.DgstData)
 			io := s.SetupIO(ctx, tcp.ICReq{DGST: tcp.DgstData})
 			if !io.io.Encoding().Data {
 				s.Lacks("data digests")
@@ -1054,14 +1087,10 @@ func isFatal(obs string) bool {
 
 // icOutcome renders an Initialize result: "ICResp", a fatal outcome, or
 // "ICResp rejected by the host: ..." when the ICResp itself is invalid.
-func (s *Spec) icOutcome(r *initiator.Raw, err error) string {
+func icOutcome(r *initiator.Raw, err error) string {
 	if err == nil {
 		return "ICResp"
 	}
-	// An ICResp a conforming host must refuse: the TCP-IC checks of the
-	// ICResp's fields judge that, once; what this check asked about
-	// cannot be seen through it.
-	s.skipIfICRespRefused(err)
 	if pt, ok := err.(*tcp.PeerTerminated); ok {
 		return termReq(pt.FES, pt.FEI)
 	}
@@ -1069,6 +1098,15 @@ func (s *Spec) icOutcome(r *initiator.Raw, err error) string {
 		return "invalid ICResp: " + fe.Reason
 	}
 	return fatalErrOutcome(err)
+}
+
+// icAnswer is icOutcome for a check that judges what follows the ICResp,
+// not the ICResp: an ICResp the host must refuse (judged by TCP-IC-001..005)
+// skips it, as it skips every check that needs a connection.
+func (s *Spec) icAnswer(r *initiator.Raw, err error) string {
+	GinkgoHelper()
+	s.skipIfICRespRefused(err)
+	return icOutcome(r, err)
 }
 
 // answerR2Ts answers further R2Ts of command cid from data until its
@@ -1097,6 +1135,17 @@ func answerR2Ts(r *initiator.Raw, cid uint16, data []byte, wait time.Duration) s
 			return termReq(v.FES, v.FEI)
 		}
 	}
+}
+
+// refusedTermReq returns the C2HTermReq that err, a receive error,
+// refused for its HLEN or PLEN (the host library checks them before
+// anything else), when the header it kept holds FES and FEI; else nil.
+func refusedTermReq(err error) *tcp.TermReq {
+	var fe *tcp.FatalError
+	if !errors.As(err, &fe) || len(fe.Header) < tcp.HLenTermReq || tcp.PDUType(fe.Header[0]) != tcp.TypeC2HTermReq {
+		return nil
+	}
+	return &tcp.TermReq{FES: binary.LittleEndian.Uint16(fe.Header[8:]), FEI: binary.LittleEndian.Uint32(fe.Header[10:])}
 }
 
 // readFull reads exactly len(b) bytes.

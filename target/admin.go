@@ -87,7 +87,8 @@ func (q *queue) execAdmin(c *command) {
 
 // finishData sends c.buf and completes c.
 func (q *queue) finishData(c *command) {
-	if err := q.sendData(c, c.buf, false); err != nil {
+	success := q.t.quirks.c2hSuccessKeepsFlow
+	if err := q.sendData(c, c.buf, success); err != nil || success {
 		q.outstanding.Add(-1)
 		q.put(c)
 		return

@@ -218,6 +218,9 @@ func (q *queue) connect(c *command) {
 		q.install(ctrl, args.QID, args)
 	}
 	c.dw0 = uint32(q.ctrl.cntlid) | q.authRequired(d.HostNQN, sub)
+	if t.quirks.fatalStreakRefuses {
+		t.fatalStreak.Store(0)
+	}
 	q.complete(c, nvme.StatusSuccess)
 }
 
@@ -226,7 +229,7 @@ func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	q.ctrl = ctrl
 	q.qid = qid
 	q.size = uint32(args.SQSIZE) + 1
-	q.flowOff = args.CATTR&nvme.CATTRDisableSQFlow != 0
+	q.flowOff = args.CATTR&nvme.CATTRDisableSQFlow != 0 && !q.t.quirks.c2hSuccessKeepsFlow
 	q.fetched.Store(1) // the Connect itself
 	q.reported.Store(0)
 	// The slots are made as commands come, up to MAXCMD or twice the

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/bits"
@@ -281,12 +282,31 @@ func (q *queue) serve() {
 	}
 	pol := tcp.ICPolicy{CPDA: cfg.CPDA, MaxH2CData: q.t.maxH2C, HeaderDigest: cfg.HeaderDigest,
 		DataDigest: cfg.DataDigest, MaxHPDA: cfg.MaxHPDA}
-	if q.t.quirks.icrespPFV1 {
+	qk := &q.t.quirks
+	if qk.icrespPFV1 {
 		pol.PFV = 1
 	}
-	if _, err := q.conn.ControllerInitialize(pol); err != nil {
+	if qk.icrespCPDA32 {
+		pol.CPDA = 32
+	}
+	pol.HeaderDigest = pol.HeaderDigest && !qk.hdgstRefusedSent
+	pol.DataDigest = pol.DataDigest && !qk.ddgstRefusedSent
+	pol.Deviate = qk.deviateIC()
+	req, err := q.conn.ControllerInitialize(pol)
+	if err != nil {
 		q.fail(err)
 		return
+	}
+	if qk.hpdaIgnored || qk.hdgstRefusedSent || qk.ddgstRefusedSent {
+		// Digests the ICResp refused used anyway; or the host's
+		// alignment ignored.
+		d, hpda := q.conn.Rules().Digests, req.HPDA
+		d.Header = d.Header || qk.hdgstRefusedSent && req.DGST&tcp.DgstHeader != 0
+		d.Data = d.Data || qk.ddgstRefusedSent && req.DGST&tcp.DgstData != 0
+		if qk.hpdaIgnored {
+			hpda = 0
+		}
+		q.conn.Negotiated(d, pol.CPDA, hpda)
 	}
 	deadline := setupDeadline
 	_ = q.nc.SetReadDeadline(deadline)
@@ -335,6 +355,9 @@ func (q *queue) serve() {
 			case *tcp.H2CData:
 				err = q.onH2CData(v)
 			case *tcp.TermReq:
+				if q.t.quirks.h2cTermReqIgnored {
+					continue
+				}
 				q.t.log.Info("host terminated the connection", "fes", v.FES, "fei", v.FEI)
 				if q.t.quirks.h2cTermReqAnswered {
 					_ = q.conn.SendRaw(tcp.AppendPDU(nil, &tcp.TermReq{FES: tcp.FESPDUSequenceError}, nil, tcp.EncodeOptions{}))
@@ -415,6 +438,12 @@ func (q *queue) fail(err error) {
 	switch {
 	case errors.As(err, &fe):
 		q.t.log.Warn("fatal transport error", "remote", q.nc.RemoteAddr().String(), "err", fe.Error())
+		if q.t.quirks.fatalStreakRefuses {
+			q.t.fatalStreak.Add(1)
+		}
+		if q.t.quirks.fatalEndsAll {
+			q.t.killOthers(q.ctrl, "a fatal transport error on another connection")
+		}
 		q.terminate(fe)
 	case errors.Is(err, errR2TTimeout), errors.Is(err, tcp.ErrWriteStalled):
 		q.t.log.Warn("peer stalled; closing the connection", "remote", q.nc.RemoteAddr().String(), "qid", q.qid, "err", err)
@@ -477,7 +506,13 @@ func (q *queue) terminate(fe *tcp.FatalError) {
 		}
 		fe = &x
 	}
-	if q.conn.SendTermReq(fe) != nil {
+	if qk.termReqPLENWrong {
+		b := tcp.AppendPDU(nil, &tcp.TermReq{FES: fe.FES, FEI: fe.FEI}, fe.Header, tcp.EncodeOptions{})
+		binary.LittleEndian.PutUint32(b[4:], termReqBadPLEN)
+		if q.conn.SendRaw(b) != nil {
+			return
+		}
+	} else if q.conn.SendTermReq(fe) != nil {
 		return // the host is gone already
 	}
 	wait := q.t.cfg.FatalCloseWait
@@ -643,6 +678,9 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	}
 	if c.xfer > 0 && c.h2c {
 		if inLen == 0 {
+			if q.t.quirks.noR2TSmallWrite && q.qid != 0 && c.xfer <= q.t.icd {
+				return nil // the command waits for ever
+			}
 			return q.askData(c)
 		}
 		c.setBuf(c.xfer)
@@ -705,6 +743,16 @@ func (q *queue) grantLocked(c *command) {
 
 func (q *queue) sendR2T(c *command) error {
 	c.r2t = tcp.R2T{CCCID: c.sqe.CID, TTAG: c.ttag, R2TO: 0, R2TL: c.xfer}
+	if q.t.quirks.r2tCCCIDWrong {
+		c.r2t.CCCID++
+	}
+	if q.t.quirks.r2tPastMAXR2T && c.xfer >= 8 {
+		// Two R2Ts at once, each for half of the data; onH2CData takes
+		// each half as a transfer of its own.
+		c.r2t.R2TL = c.xfer / 2 &^ 3
+		second := tcp.R2T{CCCID: c.r2t.CCCID, TTAG: c.ttag, R2TO: c.r2t.R2TL, R2TL: c.xfer - c.r2t.R2TL}
+		return q.conn.SendPair(&c.r2t, nil, &second, nil)
+	}
 	return q.conn.Send(&c.r2t, nil)
 }
 
@@ -752,6 +800,11 @@ func (q *queue) dataDigestError(c *command) {
 		q.fuseFailNext = true
 	}
 	q.complete(c, nvme.StatusTransientTransport)
+	if q.t.quirks.digestErrorCloses {
+		q.stopped = true
+		_ = q.conn.Uncork()
+		_ = q.conn.Close()
+	}
 }
 
 // orphan fails a fused command whose partner failed or never came.
@@ -786,7 +839,7 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	if st != stateData {
 		return q.fatalf(tcp.FESInvalidHeaderField, offTTAG, "H2CData for an unknown transfer tag")
 	}
-	if c.sqe.CID != d.CCCID {
+	if c.sqe.CID != d.CCCID && !q.t.quirks.r2tCCCIDWrong {
 		return q.fatalf(tcp.FESInvalidHeaderField, offCCCID, "H2CData CCCID does not match the R2T")
 	}
 	// The one R2T asks for the whole transfer (R2TO 0, R2TL xfer), so
@@ -795,6 +848,11 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	// non-contiguous H2CData PDU: PDU Sequence Error (NVMe/TCP 1.0
 	// 3.3.2.2).
 	if uint64(d.DATAO)+uint64(d.DATAL) > uint64(c.xfer) {
+		return q.fatalf(tcp.FESDataOutOfRange, 0, "H2CData outside the data the R2T asked for")
+	}
+	half := c.r2t.R2TL // the end of the first R2T under r2t-exceeds-maxr2t
+	split := q.t.quirks.r2tPastMAXR2T && half < c.xfer
+	if split && d.DATAO < half && d.DATAO+d.DATAL > half {
 		return q.fatalf(tcp.FESDataOutOfRange, 0, "H2CData outside the data the R2T asked for")
 	}
 	if d.DATAO != c.recvd {
@@ -808,7 +866,10 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	}
 	c.recvd += d.DATAL
 	done := c.recvd == c.xfer
-	if d.Last != done {
+	if q.t.quirks.shortH2CDataFails && !d.Last && d.DATAL < q.t.maxH2C {
+		c.fuseAbort = nvme.StatusDataTransferError // completes with it once the data is in
+	}
+	if d.Last != (done || split && c.recvd == half) {
 		return q.fatalf(tcp.FESInvalidHeaderField, 1, "H2CData LAST_PDU flag does not match the end of the data")
 	}
 	if !done {
@@ -1014,7 +1075,7 @@ func (q *queue) sendData(c *command, data []byte, success bool) error {
 	for off := 0; off < len(data); off += max {
 		n := min(max, len(data)-off)
 		last := off+n == len(data)
-		c.c2h = tcp.C2HData{CCCID: c.sqe.CID, DATAO: uint32(off), DATAL: uint32(n), Last: last, Success: last && success}
+		c.c2h = tcp.C2HData{CCCID: c.sqe.CID, DATAO: uint32(off), DATAL: uint32(n), Last: last && !q.t.quirks.c2hNoLastPDU, Success: last && success}
 		if err := q.conn.Send(&c.c2h, data[off:off+n]); err != nil {
 			return err
 		}

@@ -62,6 +62,9 @@ type Target struct {
 	done      chan struct{} // closed by Close: ends accept back-offs
 	refusedAt atomic.Int64  // when a refused connection was last logged (unix ns)
 	refused   atomic.Int64  // connections refused since then
+	// fatalStreak counts fatal transport errors since the last successful
+	// Connect (the fatal-streak-refuses quirk only).
+	fatalStreak atomic.Int32
 
 	wg sync.WaitGroup
 
@@ -286,6 +289,12 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 		return
 	}
 	ip := remoteIP(nc)
+	if t.quirks.fatalStreakRefuses && t.fatalStreak.Load() >= fatalStreakLimit {
+		t.fatalStreak.Store(0)
+		t.mu.Unlock()
+		t.refuse(nc, portID, "fatal-streak-refuses quirk")
+		return
+	}
 	switch {
 	case t.cfg.MaxConnections > 0 && p.conns >= t.cfg.MaxConnections:
 		t.mu.Unlock()
@@ -391,6 +400,23 @@ func (q *queue) recoverPanic() {
 	q.t.log.Error("panic serving a connection; closing it", "remote", q.nc.RemoteAddr().String(),
 		"qid", q.qid, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 	q.nc.Close()
+}
+
+// killOthers ends every association but except's (the
+// fatal-ends-all-associations quirk; the connection with the fatal error
+// still sends its C2HTermReq).
+func (t *Target) killOthers(except *controller, why string) {
+	t.mu.Lock()
+	ctrls := make([]*controller, 0, len(t.ctrls))
+	for _, c := range t.ctrls {
+		if c != except {
+			ctrls = append(ctrls, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range ctrls {
+		c.kill(why)
+	}
 }
 
 // Close stops listening, ends every connection and association, waits for

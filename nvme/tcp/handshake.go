@@ -80,6 +80,13 @@ type ICPolicy struct {
 	// defines only 0; others make a deliberately wrong controller, for
 	// testing hosts and conformance checks.
 	PFV uint16
+	// Deviate, if set, makes a deliberately wrong controller for testing
+	// hosts and conformance checks (the reference target's quirks): it
+	// sees the ICReq and the encoded ICResp before it is sent, may change
+	// the ICResp's bytes, or may refuse the ICReq instead with a fatal
+	// error of its choosing (refuse true, fes, fei). The connection is
+	// negotiated as if the ICResp were unchanged.
+	Deviate func(req *ICReq, resp []byte) (refuse bool, fes uint16, fei uint32)
 }
 
 // ControllerInitialize runs the controller side: it reads the ICReq,
@@ -123,7 +130,15 @@ func (c *Conn) ControllerInitialize(pol ICPolicy) (*ICReq, error) {
 		maxh2c = 128 << 10
 	}
 	resp := ICResp{PFV: pol.PFV, CPDA: pol.CPDA, DGST: dgst, MAXH2CDATA: maxh2c}
-	if err := c.Send(&resp, nil); err != nil {
+	if pol.Deviate != nil {
+		b := AppendPDU(nil, &resp, nil, EncodeOptions{})
+		if refuse, fes, fei := pol.Deviate(&r, b); refuse {
+			return &r, fatal(fes, fei, hdr, "ICReq refused (a deliberate deviation)")
+		}
+		if err := c.SendRaw(b); err != nil {
+			return &r, err
+		}
+	} else if err := c.Send(&resp, nil); err != nil {
 		return &r, err
 	}
 	c.Negotiated(Digests{Header: dgst&DgstHeader != 0, Data: dgst&DgstData != 0}, pol.CPDA, r.HPDA)

@@ -71,3 +71,38 @@ func TestControllerInitializeAnnouncesSmallMaxH2CData(t *testing.T) {
 		}
 	}
 }
+
+// TestControllerInitializeDeviate: the Deviate hook of a deliberately
+// wrong test controller changes the ICResp on the wire, or refuses the
+// ICReq with the fatal error it names.
+func TestControllerInitializeDeviate(t *testing.T) {
+	t.Run("edit", func(t *testing.T) {
+		host, ctrl := pipePair(t)
+		go func() {
+			_, _ = ctrl.ControllerInitialize(ICPolicy{Deviate: func(_ *ICReq, b []byte) (bool, uint16, uint32) {
+				b[11] = DgstHeader | DgstData
+				return false, 0, 0
+			}})
+		}()
+		resp, err := host.HostInitialize(ICReq{})
+		var fe *FatalError
+		if !errors.As(err, &fe) || fe.FEI != offDGST || resp == nil || resp.DGST != DgstHeader|DgstData {
+			t.Errorf("an ICResp granting digests not asked for: %v (resp %+v), want it sent and refused at DGST", err, resp)
+		}
+	})
+	t.Run("refuse", func(t *testing.T) {
+		host, ctrl := pipePair(t)
+		done := make(chan error, 1)
+		go func() {
+			_, err := ctrl.ControllerInitialize(ICPolicy{Deviate: func(req *ICReq, _ []byte) (bool, uint16, uint32) {
+				return req.MAXR2T > 15, FESInvalidHeaderField, 12
+			}})
+			done <- err
+		}()
+		go func() { _, _ = host.HostInitialize(ICReq{MAXR2T: 0xFFFF}) }()
+		var fe *FatalError
+		if err := <-done; !errors.As(err, &fe) || fe.FES != FESInvalidHeaderField || fe.FEI != 12 || len(fe.Header) == 0 {
+			t.Errorf("refused ICReq: %v, want a fatal error FES 1 FEI 12 with the ICReq header", err)
+		}
+	})
+}
