@@ -241,13 +241,13 @@ func (q *queue) identify(c *command) {
 				{NIDT: nvme.NIDTNGUID, NID: ns.nguid[:]},
 				{NIDT: nvme.NIDTCSI, NID: []byte{nvme.CSINVM}},
 			}
-			if q.t.quirks.nsDescriptorsMissing {
-				descs = descs[2:]
-			}
 			if q.t.quirks.nguidMismatch {
 				nguid := ns.nguid
 				nguid[0] ^= 0xFF
 				descs[1].NID = nguid[:]
+			}
+			if q.t.quirks.nsDescriptorsMissing {
+				descs = descs[2:] // the CSI only
 			}
 			nvme.AppendNSDescriptors(b[:0], descs)
 		default: // I/O command set independent Identify Namespace
