@@ -123,9 +123,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		"writes-dropped": {fail: ids(`
 		IO-CMP-001 IO-FUSE-001 IO-FUSE-002 IO-FUSE-003 IO-RW-001 IO-RW-002
 		IO-RW-004 IO-RW-005`)},
-		"flush-fails": {fail: ids("IO-RW-003"),
-			// moves SQHD with Flush commands
-			checkBugs: ids("IO-SQHD-001")},
+		"flush-fails":                         {fail: ids("IO-RW-003")},
 		"compare-always-equal":                {fail: ids("IO-CMP-002")},
 		"write-zeroes-noop":                   {fail: ids("IO-WZ-001")},
 		"data-digest-ignored":                 {fail: ids("TCP-DGST-002 TCP-DGST-004")},

@@ -77,6 +77,9 @@ func (q *queue) execAdmin(c *command) {
 		}
 	case nvme.AdminAbort:
 		c.dw0 = 1 // not aborted
+		if q.t.quirks.abortClearsIANP {
+			c.dw0 = 0
+		}
 		q.complete(c, nvme.StatusSuccess)
 	case adminFormatNVM: // discovery-nvm-admin-ok only (prepareAdmin)
 		q.complete(c, nvme.StatusSuccess)
@@ -135,6 +138,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	if t.icd > 0 {
 		id.SGLS |= nvme.SGLSOffset
 	}
+	if t.quirks.sglsLongerClaimed {
+		id.SGLS |= 1 << 18
+	}
 	if ctrl.disc {
 		id.SN = "nvmftest-discovery"
 		id.MN = "nvmftest"
@@ -146,6 +152,12 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 			id.KAS, id.OAES = 0, 0
 		}
 		return id
+	}
+	if t.quirks.iorcszWrong {
+		id.IORCSZ = 2
+	}
+	if t.quirks.kasExact {
+		id.KAS = uint16(kas10s / (100 * time.Millisecond))
 	}
 	sub := ctrl.sub
 	id.SN = sub.serial
@@ -214,17 +226,31 @@ func (q *queue) identify(c *command) {
 			idns := nvme.IdentifyNamespace{NSZE: ns.nlba, NCAP: ns.nlba, NUSE: ns.nlba,
 				DLFEAT: 1 | 1<<3, NMIC: 1, ANAGRPID: ns.group(), NGUID: ns.nguid}
 			idns.LBAF[0] = nvme.LBAFormat{LBADS: uint8(ns.shift)}
+			if q.t.quirks.flbasBeyondNLBAF {
+				idns.LBAF[1], idns.FLBAS = idns.LBAF[0], 1
+			}
+			if q.t.quirks.anaGrpidMismatch {
+				idns.ANAGRPID++
+			}
 			if q.t.quirks.nsNCAPAboveNSZE {
 				idns.NCAP, idns.NUSE = ns.nlba+8, ns.nlba+8
 			}
 			idns.Put(b)
 		case nvme.CNSNSDescriptorList:
-			d := nvme.AppendNSDescriptors(b[:0], []nvme.NSDescriptor{
+			descs := []nvme.NSDescriptor{
 				{NIDT: nvme.NIDTUUID, NID: ns.uuid[:]},
 				{NIDT: nvme.NIDTNGUID, NID: ns.nguid[:]},
 				{NIDT: nvme.NIDTCSI, NID: []byte{nvme.CSINVM}},
-			})
-			_ = d
+			}
+			if q.t.quirks.nguidMismatch {
+				nguid := ns.nguid
+				nguid[0] ^= 0xFF
+				descs[1].NID = nguid[:]
+			}
+			if q.t.quirks.nsDescriptorsMissing {
+				descs = descs[2:] // the CSI only
+			}
+			nvme.AppendNSDescriptors(b[:0], descs)
 		default: // I/O command set independent Identify Namespace
 			b[1] = 1                                         // NMIC shared
 			binary.LittleEndian.PutUint32(b[4:], ns.group()) // ANAGRPID
@@ -237,9 +263,12 @@ func (q *queue) identify(c *command) {
 		}
 		var ids []uint32
 		for _, ns := range ctrl.sub.table().list() {
-			if ns.id > s.NSID {
+			if ns.id > s.NSID || q.t.quirks.activeListFromStart {
 				ids = append(ids, ns.id)
 			}
+		}
+		if q.t.quirks.activeListStale {
+			ids = slices.DeleteFunc(slices.Clone(ctrl.nsAtCreation), func(id uint32) bool { return id <= s.NSID })
 		}
 		nvme.AppendNSList(b[:0], ids)
 	case nvme.CNSCSIController, 0x05:
@@ -312,10 +341,17 @@ func (q *queue) getLogPage(c *command) {
 			if q.t.quirks.smartTempZero {
 				l.CompositeTemperature = 0
 			}
+			if q.t.quirks.smartZero {
+				var zero nvme.SMARTLog
+				page = zero.Append(page)
+				break
+			}
 			ctrl.mu.Lock()
 			for _, x := range ctrl.queues {
 				if x != nil {
-					l.HostReadCommands += x.readCmds.Load()
+					if !q.t.quirks.smartReadsStatic {
+						l.HostReadCommands += x.readCmds.Load()
+					}
 					l.HostWriteCommands += x.writeCmds.Load()
 					l.DataUnitsRead += x.bytesRead.Load()
 					l.DataUnitsWritten += x.bytesWritten.Load()
@@ -338,6 +374,9 @@ func (q *queue) getLogPage(c *command) {
 			if ctrl.ovfl {
 				ids = []uint32{nvme.ChangedNSListOverflow}
 			}
+			if q.t.quirks.changedNSLogBad {
+				ids = append(slices.Clone(ids), 0xFFFFFFFE)
+			}
 			page = nvme.AppendChangedNSList(page, ids)
 			if !rae {
 				ctrl.changed, ctrl.ovfl = nil, false
@@ -354,6 +393,12 @@ func (q *queue) getLogPage(c *command) {
 				l.IOCS[op] = nvme.CmdEffectsCSUPP | nvme.CmdEffectsLBCC
 			}
 			l.IOCS[nvme.CmdCompare] = nvme.CmdEffectsCSUPP
+			if q.t.quirks.effectsNoRead {
+				l.IOCS[nvme.CmdRead] = 0
+			}
+			if q.t.quirks.effectsNoDSM {
+				l.IOCS[nvme.CmdDSM] = 0
+			}
 			page = l.Append(page)
 		case nvme.LogANA:
 			l := ctrl.sub.anaLog(ctrl.port)
@@ -377,6 +422,9 @@ func (q *queue) getLogPage(c *command) {
 		return
 	}
 	off := nvme.LogPageOffset(s)
+	if q.t.quirks.logOffsetIgnored && !ctrl.disc {
+		off = 0
+	}
 	if off&3 != 0 || off > uint64(len(page)) {
 		c.ploc = 48
 		q.complete(c, nvme.StatusInvalidField)
@@ -495,7 +543,8 @@ func (q *queue) features(c *command, set bool) {
 	}[ctrl.disc]
 	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
 	// Write Cache feature does not exist: Invalid Field for Set and Get.
-	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && !ctrl.sub.volatileCache() {
+	// (vwc-inconsistent answers the other way round.)
+	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && ctrl.sub.volatileCache() == q.t.quirks.vwcInconsistent {
 		if q.t.quirks.featuresReservedOK && !set {
 			q.complete(c, nvme.StatusSuccess)
 			return
@@ -518,18 +567,26 @@ func (q *queue) features(c *command, set bool) {
 			st = nvme.StatusInvalidField
 		}
 		c.dw0 = nvme.NumQueuesValue(ctrl.numQ, ctrl.numQ)
+		if q.t.quirks.numQueuesFFFF && !set {
+			c.dw0 = 0xFFFFFFFF
+		}
 	case nvme.FeatAsyncEventConfig:
 		if set {
 			ctrl.aec = v & (nvme.AECNamespaceAttr | nvme.AECANAChange | nvme.AECDiscovery)
 		}
 		c.dw0 = ctrl.aec
+		if q.t.quirks.aecReadbackWrong && !ctrl.disc {
+			c.dw0 = 0
+		}
 	case nvme.FeatKeepAliveTimer:
 		if set {
 			kato := time.Duration(v) * time.Millisecond
-			if kato != 0 && (kato < q.t.cfg.MinKATO || (q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO)) {
+			switch {
+			case q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO:
 				st = nvme.StatusKeepAliveInvalid
-			} else {
-				ctrl.kato = q.t.roundKATO(kato)
+			case q.t.quirks.katoSetIgnored:
+			default:
+				ctrl.kato = q.t.katoFor(kato)
 			}
 		}
 		c.dw0 = uint32(ctrl.kato / time.Millisecond)
@@ -539,7 +596,7 @@ func (q *queue) features(c *command, set bool) {
 		if set {
 			ctrl.writeThrough.Store(v&1 == 0)
 		}
-		if !ctrl.writeThrough.Load() {
+		if !ctrl.writeThrough.Load() || q.t.quirks.vwcInconsistent {
 			c.dw0 = 1
 		}
 	case nvme.FeatPowerManagement:

@@ -127,8 +127,11 @@ type Config struct {
 	// MaxHPDA is the largest host PDU data alignment accepted (default 31;
 	// nvmet accepts only 0).
 	MaxHPDA uint8 `yaml:"max_hpda"`
-	// MinKATO and MaxKATO bound the keep alive timeout a host may ask for
-	// in Connect or Set Features (0: no bound). KATO 0 disables the timer.
+	// MinKATO is the least keep alive timeout the controller uses: a
+	// smaller one asked for in Connect or Set Features is raised to it
+	// (NVMe Base 2.2 3.9.1). MaxKATO refuses larger ones (Connect Invalid
+	// Parameters, Keep Alive Timeout Invalid). 0: no bound. KATO 0
+	// disables the timer either way.
 	MinKATO time.Duration `yaml:"min_kato"`
 	MaxKATO time.Duration `yaml:"max_kato"`
 	// ICTimeout closes connections that send no ICReq in time (default

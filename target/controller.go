@@ -67,13 +67,17 @@ type controller struct {
 	errs    [errorLogEntries]nvme.ErrorLogEntry
 	errCnt  uint64
 	numQ    uint16
+
+	// nsAtCreation is the active NSIDs when the controller was made, for
+	// the active-list-stale quirk only.
+	nsAtCreation []uint32
 }
 
 // newController creates and registers a controller, or says why it may
 // not (see admitController).
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: t.roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
+		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues)}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
@@ -84,6 +88,11 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 	}
 	if t.quirks.cstsReadyAtConnect {
 		c.csts = nvme.CSTSReady
+	}
+	if t.quirks.activeListStale && !c.disc {
+		for _, ns := range sub.table().list() {
+			c.nsAtCreation = append(c.nsAtCreation, ns.id)
+		}
 	}
 	t.mu.Lock()
 	why := t.admitController(c)
@@ -123,6 +132,18 @@ func (t *Target) roundKATO(d time.Duration) time.Duration {
 		return 0
 	}
 	return (d + t.kas - 1) / t.kas * t.kas
+}
+
+// katoFor is the Keep Alive Timeout a controller uses for the one a host
+// asked for (Connect or Set Features): raised to min_kato if below it
+// ("the controller sets the Keep Alive Timeout value to that minimum
+// value", NVMe Base 2.2 3.9.1), then rounded up to the KAS granularity.
+// 0 (no keep alive) stays 0: it is not a timeout below the minimum.
+func (t *Target) katoFor(d time.Duration) time.Duration {
+	if d > 0 && d < t.cfg.MinKATO {
+		d = t.cfg.MinKATO
+	}
+	return t.roundKATO(d)
 }
 
 // armTimer (re)starts the keep alive timer for the current KATO: a

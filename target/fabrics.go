@@ -128,7 +128,9 @@ func (q *queue) connect(c *command) {
 			return
 		}
 		kato := time.Duration(args.KATO) * time.Millisecond
-		if kato != 0 && (kato < t.cfg.MinKATO || (t.cfg.MaxKATO > 0 && kato > t.cfg.MaxKATO)) {
+		// Below min_kato the controller raises it (katoFor); above
+		// max_kato it refuses.
+		if t.cfg.MaxKATO > 0 && kato > t.cfg.MaxKATO {
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
 		}

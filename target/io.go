@@ -27,8 +27,14 @@ func (q *queue) prepareIO(c *command, inLen uint32) nvme.Status {
 		return q.checkSGL(c, 0, false, inLen)
 	}
 	ns := q.ctrl.sub.table().get(s.NSID)
+	if ns == nil && q.t.quirks.inactiveNSIDReadOK && s.Opcode == nvme.CmdRead && s.NSID != 0 && s.NSID <= MaxNSID {
+		ns = inactiveNSIDPhantom
+	}
 	if ns == nil {
 		c.ploc = 4
+		if q.t.quirks.inactiveNSIDInvalidField && s.NSID != 0 && s.NSID <= MaxNSID {
+			return nvme.StatusInvalidField
+		}
 		return nvme.StatusInvalidNamespace
 	}
 	c.ns = ns
@@ -43,7 +49,8 @@ func (q *queue) prepareIO(c *command, inLen uint32) nvme.Status {
 		return q.checkSGL(c, nr*nvme.DSMRangeSize, true, inLen)
 	}
 	slba, nlb := s.SLBA(), uint64(s.NLB())
-	if slba >= ns.nlba || nlb > ns.nlba-slba {
+	if slba >= ns.nlba || nlb > ns.nlba-slba ||
+		q.t.quirks.lastLBAReadFails && s.Opcode == nvme.CmdRead && nlb == ns.nlba-slba {
 		c.ploc = 40
 		return nvme.StatusLBAOutOfRange
 	}
@@ -53,6 +60,9 @@ func (q *queue) prepareIO(c *command, inLen uint32) nvme.Status {
 	n := nlb << ns.shift
 	if n > uint64(q.t.mdts) {
 		c.ploc = 48
+		if q.t.quirks.mdtsClose {
+			return statusMDTSClose
+		}
 		return nvme.StatusInvalidField
 	}
 	return q.checkSGL(c, uint32(n), s.Opcode != nvme.CmdRead, inLen)
@@ -251,6 +261,16 @@ func (q *queue) dsm(c *command) nvme.Status {
 		}
 		if err := ns.b.Deallocate(int64(slba<<ns.shift), int64(nlb<<ns.shift)); err != nil {
 			return q.ioError(ns, nvme.StatusInternalError)
+		}
+	}
+	if q.t.quirks.dsmWrongFill {
+		ff := bytes.Repeat([]byte{0xFF}, 1<<ns.shift)
+		for b := c.buf; len(b) >= nvme.DSMRangeSize; b = b[nvme.DSMRangeSize:] {
+			nlb := uint64(binary.LittleEndian.Uint32(b[4:]))
+			slba := binary.LittleEndian.Uint64(b[8:])
+			for i := range nlb {
+				_, _ = ns.b.WriteAt(ff, int64((slba+i)<<ns.shift))
+			}
 		}
 	}
 	// Deallocated blocks read as zeroes (DLFEAT); with the write cache

@@ -40,6 +40,41 @@ func TestKATORoundedToKAS(t *testing.T) {
 	}
 }
 
+// TestKATORaisedToMinKATO: a KATO below min_kato, in Connect or Set
+// Features, is raised to min_kato ("the controller sets the Keep Alive
+// Timeout value to that minimum value", NVMe Base 2.2 3.9.1), not refused
+// with Keep Alive Timeout Invalid; KATO 0 (no keep alive) is not a
+// timeout below the minimum and stays 0; above max_kato Set Features is
+// still refused.
+func TestKATORaisedToMinKATO(t *testing.T) {
+	cfg := testConfig()
+	cfg.MinKATO, cfg.MaxKATO = 1050*time.Millisecond, time.Minute
+	tg := startTarget(t, cfg)
+	a := admin(t, tg.Addrs()[0], testNQN, 500)
+	getKATO := func() uint32 {
+		t.Helper()
+		r := a.exec(nvme.GetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, nvme.SelCurrent), nil, false, nil)
+		mustOK(t, r)
+		return r.DW0
+	}
+	// 1050 ms rounded up to the 100 ms granularity.
+	if k := getKATO(); k != 1100 {
+		t.Fatalf("Connect KATO 500 ms with min_kato 1.05 s: Get Features %d ms, want 1100", k)
+	}
+	for _, c := range []struct{ set, want uint32 }{{5000, 5000}, {200, 1100}, {0, 0}, {1, 1100}} {
+		r := a.exec(nvme.SetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, c.set, false), nil, false, nil)
+		mustOK(t, r)
+		if k := getKATO(); k != c.want {
+			t.Fatalf("Set Features KATO %d ms: Get Features %d ms, want %d", c.set, k, c.want)
+		}
+	}
+	r := a.exec(nvme.SetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, 3600000, false), nil, false, nil)
+	wantStatus(t, r, nvme.StatusKeepAliveInvalid)
+	if k := getKATO(); k != 1100 {
+		t.Fatalf("after a refused Set Features: Get Features %d ms, want 1100 (unchanged)", k)
+	}
+}
+
 // TestKeepAliveExpiresKATOAfterLastCommand: the association ends KATO
 // (plus at most the KAS granularity) after the last command, never before
 // and not up to 2×KATO later (review #14). The last Keep Alive is sent

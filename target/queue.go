@@ -656,6 +656,9 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	q.fuseFailNext = false
 
 	st := q.prepare(c, inLen)
+	if st == statusMDTSClose {
+		return q.fatalf(tcp.FESDataLimitExceeded, 0, "mdts-close quirk: a command longer than MDTS")
+	}
 	if st != 0 {
 		switch fuse {
 		case nvme.FuseFirst:
@@ -683,7 +686,7 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 			}
 			return q.askData(c)
 		}
-		c.setBuf(c.xfer)
+		c.setBuf(max(c.xfer, inLen))
 		if err := q.conn.ReadData(c.buf); err != nil && !(q.t.quirks.dataDigestIgnored && errors.Is(err, tcp.ErrDataDigest)) {
 			if errors.Is(err, tcp.ErrDataDigest) {
 				if q.t.dataDigestFatal {
@@ -694,6 +697,12 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 			}
 			return err
 		}
+	}
+	if inLen > c.xfer && c.h2c { // icd-overrun-shifted or -accept (checkSGL)
+		if q.t.quirks.icdOverrunShifted {
+			copy(c.buf, c.buf[inLen-c.xfer:])
+		}
+		c.buf = c.buf[:c.xfer]
 	}
 	// Data for the host gets its buffer when the command runs (ready),
 	// not here: a host that announces many reads pins nothing while they
@@ -1014,6 +1023,12 @@ func (q *queue) sqhdValue() uint16 {
 			break
 		}
 	}
+	if q.t.quirks.sqhdFrozen && q.qid != 0 {
+		// The head reported never moves; the target still counts the
+		// entries freed as reported, so it does not take a host that
+		// trusts them for one that overran the queue.
+		return 0
+	}
 	return uint16(f % uint64(q.size))
 }
 
@@ -1064,6 +1079,9 @@ func (q *queue) failed(c *command, st nvme.Status) nvme.Status {
 	if !qk.noErrorLog {
 		q.ctrl.logError(q.qid, &c.sqe, st, c.ploc)
 	}
+	if qk.errorLogWithoutMore {
+		return st
+	}
 	return st | nvme.StatusMore
 }
 
@@ -1106,7 +1124,7 @@ func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.S
 		if d.Addr != 0 {
 			return nvme.StatusSGLInvalidOffset
 		}
-		if d.Length != inLen {
+		if d.Length != inLen && !(d.Length < inLen && (q.t.quirks.icdOverrunShifted || q.t.quirks.icdOverrunAccept)) {
 			return nvme.StatusSGLInvalidDataLength
 		}
 	case nvme.SGLTransportDataBlock:
@@ -1117,7 +1135,13 @@ func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.S
 		return nvme.StatusSGLInvalidType
 	}
 	if d.Length != want {
-		return nvme.StatusSGLInvalidDataLength
+		switch qk := &q.t.quirks; {
+		case d.Length > want && qk.sglLongerWrongStatus:
+			return nvme.StatusInvalidField
+		case d.Length < want && !h2c && qk.sglShortAccepted:
+		default:
+			return nvme.StatusSGLInvalidDataLength
+		}
 	}
 	c.ploc = 0
 	c.xfer = want
