@@ -281,7 +281,7 @@ func TestSensitivity(t *testing.T) {
 // fail: no quirk, no fake-peer case fails them and they do not say why
 // they cannot fail (Requirement.Unfailable). It only ever goes down: a
 // new check comes with its proof, and closing the gap lowers it.
-const maxUnproven = 62
+const maxUnproven = 35
 
 // failProofs gathers every proof that a check can fail, from the tables
 // the tests assert: the quirks of TestSensitivity and the cases of the
