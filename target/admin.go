@@ -134,6 +134,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	if t.icd > 0 {
 		id.SGLS |= nvme.SGLSOffset
 	}
+	if t.quirks.capMPSMINAboveMax && id.MDTS > 0 {
+		id.MDTS-- // in units of CAP.MPSMIN, now 8 KiB
+	}
 	if ctrl.disc {
 		id.SN = "nvmftest-discovery"
 		id.MN = "nvmftest"
@@ -175,6 +178,10 @@ func (q *queue) identify(c *command) {
 	clear(b)
 	cns := nvme.IdentifyCNS(s)
 	ctrl := q.ctrl
+	if ctrl == nil { // pre-connect-commands-ok only (prepare)
+		q.finishData(c)
+		return
+	}
 	if ctrl.disc && cns != nvme.CNSController {
 		if cns == nvme.CNSNamespace && q.t.quirks.discIdentifyNSOK {
 			q.finishData(c) // zeroes
@@ -376,6 +383,9 @@ func (q *queue) getLogPage(c *command) {
 		return
 	}
 	off := nvme.LogPageOffset(s)
+	if ctrl.disc && q.t.quirks.discLogOffsetIgnored {
+		off = 0
+	}
 	if off&3 != 0 || off > uint64(len(page)) {
 		c.ploc = 48
 		q.complete(c, nvme.StatusInvalidField)
@@ -435,6 +445,14 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 		}
 	}
 	t.mu.Unlock()
+	if t.quirks.discReferralDangling && len(t.ports) > 0 {
+		e := t.discEntry(t.ports[0], q, nvme.SubtypeReferral, nvme.DiscoveryNQN)
+		e.TRADDR, e.ADRFAM, e.TRSVCID = "127.0.0.1", 1, "1" // nothing listens there
+		l.Entries = append(l.Entries, e)
+	}
+	if t.quirks.discLogRECFMT1 {
+		l.RECFMT = 1
+	}
 	l.NUMREC = uint64(len(l.Entries))
 	return l.Append(b)
 }
@@ -492,6 +510,10 @@ func (q *queue) features(c *command, set bool) {
 		true:  {nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer},
 		false: {nvme.FeatArbitration, nvme.FeatPowerManagement, nvme.FeatTemperatureThresh, nvme.FeatErrorRecovery, nvme.FeatVolatileWC, nvme.FeatNumQueues, nvme.FeatWriteAtomicity, nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer, nvme.FeatHostIdentifier},
 	}[ctrl.disc]
+	if ctrl.disc && set && fid == nvme.FeatNumQueues && q.t.quirks.discNumQueuesOK {
+		q.complete(c, nvme.StatusSuccess) // a discovery controller has no I/O queues to allocate
+		return
+	}
 	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
 	// Write Cache feature does not exist: Invalid Field for Set and Get.
 	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && !ctrl.sub.volatileCache() {

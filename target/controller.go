@@ -67,6 +67,9 @@ type controller struct {
 	errs    [errorLogEntries]nvme.ErrorLogEntry
 	errCnt  uint64
 	numQ    uint16
+	// capWritten and vsWritten hold what Property Set wrote to the
+	// read-only CAP and VS under the readonly-property-writable quirk.
+	capWritten, vsWritten *uint64
 }
 
 // newController creates and registers a controller, or says why it may
@@ -360,9 +363,16 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capTOZero {
 		to = 0
 	}
-	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), to, nvme.CSSNVM) | nvme.CAPCQR
+	css := uint8(nvme.CSSNVM)
+	if c.t.quirks.capCSSNone {
+		css = 0
+	}
+	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), to, css) | nvme.CAPCQR
 	if c.t.quirks.capCQRClear {
 		v &^= nvme.CAPCQR
+	}
+	if c.t.quirks.capMPSMINAboveMax {
+		v = v&^(0xFF<<48) | 1<<48 // MPSMIN 1 (bits 51:48), MPSMAX 0 (bits 55:52)
 	}
 	return uint64(v)
 }
@@ -375,7 +385,7 @@ func (c *controller) setCC(v uint32) {
 	c.cc = v
 	if v&nvme.CCEnable != 0 && old&nvme.CCEnable == 0 {
 		// IOSQES 6 and IOCQES 4 are the only legal entry sizes.
-		if (v>>16)&0xF != 6 || (v>>20)&0xF != 4 || (v>>7)&0xF != 0 {
+		if ((v>>16)&0xF != 6 || (v>>20)&0xF != 4) && !c.t.quirks.ccEntrySizesUnchecked || (v>>7)&0xF != 0 {
 			c.csts |= nvme.CSTSFatal
 		} else {
 			c.csts |= nvme.CSTSReady

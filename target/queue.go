@@ -1086,6 +1086,9 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 		return q.prepareFabrics(c, inLen)
 	}
 	if q.ctrl == nil {
+		if q.t.quirks.preConnectCommandsOK && s.Opcode == nvme.AdminIdentify {
+			return q.checkSGL(c, nvme.IdentifyDataSize, false, inLen)
+		}
 		return nvme.StatusCommandSequenceError
 	}
 	if q.authPending() {
@@ -1110,12 +1113,15 @@ const offFlags = 1
 func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 	switch c.sqe.FCType() {
 	case nvme.FabricsConnect:
-		if q.ctrl != nil {
+		if q.ctrl != nil && !q.t.quirks.connectDuplicateAccepted {
 			return nvme.StatusCommandSequenceError
 		}
 		return q.checkSGL(c, nvme.ConnectDataSize, true, inLen)
 	case nvme.FabricsPropertyGet, nvme.FabricsPropertySet:
 		if q.ctrl == nil {
+			if q.t.quirks.preConnectCommandsOK && c.sqe.FCType() == nvme.FabricsPropertyGet {
+				return q.checkSGL(c, 0, false, inLen)
+			}
 			return nvme.StatusCommandSequenceError
 		}
 		if q.qid != 0 && !(c.sqe.FCType() == nvme.FabricsPropertyGet && q.t.quirks.ioqPropertyGetOK) {
