@@ -120,6 +120,7 @@ func (s *Spec) ConnectDiscovery(ctx context.Context) *initiator.Controller {
 	c, err := initiator.Connect(ctx, s.discoveryAddress(), nvme.DiscoveryNQN, s.Options())
 	if err != nil {
 		s.skipIfICRespRefused(err)
+		s.skipIfDiscoveryConnectRefused(err)
 		Fail(fmt.Sprintf("%s: connect to the discovery controller at %s: %v", s.Req.ID, s.discoveryAddress(), err))
 	}
 	s.Defer(func() { _ = c.Close() })

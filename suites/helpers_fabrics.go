@@ -7,6 +7,7 @@ package suites
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -217,5 +218,21 @@ func quietAfter(r *initiator.Raw, d time.Duration) string {
 		return "close"
 	default:
 		return obs
+	}
+}
+
+// discConnectOwner is the check that judges that the discovery controller
+// accepts a Connect (to the well-known NQN, KATO 0) at all.
+const discConnectOwner = "DISC-CONN-001"
+
+// skipIfDiscoveryConnectRefused skips the check when the discovery
+// controller refused its Connect with a status, unless the check is the
+// one that judges that: one root cause, one failing check (without it a
+// refused discovery Connect fails every discovery check).
+func (s *Spec) skipIfDiscoveryConnectRefused(err error) {
+	GinkgoHelper()
+	var st nvme.Status
+	if s.Req.ID != discConnectOwner && errors.As(err, &st) {
+		Skip(fmt.Sprintf("%s: the discovery controller refuses the Connect (%v), so nothing else about it can be judged (%s judges that)", s.Req.ID, err, discConnectOwner))
 	}
 }

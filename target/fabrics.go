@@ -100,11 +100,7 @@ func (q *queue) connect(c *command) {
 	}
 	var d nvme.ConnectData
 	if err := d.Decode(c.buf); err != nil {
-		st := nvme.StatusSGLInvalidDataLength
-		if t.quirks.connectShortInvalidField {
-			st = nvme.StatusInvalidField
-		}
-		q.complete(c, st)
+		q.complete(c, nvme.StatusSGLInvalidDataLength)
 		return
 	}
 	if args.RECFMT != 0 && !t.quirks.connectRECFMTIgnored {

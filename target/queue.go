@@ -1116,7 +1116,11 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.ctrl != nil && !q.t.quirks.connectDuplicateAccepted {
 			return nvme.StatusCommandSequenceError
 		}
-		return q.checkSGL(c, nvme.ConnectDataSize, true, inLen)
+		st := q.checkSGL(c, nvme.ConnectDataSize, true, inLen)
+		if st == nvme.StatusSGLInvalidDataLength && q.t.quirks.connectShortInvalidField {
+			st = nvme.StatusInvalidField // as SPDK answers Connect data of the wrong length
+		}
+		return st
 	case nvme.FabricsPropertyGet, nvme.FabricsPropertySet:
 		if q.ctrl == nil {
 			if q.t.quirks.preConnectCommandsOK && c.sqe.FCType() == nvme.FabricsPropertyGet {
