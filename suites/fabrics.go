@@ -170,7 +170,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Text:  "The NVMe/TCP Transport does not impose any limitations on the minimum and maximum Keep Alive Timeout value",
 			Title: "an admin Connect with a keep alive timeout (KATO 120 s) is accepted"}, func(ctx context.Context, s *Spec) {
 			r := s.Raw(ctx, plainIC)
-			_, err := s.connect(r, connectArgs{SQSIZE: 31, CNTLID: nvme.CNTLIDDynamic, KATO: 120000})
+			_, err := s.connectAnyModel(r, connectArgs{SQSIZE: 31, KATO: 120000})
 			s.Conform(Outcome(err), "success")
 		})
 		Check(Requirement{ID: "FAB-CONN-014", Section: secConnect + "; " + secConnectData, Keyword: Shall, Binds: Controller,

@@ -134,7 +134,7 @@ func (s *Spec) requireDisconnect(id *nvme.IdentifyController) {
 func (s *Spec) enabledAdminIndivDelete(ctx context.Context) (*initiator.Raw, uint16, *nvme.IdentifyController) {
 	GinkgoHelper()
 	r := s.Raw(ctx, plainIC)
-	cqe, err := s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: cntlidAnyDynamic, CATTR: cattrIndivIOQDelete})
+	cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CATTR: cattrIndivIOQDelete})
 	s.Must(err, "admin Connect with CATTR.INDIVIOQDELS")
 	s.enableRaw(ctx, r)
 	return r, uint16(cqe.DW0), s.identifyCtrl(r)
@@ -235,4 +235,30 @@ func (s *Spec) skipIfDiscoveryConnectRefused(err error) {
 	if s.Req.ID != discConnectOwner && errors.As(err, &st) {
 		Skip(fmt.Sprintf("%s: the discovery controller refuses the Connect (%v), so nothing else about it can be judged (%s judges that)", s.Req.ID, err, discConnectOwner))
 	}
+}
+
+// connectAnyModel is connect for an admin queue asking for any controller
+// of the subsystem's model: CNTLID FFFFh, then FFFEh when the subsystem
+// refuses FFFFh at CNTLID (a static-model subsystem, NVMe Base 2.2 6.3),
+// as adminConnect does, with a's other fields.
+func (s *Spec) connectAnyModel(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
+	a.CNTLID = cntlidAnyDynamic
+	cqe, err := s.connect(r, a)
+	if refusedAtCNTLID(cqe, err) {
+		a.CNTLID = cntlidAnyStatic
+		return s.connect(r, a)
+	}
+	return cqe, err
+}
+
+// refusedAtCNTLID reports whether a Connect failed with Connect Invalid
+// Parameters at the CNTLID of its data: what a static-model subsystem
+// answers to FFFFh and a dynamic-model one to anything else.
+func refusedAtCNTLID(cqe nvme.CQE, err error) bool {
+	var st nvme.Status
+	if !errors.As(err, &st) || st.Code() != nvme.StatusConnectInvalidParameters {
+		return false
+	}
+	in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
+	return in && off == nvme.ConnectDataOffCNTLID
 }

@@ -28,5 +28,8 @@ func fabricsQuirkExpect() map[string]quirkExpectation {
 		"property-mid-offset":              {fail: ids("FAB-PROP-016")},
 		"readonly-property-writable":       {fail: ids("FAB-PROP-017 FAB-PROP-018")},
 		"cc-entry-sizes-unchecked":         {fail: ids("FAB-PROP-025")},
+
+		// Allowed personalities: nothing may fail.
+		"static-model": {},
 	}
 }

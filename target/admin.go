@@ -166,6 +166,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.ANAGRPMAX = MaxANAGroups
 	id.NANAGRPID = MaxANAGroups
 	id.SUBNQN = sub.nqn
+	if t.quirks.staticModel {
+		id.FCATT |= 1 // the static controller model
+	}
 	if sub.volatileCache() {
 		id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
 	}
@@ -429,6 +432,9 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 				e := t.discEntry(p, q, nvme.SubtypeNVM, s.nqn)
 				if t.quirks.discSubtypeWrong {
 					e.SUBTYPE = 5
+				}
+				if t.quirks.staticModel {
+					e.CNTLID = nvme.CNTLIDStatic
 				}
 				l.Entries = append(l.Entries, e)
 			}

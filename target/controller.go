@@ -73,10 +73,11 @@ type controller struct {
 }
 
 // newController creates and registers a controller, or says why it may
-// not (see admitController).
-func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) (*controller, admitError) {
+// not (see admitController). cntlid names the controller asked for (the
+// static-model quirk), 0 any.
+func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: t.roundKATO(kato), numQ: uint16(t.cfg.IOQueues)}
+		kato: t.roundKATO(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features

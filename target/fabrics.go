@@ -139,7 +139,20 @@ func (q *queue) connect(c *command) {
 		return
 	}
 	if args.QID == 0 {
-		if d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored {
+		var want uint16 // a specific controller, in the static model
+		switch {
+		case sub != nil && t.quirks.staticModel:
+			// NVMe Base 2.2 6.3: FFFEh asks for any static controller,
+			// another ID for that one, and FFFFh is refused.
+			switch {
+			case d.CNTLID == nvme.CNTLIDStatic:
+			case d.CNTLID >= 1 && d.CNTLID <= maxCNTLID:
+				want = d.CNTLID
+			default:
+				q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
+				return
+			}
+		case d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored:
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
@@ -156,7 +169,7 @@ func (q *queue) connect(c *command) {
 			// peer does not hold an association for ever.
 			kato = t.cfg.DiscoveryKATO
 		}
-		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato)
+		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato, want)
 		switch why {
 		case admitRemoved:
 			q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)

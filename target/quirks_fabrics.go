@@ -28,6 +28,9 @@ type fabricsQuirks struct {
 	propertyMidOffset        bool
 	readOnlyPropWritable     bool
 	ccEntrySizesUnchecked    bool
+
+	// allowed personalities
+	staticModel bool
 }
 
 // fabricsQuirkTable lists them, in the format of quirkTable.
@@ -104,4 +107,8 @@ var fabricsQuirkTable = []Quirk{
 	{Name: "cc-entry-sizes-unchecked", Kind: QuirkDeviation,
 		Does: "becomes ready on CC.EN=1 whatever IOSQES and IOCQES say (0 included) and then creates I/O queues (NVMe Base 2.2 3.1.4.5: creating an I/O queue before they are initialized shall fail with Invalid Queue Size)",
 		set:  func(s *quirkSet) { s.ccEntrySizesUnchecked = true }},
+
+	{Name: "static-model", Kind: QuirkAllowed,
+		Does: "NVM subsystems use the static controller model (NVMe Base 2.2 3.1.2: a message-based controller may support either model): an admin Connect with CNTLID FFFFh fails with Connect Invalid Parameters at CNTLID, FFFEh gets any free controller, a specific CNTLID that controller (Controller Busy while it is associated); Identify FCATT bit 0 is set and the discovery log entries of NVM subsystems carry CNTLID FFFEh",
+		set:  func(s *quirkSet) { s.staticModel = true }},
 }

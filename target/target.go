@@ -355,6 +355,13 @@ func (t *Target) admitController(c *controller) admitError {
 	if t.quirks.cntlidReserved {
 		first, last = maxCNTLID+1, nvme.CNTLIDStatic-1
 	}
+	if c.cntlid != 0 { // a specific static controller: busy while associated
+		if t.ctrls[c.cntlid] != nil {
+			return admitNoControllerID
+		}
+		t.ctrls[c.cntlid] = c
+		return admitOK
+	}
 	if t.quirks.cntlidShared {
 		c.cntlid = first
 		t.ctrls[first] = c // the older controller of that ID is alive but no longer found
