@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified
@@ -202,6 +203,7 @@ func (s *Spec) connectDiscoveryNQN(ctx context.Context, nqn string) error {
 	GinkgoHelper()
 	r := s.DialDiscovery(ctx)
 	_, err := r.Initialize(plainIC)
+	s.skipIfICRespRefused(err)
 	s.mustOK(err, "connection initialization")
 	_, err = s.connectRaw(r, nqn, 0, cntlidAnyDynamic, initiator.AdminQueueSize-1, 0, 0)
 	return err
@@ -261,4 +263,53 @@ func refusedAtCNTLID(cqe nvme.CQE, err error) bool {
 	}
 	in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
 	return in && off == nvme.ConnectDataOffCNTLID
+}
+
+// propertyOwners are the checks that judge the Property Gets every host
+// sends first (CAP, VS): the error text the host library gives when one
+// fails, and the check that owns it.
+var propertyOwners = []struct{ libError, owner string }{
+	{"property get CAP:", "FAB-PROP-001"},
+	{"property get VS:", "FAB-PROP-007"},
+}
+
+// mustProperty is Must for a Property Get of CAP or VS that a check needs
+// to judge something else: when the controller refuses it (a status),
+// the check skips, naming the check that judges that Get (one root
+// cause, one failing check); that check itself fails.
+func (s *Spec) mustProperty(err error, off uint32) {
+	GinkgoHelper()
+	owner := propertyOwners[0].owner
+	if off == nvme.PropVS {
+		owner = propertyOwners[1].owner
+	}
+	var st nvme.Status
+	if err != nil && errors.As(err, &st) && s.Req.ID != owner {
+		Skip(fmt.Sprintf("%s: the controller refuses the Property Get of %s (%v); %s judges that", s.Req.ID, propertyName(off), err, owner))
+	}
+	s.Must(err, "Property Get "+propertyName(off))
+}
+
+func propertyName(off uint32) string {
+	if off == nvme.PropVS {
+		return "VS"
+	}
+	return "CAP"
+}
+
+// skipIfPropertyRefused skips the check when the host library could not
+// bring up an association because the controller refused the Property
+// Get of CAP or VS, unless the check is the one that judges that Get:
+// one root cause, one failing check.
+func (s *Spec) skipIfPropertyRefused(err error) {
+	GinkgoHelper()
+	var st nvme.Status
+	if !errors.As(err, &st) {
+		return
+	}
+	for _, p := range propertyOwners {
+		if strings.Contains(err.Error(), p.libError) && s.Req.ID != p.owner {
+			Skip(fmt.Sprintf("%s: the controller refuses a Property Get every host sends first (%v); %s judges that", s.Req.ID, err, p.owner))
+		}
+	}
 }

@@ -454,7 +454,7 @@ func (s *Spec) EnabledAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw,
 	GinkgoHelper()
 	r, cntlid := s.rawAdmin(ctx, req)
 	v, err := propGet(r, nvme.PropCAP, true)
-	s.Must(err, "Property Get CAP")
+	s.mustProperty(err, nvme.PropCAP)
 	cp := nvme.CAP(v)
 	s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
 	if _, ok, err := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp)); err != nil || !ok {

@@ -292,12 +292,12 @@ func (q *queue) propertyGet(c *command) {
 	anySize := q.t.quirks.propSizeUnchecked
 	ctrl.mu.Lock()
 	switch {
-	case (size8 || anySize) && off == nvme.PropCAP:
+	case (size8 || anySize) && off == nvme.PropCAP && !q.t.quirks.capGetRefused:
 		v = ctrl.capReg()
 		if ctrl.capWritten != nil {
 			v = *ctrl.capWritten
 		}
-	case (!size8 || anySize) && off == nvme.PropVS:
+	case (!size8 || anySize) && off == nvme.PropVS && !q.t.quirks.vsGetRefused:
 		v = uint64(q.t.vs)
 		if ctrl.vsWritten != nil {
 			v = *ctrl.vsWritten

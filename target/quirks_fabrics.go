@@ -28,6 +28,9 @@ type fabricsQuirks struct {
 	propertyMidOffset        bool
 	readOnlyPropWritable     bool
 	ccEntrySizesUnchecked    bool
+	readsFail                bool
+	vsGetRefused             bool
+	capGetRefused            bool
 
 	// allowed personalities
 	staticModel bool
@@ -107,6 +110,15 @@ var fabricsQuirkTable = []Quirk{
 	{Name: "cc-entry-sizes-unchecked", Kind: QuirkDeviation,
 		Does: "becomes ready on CC.EN=1 whatever IOSQES and IOCQES say (0 included) and then creates I/O queues (NVMe Base 2.2 3.1.4.5: creating an I/O queue before they are initialized shall fail with Invalid Queue Size)",
 		set:  func(s *quirkSet) { s.ccEntrySizesUnchecked = true }},
+	{Name: "reads-fail", Kind: QuirkDeviation,
+		Does: "fails every Read with Internal Error (NVMe Base 2.2 3.3.2.2: once an I/O queue's Connect completed, I/O commands may be submitted to it)",
+		set:  func(s *quirkSet) { s.readsFail = true }},
+	{Name: "vs-get-refused", Kind: QuirkDeviation,
+		Does: "fails Property Get of VS with Invalid Field in Command (NVMe Base 2.2 3.1.4 Fig. 33: VS is a mandatory property)",
+		set:  func(s *quirkSet) { s.vsGetRefused = true }},
+	{Name: "cap-get-refused", Kind: QuirkDeviation,
+		Does: "fails Property Get of CAP with Invalid Field in Command (NVMe Base 2.2 3.1.4 Fig. 33: CAP is a mandatory property; Fig. 29: Property Get is mandatory)",
+		set:  func(s *quirkSet) { s.capGetRefused = true }},
 
 	{Name: "static-model", Kind: QuirkAllowed,
 		Does: "NVM subsystems use the static controller model (NVMe Base 2.2 3.1.2: a message-based controller may support either model): an admin Connect with CNTLID FFFFh fails with Connect Invalid Parameters at CNTLID, FFFEh gets any free controller, a specific CNTLID that controller (Controller Busy while it is associated); Identify FCATT bit 0 is set and the discovery log entries of NVM subsystems carry CNTLID FFFEh",
