@@ -298,18 +298,27 @@ func propertyName(off uint32) string {
 }
 
 // skipIfPropertyRefused skips the check when the host library could not
-// bring up an association because the controller refused the Property
-// Get of CAP or VS, unless the check is the one that judges that Get:
-// one root cause, one failing check.
+// bring up an association because of the controller's properties (it
+// refused the Property Get of CAP or VS, or CAP.MQES allows no queue of
+// two entries), unless the check is the one that judges that: one root
+// cause, one failing check.
 func (s *Spec) skipIfPropertyRefused(err error) {
 	GinkgoHelper()
-	var st nvme.Status
-	if !errors.As(err, &st) {
-		return
-	}
-	for _, p := range propertyOwners {
+	owners := append(propertyOwners[:len(propertyOwners):len(propertyOwners)],
+		struct{ libError, owner string }{"controller allows queue size", "FAB-PROP-002"})
+	for _, p := range owners {
 		if strings.Contains(err.Error(), p.libError) && s.Req.ID != p.owner {
-			Skip(fmt.Sprintf("%s: the controller refuses a Property Get every host sends first (%v); %s judges that", s.Req.ID, err, p.owner))
+			Skip(fmt.Sprintf("%s: the host library cannot bring up an association (%v); %s judges that", s.Req.ID, err, p.owner))
 		}
+	}
+}
+
+// skipIfMQESZero skips a check that sizes an I/O queue from CAP.MQES when
+// MQES is 0, below its minimum of 1h: no legal queue size is within it.
+// FAB-PROP-002 judges MQES.
+func (s *Spec) skipIfMQESZero(cp nvme.CAP) {
+	GinkgoHelper()
+	if cp.MQES() == 0 {
+		Skip(fmt.Sprintf("%s: CAP.MQES is 0, below its minimum of 1 (two entries), so no legal I/O queue size is within it; FAB-PROP-002 judges MQES", s.Req.ID))
 	}
 }

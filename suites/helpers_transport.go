@@ -526,6 +526,7 @@ func (s *Spec) SetupIO(ctx context.Context, req tcp.ICReq) *ioSetup {
 	if ns.NSZE == 0 {
 		Fail(fmt.Sprintf("%s: namespace %d (--allow-writes) is not active", s.Req.ID, nsid))
 	}
+	s.skipIfMQESZero(cp)
 	io := s.IOQueue(ctx, req, cntlid, 1, min(31, cp.MQES()))
 	return &ioSetup{admin: admin, io: io, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
 }

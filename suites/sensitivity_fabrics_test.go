@@ -36,6 +36,7 @@ func fabricsQuirkExpect() map[string]quirkExpectation {
 			IO-FUSE-003 IO-RW-001 IO-RW-002 IO-RW-004 IO-RW-005 IO-WZ-001`)},
 		"vs-get-refused":  {fail: ids("FAB-PROP-007")},
 		"cap-get-refused": {fail: ids("FAB-PROP-001")},
+		"cap-mqes-zero":   {fail: ids("FAB-PROP-002")},
 
 		// Allowed personalities: nothing may fail.
 		"static-model": {},

@@ -372,6 +372,9 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capCQRClear {
 		v &^= nvme.CAPCQR
 	}
+	if c.t.quirks.capMQESZero {
+		v &^= 0xFFFF // MQES 0: queues of one entry
+	}
 	if c.t.quirks.capMPSMINAboveMax {
 		v = v&^(0xFF<<48) | 1<<48 // MPSMIN 1 (bits 51:48), MPSMAX 0 (bits 55:52)
 	}

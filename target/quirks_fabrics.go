@@ -31,6 +31,7 @@ type fabricsQuirks struct {
 	readsFail                bool
 	vsGetRefused             bool
 	capGetRefused            bool
+	capMQESZero              bool
 
 	// allowed personalities
 	staticModel bool
@@ -119,6 +120,9 @@ var fabricsQuirkTable = []Quirk{
 	{Name: "cap-get-refused", Kind: QuirkDeviation,
 		Does: "fails Property Get of CAP with Invalid Field in Command (NVMe Base 2.2 3.1.4 Fig. 33: CAP is a mandatory property; Fig. 29: Property Get is mandatory)",
 		set:  func(s *quirkSet) { s.capGetRefused = true }},
+	{Name: "cap-mqes-zero", Kind: QuirkDeviation,
+		Does: "reports CAP.MQES 0, below its minimum of 1h (two entries), while it goes on refusing SQSIZE 0 (NVMe Base 2.2 3.1.4.1)",
+		set:  func(s *quirkSet) { s.capMQESZero = true }},
 
 	{Name: "static-model", Kind: QuirkAllowed,
 		Does: "NVM subsystems use the static controller model (NVMe Base 2.2 3.1.2: a message-based controller may support either model): an admin Connect with CNTLID FFFFh fails with Connect Invalid Parameters at CNTLID, FFFEh gets any free controller, a specific CNTLID that controller (Controller Busy while it is associated); Identify FCATT bit 0 is set and the discovery log entries of NVM subsystems carry CNTLID FFFEh",
