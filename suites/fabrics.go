@@ -565,7 +565,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Must(err, "Property Get CSTS")
 			s.Conform(fmt.Sprintf("RDY cleared after CC.EN=0: %v", ok), "RDY cleared after CC.EN=0: true")
 			s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
-			_, ok, err = waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp))
+			ok, err = s.readyWithin(ctx, r, cp)
 			s.Must(err, "Property Get CSTS")
 			s.Conform(fmt.Sprintf("RDY set after re-enable: %v", ok), "RDY set after re-enable: true")
 			_, _, err = r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)

@@ -265,6 +265,35 @@ func refusedAtCNTLID(cqe nvme.CQE, err error) bool {
 	return in && off == nvme.ConnectDataOffCNTLID
 }
 
+// readyOwner is the check that judges that CSTS.RDY becomes 1 within
+// CAP.TO after CC.EN=1.
+const readyOwner = "FAB-PROP-010"
+
+// waitReady waits for CSTS.RDY after CC.EN=1 on r. The owner of the rule
+// fails when RDY takes longer than CAP.TO; any other check, which only
+// needs a ready controller, waits up to 10 s more (one root cause, one
+// failing check).
+func (s *Spec) waitReady(ctx context.Context, r *initiator.Raw, cp nvme.CAP) {
+	GinkgoHelper()
+	if ok, err := s.readyWithin(ctx, r, cp); err != nil || !ok {
+		Fail(fmt.Sprintf("%s: CSTS.RDY did not become 1 within CAP.TO after CC.EN=1 (%v)", s.Req.ID, err))
+	}
+}
+
+// readyWithin polls CSTS on r until RDY is 1: within CAP.TO for
+// readyOwner, up to 10 s more for any other check (which reports the
+// late transition).
+func (s *Spec) readyWithin(ctx context.Context, r *initiator.Raw, cp nvme.CAP) (bool, error) {
+	_, ok, err := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp))
+	if err == nil && !ok && s.Req.ID != readyOwner {
+		_, ok, err = waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, 10*time.Second)
+		if ok {
+			AddReportEntry("observed", fmt.Sprintf("%s: CSTS.RDY became 1 only after CAP.TO (%v); %s judges that", s.Req.ID, readyTimeout(cp), readyOwner))
+		}
+	}
+	return ok, err
+}
+
 // propertyOwners are the checks that judge the Property Gets every host
 // sends first (CAP, VS): the error text the host library gives when one
 // fails, and the check that owns it.
@@ -305,7 +334,8 @@ func propertyName(off uint32) string {
 func (s *Spec) skipIfPropertyRefused(err error) {
 	GinkgoHelper()
 	owners := append(propertyOwners[:len(propertyOwners):len(propertyOwners)],
-		struct{ libError, owner string }{"controller allows queue size", "FAB-PROP-002"})
+		struct{ libError, owner string }{"controller allows queue size", "FAB-PROP-002"},
+		struct{ libError, owner string }{"waiting for CSTS.RDY: timed out", readyOwner})
 	for _, p := range owners {
 		if strings.Contains(err.Error(), p.libError) && s.Req.ID != p.owner {
 			Skip(fmt.Sprintf("%s: the host library cannot bring up an association (%v); %s judges that", s.Req.ID, err, p.owner))

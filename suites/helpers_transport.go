@@ -457,9 +457,7 @@ func (s *Spec) EnabledAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw,
 	s.mustProperty(err, nvme.PropCAP)
 	cp := nvme.CAP(v)
 	s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
-	if _, ok, err := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp)); err != nil || !ok {
-		Fail(fmt.Sprintf("%s: CSTS.RDY did not become 1 within CAP.TO after CC.EN=1 (%v)", s.Req.ID, err))
-	}
+	s.waitReady(ctx, r, cp)
 	return r, cntlid, cp
 }
 

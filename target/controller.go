@@ -364,6 +364,9 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capTOZero {
 		to = 0
 	}
+	if c.t.quirks.readyAfterCAPTO {
+		to = 1 // 500 ms, and ready after readyLate
+	}
 	css := uint8(nvme.CSSNVM)
 	if c.t.quirks.capCSSNone {
 		css = 0
@@ -381,6 +384,21 @@ func (c *controller) capReg() uint64 {
 	return uint64(v)
 }
 
+// readyLate is when an I/O controller becomes ready after CC.EN=1 under
+// the ready-after-cap-to quirk: later than the CAP.TO (500 ms) it reports.
+const readyLate = 600 * time.Millisecond
+
+// readyNow sets CSTS.RDY if the controller is still being enabled (the
+// ready-after-cap-to quirk's late transition).
+func (c *controller) readyNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cc&nvme.CCEnable != 0 && c.csts&(nvme.CSTSFatal|nvme.CSTSShstMask) == 0 && !c.ended.Load() {
+		c.csts |= nvme.CSTSReady
+		c.enabled.Store(true)
+	}
+}
+
 // setCC applies a Property Set of CC.
 func (c *controller) setCC(v uint32) {
 	c.mu.Lock()
@@ -391,6 +409,8 @@ func (c *controller) setCC(v uint32) {
 		// IOSQES 6 and IOCQES 4 are the only legal entry sizes.
 		if ((v>>16)&0xF != 6 || (v>>20)&0xF != 4) && !c.t.quirks.ccEntrySizesUnchecked || (v>>7)&0xF != 0 {
 			c.csts |= nvme.CSTSFatal
+		} else if c.t.quirks.readyAfterCAPTO && !c.disc {
+			time.AfterFunc(readyLate, c.readyNow)
 		} else {
 			c.csts |= nvme.CSTSReady
 			c.enabled.Store(true)

@@ -32,6 +32,7 @@ type fabricsQuirks struct {
 	vsGetRefused             bool
 	capGetRefused            bool
 	capMQESZero              bool
+	readyAfterCAPTO          bool
 
 	// allowed personalities
 	staticModel bool
@@ -123,6 +124,9 @@ var fabricsQuirkTable = []Quirk{
 	{Name: "cap-mqes-zero", Kind: QuirkDeviation,
 		Does: "reports CAP.MQES 0, below its minimum of 1h (two entries), while it goes on refusing SQSIZE 0 (NVMe Base 2.2 3.1.4.1)",
 		set:  func(s *quirkSet) { s.capMQESZero = true }},
+	{Name: "ready-after-cap-to", Kind: QuirkDeviation,
+		Does: "reports CAP.TO 1 (500 ms) but sets an I/O controller's CSTS.RDY 600 ms after CC.EN=1 (NVMe Base 2.2 3.1.4.1: TO is the worst-case time to wait for CSTS.RDY to become 1)",
+		set:  func(s *quirkSet) { s.readyAfterCAPTO = true }},
 
 	{Name: "static-model", Kind: QuirkAllowed,
 		Does: "NVM subsystems use the static controller model (NVMe Base 2.2 3.1.2: a message-based controller may support either model): an admin Connect with CNTLID FFFFh fails with Connect Invalid Parameters at CNTLID, FFFEh gets any free controller, a specific CNTLID that controller (Controller Busy while it is associated); Identify FCATT bit 0 is set and the discovery log entries of NVM subsystems carry CNTLID FFFEh",
