@@ -328,14 +328,22 @@ func propertyName(off uint32) string {
 
 // skipIfPropertyRefused skips the check when the host library could not
 // bring up an association because of the controller's properties (it
-// refused the Property Get of CAP or VS, or CAP.MQES allows no queue of
-// two entries), unless the check is the one that judges that: one root
-// cause, one failing check.
+// refused the Property Get of CAP or VS, CAP.MQES allows no queue of two
+// entries, or CSTS.RDY did not become 1 within CAP.TO), unless the check
+// is the one that judges that: one root cause, one failing check.
 func (s *Spec) skipIfPropertyRefused(err error) {
 	GinkgoHelper()
-	owners := append(propertyOwners[:len(propertyOwners):len(propertyOwners)],
-		struct{ libError, owner string }{"controller allows queue size", "FAB-PROP-002"},
-		struct{ libError, owner string }{"waiting for CSTS.RDY: timed out", readyOwner})
+	// A refused Get is a status; a connection that failed meanwhile is
+	// not the property's fault.
+	var st nvme.Status
+	refused := errors.As(err, &st)
+	owners := []struct{ libError, owner string }{
+		{"controller allows queue size", "FAB-PROP-002"},
+		{"waiting for CSTS.RDY: timed out", readyOwner},
+	}
+	if refused {
+		owners = append(owners, propertyOwners...)
+	}
 	for _, p := range owners {
 		if strings.Contains(err.Error(), p.libError) && s.Req.ID != p.owner {
 			Skip(fmt.Sprintf("%s: the host library cannot bring up an association (%v); %s judges that", s.Req.ID, err, p.owner))
