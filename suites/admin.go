@@ -133,7 +133,14 @@ var _ = Describe("admin", Label("admin"), func() {
 	Check(Requirement{ID: "ADM-ID-011", Section: secCtrlModel, Keyword: Indicative, Binds: Controller,
 		Text:  `"To use the dynamic controller model, the host specifies a controller identifier of FFFFh" in Connect`,
 		Title: "a controller created through a dynamic Connect (CNTLID FFFFh) reports the dynamic model (FCATT bit 0 clear)"}, func(ctx context.Context, s *Spec) {
-		id := idCtrl(s.adminController(ctx))
+		r := s.Raw(ctx, plainIC)
+		cqe, err := s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: cntlidAnyDynamic})
+		if refusedAtCNTLID(cqe, err) {
+			s.Lacks("the dynamic controller model: the subsystem refuses CNTLID FFFFh (" + Outcome(err) + "), as a static-model one does")
+		}
+		s.Must(err, "admin Connect with CNTLID FFFFh")
+		s.enableRaw(ctx, r)
+		id := s.identifyCtrl(r)
 		s.Conform(fmt.Sprintf("FCATT bit 0 = %d", id.FCATT&1), "FCATT bit 0 = 0")
 	})
 

@@ -108,6 +108,7 @@ func (s *Spec) Connect(ctx context.Context, opts initiator.Options) *initiator.C
 	c, err := initiator.Connect(ctx, s.Target.Config.Address, s.Target.Config.SubNQN, opts)
 	if err != nil {
 		s.skipIfICRespRefused(err)
+		s.skipIfPropertyRefused(err)
 		Fail(fmt.Sprintf("%s: connect %s at %s: %v", s.Req.ID, s.Target.Config.SubNQN, s.Target.Config.Address, err))
 	}
 	s.Defer(func() { _ = c.Close() })
@@ -120,6 +121,8 @@ func (s *Spec) ConnectDiscovery(ctx context.Context) *initiator.Controller {
 	c, err := initiator.Connect(ctx, s.discoveryAddress(), nvme.DiscoveryNQN, s.Options())
 	if err != nil {
 		s.skipIfICRespRefused(err)
+		s.skipIfDiscoveryConnectRefused(err)
+		s.skipIfPropertyRefused(err)
 		Fail(fmt.Sprintf("%s: connect to the discovery controller at %s: %v", s.Req.ID, s.discoveryAddress(), err))
 	}
 	s.Defer(func() { _ = c.Close() })

@@ -7,8 +7,10 @@ package suites
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified
@@ -133,7 +135,7 @@ func (s *Spec) requireDisconnect(id *nvme.IdentifyController) {
 func (s *Spec) enabledAdminIndivDelete(ctx context.Context) (*initiator.Raw, uint16, *nvme.IdentifyController) {
 	GinkgoHelper()
 	r := s.Raw(ctx, plainIC)
-	cqe, err := s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: cntlidAnyDynamic, CATTR: cattrIndivIOQDelete})
+	cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CATTR: cattrIndivIOQDelete})
 	s.Must(err, "admin Connect with CATTR.INDIVIOQDELS")
 	s.enableRaw(ctx, r)
 	return r, uint16(cqe.DW0), s.identifyCtrl(r)
@@ -201,6 +203,7 @@ func (s *Spec) connectDiscoveryNQN(ctx context.Context, nqn string) error {
 	GinkgoHelper()
 	r := s.DialDiscovery(ctx)
 	_, err := r.Initialize(plainIC)
+	s.skipIfICRespRefused(err)
 	s.mustOK(err, "connection initialization")
 	_, err = s.connectRaw(r, nqn, 0, cntlidAnyDynamic, initiator.AdminQueueSize-1, 0, 0)
 	return err
@@ -217,5 +220,143 @@ func quietAfter(r *initiator.Raw, d time.Duration) string {
 		return "close"
 	default:
 		return obs
+	}
+}
+
+// discConnectOwner is the check that judges that the discovery controller
+// accepts a Connect (to the well-known NQN, KATO 0) at all.
+const discConnectOwner = "DISC-CONN-001"
+
+// skipIfDiscoveryConnectRefused skips the check when the discovery
+// controller refused its Connect with a status, unless the check is the
+// one that judges that: one root cause, one failing check (without it a
+// refused discovery Connect fails every discovery check).
+func (s *Spec) skipIfDiscoveryConnectRefused(err error) {
+	GinkgoHelper()
+	var st nvme.Status
+	if s.Req.ID != discConnectOwner && errors.As(err, &st) {
+		Skip(fmt.Sprintf("%s: the discovery controller refuses the Connect (%v), so nothing else about it can be judged (%s judges that)", s.Req.ID, err, discConnectOwner))
+	}
+}
+
+// connectAnyModel is connect for an admin queue asking for any controller
+// of the subsystem's model: CNTLID FFFFh, then FFFEh when the subsystem
+// refuses FFFFh at CNTLID (a static-model subsystem, NVMe Base 2.2 6.3),
+// as adminConnect does, with a's other fields.
+func (s *Spec) connectAnyModel(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
+	a.CNTLID = cntlidAnyDynamic
+	cqe, err := s.connect(r, a)
+	if refusedAtCNTLID(cqe, err) {
+		a.CNTLID = cntlidAnyStatic
+		return s.connect(r, a)
+	}
+	return cqe, err
+}
+
+// refusedAtCNTLID reports whether a Connect failed with Connect Invalid
+// Parameters at the CNTLID of its data: what a static-model subsystem
+// answers to FFFFh and a dynamic-model one to anything else.
+func refusedAtCNTLID(cqe nvme.CQE, err error) bool {
+	var st nvme.Status
+	if !errors.As(err, &st) || st.Code() != nvme.StatusConnectInvalidParameters {
+		return false
+	}
+	in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
+	return in && off == nvme.ConnectDataOffCNTLID
+}
+
+// readyOwner is the check that judges that CSTS.RDY becomes 1 within
+// CAP.TO after CC.EN=1.
+const readyOwner = "FAB-PROP-010"
+
+// waitReady waits for CSTS.RDY after CC.EN=1 on r. The owner of the rule
+// fails when RDY takes longer than CAP.TO; any other check, which only
+// needs a ready controller, waits up to 10 s more (one root cause, one
+// failing check).
+func (s *Spec) waitReady(ctx context.Context, r *initiator.Raw, cp nvme.CAP) {
+	GinkgoHelper()
+	if ok, err := s.readyWithin(ctx, r, cp); err != nil || !ok {
+		Fail(fmt.Sprintf("%s: CSTS.RDY did not become 1 within CAP.TO after CC.EN=1 (%v)", s.Req.ID, err))
+	}
+}
+
+// readyWithin polls CSTS on r until RDY is 1: within CAP.TO for
+// readyOwner, up to 10 s more for any other check (which reports the
+// late transition).
+func (s *Spec) readyWithin(ctx context.Context, r *initiator.Raw, cp nvme.CAP) (bool, error) {
+	_, ok, err := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp))
+	if err == nil && !ok && s.Req.ID != readyOwner {
+		_, ok, err = waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, 10*time.Second)
+		if ok {
+			AddReportEntry("observed", fmt.Sprintf("%s: CSTS.RDY became 1 only after CAP.TO (%v); %s judges that", s.Req.ID, readyTimeout(cp), readyOwner))
+		}
+	}
+	return ok, err
+}
+
+// propertyOwners are the checks that judge the Property Gets every host
+// sends first (CAP, VS): the error text the host library gives when one
+// fails, and the check that owns it.
+var propertyOwners = []struct{ libError, owner string }{
+	{"property get CAP:", "FAB-PROP-001"},
+	{"property get VS:", "FAB-PROP-007"},
+}
+
+// mustProperty is Must for a Property Get of CAP or VS that a check needs
+// to judge something else: when the controller refuses it (a status),
+// the check skips, naming the check that judges that Get (one root
+// cause, one failing check); that check itself fails.
+func (s *Spec) mustProperty(err error, off uint32) {
+	GinkgoHelper()
+	owner := propertyOwners[0].owner
+	if off == nvme.PropVS {
+		owner = propertyOwners[1].owner
+	}
+	var st nvme.Status
+	if err != nil && errors.As(err, &st) && s.Req.ID != owner {
+		Skip(fmt.Sprintf("%s: the controller refuses the Property Get of %s (%v); %s judges that", s.Req.ID, propertyName(off), err, owner))
+	}
+	s.Must(err, "Property Get "+propertyName(off))
+}
+
+func propertyName(off uint32) string {
+	if off == nvme.PropVS {
+		return "VS"
+	}
+	return "CAP"
+}
+
+// skipIfPropertyRefused skips the check when the host library could not
+// bring up an association because of the controller's properties (it
+// refused the Property Get of CAP or VS, CAP.MQES allows no queue of two
+// entries, or CSTS.RDY did not become 1 within CAP.TO), unless the check
+// is the one that judges that: one root cause, one failing check.
+func (s *Spec) skipIfPropertyRefused(err error) {
+	GinkgoHelper()
+	// A refused Get is a status; a connection that failed meanwhile is
+	// not the property's fault.
+	var st nvme.Status
+	refused := errors.As(err, &st)
+	owners := []struct{ libError, owner string }{
+		{"controller allows queue size", "FAB-PROP-002"},
+		{"waiting for CSTS.RDY: timed out", readyOwner},
+	}
+	if refused {
+		owners = append(owners, propertyOwners...)
+	}
+	for _, p := range owners {
+		if strings.Contains(err.Error(), p.libError) && s.Req.ID != p.owner {
+			Skip(fmt.Sprintf("%s: the host library cannot bring up an association (%v); %s judges that", s.Req.ID, err, p.owner))
+		}
+	}
+}
+
+// skipIfMQESZero skips a check that sizes an I/O queue from CAP.MQES when
+// MQES is 0, below its minimum of 1h: no legal queue size is within it.
+// FAB-PROP-002 judges MQES.
+func (s *Spec) skipIfMQESZero(cp nvme.CAP) {
+	GinkgoHelper()
+	if cp.MQES() == 0 {
+		Skip(fmt.Sprintf("%s: CAP.MQES is 0, below its minimum of 1 (two entries), so no legal I/O queue size is within it; FAB-PROP-002 judges MQES", s.Req.ID))
 	}
 }

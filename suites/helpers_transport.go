@@ -454,12 +454,10 @@ func (s *Spec) EnabledAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw,
 	GinkgoHelper()
 	r, cntlid := s.rawAdmin(ctx, req)
 	v, err := propGet(r, nvme.PropCAP, true)
-	s.Must(err, "Property Get CAP")
+	s.mustProperty(err, nvme.PropCAP)
 	cp := nvme.CAP(v)
 	s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
-	if _, ok, err := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(cp)); err != nil || !ok {
-		Fail(fmt.Sprintf("%s: CSTS.RDY did not become 1 within CAP.TO after CC.EN=1 (%v)", s.Req.ID, err))
-	}
+	s.waitReady(ctx, r, cp)
 	return r, cntlid, cp
 }
 
@@ -526,6 +524,7 @@ func (s *Spec) SetupIO(ctx context.Context, req tcp.ICReq) *ioSetup {
 	if ns.NSZE == 0 {
 		Fail(fmt.Sprintf("%s: namespace %d (--allow-writes) is not active", s.Req.ID, nsid))
 	}
+	s.skipIfMQESZero(cp)
 	io := s.IOQueue(ctx, req, cntlid, 1, min(31, cp.MQES()))
 	return &ioSetup{admin: admin, io: io, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
 }

@@ -141,6 +141,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	if t.quirks.sglsLongerClaimed {
 		id.SGLS |= 1 << 18
 	}
+	if t.quirks.capMPSMINAboveMax && id.MDTS > 0 {
+		id.MDTS-- // in units of CAP.MPSMIN, now 8 KiB
+	}
 	if ctrl.disc {
 		id.SN = "nvmftest-discovery"
 		id.MN = "nvmftest"
@@ -176,6 +179,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.ANAGRPMAX = MaxANAGroups
 	id.NANAGRPID = MaxANAGroups
 	id.SUBNQN = sub.nqn
+	if t.quirks.staticModel {
+		id.FCATT |= 1 // the static controller model
+	}
 	if sub.volatileCache() {
 		id.VWC = nvme.VWCPresent | 3<<1 // flush with NSID FFFFFFFFh supported
 	}
@@ -188,6 +194,10 @@ func (q *queue) identify(c *command) {
 	clear(b)
 	cns := nvme.IdentifyCNS(s)
 	ctrl := q.ctrl
+	if ctrl == nil { // pre-connect-commands-ok only (prepare)
+		q.finishData(c)
+		return
+	}
 	if ctrl.disc && cns != nvme.CNSController {
 		if cns == nvme.CNSNamespace && q.t.quirks.discIdentifyNSOK {
 			q.finishData(c) // zeroes
@@ -422,7 +432,7 @@ func (q *queue) getLogPage(c *command) {
 		return
 	}
 	off := nvme.LogPageOffset(s)
-	if q.t.quirks.logOffsetIgnored && !ctrl.disc {
+	if q.t.quirks.logOffsetIgnored && !ctrl.disc || ctrl.disc && q.t.quirks.discLogOffsetIgnored {
 		off = 0
 	}
 	if off&3 != 0 || off > uint64(len(page)) {
@@ -469,6 +479,9 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 				if t.quirks.discSubtypeWrong {
 					e.SUBTYPE = 5
 				}
+				if t.quirks.staticModel {
+					e.CNTLID = nvme.CNTLIDStatic
+				}
 				l.Entries = append(l.Entries, e)
 			}
 		}
@@ -484,6 +497,14 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 		}
 	}
 	t.mu.Unlock()
+	if t.quirks.discReferralDangling && len(t.ports) > 0 {
+		e := t.discEntry(t.ports[0], q, nvme.SubtypeReferral, nvme.DiscoveryNQN)
+		e.TRADDR, e.ADRFAM, e.TRSVCID = "127.0.0.1", 1, "1" // nothing listens there
+		l.Entries = append(l.Entries, e)
+	}
+	if t.quirks.discLogRECFMT1 {
+		l.RECFMT = 1
+	}
 	l.NUMREC = uint64(len(l.Entries))
 	return l.Append(b)
 }
@@ -541,6 +562,10 @@ func (q *queue) features(c *command, set bool) {
 		true:  {nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer},
 		false: {nvme.FeatArbitration, nvme.FeatPowerManagement, nvme.FeatTemperatureThresh, nvme.FeatErrorRecovery, nvme.FeatVolatileWC, nvme.FeatNumQueues, nvme.FeatWriteAtomicity, nvme.FeatAsyncEventConfig, nvme.FeatKeepAliveTimer, nvme.FeatHostIdentifier},
 	}[ctrl.disc]
+	if ctrl.disc && set && fid == nvme.FeatNumQueues && q.t.quirks.discNumQueuesOK {
+		q.complete(c, nvme.StatusSuccess) // a discovery controller has no I/O queues to allocate
+		return
+	}
 	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
 	// Write Cache feature does not exist: Invalid Field for Set and Get.
 	// (vwc-inconsistent answers the other way round.)

@@ -71,13 +71,17 @@ type controller struct {
 	// nsAtCreation is the active NSIDs when the controller was made, for
 	// the active-list-stale quirk only.
 	nsAtCreation []uint32
+	// capWritten and vsWritten hold what Property Set wrote to the
+	// read-only CAP and VS under the readonly-property-writable quirk.
+	capWritten, vsWritten *uint64
 }
 
 // newController creates and registers a controller, or says why it may
-// not (see admitController).
-func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration) (*controller, admitError) {
+// not (see admitController). cntlid names the controller asked for (the
+// static-model quirk), 0 any.
+func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
-		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues)}
+		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
@@ -381,11 +385,39 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capTOZero {
 		to = 0
 	}
-	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), to, nvme.CSSNVM) | nvme.CAPCQR
+	if c.t.quirks.readyAfterCAPTO {
+		to = 1 // 500 ms, and ready after readyLate
+	}
+	css := uint8(nvme.CSSNVM)
+	if c.t.quirks.capCSSNone {
+		css = 0
+	}
+	v := nvme.MakeCAP(uint16(c.t.cfg.QueueSize-1), to, css) | nvme.CAPCQR
 	if c.t.quirks.capCQRClear {
 		v &^= nvme.CAPCQR
 	}
+	if c.t.quirks.capMQESZero {
+		v &^= 0xFFFF // MQES 0: queues of one entry
+	}
+	if c.t.quirks.capMPSMINAboveMax {
+		v = v&^(0xFF<<48) | 1<<48 // MPSMIN 1 (bits 51:48), MPSMAX 0 (bits 55:52)
+	}
 	return uint64(v)
+}
+
+// readyLate is when an I/O controller becomes ready after CC.EN=1 under
+// the ready-after-cap-to quirk: later than the CAP.TO (500 ms) it reports.
+const readyLate = 600 * time.Millisecond
+
+// readyNow sets CSTS.RDY if the controller is still being enabled (the
+// ready-after-cap-to quirk's late transition).
+func (c *controller) readyNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cc&nvme.CCEnable != 0 && c.csts&(nvme.CSTSFatal|nvme.CSTSShstMask) == 0 && !c.ended.Load() {
+		c.csts |= nvme.CSTSReady
+		c.enabled.Store(true)
+	}
 }
 
 // setCC applies a Property Set of CC.
@@ -396,8 +428,10 @@ func (c *controller) setCC(v uint32) {
 	c.cc = v
 	if v&nvme.CCEnable != 0 && old&nvme.CCEnable == 0 {
 		// IOSQES 6 and IOCQES 4 are the only legal entry sizes.
-		if (v>>16)&0xF != 6 || (v>>20)&0xF != 4 || (v>>7)&0xF != 0 {
+		if ((v>>16)&0xF != 6 || (v>>20)&0xF != 4) && !c.t.quirks.ccEntrySizesUnchecked || (v>>7)&0xF != 0 {
 			c.csts |= nvme.CSTSFatal
+		} else if c.t.quirks.readyAfterCAPTO && !c.disc {
+			time.AfterFunc(readyLate, c.readyNow)
 		} else {
 			c.csts |= nvme.CSTSReady
 			c.enabled.Store(true)

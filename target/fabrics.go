@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // execFabrics runs Connect, Property Get/Set and Disconnect.
@@ -62,10 +63,17 @@ func (q *queue) disconnect(c *command) {
 		q.orphan(f, nvme.StatusAbortSQDeleted)
 	}
 	q.complete(c, nvme.StatusSuccess)
+	if q.t.quirks.disconnectStrayResponse {
+		stray := tcp.CapsuleResp{CQE: nvme.CQE{CID: 0xFFFF, SQID: q.qid}}
+		_ = q.conn.Send(&stray, nil)
+	}
 	q.stopped = true
 	// Closing the tcp.Conn (not q.nc) lets the responses go out.
 	_ = q.conn.Uncork()
 	_ = q.conn.Close()
+	if q.t.quirks.disconnectEndsAssoc && q.qid != 0 {
+		q.ctrl.kill("disconnect of an I/O queue (disconnect-ends-association)")
+	}
 }
 
 // testHookConnectLookedUp, if set by a test, runs between a Connect's
@@ -82,6 +90,14 @@ func (q *queue) connectInvalid(c *command, inData bool, off uint16) {
 func (q *queue) connect(c *command) {
 	t := q.t
 	args := nvme.DecodeConnect(&c.sqe)
+	if t.quirks.connectCIDTruncated {
+		c.sqe.CID &= 0xFF
+	}
+	if q.ctrl != nil { // connect-duplicate-accepted only (prepareFabrics)
+		c.dw0 = uint32(q.ctrl.cntlid)
+		q.complete(c, nvme.StatusSuccess)
+		return
+	}
 	var d nvme.ConnectData
 	if err := d.Decode(c.buf); err != nil {
 		q.complete(c, nvme.StatusSGLInvalidDataLength)
@@ -118,19 +134,33 @@ func (q *queue) connect(c *command) {
 		q.complete(c, nvme.StatusConnectInvalidHost)
 		return
 	}
-	if args.SQSIZE == 0 && !t.quirks.connectSQSIZEZero || int(args.SQSIZE) >= t.cfg.QueueSize && !(args.QID != 0 && t.quirks.ioqSQSIZEUnchecked) {
+	if args.SQSIZE == 0 && !t.quirks.connectSQSIZEZero || int(args.SQSIZE) >= t.cfg.QueueSize && !(args.QID != 0 && t.quirks.ioqSQSIZEUnchecked) && !(args.QID == 0 && t.quirks.adminSQSIZEUnbounded) {
 		q.connectInvalid(c, false, nvme.ConnectOffSQSIZE)
 		return
 	}
 	if args.QID == 0 {
-		if d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored {
+		var want uint16 // a specific controller, in the static model
+		switch {
+		case sub != nil && t.quirks.staticModel:
+			// NVMe Base 2.2 6.3: FFFEh asks for any static controller,
+			// another ID for that one, and FFFFh is refused.
+			switch {
+			case d.CNTLID == nvme.CNTLIDStatic:
+			case d.CNTLID >= 1 && d.CNTLID <= maxCNTLID:
+				want = d.CNTLID
+			default:
+				q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
+				return
+			}
+		case d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored:
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
 		kato := time.Duration(args.KATO) * time.Millisecond
 		// Below min_kato the controller raises it (katoFor); above
 		// max_kato it refuses.
-		if t.cfg.MaxKATO > 0 && kato > t.cfg.MaxKATO {
+		if t.cfg.MaxKATO > 0 && kato > t.cfg.MaxKATO ||
+			t.quirks.katoAbove60sRefused && kato > time.Minute || disc && kato == 0 && t.quirks.discKATO0Refused {
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
 		}
@@ -141,7 +171,7 @@ func (q *queue) connect(c *command) {
 			// peer does not hold an association for ever.
 			kato = t.cfg.DiscoveryKATO
 		}
-		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato)
+		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato, want)
 		switch why {
 		case admitRemoved:
 			q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
@@ -186,17 +216,20 @@ func (q *queue) connect(c *command) {
 			q.complete(c, nvme.StatusCommandSequenceError)
 			return
 		}
-		if ctrl == nil || ctrl.sub != sub || ctrl.disc || !hostOK {
+		discIOQ := ctrl != nil && ctrl.disc && t.quirks.discIOQAccepted
+		if ctrl == nil || ctrl.sub != sub || ctrl.disc && !discIOQ || !hostOK {
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
 		ctrl.mu.Lock()
 		switch {
+		case int(args.QID) >= len(ctrl.queues) && t.quirks.ioqQIDUnbounded:
+			ctrl.queues = append(ctrl.queues, make([]*queue, int(args.QID)+1-len(ctrl.queues))...)
 		case int(args.QID) >= len(ctrl.queues):
 			ctrl.mu.Unlock()
 			q.connectInvalid(c, false, nvme.ConnectOffQID)
 			return
-		case ctrl.queues[args.QID] != nil || ctrl.ended.Load():
+		case ctrl.queues[args.QID] != nil && !t.quirks.connectDuplicateAccepted || ctrl.ended.Load():
 			// nvmet: "qid already created" is a Command Sequence Error.
 			ctrl.mu.Unlock()
 			c.ploc = nvme.ConnectOffQID
@@ -206,7 +239,7 @@ func (q *queue) connect(c *command) {
 			}
 			q.complete(c, st)
 			return
-		case !ctrl.enabled.Load() && !t.quirks.ioqBeforeEnable:
+		case !ctrl.enabled.Load() && !t.quirks.ioqBeforeEnable && !discIOQ:
 			// NVMe Base 2.2 6.3: the controller "shall abort the command
 			// with a status code of Connect Invalid Parameters if ... to
 			// create an I/O Queue while the controller is disabled"; no
@@ -222,6 +255,9 @@ func (q *queue) connect(c *command) {
 	c.dw0 = uint32(q.ctrl.cntlid) | q.authRequired(d.HostNQN, sub)
 	if t.quirks.fatalStreakRefuses {
 		t.fatalStreak.Store(0)
+	}
+	if args.QID != 0 && t.quirks.ioqConnectDW0Zero {
+		c.dw0 &^= 0xFFFF
 	}
 	q.complete(c, nvme.StatusSuccess)
 }
@@ -253,19 +289,34 @@ func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 func (q *queue) propertyGet(c *command) {
 	off, size8, _ := nvme.DecodeProperty(&c.sqe)
 	ctrl := q.ctrl
+	if ctrl == nil { // pre-connect-commands-ok only (prepareFabrics)
+		q.complete(c, nvme.StatusSuccess)
+		return
+	}
 	var v uint64
 	anySize := q.t.quirks.propSizeUnchecked
 	ctrl.mu.Lock()
 	switch {
-	case (size8 || anySize) && off == nvme.PropCAP:
+	case (size8 || anySize) && off == nvme.PropCAP && !q.t.quirks.capGetRefused:
 		v = ctrl.capReg()
-	case (!size8 || anySize) && off == nvme.PropVS:
+		if ctrl.capWritten != nil {
+			v = *ctrl.capWritten
+		}
+	case (!size8 || anySize) && off == nvme.PropVS && !q.t.quirks.vsGetRefused:
 		v = uint64(q.t.vs)
+		if ctrl.vsWritten != nil {
+			v = *ctrl.vsWritten
+		}
 	case (!size8 || anySize) && off == nvme.PropCC:
 		v = uint64(ctrl.cc)
 		if q.t.quirks.ccReadbackNoEN {
 			v &^= nvme.CCEnable
 		}
+		if q.t.quirks.ccReadbackENOnly {
+			v &= nvme.CCEnable
+		}
+	case !size8 && off == nvme.PropCAP+4 && q.t.quirks.propertyMidOffset:
+		v = ctrl.capReg() >> 32
 	case (!size8 || anySize) && off == nvme.PropCSTS:
 		v = uint64(ctrl.csts)
 	case q.t.quirks.reservedPropertyZero && reservedProperty(off):
@@ -304,6 +355,18 @@ func definedProperty(off uint32) bool {
 
 func (q *queue) propertySet(c *command) {
 	off, size8, v := nvme.DecodeProperty(&c.sqe)
+	if q.t.quirks.readOnlyPropWritable && (off == nvme.PropCAP && size8 || off == nvme.PropVS && !size8) {
+		q.ctrl.mu.Lock()
+		if off == nvme.PropCAP {
+			q.ctrl.capWritten = &v
+		} else {
+			vs := uint64(uint32(v))
+			q.ctrl.vsWritten = &vs
+		}
+		q.ctrl.mu.Unlock()
+		q.complete(c, nvme.StatusSuccess)
+		return
+	}
 	if off != nvme.PropCC && q.t.quirks.propSetReadOnlyOK && definedProperty(off) {
 		q.complete(c, nvme.StatusSuccess) // and the value goes nowhere
 		return

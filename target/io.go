@@ -85,6 +85,10 @@ func (q *queue) execIO(c *command) {
 	st := nvme.StatusSuccess
 	switch s.Opcode {
 	case nvme.CmdRead:
+		if q.t.quirks.readsFail {
+			st = nvme.StatusInternalError
+			break
+		}
 		data := c.buf
 		if _, null := ns.b.(*NullBackend); null && len(data) <= len(zeroes) {
 			// A null read is zeroes: send them from one shared buffer

@@ -1171,6 +1171,9 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 		return q.prepareFabrics(c, inLen)
 	}
 	if q.ctrl == nil {
+		if q.t.quirks.preConnectCommandsOK && s.Opcode == nvme.AdminIdentify {
+			return q.checkSGL(c, nvme.IdentifyDataSize, false, inLen)
+		}
 		return nvme.StatusCommandSequenceError
 	}
 	if q.authPending() {
@@ -1195,12 +1198,19 @@ const offFlags = 1
 func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 	switch c.sqe.FCType() {
 	case nvme.FabricsConnect:
-		if q.ctrl != nil {
+		if q.ctrl != nil && !q.t.quirks.connectDuplicateAccepted {
 			return nvme.StatusCommandSequenceError
 		}
-		return q.checkSGL(c, nvme.ConnectDataSize, true, inLen)
+		st := q.checkSGL(c, nvme.ConnectDataSize, true, inLen)
+		if st == nvme.StatusSGLInvalidDataLength && q.t.quirks.connectShortInvalidField {
+			st = nvme.StatusInvalidField // as SPDK answers Connect data of the wrong length
+		}
+		return st
 	case nvme.FabricsPropertyGet, nvme.FabricsPropertySet:
 		if q.ctrl == nil {
+			if q.t.quirks.preConnectCommandsOK && c.sqe.FCType() == nvme.FabricsPropertyGet {
+				return q.checkSGL(c, 0, false, inLen)
+			}
 			return nvme.StatusCommandSequenceError
 		}
 		if q.qid != 0 && !(c.sqe.FCType() == nvme.FabricsPropertyGet && q.t.quirks.ioqPropertyGetOK) {

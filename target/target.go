@@ -364,6 +364,18 @@ func (t *Target) admitController(c *controller) admitError {
 	if t.quirks.cntlidReserved {
 		first, last = maxCNTLID+1, nvme.CNTLIDStatic-1
 	}
+	if c.cntlid != 0 { // a specific static controller: busy while associated
+		if t.ctrls[c.cntlid] != nil {
+			return admitNoControllerID
+		}
+		t.ctrls[c.cntlid] = c
+		return admitOK
+	}
+	if t.quirks.cntlidShared {
+		c.cntlid = first
+		t.ctrls[first] = c // the older controller of that ID is alive but no longer found
+		return admitOK
+	}
 	id := t.nextCntlid
 	for range last - first + 1 {
 		if id < first || id > last {
@@ -775,7 +787,9 @@ func (t *Target) RemoveSubsystem(nqn string) error {
 // discoveryChanged bumps GENCTR and tells the discovery controllers.
 func (t *Target) discoveryChanged() {
 	t.mu.Lock()
-	t.genctr++
+	if !t.quirks.discGENCTRFrozen {
+		t.genctr++
+	}
 	var l []*controller
 	for _, c := range t.ctrls {
 		if c.disc {
