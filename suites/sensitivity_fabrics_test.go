@@ -39,10 +39,7 @@ func fabricsQuirkExpect() map[string]quirkExpectation {
 		"cap-mqes-zero":   {fail: ids("FAB-PROP-002")},
 		// The host library gives up at CAP.TO: its checks skip, naming
 		// FAB-PROP-010; the raw ones wait longer and go on.
-		"ready-after-cap-to": {fail: ids("FAB-PROP-010"),
-			// send an admin command right after CC.EN=1 without waiting
-			// for CSTS.RDY (Command Sequence Error is then the answer)
-			checkBugs: ids("TCP-IC-007 TCP-IC-010 TCP-IC-011 TCP-IC-012 TCP-IC-013")},
+		"ready-after-cap-to": {fail: ids("FAB-PROP-010")},
 
 		// Allowed personalities: nothing may fail.
 		"static-model": {},

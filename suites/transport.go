@@ -94,7 +94,7 @@ func digestsWork(ctx context.Context, s *Spec, d uint8) {
 	// moving 4 KiB of digested data.
 	_, err = s.adminConnect(r)
 	s.Must(err, "admin Connect")
-	s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
+	s.enableRaw(ctx, r) // and wait for CSTS.RDY: a controller may take until CAP.TO
 	_, data, err := r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)
 	s.Conform(Outcome(err), "success")
 	if len(data) != 4096 {
@@ -220,7 +220,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 			// Identify's C2HData proves the controller honours HPDA.
 			_, err = s.adminConnect(r)
 			s.Must(err, "admin Connect with HPDA 31")
-			s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
+			s.enableRaw(ctx, r) // and wait for CSTS.RDY: a controller may take until CAP.TO
 			_, _, err = r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)
 			s.Conform(Outcome(err), "success")
 		})
