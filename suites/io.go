@@ -25,7 +25,7 @@ func (s *Spec) writeRead(ctx context.Context, q *initiator.Queue, ns nsInfo, nlb
 	data := randomData(int(nlb * ns.BS))
 	s.mustOK(q.Write(ctx, ns.ID, slba, nlb, data), fmt.Sprintf("Write of %d blocks at LBA %d", nlb, slba))
 	got := make([]byte, len(data))
-	s.mustOK(q.Read(ctx, ns.ID, slba, nlb, got), fmt.Sprintf("Read of %d blocks at LBA %d", nlb, slba))
+	s.readStep(q.Read(ctx, ns.ID, slba, nlb, got), fmt.Sprintf("Read of %d blocks at LBA %d", nlb, slba))
 	if d := firstDiff(got, data); d != "" {
 		s.checkFail("read back %d bytes written at LBA %d: %s", len(data), slba, d)
 	}
@@ -137,7 +137,12 @@ var _ = Describe("io", Label("io"), func() {
 			for range depth {
 				select {
 				case r := <-done:
-					s.mustOK(r.Err, fmt.Sprintf("command %d of %d in flight", r.Tag.(int), depth))
+					what := fmt.Sprintf("command %d of %d in flight", r.Tag.(int), depth)
+					if write {
+						s.mustOK(r.Err, what)
+					} else {
+						s.readStep(r.Err, "Read "+what)
+					}
 				case <-ctx.Done():
 					s.checkFail("%d commands in flight did not all complete: %v", depth, ctx.Err())
 				}
@@ -164,7 +169,7 @@ var _ = Describe("io", Label("io"), func() {
 		_, err := q.Exec(ctx, sqe, data, initiator.ToController)
 		s.Conform(Outcome(err), "success")
 		got := make([]byte, ns.BS)
-		s.mustOK(q.Read(ctx, ns.ID, slba, 1, got), "Read")
+		s.readStep(q.Read(ctx, ns.ID, slba, 1, got), "Read")
 		s.expectThat(firstDiff(got, data) == "", "FUA write did not read back: %s", firstDiff(got, data))
 	})
 
@@ -187,7 +192,7 @@ var _ = Describe("io", Label("io"), func() {
 		buf := make([]byte, 2*ns.BS)
 		s.Conform(Outcome(q.Read(ctx, ns.ID, ns.NLBA-1, 2, buf)), "status 0x0/0x80")
 		// The queue must survive the error.
-		s.mustOK(q.Read(ctx, ns.ID, 0, 1, buf[:ns.BS]), "Read after the failed Read")
+		s.readStep(q.Read(ctx, ns.ID, 0, 1, buf[:ns.BS]), "Read after the failed Read")
 	})
 
 	Check(Requirement{ID: "IO-ERR-002", Section: secNVMStatus, Keyword: Indicative, Binds: Controller,
@@ -258,7 +263,7 @@ var _ = Describe("io", Label("io"), func() {
 		s.mustOK(q.Write(ctx, ns.ID, slba, nlb, randomData(nlb*int(ns.BS))), "Write")
 		s.Conform(Outcome(q.WriteZeroes(ctx, ns.ID, slba, nlb, false)), "success")
 		got := make([]byte, nlb*ns.BS)
-		s.mustOK(q.Read(ctx, ns.ID, slba, nlb, got), "Read")
+		s.readStep(q.Read(ctx, ns.ID, slba, nlb, got), "Read")
 		s.expectThat(allBytes(got, 0), "blocks read back non-zero after Write Zeroes")
 	})
 
@@ -276,7 +281,7 @@ var _ = Describe("io", Label("io"), func() {
 		s.mustOK(q.Write(ctx, ns.ID, slba, nlb, written), "Write")
 		s.Conform(Outcome(q.Deallocate(ctx, ns.ID, []nvme.DSMRange{{NLB: nlb, SLBA: slba}})), "success")
 		got := make([]byte, nlb*ns.BS)
-		s.mustOK(q.Read(ctx, ns.ID, slba, nlb, got), "Read of deallocated blocks")
+		s.readStep(q.Read(ctx, ns.ID, slba, nlb, got), "Read of deallocated blocks")
 		// Deallocate is a hint: "the NVM subsystem may deallocate all
 		// provided ranges". A block it kept reads back as written; a
 		// block it deallocated reads as DLFEAT says (000b: not reported,
@@ -340,7 +345,7 @@ var _ = Describe("io", Label("io"), func() {
 		s.mustOK(err, "fused Compare and Write")
 		s.Conform(fmt.Sprintf("compare %s, write %s", Outcome(cerr), Outcome(werr)), "compare success, write success")
 		got := make([]byte, ns.BS)
-		s.mustOK(q.Read(ctx, ns.ID, slba, 1, got), "Read")
+		s.readStep(q.Read(ctx, ns.ID, slba, 1, got), "Read")
 		s.expectThat(firstDiff(got, nw) == "", "the fused write's data did not read back: %s", firstDiff(got, nw))
 	})
 
@@ -353,7 +358,7 @@ var _ = Describe("io", Label("io"), func() {
 		s.mustOK(err, "fused Compare and Write")
 		s.Conform(fmt.Sprintf("compare %s, write %s", Outcome(cerr), Outcome(werr)), "compare status 0x2/0x85, write status 0x0/0x9")
 		got := make([]byte, ns.BS)
-		s.mustOK(q.Read(ctx, ns.ID, slba, 1, got), "Read")
+		s.readStep(q.Read(ctx, ns.ID, slba, 1, got), "Read")
 		s.expectThat(firstDiff(got, old) == "", "the aborted fused write changed the data: %s", firstDiff(got, old))
 	})
 
@@ -366,7 +371,7 @@ var _ = Describe("io", Label("io"), func() {
 		_, err := q.Exec(ctx, sqe, randomData(int(ns.BS)), initiator.ToController)
 		s.Conform(Outcome(err), "status 0x0/0xa")
 		got := make([]byte, ns.BS)
-		s.mustOK(q.Read(ctx, ns.ID, slba, 1, got), "Read")
+		s.readStep(q.Read(ctx, ns.ID, slba, 1, got), "Read")
 		s.expectThat(firstDiff(got, old) == "", "the lone second fused command wrote data: %s", firstDiff(got, old))
 	})
 
@@ -391,7 +396,7 @@ var _ = Describe("io", Label("io"), func() {
 			// Accepted: the block must hold what the SGL described, the
 			// first BS bytes, and nothing shifted or spilled.
 			got := make([]byte, ns.BS)
-			s.mustOK(q.Read(ctx, ns.ID, slba, 1, got), "Read of the block written")
+			s.readStep(q.Read(ctx, ns.ID, slba, 1, got), "Read of the block written")
 			if d := firstDiff(got, data[:ns.BS]); d != "" {
 				s.Conform("success, block holds other data: "+d, "rejected, or the SGL's bytes written")
 			}
