@@ -1,6 +1,9 @@
 package nvme
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"strings"
+)
 
 // Discovery log page sizes (NVMe-oF 1.1 figures 39-40; NVMe Base 2.0
 // figures 262-263).
@@ -119,9 +122,12 @@ func (e *DiscoveryLogEntry) Decode(b []byte) error {
 	e.CNTLID = le.Uint16(b[6:])
 	e.ASQSZ = le.Uint16(b[8:])
 	e.EFLAGS = le.Uint16(b[10:])
-	e.TRSVCID = getNUL(b[32:64])
+	// TRSVCID and TRADDR are ASCII strings in fixed fields that targets
+	// pad with NULs or with spaces (SPDK pads with spaces): either way the
+	// padding is not part of the address a host dials.
+	e.TRSVCID = strings.TrimRight(getNUL(b[32:64]), " ")
 	e.SUBNQN = getNUL(b[256:512])
-	e.TRADDR = getNUL(b[512:768])
+	e.TRADDR = strings.TrimRight(getNUL(b[512:768]), " ")
 	copy(e.TSAS[:], b[768:1024])
 	return nil
 }
