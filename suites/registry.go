@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	"github.com/onsi/ginkgo/v2/types"
 )
 
 // Requirements are declared by Check inside Describe bodies, which Ginkgo
@@ -26,7 +27,35 @@ func loadRegistry() {
 	if built {
 		return // by an earlier preview, or by a run (after which no preview is possible)
 	}
-	PreviewSpecs("nvmftest conformance (requirements)")
+	rep := PreviewSpecs("nvmftest conformance (requirements)")
+	labels := make([][]string, 0, len(rep.SpecReports))
+	for _, sr := range rep.SpecReports {
+		labels = append(labels, sr.Labels())
+	}
+	regMu.Lock()
+	specLabels = labels
+	regMu.Unlock()
+}
+
+// specLabels are the labels of every check (area, sub-area, ID, level) as
+// the preview saw them; nil when the tree was built by a run.
+var specLabels [][]string
+
+// matchesNone reports whether filter selects no check of the preview;
+// false when it cannot tell.
+func matchesNone(filter types.LabelFilter) bool {
+	loadRegistry()
+	regMu.Lock()
+	defer regMu.Unlock()
+	if len(specLabels) == 0 {
+		return false
+	}
+	for _, l := range specLabels {
+		if filter(l) {
+			return false
+		}
+	}
+	return true
 }
 
 // nextBuild starts a new tree build (Run calls it before RunSpecs).

@@ -208,13 +208,19 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 
 // CheckLabelFilter checks a --label-filter expression the way Run will
 // read it (an empty one selects every check), so a caller can refuse a
-// bad one before touching the target.
+// bad one before touching the target: a syntax error, or a filter that
+// selects no check (a run of zero checks must never pass).
 func CheckLabelFilter(filter string) error {
 	if filter == "" {
 		return nil
 	}
-	if _, err := types.ParseLabelFilter(filter); err != nil {
+	f, err := types.ParseLabelFilter(filter)
+	if err != nil {
 		return fmt.Errorf("label filter %q: %s", filter, plainError(err))
+	}
+	if matchesNone(f) {
+		// Zero checks run is no verdict: never a green CONFORMANT.
+		return fmt.Errorf("label filter %q selects no check: use areas (transport, fabrics, discovery, admin, io), levels (mandatory, recommended, optional) or IDs from `nvmftest conform --list`", filter)
 	}
 	return nil
 }

@@ -275,3 +275,16 @@ func TestRequirementsTable(t *testing.T) {
 		t.Errorf("%s is not the current requirement table (%v): regenerate it with NVMFTEST_UPDATE=1 go test -run TestRequirementsTable ./suites/", file, err)
 	}
 }
+
+func TestCheckLabelFilter(t *testing.T) {
+	for _, ok := range []string{"", "transport", "fabrics && mandatory", "TCP-IC-001 || DISC-LOG-011", "!TCP-PDU-025"} {
+		if err := CheckLabelFilter(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"((", "TCP-NOPE-001", "transport && discovery"} {
+		if err := CheckLabelFilter(bad); err == nil || !strings.HasPrefix(err.Error(), "label filter") {
+			t.Errorf("%q: %v, want a label filter error", bad, err)
+		}
+	}
+}
