@@ -5,9 +5,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/internal/testnet"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -22,32 +22,7 @@ type successTarget struct {
 }
 
 func (st successTarget) serve(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				st.conn(tcp.NewConn(nc, true, tcp.Config{}))
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testnet.Serve(t, func(nc net.Conn) { st.conn(tcp.NewConn(nc, true, tcp.Config{})) })
 }
 
 func (st successTarget) conn(c *tcp.Conn) {

@@ -6,9 +6,9 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/internal/testnet"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -33,33 +33,8 @@ type discPeer struct {
 const discPeerSubNQN = "nqn.2024-01.io.nvmftest:discpeer"
 
 func (dp discPeer) serve(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				dp.conn(tcp.NewConn(nc, true, tcp.Config{}), addr)
-			}()
-		}
-	}()
-	return addr
+	// The log it serves names the port the host connected to.
+	return testnet.Serve(t, func(nc net.Conn) { dp.conn(tcp.NewConn(nc, true, tcp.Config{}), nc.LocalAddr().String()) })
 }
 
 func (dp discPeer) log(addr string) []byte {

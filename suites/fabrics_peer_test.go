@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/nvmftest/nvmftest/internal/testnet"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -38,12 +39,7 @@ type fabCtrl struct {
 }
 
 func (fp fabPeer) serve(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
-		wg    sync.WaitGroup
 		mu    sync.Mutex
 		next  uint16 = 1
 		ctrls        = map[uint16]*fabCtrl{}
@@ -64,27 +60,7 @@ func (fp fabPeer) serve(t *testing.T) string {
 		defer mu.Unlock()
 		return ctrls[id]
 	}
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				fp.conn(tcp.NewConn(nc, true, tcp.Config{}), alloc, lookup)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return testnet.Serve(t, func(nc net.Conn) { fp.conn(tcp.NewConn(nc, true, tcp.Config{}), alloc, lookup) })
 }
 
 func (fp fabPeer) conn(c *tcp.Conn, alloc func(uint16) *fabCtrl, lookup func(uint16) *fabCtrl) {

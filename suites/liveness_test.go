@@ -19,6 +19,7 @@ import (
 	"github.com/onsi/ginkgo/v2"
 
 	"github.com/nvmftest/nvmftest/internal/testbound"
+	"github.com/nvmftest/nvmftest/internal/testnet"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -26,44 +27,7 @@ import (
 // the probe's hostile peers: silent, HTTP, dying.
 func fakePort(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				handle(nc)
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// closedPort is a loopback port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
+	return testnet.Serve(t, handle)
 }
 
 // httpServer answers whatever it reads as an HTTP server does.
@@ -89,7 +53,7 @@ func TestProbe(t *testing.T) {
 		nilResult bool
 	}{
 		{name: "alive", cfg: ref, nilResult: true},
-		{name: "closed port", cfg: Config{Address: closedPort(t), SubNQN: ref.SubNQN}, step: StepDial, what: "connection refused", hint: "nothing listens on"},
+		{name: "closed port", cfg: Config{Address: testnet.ClosedPort(t), SubNQN: ref.SubNQN}, step: StepDial, what: "connection refused", hint: "nothing listens on"},
 		{name: "silent port", cfg: Config{Address: silent, SubNQN: ref.SubNQN}, step: StepICReq, what: "sent no ICResp within", hint: "NVMe/TCP port?"},
 		{name: "HTTP server", cfg: Config{Address: fakePort(t, httpServer), SubNQN: ref.SubNQN}, step: StepICReq, what: `it starts "HTTP/1.1 400 Bad Request"`, hint: "is not an NVMe/TCP port"},
 		{name: "closes at once", cfg: Config{Address: fakePort(t, func(net.Conn) {}), SubNQN: ref.SubNQN}, step: StepICReq, what: "by the target"},
@@ -138,7 +102,7 @@ func TestProbeInterrupted(t *testing.T) {
 func TestProbeTwiceRidesOutARestart(t *testing.T) {
 	_, ref := referenceTarget(t)
 	cfg := ref
-	proxyAddr := closedPort(t)
+	proxyAddr := testnet.ClosedPort(t)
 	cfg.Address = proxyAddr
 	// The "restarted listener": a forwarder to the reference target that
 	// appears on the closed port shortly after the first probe fails.

@@ -6,11 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nvmftest/nvmftest/internal/testbound"
+	"github.com/nvmftest/nvmftest/internal/testnet"
 	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
@@ -21,32 +21,7 @@ import (
 // handle; it is closed when the test ends.
 func listenFake(t *testing.T, handle func(net.Conn)) (host, port string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				handle(nc)
-			}()
-		}
-	}()
-	host, port, _ = net.SplitHostPort(ln.Addr().String())
+	host, port, _ = net.SplitHostPort(testnet.Serve(t, handle))
 	return host, port
 }
 
@@ -56,12 +31,7 @@ func listenFake(t *testing.T, handle func(net.Conn)) (host, port string) {
 // stop before any check, so they run in this process.
 func TestConformPreflight(t *testing.T) {
 	h, p := startHostTestTarget(t)
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, closedPort, _ := net.SplitHostPort(closed.Addr().String())
-	closed.Close()
+	_, closedPort, _ := net.SplitHostPort(testnet.ClosedPort(t))
 	httpHost, httpPort := listenFake(t, func(nc net.Conn) {
 		_, _ = nc.Read(make([]byte, 512))
 		_, _ = io.WriteString(nc, "HTTP/1.0 400 Bad Request\r\nServer: SimpleHTTP/0.6 Python/3.12\r\n\r\n")
