@@ -3,7 +3,6 @@ package suites
 import (
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -104,33 +103,21 @@ var data001Cases = map[string]struct {
 // followed by a Response Capsule. It used to pass all of them. Each case
 // runs in a process of its own (suites.Run runs once per process).
 func TestTCPDATA001SuccessFlag(t *testing.T) {
-	if name := os.Getenv("NVMFTEST_DATA001_CASE"); name != "" {
-		tc := data001Cases[name]
-		var out strings.Builder
-		_, err := Run(t, Config{Address: tc.target.serve(t), SubNQN: "nqn.2024-01.io.nvmftest:success"}, nil,
-			RunOptions{LabelFilter: "TCP-DATA-001", Out: &out, Quiet: true})
-		os.Stdout.WriteString("\nRESULT " + out.String())
-		if err != nil {
-			t.Log(err)
-		}
+	const env = "NVMFTEST_DATA001_CASE"
+	if name := os.Getenv(env); name != "" {
+		printResults(t, Config{Address: data001Cases[name].target.serve(t), SubNQN: "nqn.2024-01.io.nvmftest:success"}, "TCP-DATA-001")
 		return
 	}
 	for name, tc := range data001Cases {
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestTCPDATA001SuccessFlag$")
-			cmd.Env = append(os.Environ(), "NVMFTEST_DATA001_CASE="+name)
-			b, _ := cmd.CombinedOutput()
-			out := string(b)
-			i := strings.Index(out, "\nRESULT ")
-			if i < 0 {
+			got, out := childResults(t, "TestTCPDATA001SuccessFlag", env, name)
+			r, ok := got["TCP-DATA-001"]
+			switch {
+			case !ok:
 				t.Fatalf("no result:\n%s", out)
-			}
-			// The check's line, and the failure under it.
-			lines := strings.SplitN(out[i+len("\nRESULT "):], "\n", 3)
-			got := strings.Join(lines[:min(2, len(lines))], "\n")
-			if !strings.HasPrefix(got, "PASS") && !strings.HasPrefix(got, "FAIL") || !strings.Contains(got, "TCP-DATA-001") ||
-				!strings.Contains(got, tc.want) || tc.want != "PASS" && !strings.HasPrefix(got, "FAIL") {
-				t.Fatalf("check %q, want %q\n%s", got, tc.want, out)
+			case tc.want == "PASS" && r.verdict != "PASS",
+				tc.want != "PASS" && (r.verdict != "FAIL" || !strings.Contains(r.message, tc.want)):
+				t.Fatalf("check %s %s, want %q\n%s", r.verdict, r.message, tc.want, out)
 			}
 		})
 	}

@@ -3,8 +3,6 @@ package suites
 import (
 	"net"
 	"os"
-	"os/exec"
-	"sort"
 	"strings"
 	"testing"
 
@@ -193,47 +191,18 @@ var discPeerCases = map[string]struct {
 // the checks that own the broken rule. Each case runs in a process of its
 // own (suites.Run runs once per process).
 func TestDiscoveryPersonalities(t *testing.T) {
-	if name := os.Getenv("NVMFTEST_DISCPEER_CASE"); name != "" {
-		tc := discPeerCases[name]
-		addr := tc.peer.serve(t)
-		var out strings.Builder
-		_, err := Run(t, Config{Address: addr, DiscoveryAddress: addr, SubNQN: discPeerSubNQN}, nil,
-			RunOptions{LabelFilter: discPeerChecks, Out: &out, Quiet: true})
-		os.Stdout.WriteString("\nRESULT " + out.String() + "\nEND\n")
-		if err != nil {
-			t.Log(err)
-		}
+	const env = "NVMFTEST_DISCPEER_CASE"
+	if name := os.Getenv(env); name != "" {
+		addr := discPeerCases[name].peer.serve(t)
+		printResults(t, Config{Address: addr, DiscoveryAddress: addr, SubNQN: discPeerSubNQN}, discPeerChecks)
 		return
 	}
 	for name, tc := range discPeerCases {
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestDiscoveryPersonalities$")
-			cmd.Env = append(os.Environ(), "NVMFTEST_DISCPEER_CASE="+name)
-			b, _ := cmd.CombinedOutput()
-			out := string(b)
-			i := strings.Index(out, "\nRESULT ")
-			if i < 0 {
-				t.Fatalf("no result:\n%s", out)
-			}
-			var failed []string
-			ran := 0
-			for _, line := range strings.Split(out[i+len("\nRESULT "):], "\n") {
-				f := strings.Fields(line)
-				if len(f) < 2 || !strings.HasPrefix(f[1], "DISC-") {
-					continue
-				}
-				switch f[0] {
-				case "FAIL":
-					failed = append(failed, f[1])
-				case "PASS", "SKIP":
-				default:
-					continue
-				}
-				ran++
-			}
-			sort.Strings(failed)
+			got, out := childResults(t, "TestDiscoveryPersonalities", env, name)
+			ran, failed := judged(got)
 			if want := strings.Count(discPeerChecks, "||") + 1; ran != want || strings.Join(failed, " ") != strings.Join(tc.fail, " ") {
-				t.Fatalf("ran %d of %d checks, failed %v, want %v\n%s", ran, want, failed, tc.fail, out[i:])
+				t.Fatalf("ran %d of %d checks, failed %v, want %v\n%s", ran, want, failed, tc.fail, out)
 			}
 		})
 	}

@@ -3,8 +3,6 @@ package suites
 import (
 	"net"
 	"os"
-	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -236,49 +234,22 @@ var fabPeerCases = map[string]struct {
 // that own the broken rule. Each case runs in a process of its own
 // (suites.Run runs once per process).
 func TestFabricsPersonalities(t *testing.T) {
-	if name := os.Getenv("NVMFTEST_FABPEER_CASE"); name != "" {
+	const env = "NVMFTEST_FABPEER_CASE"
+	if name := os.Getenv(env); name != "" {
 		tc := fabPeerCases[name]
 		checks := tc.checks
 		if checks == "" {
 			checks = fabPeerChecks
 		}
-		var out strings.Builder
-		_, err := Run(t, Config{Address: tc.peer.serve(t), SubNQN: "nqn.2024-01.io.nvmftest:fabpeer"}, nil,
-			RunOptions{LabelFilter: checks, Out: &out, Quiet: true})
-		os.Stdout.WriteString("\nRESULT " + out.String() + "\nEND\n")
-		if err != nil {
-			t.Log(err)
-		}
+		printResults(t, Config{Address: tc.peer.serve(t), SubNQN: "nqn.2024-01.io.nvmftest:fabpeer"}, checks)
 		return
 	}
 	for name, tc := range fabPeerCases {
 		t.Run(name, func(t *testing.T) {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestFabricsPersonalities$")
-			cmd.Env = append(os.Environ(), "NVMFTEST_FABPEER_CASE="+name)
-			b, _ := cmd.CombinedOutput()
-			out := string(b)
-			i := strings.Index(out, "\nRESULT ")
-			if i < 0 {
-				t.Fatalf("no result:\n%s", out)
-			}
-			var failed, ran []string
-			for _, line := range strings.Split(out[i+len("\nRESULT "):], "\n") {
-				f := strings.Fields(line)
-				if len(f) < 2 || !strings.HasPrefix(f[1], "FAB-") {
-					continue
-				}
-				switch f[0] {
-				case "FAIL":
-					failed = append(failed, f[1])
-				case "PASS", "SKIP":
-				default:
-					continue
-				}
-				ran = append(ran, f[1])
-			}
-			sort.Strings(failed)
-			if len(ran) == 0 || strings.Join(failed, " ") != strings.Join(tc.fail, " ") {
-				t.Fatalf("failed %v, want %v\n%s", failed, tc.fail, out[i:])
+			got, out := childResults(t, "TestFabricsPersonalities", env, name)
+			ran, failed := judged(got)
+			if ran == 0 || strings.Join(failed, " ") != strings.Join(tc.fail, " ") {
+				t.Fatalf("failed %v, want %v\n%s", failed, tc.fail, out)
 			}
 		})
 	}

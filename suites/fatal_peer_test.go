@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -200,53 +199,33 @@ var fatalPeerCases = map[string]struct {
 // fail). Each case runs in a process of its own (suites.Run runs once per
 // process).
 func TestFatalPeers(t *testing.T) {
-	if name := os.Getenv("NVMFTEST_FATALPEER_CASE"); name != "" {
-		tc := fatalPeerCases[name]
-		filter := fatalPeerChecks
-		if tc.only != "" {
-			filter = tc.only
+	const env = "NVMFTEST_FATALPEER_CASE"
+	filterOf := func(name string) string {
+		if only := fatalPeerCases[name].only; only != "" {
+			return only
 		}
-		sum, err := Run(t, Config{Address: tc.peer.serve(t), SubNQN: "nqn.2024-01.io.nvmftest:fatal", Timeout: 4 * time.Second}, nil,
-			RunOptions{LabelFilter: filter, Out: &strings.Builder{}, Quiet: true})
-		if err != nil {
-			t.Log(err)
-		}
-		for _, r := range sum.Results {
-			os.Stdout.WriteString("\nRESULT " + r.ID + " " + verdict(r) + " " + oneLine(r.Message))
-		}
-		os.Stdout.WriteString("\nEND\n")
+		return fatalPeerChecks
+	}
+	if name := os.Getenv(env); name != "" {
+		printResults(t, Config{Address: fatalPeerCases[name].peer.serve(t), SubNQN: "nqn.2024-01.io.nvmftest:fatal", Timeout: 4 * time.Second}, filterOf(name))
 		return
 	}
 	for name, tc := range fatalPeerCases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestFatalPeers$")
-			cmd.Env = append(os.Environ(), "NVMFTEST_FATALPEER_CASE="+name)
-			b, _ := cmd.CombinedOutput()
-			out := string(b)
-			got := map[string]string{}
-			for _, l := range strings.Split(out, "\n") {
-				if rest, ok := strings.CutPrefix(l, "RESULT "); ok {
-					id, v, _ := strings.Cut(rest, " ")
-					got[id] = v
-				}
+			got, out := childResults(t, "TestFatalPeers", env, name)
+			if want := strings.Count(filterOf(name), "TCP-"); len(got) != want {
+				t.Fatalf("%d results, want %d:\n%s", len(got), want, out)
 			}
-			filter := fatalPeerChecks
-			if tc.only != "" {
-				filter = tc.only
-			}
-			if len(got) != strings.Count(filter, "TCP-") {
-				t.Fatalf("%d results, want %d:\n%s", len(got), strings.Count(filter, "TCP-"), out)
-			}
-			for id, v := range got {
+			for id, r := range got {
 				want, named := tc.want[id]
 				switch {
-				case !named && !strings.HasPrefix(v, "PASS"):
-					t.Errorf("%s: %s, want PASS", id, v)
+				case !named && r.verdict != "PASS":
+					t.Errorf("%s: %s %s, want PASS", id, r.verdict, r.message)
 				case named:
 					verdict, word, _ := strings.Cut(want, " ")
-					if !strings.HasPrefix(v, verdict) || !strings.Contains(v, word) {
-						t.Errorf("%s: %s, want %s", id, v, want)
+					if r.verdict != verdict || !strings.Contains(r.message, word) {
+						t.Errorf("%s: %s %s, want %s", id, r.verdict, r.message, want)
 					}
 				}
 			}
