@@ -38,20 +38,10 @@ func (st successTarget) conn(c *tcp.Conn) {
 		_ = c.Send(&tcp.CapsuleResp{CQE: cqe}, nil)
 	}
 	for {
-		p, err := c.Next()
-		if err != nil {
+		sqe, _, ok := nextCapsule(c)
+		if !ok {
 			return
 		}
-		if n := c.DataLen(); n > 0 {
-			if err := c.ReadData(make([]byte, n)); err != nil {
-				return
-			}
-		}
-		cmd, ok := p.(*tcp.CapsuleCmd)
-		if !ok {
-			continue
-		}
-		sqe := cmd.SQE
 		switch {
 		case sqe.Opcode == nvme.AdminFabrics && sqe.FCType() == nvme.FabricsConnect:
 			flowOff = st.dissqfc && nvme.DecodeConnect(&sqe).CATTR&nvme.CATTRDisableSQFlow != 0

@@ -71,29 +71,16 @@ func (dp discPeer) conn(c *tcp.Conn, addr string) {
 		connected bool
 		cc        uint32
 	)
-	respond := func(cid uint16, st nvme.Status, dw0, dw1 uint32) {
-		_ = c.Send(&tcp.CapsuleResp{CQE: nvme.CQE{CID: cid, DW0: dw0, DW1: dw1, SQHD: 1, Status: st}}, nil)
-	}
+	respond := func(cid uint16, st nvme.Status, dw0, dw1 uint32) { respondTo(c, cid, st, dw0, dw1) }
 	send := func(cid uint16, b []byte) {
 		_ = c.Send(&tcp.C2HData{CCCID: cid, DATAL: uint32(len(b)), Last: true}, b)
 		respond(cid, nvme.StatusSuccess, 0, 0)
 	}
 	for {
-		p, err := c.Next()
-		if err != nil {
+		sqe, data, ok := nextCapsule(c)
+		if !ok {
 			return
 		}
-		data := make([]byte, c.DataLen())
-		if len(data) > 0 {
-			if err := c.ReadData(data); err != nil {
-				return
-			}
-		}
-		cmd, ok := p.(*tcp.CapsuleCmd)
-		if !ok {
-			continue
-		}
-		sqe := cmd.SQE
 		fabrics := sqe.Opcode == nvme.AdminFabrics
 		switch {
 		case fabrics && sqe.FCType() == nvme.FabricsConnect:

@@ -70,28 +70,15 @@ func (fp fabPeer) conn(c *tcp.Conn, alloc func(uint16) *fabCtrl, lookup func(uin
 		cntlid uint16
 		qid    uint16
 	)
-	respond := func(cid uint16, st nvme.Status, dw0, dw1 uint32) {
-		_ = c.Send(&tcp.CapsuleResp{CQE: nvme.CQE{CID: cid, DW0: dw0, DW1: dw1, SQHD: 1, Status: st}}, nil)
-	}
+	respond := func(cid uint16, st nvme.Status, dw0, dw1 uint32) { respondTo(c, cid, st, dw0, dw1) }
 	cip := func(cid uint16, inData bool, off uint16) {
 		respond(cid, nvme.StatusConnectInvalidParameters, nvme.ConnectInvalidParam(inData, off), 0)
 	}
 	for {
-		p, err := c.Next()
-		if err != nil {
+		sqe, data, ok := nextCapsule(c)
+		if !ok {
 			return
 		}
-		data := make([]byte, c.DataLen())
-		if len(data) > 0 {
-			if err := c.ReadData(data); err != nil {
-				return
-			}
-		}
-		cmd, ok := p.(*tcp.CapsuleCmd)
-		if !ok {
-			continue
-		}
-		sqe := cmd.SQE
 		fabrics := sqe.Opcode == nvme.AdminFabrics
 		switch {
 		case fabrics && sqe.FCType() == nvme.FabricsConnect:

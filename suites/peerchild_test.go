@@ -6,6 +6,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // The fake-peer tests (TCP-DATA-001's SUCCESS targets, the fatal-error,
@@ -69,4 +72,30 @@ func judged(got map[string]childResult) (ran int, failed []string) {
 	}
 	sort.Strings(failed)
 	return ran, failed
+}
+
+// nextCapsule reads a fake controller's connection up to the next command
+// capsule and returns its SQE and in-capsule data (other PDUs are read
+// and dropped); ok is false once the connection ends.
+func nextCapsule(c *tcp.Conn) (sqe nvme.SQE, data []byte, ok bool) {
+	for {
+		p, err := c.Next()
+		if err != nil {
+			return nvme.SQE{}, nil, false
+		}
+		data = make([]byte, c.DataLen())
+		if len(data) > 0 {
+			if err := c.ReadData(data); err != nil {
+				return nvme.SQE{}, nil, false
+			}
+		}
+		if cmd, isCmd := p.(*tcp.CapsuleCmd); isCmd {
+			return cmd.SQE, data, true
+		}
+	}
+}
+
+// respondTo sends a fake controller's Response Capsule.
+func respondTo(c *tcp.Conn, cid uint16, st nvme.Status, dw0, dw1 uint32) {
+	_ = c.Send(&tcp.CapsuleResp{CQE: nvme.CQE{CID: cid, DW0: dw0, DW1: dw1, SQHD: 1, Status: st}}, nil)
 }
