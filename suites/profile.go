@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -41,6 +42,28 @@ func (p *Profile) deviation(id string) (Deviation, bool) {
 	}
 	d, ok := p.Deviations[id]
 	return d, ok
+}
+
+// Unobserved returns, sorted, the profile's deviations that a complete run
+// did not report as findings: the target conforms there now (or the
+// check was skipped), so the entry no longer describes it. A run with a
+// label filter cannot tell; callers ask only of complete runs.
+func (p *Profile) Unobserved(s Summary) []string {
+	if p == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, f := range s.Findings {
+		seen[f.ID] = true
+	}
+	var out []string
+	for id := range p.Deviations {
+		if !seen[id] {
+			out = append(out, id)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ParseProfile reads a profile; unknown keys and requirement IDs that no

@@ -288,3 +288,14 @@ func TestCheckLabelFilter(t *testing.T) {
 		}
 	}
 }
+
+func TestProfileUnobserved(t *testing.T) {
+	p := &Profile{Deviations: map[string]Deviation{"TCP-IC-001": {}, "FAB-CONN-001": {}, "ADM-ID-001": {}}}
+	got := p.Unobserved(Summary{Findings: []Finding{{ID: "FAB-CONN-001"}}})
+	if strings.Join(got, " ") != "ADM-ID-001 TCP-IC-001" {
+		t.Errorf("Unobserved = %v, want [ADM-ID-001 TCP-IC-001]", got)
+	}
+	if (*Profile)(nil).Unobserved(Summary{}) != nil {
+		t.Error("a nil profile has deviations")
+	}
+}
