@@ -262,11 +262,11 @@ func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntl
 			if in {
 				where = "data"
 			}
-			err = fmt.Errorf("%w: invalid parameter at %s offset %d", err, where, off)
-			if in && off == nvme.ConnectDataOffCNTLID {
-				err = cntlidRefusedError{err}
+			werr := fmt.Errorf("%w: invalid parameter at %s offset %d", err, where, off)
+			if nvme.ConnectRefusedAtCNTLID(cqe, err) {
+				werr = cntlidRefusedError{werr}
 			}
-			return 0, err
+			return 0, werr
 		}
 		return 0, err
 	}

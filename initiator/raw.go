@@ -168,14 +168,9 @@ func (r *Raw) ConnectAdmin(subnqn, hostnqn string) (nvme.CQE, error) {
 	cd := nvme.ConnectData{HostID: r.opts.HostID, CNTLID: nvme.CNTLIDDynamic, SubNQN: subnqn, HostNQN: hostnqn}
 	cmd := nvme.Connect{QID: 0, SQSIZE: AdminQueueSize - 1, KATO: katoMillis(r.opts.KATO)}
 	cqe, _, err := r.Command(cmd.SQE(0), cd.Append(nil))
-	var st nvme.Status
-	if errors.As(err, &st) && st.Code() == nvme.StatusConnectInvalidParameters {
-		if in, off := nvme.DecodeConnectInvalidParam(cqe.DW0); in && off == nvme.ConnectDataOffCNTLID {
-			// A static-model subsystem: FFFEh asks for any available
-			// static controller (NVMe Base 2.2 6.3).
-			cd.CNTLID = nvme.CNTLIDStatic
-			cqe, _, err = r.Command(cmd.SQE(0), cd.Append(nil))
-		}
+	if nvme.ConnectRefusedAtCNTLID(cqe, err) {
+		cd.CNTLID = nvme.CNTLIDStatic // a static-model subsystem
+		cqe, _, err = r.Command(cmd.SQE(0), cd.Append(nil))
 	}
 	return cqe, err
 }

@@ -2,6 +2,7 @@ package nvme
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -129,6 +130,19 @@ func ConnectInvalidParam(inData bool, offset uint16) uint32 {
 // DecodeConnectInvalidParam decodes ConnectInvalidParam's encoding.
 func DecodeConnectInvalidParam(dw0 uint32) (inData bool, offset uint16) {
 	return dw0&(1<<16) != 0, uint16(dw0)
+}
+
+// ConnectRefusedAtCNTLID reports whether a Connect completed (cqe, err)
+// with Connect Invalid Parameters at the CNTLID of its data: what a
+// static-model subsystem answers to FFFFh (any dynamic controller), so a
+// host asks again with CNTLIDStatic (NVMe Base 2.2 6.3).
+func ConnectRefusedAtCNTLID(cqe CQE, err error) bool {
+	var st Status
+	if !errors.As(err, &st) || st.Code() != StatusConnectInvalidParameters {
+		return false
+	}
+	in, off := DecodeConnectInvalidParam(cqe.DW0)
+	return in && off == ConnectDataOffCNTLID
 }
 
 // Property Get/Set ATTRIB values (CDW10 bits 2:0).

@@ -3,6 +3,7 @@ package nvme
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"testing"
 )
 
@@ -208,5 +209,25 @@ func TestFabricsAllocs(t *testing.T) {
 		_, _, _ = DecodeProperty(&s)
 	}); n != 0 {
 		t.Errorf("builders allocs = %v", n)
+	}
+}
+
+func TestConnectRefusedAtCNTLID(t *testing.T) {
+	cip := StatusConnectInvalidParameters
+	for _, tc := range []struct {
+		cqe  CQE
+		err  error
+		want bool
+	}{
+		{CQE{DW0: ConnectInvalidParam(true, ConnectDataOffCNTLID)}, cip, true},
+		{CQE{DW0: ConnectInvalidParam(true, ConnectDataOffCNTLID)}, fmt.Errorf("connect: %w", cip|StatusDNR), true},
+		{CQE{DW0: ConnectInvalidParam(true, ConnectDataOffSUBNQN)}, cip, false},
+		{CQE{DW0: ConnectInvalidParam(false, ConnectDataOffCNTLID)}, cip, false}, // offset 16 of the SQE, not the data
+		{CQE{DW0: ConnectInvalidParam(true, ConnectDataOffCNTLID)}, StatusInvalidField, false},
+		{CQE{}, nil, false},
+	} {
+		if got := ConnectRefusedAtCNTLID(tc.cqe, tc.err); got != tc.want {
+			t.Errorf("%+v, %v: %v, want %v", tc.cqe, tc.err, got, tc.want)
+		}
 	}
 }

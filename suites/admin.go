@@ -135,7 +135,7 @@ var _ = Describe("admin", Label("admin"), func() {
 		Title: "a controller created through a dynamic Connect (CNTLID FFFFh) reports the dynamic model (FCATT bit 0 clear)"}, func(ctx context.Context, s *Spec) {
 		r := s.Raw(ctx, plainIC)
 		cqe, err := s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: cntlidAnyDynamic})
-		if refusedAtCNTLID(cqe, err) {
+		if nvme.ConnectRefusedAtCNTLID(cqe, err) {
 			s.Lacks("the dynamic controller model: the subsystem refuses CNTLID FFFFh (" + Outcome(err) + "), as a static-model one does")
 		}
 		s.Must(err, "admin Connect with CNTLID FFFFh")

@@ -285,7 +285,7 @@ func (s *Spec) connectRaw(r *initiator.Raw, subnqn string, qid, cntlid, sqsize u
 	cd := nvme.ConnectData{HostID: s.rawHostID(), CNTLID: cntlid, SubNQN: subnqn, HostNQN: s.hostNQN()}
 	cmd := nvme.Connect{QID: qid, SQSIZE: sqsize, CATTR: cattr, KATO: uint32(kato / time.Millisecond)}
 	cqe, _, err := r.Command(cmd.SQE(0), cd.Append(nil))
-	if qid == 0 && cntlid == cntlidAnyDynamic && refusedAtCNTLID(cqe, err) {
+	if qid == 0 && cntlid == cntlidAnyDynamic && nvme.ConnectRefusedAtCNTLID(cqe, err) {
 		// A static-model subsystem: ask it for any static controller.
 		cd.CNTLID = cntlidAnyStatic
 		cqe, _, err = r.Command(cmd.SQE(0), cd.Append(nil))

@@ -246,23 +246,11 @@ func (s *Spec) skipIfDiscoveryConnectRefused(err error) {
 func (s *Spec) connectAnyModel(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
 	a.CNTLID = cntlidAnyDynamic
 	cqe, err := s.connect(r, a)
-	if refusedAtCNTLID(cqe, err) {
+	if nvme.ConnectRefusedAtCNTLID(cqe, err) {
 		a.CNTLID = cntlidAnyStatic
 		return s.connect(r, a)
 	}
 	return cqe, err
-}
-
-// refusedAtCNTLID reports whether a Connect failed with Connect Invalid
-// Parameters at the CNTLID of its data: what a static-model subsystem
-// answers to FFFFh and a dynamic-model one to anything else.
-func refusedAtCNTLID(cqe nvme.CQE, err error) bool {
-	var st nvme.Status
-	if !errors.As(err, &st) || st.Code() != nvme.StatusConnectInvalidParameters {
-		return false
-	}
-	in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
-	return in && off == nvme.ConnectDataOffCNTLID
 }
 
 // readyOwner is the check that judges that CSTS.RDY becomes 1 within

@@ -397,14 +397,7 @@ func (s *Spec) rawAdmin(ctx context.Context, req tcp.ICReq) (*initiator.Raw, uin
 // refuses FFFFh at CNTLID (NVMe Base 2.2 6.3), so that checks judging
 // something else work on either model.
 func (s *Spec) adminConnect(r *initiator.Raw) (nvme.CQE, error) {
-	cqe, err := s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: nvme.CNTLIDDynamic})
-	var st nvme.Status
-	if errors.As(err, &st) && st.Code() == nvme.StatusConnectInvalidParameters {
-		if in, off := nvme.DecodeConnectInvalidParam(cqe.DW0); in && off == nvme.ConnectDataOffCNTLID {
-			return s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: nvme.CNTLIDStatic})
-		}
-	}
-	return cqe, err
+	return s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1})
 }
 
 // propGet is Property Get on r.
