@@ -76,8 +76,7 @@ func (s *Spec) Raw(ctx context.Context, req tcp.ICReq) *initiator.Raw {
 // that once. Without it one bad ICResp field fails every check.
 func (s *Spec) skipIfICRespRefused(err error) {
 	GinkgoHelper()
-	var fe *tcp.FatalError
-	if errors.As(err, &fe) && len(fe.Header) > 0 && tcp.PDUType(fe.Header[0]) == tcp.TypeICResp {
+	if refusedHeader(err, tcp.TypeICResp, 1) != nil {
 		Skip(fmt.Sprintf("%s: a conforming host refuses the target's ICResp (%v), so no association can be made; the TCP-IC checks judge the ICResp", s.Req.ID, err))
 	}
 }

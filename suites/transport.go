@@ -594,10 +594,9 @@ var _ = Describe("Transport", Label("transport"), func() {
 			r, _ := s.rawAdmin(ctx, plainIC)
 			sendQuiet(r, unknown)
 			p, ch, _, err := r.Recv(s.fatalWait())
-			var fe *tcp.FatalError
-			switch {
-			case errors.As(err, &fe) && len(fe.Header) >= tcp.CommonHeaderSize && tcp.PDUType(fe.Header[0]) == tcp.TypeC2HTermReq:
-				_ = ch.Decode(fe.Header)
+			switch h := refusedHeader(err, tcp.TypeC2HTermReq, tcp.CommonHeaderSize); {
+			case h != nil:
+				_ = ch.Decode(h)
 			case err != nil:
 				Skip(fmt.Sprintf("%s: no C2HTermReq to examine (%s; "+termReqOwner+" judges that)", s.Req.ID, fatalErrOutcome(err)))
 			default:
@@ -1135,11 +1134,22 @@ func answerR2Ts(r *initiator.Raw, cid uint16, data []byte, wait time.Duration) s
 // refused for its HLEN or PLEN (the host library checks them before
 // anything else), when the header it kept holds FES and FEI; else nil.
 func refusedTermReq(err error) *tcp.TermReq {
-	var fe *tcp.FatalError
-	if !errors.As(err, &fe) || len(fe.Header) < tcp.HLenTermReq || tcp.PDUType(fe.Header[0]) != tcp.TypeC2HTermReq {
+	h := refusedHeader(err, tcp.TypeC2HTermReq, tcp.HLenTermReq)
+	if h == nil {
 		return nil
 	}
-	return &tcp.TermReq{FES: binary.LittleEndian.Uint16(fe.Header[8:]), FEI: binary.LittleEndian.Uint32(fe.Header[10:])}
+	return &tcp.TermReq{FES: binary.LittleEndian.Uint16(h[8:]), FEI: binary.LittleEndian.Uint32(h[10:])}
+}
+
+// refusedHeader returns the header of a PDU of type typ that the host
+// library refused as invalid and kept in its error (err a
+// *tcp.FatalError), when at least min bytes of it are there; else nil.
+func refusedHeader(err error, typ tcp.PDUType, min int) []byte {
+	var fe *tcp.FatalError
+	if !errors.As(err, &fe) || len(fe.Header) < max(min, 1) || tcp.PDUType(fe.Header[0]) != typ {
+		return nil
+	}
+	return fe.Header
 }
 
 // readFull reads exactly len(b) bytes.
