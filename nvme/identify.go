@@ -31,10 +31,11 @@ const (
 
 	LPACommandsEffects = 1 << 1 // LPA: Commands Supported and Effects log
 
-	SGLSByteAligned  = 0x1     // SGLS bits 1:0 = 01b
-	SGLSDwordAligned = 0x2     // SGLS bits 1:0 = 10b
-	SGLSKeyed        = 1 << 2  // keyed SGL data block descriptor
-	SGLSOffset       = 1 << 20 // SGL address as offset (in-capsule data)
+	SGLSByteAligned    = 0x1     // SGLS bits 1:0 = 01b
+	SGLSDwordAligned   = 0x2     // SGLS bits 1:0 = 10b
+	SGLSKeyed          = 1 << 2  // keyed SGL data block descriptor
+	SGLSLongerThanData = 1 << 18 // LLDTS: a data SGL longer than the transfer is processed normally
+	SGLSOffset         = 1 << 20 // SGL address as offset (in-capsule data)
 
 	OFCSDisconnect = 1 << 0 // OFCS: Disconnect command supported
 )

@@ -424,22 +424,26 @@ var _ = Describe("io", Label("io"), func() {
 
 	Check(Requirement{ID: "IO-SGL-003", Section: secIDCtrl, Keyword: Indicative, Binds: Controller,
 		Text:  `SGLS bit 18 (SGL longer than the data transfer): set, the controller claims it accepts a data SGL longer than the requested data transfer length (Base 2.2 4.3.2 states the rule for it cleared: "should not abort")`,
-		Title: "a Read whose SGL describes more data than NLB blocks succeeds when SGLS bit 18 claims longer SGLs are supported"}, func(ctx context.Context, s *Spec) {
+		Title: "a Read, and a Dataset Management, whose data SGL is longer than the transfer succeed when SGLS bit 18 claims longer SGLs are supported"}, func(ctx context.Context, s *Spec) {
 		c, _ := s.ioController(ctx)
 		if c.IdentifyData().SGLS&sglsLongerThanData == 0 {
 			s.Lacks("support for SGLs longer than the data transfer (SGLS bit 18 clear; IO-SGL-004 covers that case)")
 		}
-		s.Conform(s.longSGLRead(ctx, c), "success")
+		for _, o := range s.longSGLOutcomes(ctx, c) {
+			s.Conform(o.what+": "+o.outcome, o.what+": success")
+		}
 	})
 
 	Check(Requirement{ID: "IO-SGL-004", Section: secSGL, Keyword: Should, Binds: Controller,
 		Text:  `"If the LLDTS bit is cleared to '0' and the length of an SGL is greater than the requested data transfer length, then: the controller should not abort the command for this reason; and if the controller does abort the command for this reason, then the controller should abort the command with a status code of: Data SGL Length Invalid"`,
-		Title: "without SGLS bit 18, a Read whose SGL describes more data than NLB blocks succeeds or fails with Data SGL Length Invalid"}, func(ctx context.Context, s *Spec) {
+		Title: "without SGLS bit 18, a Read, and a Dataset Management, whose data SGL is longer than the transfer succeed or fail with Data SGL Length Invalid"}, func(ctx context.Context, s *Spec) {
 		c, _ := s.ioController(ctx)
 		if c.IdentifyData().SGLS&sglsLongerThanData != 0 {
 			s.Lacks("a controller that does not claim longer SGLs (SGLS bit 18 set; IO-SGL-003 holds it to the claim)")
 		}
-		s.conformOneOf(s.longSGLRead(ctx, c), "success", "status 0x0/0xf")
+		for _, o := range s.longSGLOutcomes(ctx, c) {
+			s.conformOneOf(o.what+": "+o.outcome, o.what+": success", o.what+": status 0x0/0xf")
+		}
 	})
 
 	Check(Requirement{ID: "IO-SQHD-001", Section: secSQFlow, Keyword: Indicative, Binds: Controller,
@@ -487,14 +491,35 @@ func (s *Spec) fusedSetup(ctx context.Context) (*initiator.Queue, nsInfo, uint64
 	return q, ns, slba, old
 }
 
-// longSGLRead reads one block through an SGL that describes two, and
-// returns the outcome.
-func (s *Spec) longSGLRead(ctx context.Context, c *initiator.Controller) string {
+// longSGLOutcome is what one command whose data SGL is longer than its
+// transfer got.
+type longSGLOutcome struct{ what, outcome string }
+
+// longSGLOutcomes sends commands whose data SGL describes more than they
+// transfer, in both directions, and returns what each got: a Read of one
+// block through an SGL of two (controller to host), and, where the
+// controller claims Dataset Management, one range sent with the buffer
+// of two (host to controller, in-capsule when the controller takes
+// in-capsule data). The second is what the Linux host does for every
+// discard (one range in a 4 KiB buffer). The Dataset Management sets no
+// attribute (not even Deallocate), so it changes no data.
+func (s *Spec) longSGLOutcomes(ctx context.Context, c *initiator.Controller) []longSGLOutcome {
 	GinkgoHelper()
 	ns := s.readableNS(ctx, c)
 	a := s.rawIOQueue(ctx, 31)
 	sqe := nvme.ReadCmd(ns.ID, 0, 1)
 	sqe.DPTR = nvme.SGLDescriptor{Length: 2 * ns.BS, Type: nvme.SGLTransportDataBlock}
 	_, _, err := a.IO.Command(sqe, nil)
-	return commandOutcome(err)
+	out := []longSGLOutcome{{"Read", commandOutcome(err)}}
+	if c.IdentifyData().ONCS&nvme.ONCSDSM == 0 {
+		return out
+	}
+	ranges := make([]byte, 2*nvme.DSMRangeSize)
+	(&nvme.DSMRange{NLB: 1}).Put(ranges)
+	dsm := nvme.DSMCmd(ns.ID, 1, false)
+	if id := c.IdentifyData(); id.IOCCSZ*16 < nvme.SQESize+uint32(len(ranges)) {
+		dsm.DPTR = nvme.SGLDescriptor{Length: uint32(len(ranges)), Type: nvme.SGLTransportDataBlock}
+	}
+	_, _, err = a.IO.Command(dsm, ranges)
+	return append(out, longSGLOutcome{"Dataset Management", commandOutcome(err)})
 }

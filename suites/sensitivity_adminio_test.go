@@ -29,13 +29,14 @@ func adminIOQuirkExpect() map[string]quirkExpectation {
 		"last-lba-read-fails":         {fail: ids("IO-RW-006")},
 		"icd-overrun-shifted":         {fail: ids("IO-SGL-001")},
 		"sgl-short-accepted":          {fail: ids("IO-SGL-002")},
-		"sgls-longer-claimed":         {fail: ids("IO-SGL-003")},
+		"sgl-longer-refused":          {fail: ids("IO-SGL-003")},
 		"sgl-longer-wrong-status":     {fail: ids("IO-SGL-004")},
 		"inactive-nsid-read-ok":       {fail: ids("IO-ERR-004")},
 		"sqhd-frozen":                 {fail: ids("IO-SQHD-001")},
 
 		// Allowed personalities: nothing may fail.
 		"icd-overrun-accept":          {},
+		"sgl-longer-unclaimed":        {},
 		"error-log-without-more":      {},
 		"inactive-nsid-invalid-field": {},
 	}

@@ -138,8 +138,8 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	if t.icd > 0 {
 		id.SGLS |= nvme.SGLSOffset
 	}
-	if t.quirks.sglsLongerClaimed {
-		id.SGLS |= 1 << 18
+	if !t.quirks.sglLongerUnclaimed {
+		id.SGLS |= nvme.SGLSLongerThanData
 	}
 	if t.quirks.capMPSMINAboveMax && id.MDTS > 0 {
 		id.MDTS-- // in units of CAP.MPSMIN, now 8 KiB

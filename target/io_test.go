@@ -270,3 +270,70 @@ func TestDSMAllOrNothing(t *testing.T) {
 		t.Fatalf("blocks 0-7 read %#x... after a failed deallocate, want 0x5a", got[:4])
 	}
 }
+
+// TestDataSGLLongerThanTransfer: a data SGL longer than the command's
+// transfer is processed normally, in both directions, as Identify's SGLS
+// bit 18 (LLDTS) promises. The case that matters is the Linux host's
+// discard: one Dataset Management range (NR 0) in a 4 KiB in-capsule
+// buffer; refusing it with Data SGL Length Invalid failed every blkdiscard,
+// fstrim and mkfs on this target. Bytes past what the command needs are
+// ignored (the second range in the buffer is not deallocated), and an SGL
+// shorter than the command needs is still refused.
+func TestDataSGLLongerThanTransfer(t *testing.T) {
+	tg := startTarget(t, testConfig())
+	a := admin(t, tg.Addrs()[0], testNQN, 0)
+	id := make([]byte, nvme.IdentifyDataSize)
+	mustOK(t, a.exec(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil, false, id))
+	var ctrl nvme.IdentifyController
+	if err := ctrl.Decode(id); err != nil {
+		t.Fatal(err)
+	}
+	if ctrl.SGLS&nvme.SGLSLongerThanData == 0 {
+		t.Errorf("Identify Controller SGLS %#x lacks bit 18 (LLDTS)", ctrl.SGLS)
+	}
+	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
+	data := bytes.Repeat([]byte{0x5A}, 16*512)
+	w := nvme.WriteCmd(1, 0, 16)
+	mustOK(t, q.exec(w, data, false, nil))
+
+	page := make([]byte, 4096)
+	(&nvme.DSMRange{NLB: 8, SLBA: 0}).Put(page)
+	(&nvme.DSMRange{NLB: 8, SLBA: 8}).Put(page[nvme.DSMRangeSize:]) // past NR: ignored
+	mustOK(t, q.exec(nvme.DSMCmd(1, 1, true), page, true, nil))
+	got := make([]byte, 16*512)
+	mustOK(t, q.exec(nvme.ReadCmd(1, 0, 16), nil, false, got))
+	if !bytes.Equal(got[:8*512], make([]byte, 8*512)) {
+		t.Errorf("blocks 0-7 read %#x... after the one-range discard, want zeroes", got[:4])
+	}
+	if !bytes.Equal(got[8*512:], data[8*512:]) {
+		t.Errorf("blocks 8-15 read %#x... though only NR+1 = 1 range was sent, want 0x5a", got[8*512:8*512+4])
+	}
+
+	// The same buffer through R2T: the target asks for the 16 bytes of
+	// the one range only (the client answers whatever the R2T asks).
+	(&nvme.DSMRange{NLB: 4, SLBA: 8}).Put(page)
+	mustOK(t, q.exec(nvme.DSMCmd(1, 1, true), page, false, nil))
+	mustOK(t, q.exec(nvme.ReadCmd(1, 0, 16), nil, false, got))
+	if !bytes.Equal(got[8*512:12*512], make([]byte, 4*512)) || !bytes.Equal(got[12*512:], data[12*512:]) {
+		t.Errorf("blocks 8-15 after a one-range discard of 8-11 through R2T: %#x..., %#x...", got[8*512:8*512+4], got[12*512:12*512+4])
+	}
+
+	// A Read of one block into a two-block SGL moves one block; a Write
+	// of one block from a two-block SGL writes the first one.
+	two := make([]byte, 1024)
+	mustOK(t, q.exec(nvme.ReadCmd(1, 15, 1), nil, false, two))
+	if !bytes.Equal(two[:512], data[:512]) || !bytes.Equal(two[512:], make([]byte, 512)) {
+		t.Errorf("one-block Read into a two-block SGL got %#x... / %#x...", two[:4], two[512:516])
+	}
+	src := append(bytes.Repeat([]byte{0xA5}, 512), bytes.Repeat([]byte{0x3C}, 512)...)
+	mustOK(t, q.exec(nvme.WriteCmd(1, 20, 1), src, false, nil))
+	mustOK(t, q.exec(nvme.WriteCmd(1, 21, 1), src, true, nil))
+	mustOK(t, q.exec(nvme.ReadCmd(1, 20, 3), nil, false, got[:3*512]))
+	if !bytes.Equal(got[:512], src[:512]) || !bytes.Equal(got[512:1024], src[:512]) || !bytes.Equal(got[1024:1536], make([]byte, 512)) {
+		t.Errorf("one-block Writes from two-block SGLs (R2T, in-capsule) wrote %#x / %#x / %#x", got[:4], got[512:516], got[1024:1028])
+	}
+
+	// Shorter than the command needs stays Data SGL Length Invalid.
+	wantStatus(t, q.exec(nvme.DSMCmd(1, 2, true), page[:nvme.DSMRangeSize], true, nil), nvme.StatusSGLInvalidDataLength)
+	wantStatus(t, q.exec(nvme.ReadCmd(1, 0, 2), nil, false, got[:512]), nvme.StatusSGLInvalidDataLength)
+}

@@ -1134,14 +1134,19 @@ func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.S
 	default:
 		return nvme.StatusSGLInvalidType
 	}
-	if d.Length != want {
-		switch qk := &q.t.quirks; {
-		case d.Length > want && qk.sglLongerWrongStatus:
-			return nvme.StatusInvalidField
-		case d.Length < want && !h2c && qk.sglShortAccepted:
-		default:
-			return nvme.StatusSGLInvalidDataLength
-		}
+	// A data SGL longer than the transfer is processed normally (SGLS bit
+	// 18, LLDTS, is set): only want bytes move. Hosts rely on it; Linux
+	// sends a Dataset Management of one range with a 4 KiB buffer, so a
+	// target that refuses it fails every discard, fstrim and mkfs.
+	switch qk := &q.t.quirks; {
+	case d.Length > want && qk.sglLongerWrongStatus:
+		return nvme.StatusInvalidField
+	case d.Length > want && qk.sglLongerRefused:
+		return nvme.StatusSGLInvalidDataLength
+	case d.Length >= want:
+	case !h2c && qk.sglShortAccepted:
+	default:
+		return nvme.StatusSGLInvalidDataLength
 	}
 	c.ploc = 0
 	c.xfer = want

@@ -30,7 +30,8 @@ type adminIOQuirks struct {
 	lastLBAReadFails     bool
 	icdOverrunShifted    bool
 	sglShortAccepted     bool
-	sglsLongerClaimed    bool
+	sglLongerRefused     bool
+	sglLongerUnclaimed   bool
 	sglLongerWrongStatus bool
 	sqhdFrozen           bool
 	inactiveNSIDReadOK   bool
@@ -115,12 +116,12 @@ var adminIOQuirkTable = []Quirk{
 	{Name: "sgl-short-accepted", Kind: QuirkDeviation,
 		Does: "runs a Read whose SGL describes less data than its blocks instead of failing it with Data SGL Length Invalid (NVMe Base 2.2 4.3.2: shall abort)",
 		set:  func(s *quirkSet) { s.sglShortAccepted = true }},
-	{Name: "sgls-longer-claimed", Kind: QuirkDeviation,
-		Does: "sets SGLS bit 18 (SGLs longer than the data transfer accepted) but still fails them with Data SGL Length Invalid",
-		set:  func(s *quirkSet) { s.sglsLongerClaimed = true }},
+	{Name: "sgl-longer-refused", Kind: QuirkDeviation,
+		Does: "sets SGLS bit 18 (LLDTS: a data SGL longer than the transfer is processed normally) but fails such commands with Data SGL Length Invalid",
+		set:  func(s *quirkSet) { s.sglLongerRefused = true }},
 	{Name: "sgl-longer-wrong-status", Kind: QuirkDeviation,
-		Does: "fails a data SGL longer than the transfer (SGLS bit 18 clear) with Invalid Field in Command instead of Data SGL Length Invalid (NVMe Base 2.2 4.3.2: if it aborts, \"should\" use Data SGL Length Invalid)",
-		set:  func(s *quirkSet) { s.sglLongerWrongStatus = true }},
+		Does: "clears SGLS bit 18 and fails a data SGL longer than the transfer with Invalid Field in Command instead of Data SGL Length Invalid (NVMe Base 2.2 4.3.2: if it aborts, \"should\" use Data SGL Length Invalid)",
+		set:  func(s *quirkSet) { s.sglLongerUnclaimed, s.sglLongerWrongStatus = true, true }},
 	{Name: "inactive-nsid-read-ok", Kind: QuirkDeviation,
 		Does: "completes a Read of an inactive NSID successfully with zeroes, as if a 1 GiB namespace of 512-byte blocks were there (NVMe Base 2.2 3.2.1.5: an inactive NSID \"shall cause the controller to abort the command\")",
 		set:  func(s *quirkSet) { s.inactiveNSIDReadOK = true }},
@@ -131,6 +132,9 @@ var adminIOQuirkTable = []Quirk{
 	{Name: "icd-overrun-accept", Kind: QuirkAllowed,
 		Does: "accepts a Write whose in-capsule data is longer than its SGL and writes the bytes the SGL describes, dropping the rest (NVMe/TCP 1.0 names no status for it)",
 		set:  func(s *quirkSet) { s.icdOverrunAccept = true }},
+	{Name: "sgl-longer-unclaimed", Kind: QuirkAllowed,
+		Does: "clears SGLS bit 18 and fails a data SGL longer than the transfer with Data SGL Length Invalid (NVMe Base 2.2 4.3.2: \"should not abort\", and if it does, this status)",
+		set:  func(s *quirkSet) { s.sglLongerUnclaimed, s.sglLongerRefused = true, true }},
 	{Name: "error-log-without-more", Kind: QuirkAllowed,
 		Does: "logs every failed command in the Error Information log but never sets More in the completion (More is an option: \"if set to '1'\")",
 		set:  func(s *quirkSet) { s.errorLogWithoutMore = true }},
