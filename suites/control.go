@@ -20,6 +20,7 @@ import (
 //	remove-subsystem  nqn=NQN
 //	add-namespace     subnqn=NQN nsid=N size=SIZE [block_size=512|4096]
 //	remove-namespace  subnqn=NQN nsid=N
+//	resize-namespace  subnqn=NQN nsid=N size=SIZE
 //	set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
 //	port-down         port=PORTID
 //	port-up           port=PORTID
@@ -30,6 +31,7 @@ const (
 	VerbRemoveSubsystem = "remove-subsystem"
 	VerbAddNamespace    = "add-namespace"
 	VerbRemoveNamespace = "remove-namespace"
+	VerbResizeNamespace = "resize-namespace"
 	VerbSetANAState     = "set-ana-state"
 	VerbPortDown        = "port-down"
 	VerbPortUp          = "port-up"
@@ -89,6 +91,16 @@ func (c ReferenceControl) Do(_ context.Context, a Action) error {
 			return err
 		}
 		return c.T.RemoveNamespace(subnqnArg(a), nsid)
+	case VerbResizeNamespace:
+		nsid, err := nsidArg(a)
+		if err != nil {
+			return err
+		}
+		size, err := target.Size(a.Args["size"]).Bytes()
+		if err != nil || size == 0 {
+			return fmt.Errorf("resize-namespace: size=%q is not a size (e.g. 128MiB)", a.Args["size"])
+		}
+		return c.T.ResizeNamespace(subnqnArg(a), nsid, int64(size))
 	case VerbSetANAState:
 		port, err := portArg(a)
 		if err != nil {

@@ -36,6 +36,10 @@ type (
 	}
 	// blocker says its I/O may block, so it runs off the receive loop.
 	blocker interface{ Blocking() bool }
+	// resizer changes the size (Target.ResizeNamespace): blocks below
+	// the new size keep their data, blocks added read as zeroes. The
+	// caller holds off writes while it runs.
+	resizer interface{ Resize(size int64) error }
 )
 
 // NewBackend opens the backend a namespace configuration asks for.
@@ -67,6 +71,7 @@ func (b *NullBackend) WriteZeroes(_, _ int64) error { return nil }
 func (b *NullBackend) Deallocate(_, _ int64) error  { return nil }
 func (b *NullBackend) Size() int64                  { return b.size }
 func (b *NullBackend) Close() error                 { return nil }
+func (b *NullBackend) Resize(size int64) error      { b.size = size; return nil }
 
 // errBackendClosed is what a closed memory backend answers (a namespace
 // removed while a command was in flight).
@@ -247,6 +252,18 @@ func (b *MemBackend) drop(from, to int64) error {
 }
 
 func (b *MemBackend) Size() int64 { return b.size }
+
+// Resize drops the data past a smaller size, so that growing again later
+// reads zeroes there.
+func (b *MemBackend) Resize(size int64) error {
+	if size < b.size {
+		if err := b.Deallocate(size, b.size-size); err != nil {
+			return err
+		}
+	}
+	b.size = size
+	return nil
+}
 
 // Allocated returns the bytes of memory in use.
 func (b *MemBackend) Allocated() int64 {
@@ -528,6 +545,20 @@ func (b *FileBackend) Deallocate(off, n int64) error {
 }
 
 func (b *FileBackend) Size() int64 { return b.size }
+
+// Resize truncates or extends the file: a grown file reads zeroes in its
+// new part, and a shrunk one loses what was past its new end.
+func (b *FileBackend) Resize(size int64) error {
+	t, ok := b.f.(interface{ Truncate(int64) error })
+	if !ok {
+		return errors.New("file backend cannot be truncated")
+	}
+	if err := t.Truncate(size); err != nil {
+		return err
+	}
+	b.size = size
+	return nil
+}
 func (b *FileBackend) Close() error {
 	// A target that shuts down leaves every completed write durable.
 	return errors.Join(b.sync(), b.f.Close())

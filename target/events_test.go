@@ -1,7 +1,9 @@
 package target
 
 import (
+	"bytes"
 	"errors"
+	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -184,4 +186,93 @@ func TestNoSpuriousEventAfterLogRead(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne interface{ Timeout() bool }
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestResizeNamespace: a namespace grows and shrinks while a controller is
+// connected, as an array's volume does. Each change raises a Namespace
+// Attribute Changed event with the NSID in the Changed Namespace List,
+// Identify Namespace reports the new NSZE and NCAP, blocks that stay keep
+// their data, grown blocks read zeroes (also after a shrink and a grow
+// over data that was written before), and I/O past the new end fails
+// with LBA Out of Range. Mem and file backends both.
+func TestResizeNamespace(t *testing.T) {
+	for _, kind := range []string{BackendMem, BackendFile} {
+		t.Run(kind, func(t *testing.T) {
+			cfg := testConfig()
+			nc := NamespaceConfig{NSID: 3, Backend: kind, Size: "1MiB", BlockSize: 4096}
+			if kind == BackendFile {
+				nc.Path = filepath.Join(t.TempDir(), "ns3.img")
+			}
+			cfg.Subsystems[0].Namespaces = append(cfg.Subsystems[0].Namespaces, nc)
+			tg := startTarget(t, cfg)
+			a := admin(t, tg.Addrs()[0], testNQN, 0)
+			q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
+			pattern := bytes.Repeat([]byte{0xC3}, 4096)
+			for _, lba := range []uint64{0, 255} { // first and last block of 1 MiB
+				mustOK(t, q.exec(nvme.WriteCmd(3, lba, 1), pattern, false, nil))
+			}
+
+			resize := func(cid uint16, size int64, wantNLBA uint64) {
+				t.Helper()
+				sendAER(t, a, cid)
+				mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+				if err := tg.ResizeNamespace(testNQN, 3, size); err != nil {
+					t.Fatal(err)
+				}
+				r := waitAEN(t, a, cid, nil, "resize")
+				if r.DW0 != nvme.AEN(nvme.AENTypeNotice, nvme.AENNoticeNSChanged, nvme.LogChangedNSList) {
+					t.Fatalf("AEN dw0 %#x, want Namespace Attribute Changed", r.DW0)
+				}
+				page := make([]byte, 4096)
+				mustOK(t, a.exec(nvme.GetLogPageCmd(nvme.LogChangedNSList, 0xFFFFFFFF, 0, 0, 4096), nil, false, page))
+				if ids := nvme.DecodeChangedNSList(page); !slices.Equal(ids, []uint32{3}) {
+					t.Fatalf("changed list %v, want [3]", ids)
+				}
+				id := make([]byte, nvme.IdentifyDataSize)
+				mustOK(t, a.exec(nvme.IdentifyCmd(nvme.CNSNamespace, 3, 0), nil, false, id))
+				var ns nvme.IdentifyNamespace
+				if err := ns.Decode(id); err != nil {
+					t.Fatal(err)
+				}
+				if ns.NSZE != wantNLBA || ns.NCAP != wantNLBA {
+					t.Fatalf("after resizing to %d bytes: NSZE %d NCAP %d, want %d", size, ns.NSZE, ns.NCAP, wantNLBA)
+				}
+			}
+			read := func(lba uint64) []byte {
+				t.Helper()
+				b := make([]byte, 4096)
+				mustOK(t, q.exec(nvme.ReadCmd(3, lba, 1), nil, false, b))
+				return b
+			}
+			zero := make([]byte, 4096)
+
+			resize(900, 2<<20, 512)
+			if !bytes.Equal(read(0), pattern) || !bytes.Equal(read(255), pattern) {
+				t.Fatal("data below the old end changed when the namespace grew")
+			}
+			if !bytes.Equal(read(511), zero) {
+				t.Fatal("a grown block does not read zeroes")
+			}
+			mustOK(t, q.exec(nvme.WriteCmd(3, 511, 1), pattern, false, nil))
+
+			resize(901, 128<<10, 32)
+			if !bytes.Equal(read(0), pattern) {
+				t.Fatal("block 0 changed when the namespace shrank")
+			}
+			wantStatus(t, q.exec(nvme.ReadCmd(3, 32, 1), nil, false, make([]byte, 4096)), nvme.StatusLBAOutOfRange)
+			wantStatus(t, q.exec(nvme.WriteCmd(3, 255, 1), pattern, false, nil), nvme.StatusLBAOutOfRange)
+
+			resize(902, 2<<20, 512)
+			if !bytes.Equal(read(255), zero) || !bytes.Equal(read(511), zero) {
+				t.Fatal("blocks written before a shrink read their old data after growing again, want zeroes")
+			}
+
+			if err := tg.ResizeNamespace(testNQN, 3, 1000); err == nil {
+				t.Fatal("a size that is not a whole number of blocks was accepted")
+			}
+			if err := tg.ResizeNamespace(testNQN, 9, 1<<20); err == nil {
+				t.Fatal("resizing a namespace that does not exist was accepted")
+			}
+		})
+	}
 }

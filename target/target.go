@@ -19,6 +19,7 @@ import (
 	"net"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -601,8 +602,9 @@ type namespace struct {
 	uuid     [16]byte
 	nguid    [16]byte
 	// cw makes fused Compare and Write atomic: writes hold it shared, a
-	// fused pair exclusively.
-	cw sync.RWMutex
+	// fused pair exclusively. A pointer, so the namespace a resize puts in
+	// its place shares it with commands still running on this one.
+	cw *sync.RWMutex
 }
 
 func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
@@ -610,7 +612,7 @@ func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize}
+	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize, cw: new(sync.RWMutex)}
 	for 1<<ns.shift < ns.bs {
 		ns.shift++
 	}
@@ -708,6 +710,47 @@ func (t *Target) RemoveNamespace(subnqn string, nsid uint32) error {
 	ns.cw.Lock()
 	defer ns.cw.Unlock()
 	return ns.b.Close()
+}
+
+// ResizeNamespace changes the capacity of a namespace of a running
+// subsystem to size bytes (a whole number of its blocks), as an array's
+// volume grow does: blocks that stay keep their data, new ones read as
+// zeroes. Every controller of the subsystem gets a Namespace Attribute
+// Changed event with the NSID in its Changed Namespace List (Identify
+// Namespace NSZE and NCAP changed), which is how a host learns the new
+// size.
+func (t *Target) ResizeNamespace(subnqn string, nsid uint32, size int64) error {
+	s, err := t.subsystem(subnqn)
+	if err != nil {
+		return err
+	}
+	s.nsMu.Lock()
+	defer s.nsMu.Unlock()
+	tbl := s.table()
+	ns := tbl.get(nsid)
+	if ns == nil {
+		return fmt.Errorf("target: subsystem %s has no namespace %d", subnqn, nsid)
+	}
+	if size <= 0 || size%int64(ns.bs) != 0 {
+		return fmt.Errorf("target: namespace %d: size %d is not a positive multiple of its %d-byte blocks", nsid, size, ns.bs)
+	}
+	r, ok := ns.b.(resizer)
+	if !ok {
+		return fmt.Errorf("target: namespace %d: its backend cannot change size", nsid)
+	}
+	// No write or fused pair runs while the size changes: a write past a
+	// new, smaller end would otherwise land in blocks that are gone.
+	ns.cw.Lock()
+	defer ns.cw.Unlock()
+	if err := r.Resize(size); err != nil {
+		return fmt.Errorf("target: namespace %d: %w", nsid, err)
+	}
+	resized := *ns
+	resized.nlba = uint64(size) >> ns.shift
+	resized.cfg.Size = Size(strconv.FormatInt(size, 10))
+	s.ns.Store(tbl.with(&resized))
+	t.nsChanged(s, nsid)
+	return nil
 }
 
 func (t *Target) nsChanged(s *subsystem, nsid uint32) {

@@ -12,7 +12,7 @@ package main
 //
 // `nvmftest target ctl --socket PATH VERB key=value...` takes the verbs of
 // the conformance suites' control contract (set-ana-state, port-down,
-// port-up, add-namespace, remove-namespace, add-subsystem,
+// port-up, add-namespace, remove-namespace, resize-namespace, add-subsystem,
 // remove-subsystem) and exits 3 for a verb the target does not know, so
 // "nvmftest target ctl --socket PATH" is itself a --control command.
 
@@ -115,6 +115,7 @@ Verbs (the conformance suites' control contract):
   port-up           port=PORTID
   add-namespace     subnqn=NQN [nsid=N] [size=64MiB] [block_size=512]
   remove-namespace  subnqn=NQN nsid=N
+  resize-namespace  subnqn=NQN nsid=N size=SIZE (grow or shrink; hosts get a Namespace Attribute Changed event)
   add-subsystem     nqn=NQN [allow_any_host=true] [hosts=NQN,...]
   remove-subsystem  nqn=NQN
   ports             (prints the ports, their state and ANA states as JSON)

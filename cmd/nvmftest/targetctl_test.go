@@ -45,6 +45,12 @@ func TestTargetCtl(t *testing.T) {
 	if code, out := ctl("add-namespace", "subnqn="+target.DefaultSubsystemNQN, "nsid=5", "size=1MiB"); code != 0 {
 		t.Fatalf("add-namespace: %d %s", code, out)
 	}
+	if code, out := ctl("resize-namespace", "subnqn="+target.DefaultSubsystemNQN, "nsid=5", "size=2MiB"); code != 0 {
+		t.Fatalf("resize-namespace: %d %s", code, out)
+	}
+	if code, out := ctl("resize-namespace", "subnqn="+target.DefaultSubsystemNQN, "nsid=5", "size=lots"); code != 1 || !strings.Contains(out, "size=") {
+		t.Fatalf("resize-namespace to a bad size: %d %s", code, out)
+	}
 	if code, _ := ctl("frobnicate"); code != 3 {
 		t.Fatalf("unknown verb exit %d, want 3", code)
 	}
