@@ -169,7 +169,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.CMIC = nvme.CMICMultiPort | nvme.CMICMultiCtrl | nvme.CMICANA
 	id.OAES = nvme.AECNamespaceAttr | nvme.AECANAChange
 	id.FRMW = 1<<1 | 1 // one slot, read only
-	id.LPA = 1<<0 | nvme.LPACommandsEffects | 1<<2
+	id.LPA = nvme.LPACommandsEffects | 1<<2 // no per-namespace SMART (bit 0)
 	id.NN = MaxNSID
 	id.MNAN = MaxNSID
 	id.ONCS = nvme.ONCSCompare | nvme.ONCSDSM | nvme.ONCSWriteZeroes
@@ -344,6 +344,15 @@ func (q *queue) getLogPage(c *command) {
 			}
 			ctrl.mu.Unlock()
 		case nvme.LogSMART:
+			// Controller-wide only (LPA bit 0 clear): the counters are
+			// kept per queue, not per namespace. A namespace's own page
+			// "should" then fail with Invalid Field in Command.
+			if nsid := s.NSID; nsid != 0 && nsid != 0xFFFFFFFF {
+				q.scratch = page[:0]
+				c.ploc = 4
+				q.complete(c, nvme.StatusInvalidField)
+				return
+			}
 			l := nvme.SMARTLog{CompositeTemperature: 300, AvailableSpare: 100, AvailableSpareThreshold: 10, PowerCycles: 1}
 			if q.t.quirks.reservedNonzero {
 				l.CriticalWarning |= 0xC0 // bits 7:6 are reserved

@@ -603,3 +603,30 @@ func TestMemBackendLazy(t *testing.T) {
 		t.Fatal("deallocate kept the chunk")
 	}
 }
+
+// TestSMARTControllerWideOnly: the SMART / Health Information log is kept
+// for the controller as a whole, so Identify Controller does not claim
+// it per namespace (LPA bit 0), and a Get Log Page of it for one
+// namespace fails with Invalid Field in Command instead of passing the
+// controller's counters off as that namespace's (or a namespace that does
+// not exist). NSID FFFFFFFFh and 0 read the controller's page.
+func TestSMARTControllerWideOnly(t *testing.T) {
+	tg := startTarget(t, testConfig())
+	a := admin(t, tg.Addrs()[0], testNQN, 0)
+	id := make([]byte, nvme.IdentifyDataSize)
+	mustOK(t, a.exec(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil, false, id))
+	var ctrl nvme.IdentifyController
+	if err := ctrl.Decode(id); err != nil {
+		t.Fatal(err)
+	}
+	if ctrl.LPA&1 != 0 {
+		t.Errorf("LPA %#x claims a per-namespace SMART log", ctrl.LPA)
+	}
+	b := make([]byte, nvme.SMARTLogSize)
+	for _, nsid := range []uint32{0xFFFFFFFF, 0} {
+		mustOK(t, a.exec(nvme.GetLogPageCmd(nvme.LogSMART, nsid, 0, 0, nvme.SMARTLogSize), nil, false, b))
+	}
+	for _, nsid := range []uint32{1, 2, 0x4d} {
+		wantStatus(t, a.exec(nvme.GetLogPageCmd(nvme.LogSMART, nsid, 0, 0, nvme.SMARTLogSize), nil, false, b), nvme.StatusInvalidField)
+	}
+}
