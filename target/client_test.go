@@ -154,6 +154,18 @@ func (c *client) wait(cid uint16, out, in []byte) (nvme.CQE, error) {
 	}
 }
 
+// identifyController reads and decodes Identify Controller.
+func (c *client) identifyController() *nvme.IdentifyController {
+	c.t.Helper()
+	b := make([]byte, nvme.IdentifyDataSize)
+	mustOK(c.t, c.exec(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil, false, b))
+	var id nvme.IdentifyController
+	if err := id.Decode(b); err != nil {
+		c.t.Fatal(err)
+	}
+	return &id
+}
+
 func connectSQE(qid, sqsize uint16, kato uint32, cattr uint8) nvme.SQE {
 	a := nvme.Connect{QID: qid, SQSIZE: sqsize, KATO: kato, CATTR: cattr}
 	return a.SQE(0)

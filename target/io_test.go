@@ -282,12 +282,7 @@ func TestDSMAllOrNothing(t *testing.T) {
 func TestDataSGLLongerThanTransfer(t *testing.T) {
 	tg := startTarget(t, testConfig())
 	a := admin(t, tg.Addrs()[0], testNQN, 0)
-	id := make([]byte, nvme.IdentifyDataSize)
-	mustOK(t, a.exec(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil, false, id))
-	var ctrl nvme.IdentifyController
-	if err := ctrl.Decode(id); err != nil {
-		t.Fatal(err)
-	}
+	ctrl := a.identifyController()
 	if ctrl.SGLS&nvme.SGLSLongerThanData == 0 {
 		t.Errorf("Identify Controller SGLS %#x lacks bit 18 (LLDTS)", ctrl.SGLS)
 	}

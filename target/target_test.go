@@ -613,12 +613,7 @@ func TestMemBackendLazy(t *testing.T) {
 func TestSMARTControllerWideOnly(t *testing.T) {
 	tg := startTarget(t, testConfig())
 	a := admin(t, tg.Addrs()[0], testNQN, 0)
-	id := make([]byte, nvme.IdentifyDataSize)
-	mustOK(t, a.exec(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil, false, id))
-	var ctrl nvme.IdentifyController
-	if err := ctrl.Decode(id); err != nil {
-		t.Fatal(err)
-	}
+	ctrl := a.identifyController()
 	if ctrl.LPA&1 != 0 {
 		t.Errorf("LPA %#x claims a per-namespace SMART log", ctrl.LPA)
 	}
