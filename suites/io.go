@@ -517,8 +517,10 @@ func (s *Spec) longSGLOutcomes(ctx context.Context, c *initiator.Controller) []l
 	ranges := make([]byte, 2*nvme.DSMRangeSize)
 	(&nvme.DSMRange{NLB: 1}).Put(ranges)
 	dsm := nvme.DSMCmd(ns.ID, 1, false)
-	if id := c.IdentifyData(); id.IOCCSZ*16 < nvme.SQESize+uint32(len(ranges)) {
-		dsm.DPTR = nvme.SGLDescriptor{Length: uint32(len(ranges)), Type: nvme.SGLTransportDataBlock}
+	if id := c.IdentifyData(); id.IOCCSZ*16 >= nvme.SQESize+uint32(len(ranges)) {
+		nvme.SetInCapsule(&dsm, uint32(len(ranges)))
+	} else {
+		nvme.SetDataLength(&dsm, uint32(len(ranges))) // the controller asks for it by R2T
 	}
 	_, _, err = a.IO.Command(dsm, ranges)
 	return append(out, longSGLOutcome{"Dataset Management", commandOutcome(err)})
