@@ -168,7 +168,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.CNTRLTYPE = nvme.CntrlTypeIO
 	id.CMIC = nvme.CMICMultiPort | nvme.CMICMultiCtrl | nvme.CMICANA
 	id.OAES = nvme.AECNamespaceAttr | nvme.AECANAChange
-	id.FRMW = 1<<1 | 1 // one slot, read only
+	id.FRMW = 1<<1 | 1                      // one slot, read only
 	id.LPA = nvme.LPACommandsEffects | 1<<2 // no per-namespace SMART (bit 0)
 	id.NN = MaxNSID
 	id.MNAN = MaxNSID
