@@ -112,3 +112,37 @@ func TestRegionRefusesBlocksBeyondMDTS(t *testing.T) {
 		t.Errorf("no MDTS limit: %v", err)
 	}
 }
+
+// TestJobFileDuplicateSections: fio runs a section name given twice as two
+// jobs, in order, each with its own options; a [global] affects only the
+// jobs after it.
+func TestJobFileDuplicateSections(t *testing.T) {
+	jobs, err := ParseJobFile([]byte(`
+[global]
+bs=4k
+[job1]
+rw=randread
+iodepth=4
+[global]
+bs=8k
+[job1]
+rw=randwrite
+[job2]
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(jobs) != 3 {
+		t.Fatalf("%d jobs, want 3 (job1 twice, job2)", len(jobs))
+	}
+	a, b, c := jobs[0], jobs[1], jobs[2]
+	if a.Name != "job1" || a.RWString() != "randread" || a.BS[0].Size != 4096 || a.IODepth != 4 {
+		t.Errorf("first job1: %s rw=%s bs=%d iodepth=%d", a.Name, a.RWString(), a.BS[0].Size, a.IODepth)
+	}
+	if b.Name != "job1" || b.RWString() != "randwrite" || b.BS[0].Size != 8192 || b.IODepth != 1 {
+		t.Errorf("second job1: %s rw=%s bs=%d iodepth=%d", b.Name, b.RWString(), b.BS[0].Size, b.IODepth)
+	}
+	if c.Name != "job2" || c.RWString() != "read" || c.BS[0].Size != 8192 {
+		t.Errorf("job2: %s rw=%s bs=%d", c.Name, c.RWString(), c.BS[0].Size)
+	}
+}

@@ -7,15 +7,18 @@ import (
 	"gopkg.in/ini.v1"
 )
 
-// ParseJobFile reads a fio job file: a [global] section whose options
-// every job starts from, then one section per job. Bare keys such as
-// time_based are true. Options apply in order; the section name is the
-// job name unless name= says otherwise. base, if set, supplies options
-// given outside the file (they come first, [global] overrides them).
+// ParseJobFile reads a fio job file: [global] sections whose options the
+// jobs after them start from, then one section per job. As in fio, a
+// [global] affects only the jobs below it, and a section name given twice
+// makes two jobs, run in order. Bare keys such as time_based are true.
+// Options apply in order; the section name is the job name unless name=
+// says otherwise. base, if set, supplies options given outside the file
+// (they come first, [global] overrides them).
 func ParseJobFile(data []byte, base *Job) ([]*Job, error) {
 	f, err := ini.LoadSources(ini.LoadOptions{
 		AllowBooleanKeys:         true,
 		AllowShadows:             false,
+		AllowNonUniqueSections:   true,
 		IgnoreInlineComment:      false,
 		SpaceBeforeInlineComment: true,
 		Insensitive:              false,
@@ -29,17 +32,18 @@ func ParseJobFile(data []byte, base *Job) ([]*Job, error) {
 	} else {
 		global = global.Clone()
 	}
-	if s, err := f.GetSection("global"); err == nil {
-		if err := applySection(global, s); err != nil {
-			return nil, fmt.Errorf("job file [global]: %w", err)
-		}
-	}
 	var jobs []*Job
 	for _, s := range f.Sections() {
 		name := s.Name()
-		if name == ini.DefaultSection || name == "global" {
-			if name == ini.DefaultSection && len(s.Keys()) > 0 {
+		switch name {
+		case ini.DefaultSection:
+			if len(s.Keys()) > 0 {
 				return nil, fmt.Errorf("job file: options before the first [section]: %s", strings.Join(s.KeyStrings(), ", "))
+			}
+			continue
+		case "global":
+			if err := applySection(global, s); err != nil {
+				return nil, fmt.Errorf("job file [global]: %w", err)
 			}
 			continue
 		}
