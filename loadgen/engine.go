@@ -77,7 +77,10 @@ type jobState struct {
 	stop     atomic.Bool
 	stopCh   chan struct{}
 	stopOnce sync.Once
-	rampEnd  int64
+	group    int   // fio's groupid
+	start    int64 // when the job's phase started (engine clock)
+	started  bool
+	rampEnd  int64     // start + ramp_time
 	agg      *interval // this interval, all clones, measured I/Os
 	rampAgg  *interval // this interval, all clones, I/Os done during ramp_time
 	total    *interval
@@ -128,13 +131,18 @@ type worker struct {
 	ramp, rampSpare *interval
 	done            chan struct{}
 	end             atomic.Int64 // when the measured phase ended (0: running)
+	verifyEnd       atomic.Int64 // when the read-back of a write verify job ended
 	verifyPass      bool
 	vcur            uint64
 }
 
-// Run runs the targets' jobs at once and returns their results. The
-// returned error is the first I/O or verify error (the result is still
-// filled in), or ctx's error if it ended the run.
+// Run runs the targets' jobs and returns their results. Jobs run
+// together except where a job has stonewall: it and the jobs after it
+// start only when every job before it has finished (fio's stonewall).
+// stonewall and new_group start a new reporting group (JobResult.Group).
+// The returned error is the first I/O or verify error (the result is
+// still filled in; jobs of phases that never started are marked Skipped),
+// or ctx's error if it ended the run.
 func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 	if o.Interval <= 0 {
 		o.Interval = time.Second
@@ -143,6 +151,10 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		return nil, errNoJobs
 	}
 	e := &engine{}
+	// Every job's workers are made before any I/O, so a bad job in a late
+	// phase is refused before the first phase runs.
+	var phases [][]*jobState
+	group, inGroup := 0, 0
 	for ti, t := range targets {
 		j := t.Job
 		if len(t.Devices) != j.NumJobs {
@@ -151,7 +163,17 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		if j.TimeBased && j.Runtime <= 0 {
 			return nil, fmt.Errorf("job %s: time_based needs a runtime", j.Name)
 		}
-		js := &jobState{job: j, idx: ti, stopCh: make(chan struct{}), agg: newInterval(j), rampAgg: newInterval(j), total: newInterval(j), rampEnd: int64(j.RampTime)}
+		// fio's rule: stonewall or new_group after jobs of the current
+		// group starts a new group; stonewall also waits for all before.
+		if (j.Stonewall || j.NewGroup) && inGroup > 0 {
+			group, inGroup = group+1, 0
+		}
+		inGroup++
+		if len(phases) == 0 || j.Stonewall && len(phases[len(phases)-1]) > 0 {
+			phases = append(phases, nil)
+		}
+		js := &jobState{job: j, idx: ti, group: group, stopCh: make(chan struct{}),
+			agg: newInterval(j), rampAgg: newInterval(j), total: newInterval(j)}
 		for ci, d := range t.Devices {
 			w, err := newWorker(e, js, ci, d)
 			if err != nil {
@@ -161,6 +183,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			js.devices = append(js.devices, w.inf)
 		}
 		e.jobs = append(e.jobs, js)
+		phases[len(phases)-1] = append(phases[len(phases)-1], js)
 	}
 	var hl *hdrhistogram.HistogramLogWriter
 	e.epoch = time.Now()
@@ -173,9 +196,81 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		_ = hl.OutputBaseTime(e.epoch.UnixMilli())
 		_ = hl.OutputLegend()
 	}
+	res := &Result{Start: e.epoch}
+	c := collector{e: e, o: o, hl: hl, res: res, scratch: newHist()}
+	for pi, phase := range phases {
+		if ctx.Err() != nil && !e.abort.Load() {
+			e.fail(ctx.Err())
+		}
+		if e.abort.Load() {
+			break // an error or Ctrl-C ends the run: later phases never start
+		}
+		// What the later phases will take, for the ETA (when known).
+		c.later = 0
+		for _, p := range phases[pi+1:] {
+			longest := time.Duration(0)
+			for _, js := range p {
+				longest = max(longest, js.job.RampTime+js.job.Runtime)
+			}
+			c.later += longest
+		}
+		e.runPhase(ctx, &c, phase)
+	}
+	res.Elapsed = time.Duration(e.now())
+	var firstErr error
+	for _, js := range e.jobs {
+		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0, Group: js.group, Skipped: !js.started}
+		end := int64(0)
+		for _, w := range js.workers {
+			end = max(end, w.end.Load(), w.verifyEnd.Load())
+			if w.ver != nil {
+				jr.Verified += w.ver.checked
+			}
+		}
+		if js.started {
+			jr.Start, jr.End = e.epoch.Add(time.Duration(js.start)), e.epoch.Add(time.Duration(end))
+			measured := int64(0)
+			for _, w := range js.workers {
+				measured = max(measured, w.end.Load())
+			}
+			jr.Runtime = time.Duration(max(measured-js.rampEnd, 0))
+		}
+		for op := range 2 {
+			d := &js.total.d[op]
+			dr := jr.Dir(Op(op))
+			dr.IOs, dr.Bytes, dr.Clat, dr.Slat = d.ios, d.bytes, d.clat, d.slat
+			dr.Lat = d.lat
+			if !jr.RateLimited {
+				dr.Lat = d.clat
+			}
+			dr.IOPSSamples, dr.BWSamples = js.samples[op], js.bwSamp[op]
+		}
+		if e.abortErr != nil {
+			jr.Err = e.abortErr
+		}
+		if firstErr == nil {
+			firstErr = jr.Err
+		}
+		res.Jobs = append(res.Jobs, jr)
+	}
+	return res, firstErr
+}
+
+// runPhase starts the jobs of one phase together and collects them until
+// they have all finished (or the run is aborted).
+func (e *engine) runPhase(ctx context.Context, c *collector, jobs []*jobState) {
+	start := e.now()
 	var wg sync.WaitGroup
 	var timers []*time.Timer
-	for _, js := range e.jobs {
+	var ramps []int64
+	for _, js := range jobs {
+		js.start, js.started = start, true
+		js.rampEnd = start + int64(js.job.RampTime)
+		if js.job.RampTime > 0 {
+			ramps = append(ramps, js.rampEnd)
+		}
+	}
+	for _, js := range jobs {
 		if js.job.Runtime > 0 {
 			timers = append(timers, time.AfterFunc(js.job.RampTime+js.job.Runtime, js.requestStop))
 		}
@@ -186,17 +281,11 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 
-	res := &Result{Start: e.epoch}
-	c := collector{e: e, o: o, hl: hl, res: res, scratch: newHist()}
-	// Collection points: every interval, and exactly at each ramp end.
-	var ramps []int64
-	for _, js := range e.jobs {
-		if js.rampEnd > 0 {
-			ramps = append(ramps, js.rampEnd)
-		}
-	}
-	tick := time.NewTimer(o.Interval)
-	nextTick := int64(o.Interval)
+	c.jobs, c.last = jobs, start
+	// Collection points: every interval from the phase's start, and
+	// exactly at each ramp end.
+	tick := time.NewTimer(c.o.Interval)
+	nextTick := start + int64(c.o.Interval)
 	ctxDone := ctx.Done()
 	for running := true; running; {
 		at := nextTick
@@ -211,7 +300,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		case <-tick.C:
 			c.collect(e.now())
 			if !isRamp {
-				nextTick += int64(o.Interval)
+				nextTick += int64(c.o.Interval)
 			}
 		case <-allDone:
 			running = false
@@ -225,38 +314,6 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		t.Stop()
 	}
 	c.collect(e.now())
-	res.Elapsed = time.Duration(e.now())
-	for _, js := range e.jobs {
-		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0}
-		end := int64(0)
-		for _, w := range js.workers {
-			end = max(end, w.end.Load())
-			if w.ver != nil {
-				jr.Verified += w.ver.checked
-			}
-		}
-		jr.Runtime = time.Duration(max(end-js.rampEnd, 0))
-		for op := range 2 {
-			d := &js.total.d[op]
-			dr := jr.Dir(Op(op))
-			dr.IOs, dr.Bytes, dr.Clat, dr.Slat = d.ios, d.bytes, d.clat, d.slat
-			dr.Lat = d.lat
-			if !jr.RateLimited {
-				dr.Lat = d.clat
-			}
-			dr.IOPSSamples, dr.BWSamples = js.samples[op], js.bwSamp[op]
-		}
-		res.Jobs = append(res.Jobs, jr)
-	}
-	err := e.abortErr
-	if err != nil {
-		for _, jr := range res.Jobs {
-			if jr.Err == nil {
-				jr.Err = err
-			}
-		}
-	}
-	return res, err
 }
 
 func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
@@ -584,6 +641,7 @@ func (w *worker) run() {
 		w.verifyPass = true
 		w.mu.Unlock()
 		w.closedLoop()
+		w.verifyEnd.Store(max(w.e.now(), 1))
 	}
 }
 
@@ -595,6 +653,8 @@ type collector struct {
 	res     *Result
 	last    int64
 	scratch *hdrhistogram.Histogram
+	jobs    []*jobState   // the phase running now
+	later   time.Duration // what the phases after it will take, for the ETA
 }
 
 func (c *collector) collect(now int64) {
@@ -606,7 +666,7 @@ func (c *collector) collect(now int64) {
 	var p Progress
 	p.Elapsed = time.Duration(now)
 	p.ETA = -1
-	for _, js := range c.e.jobs {
+	for _, js := range c.jobs {
 		js.agg.reset()
 		js.rampAgg.reset()
 		// A job that ended before this interval has nothing to report; one
@@ -682,6 +742,9 @@ func (c *collector) collect(now int64) {
 				_ = c.hl.OutputIntervalHistogram(lat)
 			}
 		}
+	}
+	if p.ETA >= 0 {
+		p.ETA += c.later
 	}
 	p.P99 = c.scratch.ValueAtQuantile(99)
 	c.last = now

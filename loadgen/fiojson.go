@@ -34,6 +34,7 @@ type FioOutput struct {
 type FioJob struct {
 	JobName    string             `json:"jobname"`
 	GroupID    int                `json:"groupid"`
+	JobStart   int64              `json:"job_start"` // ms since the epoch, as fio 3.35+
 	Error      int                `json:"error"`
 	ETA        int                `json:"eta"`
 	Elapsed    int64              `json:"elapsed"`
@@ -53,10 +54,12 @@ type FioJob struct {
 	LatencyUs  map[string]float64 `json:"latency_us"`
 	LatencyMs  map[string]float64 `json:"latency_ms"`
 	// Extensions (fio has none of these; consumers ignore unknown keys).
-	Devices      []string `json:"nvmftest_devices,omitempty"`
-	RateLimited  bool     `json:"nvmftest_lat_from_intended_issue,omitempty"`
-	Verified     int64    `json:"nvmftest_verified_blocks,omitempty"`
-	ErrorMessage string   `json:"nvmftest_error,omitempty"`
+	Devices     []string `json:"nvmftest_devices,omitempty"`
+	RateLimited bool     `json:"nvmftest_lat_from_intended_issue,omitempty"`
+	Verified    int64    `json:"nvmftest_verified_blocks,omitempty"`
+	// Skipped: the run ended before this job's stonewalled phase started.
+	Skipped      bool   `json:"nvmftest_not_started,omitempty"`
+	ErrorMessage string `json:"nvmftest_error,omitempty"`
 }
 
 // FioSync is fio's "sync" object (always empty here).
@@ -212,10 +215,15 @@ func latBuckets(h *hdrhistogram.Histogram) (ns, us, ms map[string]float64) {
 func FioJSON(r *Result) *FioOutput {
 	out := &FioOutput{FioVersion: FioVersion, Timestamp: r.Start.Unix(), TimestampMs: r.Start.UnixMilli(),
 		Time: r.Start.Format(time.ANSIC), GlobalOptions: map[string]string{}, DiskUtil: []any{}}
-	for gi, jr := range r.Jobs {
-		j := FioJob{JobName: jr.Job.Name, GroupID: gi, Elapsed: int64(math.Round(r.Elapsed.Seconds())),
+	for _, jr := range r.Jobs {
+		// elapsed is the run's, in every job, as fio's; job_start tells
+		// when each job (after a stonewall: each phase) began.
+		j := FioJob{JobName: jr.Job.Name, GroupID: jr.Group, Elapsed: int64(math.Round(r.Elapsed.Seconds())),
 			JobOptions: map[string]string{}, JobRuntime: jr.Runtime.Milliseconds(),
-			RateLimited: jr.RateLimited, Verified: jr.Verified}
+			RateLimited: jr.RateLimited, Verified: jr.Verified, Skipped: jr.Skipped}
+		if !jr.Skipped {
+			j.JobStart = jr.Start.UnixMilli()
+		}
 		for k, v := range jr.Job.Options {
 			j.JobOptions[k] = v
 		}

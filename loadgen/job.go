@@ -30,6 +30,11 @@ type Job struct {
 	RateIOPS    int           // rate_iops: issue at most this many I/Os per second, per clone
 	Verify      string        // verify: "" or "crc32c"
 	Seed        uint64        // randseed
+	// Stonewall (stonewall, wait_for_previous): start only when every job
+	// before this one has finished; starts a new reporting group.
+	Stonewall bool
+	// NewGroup (new_group): start a new reporting group, without waiting.
+	NewGroup bool
 
 	// Options holds every option as given (fio's "job options" in JSON).
 	Options map[string]string
@@ -64,7 +69,7 @@ func (j *Job) Clone() *Job {
 var KnownOptions = []string{
 	"name", "rw", "readwrite", "rwmixread", "rwmixwrite", "bs", "blocksize", "bssplit", "iodepth", "numjobs",
 	"runtime", "timeout", "time_based", "ramp_time", "size", "offset", "norandommap",
-	"random_distribution", "rate_iops", "verify", "randseed",
+	"random_distribution", "rate_iops", "verify", "randseed", "stonewall", "wait_for_previous", "new_group",
 	"traddr", "trsvcid", "subnqn", "nsid", // nvmftest's: where the job runs
 }
 
@@ -72,7 +77,7 @@ var KnownOptions = []string{
 // real job files; they are accepted and recorded, without effect.
 var ignoredOptions = map[string]bool{
 	"ioengine": true, "direct": true, "group_reporting": true, "thread": true, "filename": true,
-	"stonewall": true, "description": true, "buffered": true, "invalidate": true, "do_verify": true,
+	"description": true, "buffered": true, "invalidate": true, "do_verify": true,
 	"verify_fatal": true, "exitall": true, "lat_percentiles": true, "clat_percentiles": true,
 }
 
@@ -217,6 +222,18 @@ func (j *Job) set(key, val string) error {
 		default:
 			return fmt.Errorf("supported: crc32c")
 		}
+	case "stonewall", "wait_for_previous":
+		b, err := parseBool(val)
+		if err != nil {
+			return err
+		}
+		j.Stonewall = b
+	case "new_group":
+		b, err := parseBool(val)
+		if err != nil {
+			return err
+		}
+		j.NewGroup = b
 	case "randseed":
 		n, err := strconv.ParseUint(val, 10, 64)
 		if err != nil {

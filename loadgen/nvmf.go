@@ -85,11 +85,16 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 		if _, ok := need[at]; !ok {
 			order = append(order, at)
 		}
-		for _, ns := range nsids {
+		for i, ns := range nsids {
 			jj := j
 			if len(nsids) > 1 {
 				jj = j.Clone()
 				jj.Name = fmt.Sprintf("%s/ns%d", j.Name, ns)
+				if i > 0 {
+					// One job on several namespaces runs at once, in one
+					// group, as fio's numjobs clones do.
+					jj.Stonewall, jj.NewGroup = false, false
+				}
 			}
 			plans = append(plans, plan{jj, at, ns})
 			need[at] += j.NumJobs

@@ -12,18 +12,21 @@ import (
 
 // WriteSummary writes a human summary in fio's layout.
 func WriteSummary(w io.Writer, r *Result) {
-	for gi, jr := range r.Jobs {
+	for _, jr := range r.Jobs {
 		errno := 0
 		if jr.Err != nil {
 			errno = 5
 		}
-		fmt.Fprintf(w, "%s: (groupid=%d, jobs=%d): err=%2d: rw=%s, bs=%s, iodepth=%d\n", jr.Job.Name, gi, jr.Job.NumJobs, errno,
+		fmt.Fprintf(w, "%s: (groupid=%d, jobs=%d): err=%2d: rw=%s, bs=%s, iodepth=%d\n", jr.Job.Name, jr.Group, jr.Job.NumJobs, errno,
 			jr.Job.RWString(), bsString(jr.Job), jr.Job.IODepth)
 		for _, d := range jr.Devices {
 			fmt.Fprintf(w, "  device: %s (%d x %d B blocks)\n", d.Name, d.Blocks, d.BlockSize)
 		}
 		if jr.Err != nil {
 			fmt.Fprintf(w, "  error: %v\n", jr.Err)
+		}
+		if jr.Skipped {
+			fmt.Fprintf(w, "  not started: the run ended before this job's stonewall phase\n")
 		}
 		for _, op := range []Op{OpRead, OpWrite} {
 			d := jr.Dir(op)
@@ -52,17 +55,52 @@ func WriteSummary(w io.Writer, r *Result) {
 			fmt.Fprintf(w, "  lat is measured from each I/O's intended issue time (rate_iops=%d): stalls show in the tail\n", jr.Job.RateIOPS)
 		}
 	}
-	fmt.Fprintf(w, "\nRun status: %d job(s) in %s\n", len(r.Jobs), r.Elapsed.Round(time.Millisecond))
+	writeGroups(w, r)
+}
+
+// writeGroups writes fio's "Run status group N (all jobs)" lines: per
+// group and direction, the aggregate bandwidth (all bytes over the
+// longest runtime), the slowest and fastest job's, the bytes and the
+// shortest and longest runtime.
+func writeGroups(w io.Writer, r *Result) {
+	var groups []int
+	seen := map[int]bool{}
 	for _, jr := range r.Jobs {
-		for _, op := range []Op{OpRead, OpWrite} {
-			d := jr.Dir(op)
-			if d.IOs == 0 {
-				continue
-			}
-			fmt.Fprintf(w, "  %s %s: bw=%s/s (%s/s), io=%s, run=%dmsec\n", jr.Job.Name, strings.ToUpper(op.String()),
-				iec(d.BW(jr.Runtime)), si(d.BW(jr.Runtime)), iec(float64(d.Bytes)), jr.Runtime.Milliseconds())
+		if !seen[jr.Group] {
+			seen[jr.Group] = true
+			groups = append(groups, jr.Group)
 		}
 	}
+	for _, g := range groups {
+		fmt.Fprintf(w, "\nRun status group %d (all jobs):\n", g)
+		for _, op := range []Op{OpRead, OpWrite} {
+			var bytes int64
+			var minRun, maxRun time.Duration
+			minBW, maxBW := math.Inf(1), 0.0
+			n := 0
+			for _, jr := range r.Jobs {
+				d := jr.Dir(op)
+				if jr.Group != g || d.IOs == 0 || jr.Runtime <= 0 {
+					continue
+				}
+				if n == 0 || jr.Runtime < minRun {
+					minRun = jr.Runtime
+				}
+				maxRun = max(maxRun, jr.Runtime)
+				bytes += d.Bytes
+				minBW, maxBW = min(minBW, d.BW(jr.Runtime)), max(maxBW, d.BW(jr.Runtime))
+				n++
+			}
+			if n == 0 {
+				continue
+			}
+			agg := float64(bytes) / maxRun.Seconds()
+			fmt.Fprintf(w, "  %5s: bw=%s/s (%s/s), %s/s-%s/s (%s/s-%s/s), io=%s (%s), run=%d-%dmsec\n", strings.ToUpper(op.String()),
+				iec(agg), si(agg), iec(minBW), iec(maxBW), si(minBW), si(maxBW), iec(float64(bytes)), si(float64(bytes)),
+				minRun.Milliseconds(), maxRun.Milliseconds())
+		}
+	}
+	fmt.Fprintf(w, "\n%d job(s) in %d group(s), %s in all\n", len(r.Jobs), len(groups), r.Elapsed.Round(time.Millisecond))
 }
 
 func bsString(j *Job) string {

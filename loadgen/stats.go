@@ -129,7 +129,16 @@ type JobResult struct {
 	// RateLimited says lat is measured from the intended issue time.
 	RateLimited bool
 	Verified    int64 // blocks whose content verify checked
-	Err         error
+	// Group is fio's groupid: stonewall and new_group start a new one.
+	Group int
+	// Start and End are when the job's clones started and when the last
+	// one finished (ramp and a write job's read-back included); zero if
+	// Skipped. A job with stonewall starts after every job before it ended.
+	Start, End time.Time
+	// Skipped: the run ended (an error, Ctrl-C) before the job's phase
+	// started, so it did no I/O.
+	Skipped bool
+	Err     error
 }
 
 // Dir returns the result of op.

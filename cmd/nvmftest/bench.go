@@ -112,7 +112,7 @@ func benchJobs(cmd *cobra.Command, f *benchFlags, files []string) ([]*loadgen.Jo
 		return []*loadgen.Job{base}, nil
 	}
 	var jobs []*loadgen.Job
-	for _, name := range files {
+	for fi, name := range files {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			return nil, usagef("job file: %v", err)
@@ -120,6 +120,9 @@ func benchJobs(cmd *cobra.Command, f *benchFlags, files []string) ([]*loadgen.Jo
 		js, err := loadgen.ParseJobFile(data, base)
 		if err != nil {
 			return nil, usagef("%s: %v", name, err)
+		}
+		if fi > 0 {
+			js[0].Stonewall = true // fio separates job files by a stonewall
 		}
 		jobs = append(jobs, js...)
 	}

@@ -115,3 +115,34 @@ func TestBenchUsage(t *testing.T) {
 		t.Errorf("offset past the end: exit %d, %q", code, errs)
 	}
 }
+
+// TestBenchStonewall: job files keep fio's phases (stonewall within a
+// file, and between files) and groupids.
+func TestBenchStonewall(t *testing.T) {
+	dir := t.TempDir()
+	one, two := filepath.Join(dir, "one.fio"), filepath.Join(dir, "two.fio")
+	os.WriteFile(one, []byte("[global]\nbs=4k\nruntime=200ms\ntime_based\nrate_iops=200\n[a]\nrw=randread\n[b]\nstonewall\nrw=randwrite\n"), 0o644)
+	os.WriteFile(two, []byte("[c]\nrw=read\nsize=64k\n"), 0o644)
+	code, out, errs := runCLI(t, "", "bench", "--embedded", "mem:16MiB", "--output-format", "json", one, two)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var fio struct {
+		Jobs []struct {
+			Name     string `json:"jobname"`
+			Group    int    `json:"groupid"`
+			JobStart int64  `json:"job_start"`
+			Runtime  int64  `json:"job_runtime"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal([]byte(out), &fio); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(fio.Jobs) != 3 || fio.Jobs[0].Group != 0 || fio.Jobs[1].Group != 1 || fio.Jobs[2].Group != 2 {
+		t.Fatalf("jobs: %+v", fio.Jobs)
+	}
+	// Each phase starts after the one before ended (job_start is in ms).
+	if fio.Jobs[1].JobStart < fio.Jobs[0].JobStart+fio.Jobs[0].Runtime || fio.Jobs[2].JobStart < fio.Jobs[1].JobStart+fio.Jobs[1].Runtime {
+		t.Errorf("phases overlap: %+v", fio.Jobs)
+	}
+}
