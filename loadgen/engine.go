@@ -225,6 +225,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			end = max(end, w.end.Load(), w.verifyEnd.Load())
 			if w.ver != nil {
 				jr.Verified += w.ver.checked
+				jr.VerifyNoHeader += w.ver.noHeader
 			}
 		}
 		if js.started {
@@ -245,8 +246,13 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			}
 			dr.IOPSSamples, dr.BWSamples = js.samples[op], js.bwSamp[op]
 		}
-		if e.abortErr != nil {
+		switch {
+		case e.abortErr != nil:
 			jr.Err = e.abortErr
+		case js.job.Verify != "" && jr.Verified == 0:
+			// A verify job that checked no block verified nothing: saying
+			// it passed would be a wrong result.
+			jr.Err = fmt.Errorf("job %s: %w (%d blocks read had no verify header)", js.job.Name, ErrNothingVerified, jr.VerifyNoHeader)
 		}
 		if firstErr == nil {
 			firstErr = jr.Err
@@ -255,6 +261,10 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 	}
 	return res, firstErr
 }
+
+// ErrNothingVerified is a verify job's error when it checked no block:
+// every block it read lacked a verify header, so nothing was verified.
+var ErrNothingVerified = errors.New("verify checked no blocks")
 
 // runPhase starts the jobs of one phase together and collects them until
 // they have all finished (or the run is aborted).
@@ -374,6 +384,7 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		if w.ver == nil {
 			return nil, fmt.Errorf("verify needs logical blocks of at least 64 bytes")
 		}
+		w.ver.readOnly = !j.Write
 	}
 	maxBS := j.maxBS()
 	w.ios = make([]*IO, depth)

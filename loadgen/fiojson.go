@@ -56,7 +56,10 @@ type FioJob struct {
 	// Extensions (fio has none of these; consumers ignore unknown keys).
 	Devices     []string `json:"nvmftest_devices,omitempty"`
 	RateLimited bool     `json:"nvmftest_lat_from_intended_issue,omitempty"`
-	Verified    int64    `json:"nvmftest_verified_blocks,omitempty"`
+	// Verified and VerifyNoHeader are set for verify jobs only (zero too:
+	// a verify job that checked 0 blocks must say so).
+	Verified       *int64 `json:"nvmftest_verified_blocks,omitempty"`
+	VerifyNoHeader *int64 `json:"nvmftest_verify_no_header_blocks,omitempty"`
 	// Skipped: the run ended before this job's stonewalled phase started.
 	Skipped      bool   `json:"nvmftest_not_started,omitempty"`
 	ErrorMessage string `json:"nvmftest_error,omitempty"`
@@ -220,9 +223,13 @@ func FioJSON(r *Result) *FioOutput {
 		// when each job (after a stonewall: each phase) began.
 		j := FioJob{JobName: jr.Job.Name, GroupID: jr.Group, Elapsed: int64(math.Round(r.Elapsed.Seconds())),
 			JobOptions: map[string]string{}, JobRuntime: jr.Runtime.Milliseconds(),
-			RateLimited: jr.RateLimited, Verified: jr.Verified, Skipped: jr.Skipped}
+			RateLimited: jr.RateLimited, Skipped: jr.Skipped}
 		if !jr.Skipped {
 			j.JobStart = jr.Start.UnixMilli()
+		}
+		if jr.Job.Verify != "" {
+			v, n := jr.Verified, jr.VerifyNoHeader
+			j.Verified, j.VerifyNoHeader = &v, &n
 		}
 		for k, v := range jr.Job.Options {
 			j.JobOptions[k] = v

@@ -48,8 +48,8 @@ func WriteSummary(w io.Writer, r *Result) {
 				fmt.Fprintf(w, "   iops        : min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", lo, hi, mean, dev, len(d.IOPSSamples))
 			}
 		}
-		if jr.Verified > 0 {
-			fmt.Fprintf(w, "  verify: %d blocks checked (crc32c, LBA, generation)\n", jr.Verified)
+		if jr.Job.Verify != "" {
+			fmt.Fprintf(w, "  verify: %d blocks checked, %d without a verify header (crc32c, LBA, generation)\n", jr.Verified, jr.VerifyNoHeader)
 		}
 		if jr.RateLimited {
 			fmt.Fprintf(w, "  lat is measured from each I/O's intended issue time (rate_iops=%d): stalls show in the tail\n", jr.Job.RateIOPS)

@@ -128,7 +128,11 @@ type JobResult struct {
 	Write   DirResult
 	// RateLimited says lat is measured from the intended issue time.
 	RateLimited bool
-	Verified    int64 // blocks whose content verify checked
+	// Verified counts blocks whose content verify checked; VerifyNoHeader
+	// the blocks read that had no verify header (a read-only verify job
+	// fails on the first, as fio does; a mixed job skips blocks it never
+	// wrote).
+	Verified, VerifyNoHeader int64
 	// Group is fio's groupid: stonewall and new_group start a new one.
 	Group int
 	// Start and End are when the job's clones started and when the last

@@ -15,8 +15,9 @@ import (
 //	24 4  generation (per clone, counts writes from 1)
 //	28 4  CRC32C of the block with this field zero
 //
-// A read checks each block: a block with no header was never written (an
-// error if this run wrote it), a header naming another LBA is a misplaced
+// A read checks each block: a block with no header was never written by a
+// verify job (an error if this run wrote it, or if the job only reads, as
+// fio's "bad magic header"), a header naming another LBA is a misplaced
 // write, a CRC mismatch is corruption, and an older generation than the
 // last one this run wrote is a lost write.
 const (
@@ -49,6 +50,11 @@ type verifier struct {
 	dev     string
 	nsid    uint32
 	checked int64
+	// noHeader counts blocks read without a verify header.
+	noHeader int64
+	// readOnly: the job only reads, so every block it reads must hold what
+	// a verify job wrote (fio: a read verify job over other data fails).
+	readOnly bool
 }
 
 func newVerifier(info DeviceInfo, seed uint64, start, blocks uint64) *verifier {
@@ -120,10 +126,15 @@ func (v *verifier) check(io *IO) error {
 			return &VerifyError{Device: v.dev, NSID: v.nsid, LBA: lba, Reason: fmt.Sprintf(format, args...)}
 		}
 		if string(b[:8]) != verifyMagic {
+			v.noHeader++
 			if want != 0 {
 				return fail("no verify header (first bytes % x) where generation %d was written", b[:16], want)
 			}
-			continue // never written by a verify job
+			if v.readOnly {
+				return fail("no verify header (first bytes % x): the block was not written by an nvmftest verify job, "+
+					"so it cannot be checked (write the region first with --rw write --verify crc32c, same --offset and --size)", b[:16])
+			}
+			continue // a mixed job reading a block it has not written yet
 		}
 		v.checked++
 		stored := binary.LittleEndian.Uint32(b[28:])

@@ -109,3 +109,45 @@ func TestVerifyFindings(t *testing.T) {
 		t.Log(err)
 	})
 }
+
+// TestVerifyReadOfUnverifiableData: a read job with verify over blocks no
+// verify job wrote checked nothing; fio calls a block without its header a
+// verify failure, and so does this. A mixed job that read only such
+// blocks verified nothing either and must not pass.
+func TestVerifyReadOfUnverifiableData(t *testing.T) {
+	d := newMemDevice(512, 1024)
+	for i := range d.data {
+		d.data[i] = byte(i * 7)
+	}
+	res, err := runMem(t, d, "rw", "randread", "verify", "crc32c", "size", "64k")
+	var ve *VerifyError
+	if !errors.As(err, &ve) || !strings.Contains(ve.Reason, "no verify header") {
+		t.Fatalf("read verify over foreign data: %v; want a verify error (no verify header)", err)
+	}
+	jr := res.Jobs[0]
+	if jr.Err == nil || jr.Verified != 0 || jr.VerifyNoHeader != 1 {
+		t.Errorf("job: err %v, %d checked, %d without header", jr.Err, jr.Verified, jr.VerifyNoHeader)
+	}
+	var sum strings.Builder
+	WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "verify: 0 blocks checked, 1 without a verify header") {
+		t.Errorf("summary:\n%s", sum.String())
+	}
+	fj := FioJSON(res).Jobs[0]
+	if fj.Error == 0 || fj.Verified == nil || *fj.Verified != 0 || fj.VerifyNoHeader == nil || *fj.VerifyNoHeader != 1 {
+		t.Errorf("JSON: error %d verified %v no header %v", fj.Error, fj.Verified, fj.VerifyNoHeader)
+	}
+
+	// A mixed job doing only reads: every block it read was never written,
+	// so not one was checked.
+	d = newMemDevice(512, 1024)
+	res, err = runMem(t, d, "rw", "randrw", "rwmixread", "100", "verify", "crc32c", "size", "64k")
+	if !errors.Is(err, ErrNothingVerified) || res.Jobs[0].Verified != 0 || res.Jobs[0].VerifyNoHeader != 128 || res.Jobs[0].Err == nil {
+		t.Fatalf("mixed job that verified nothing: %v, %d checked, %d without header", err, res.Jobs[0].Verified, res.Jobs[0].VerifyNoHeader)
+	}
+	sum.Reset()
+	WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "verify: 0 blocks checked, 128 without a verify header") {
+		t.Errorf("summary:\n%s", sum.String())
+	}
+}

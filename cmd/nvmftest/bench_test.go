@@ -146,3 +146,12 @@ func TestBenchStonewall(t *testing.T) {
 		t.Errorf("phases overlap: %+v", fio.Jobs)
 	}
 }
+
+// TestBenchVerifyUnwritten: a read verify job over data no verify job
+// wrote fails and says how many blocks it checked.
+func TestBenchVerifyUnwritten(t *testing.T) {
+	code, out, errs := runCLI(t, "", "bench", "--embedded", "mem:16MiB", "--rw", "randread", "--verify", "crc32c", "--size", "64k")
+	if code != 1 || !strings.Contains(out, "verify: 0 blocks checked, 1 without a verify header") || !strings.Contains(errs, "no verify header") {
+		t.Errorf("read verify over unwritten data: exit %d\n%s\n%s", code, out, errs)
+	}
+}
