@@ -181,6 +181,13 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		}
 		f.conn.traddr = "-" // validated per job
 	}
+	if f.conn.nqn == "" {
+		for _, j := range jobs {
+			if j.Options["subnqn"] == "" {
+				return usagef("missing subsystem NQN: give it with -n/--nqn SUBNQN (or --embedded null:1GiB, or subnqn= in the job file)")
+			}
+		}
+	}
 	if err := f.conn.validate(); err != nil {
 		return err
 	}

@@ -100,6 +100,7 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--embedded", "null:1GiB", "--rw", "sideways"}, "unknown rw mode"},
 		{[]string{"bench", "--embedded", "null:1GiB", "--time_based"}, "time_based needs a runtime"},
 		{[]string{"bench", "--rw", "read"}, "missing target address"},
+		{[]string{"bench", "-a", "127.0.0.1", "--rw", "read"}, "missing subsystem NQN"},
 		{[]string{"bench", "--embedded", "null:1GiB", "--bssplit", "4k/80:8k/80"}, "more than 100"},
 		{[]string{"bench", "--embedded", "null:1GiB", "--random_distribution", "zipf:1"}, "zipf theta"},
 		{[]string{"bench", "--embedded", "null:1GiB", "no-such-file.fio"}, "job file"},
