@@ -51,6 +51,24 @@ const (
 	ghostGap    = 1500 * time.Millisecond
 )
 
+// reconnectMargin is what the after phase gives a lost path beyond the
+// host's longest reconnect delay: one reconnect (TCP connect, ICReq,
+// Connect, Identify, the ANA log) on a busy machine, and I/O on the path
+// again.
+const reconnectMargin = time.Second
+
+// maxAfter bounds how far the after phase is lengthened for the host's
+// reconnect backoff: a longer backoff is a usage error.
+const maxAfter = 10 * time.Minute
+
+// ConfigError is Run's error for a Config that cannot work (an unknown
+// scenario, phases its timers do not fit in): the caller's mistake, not
+// the target's.
+type ConfigError struct{ Err error }
+
+func (e *ConfigError) Error() string { return e.Err.Error() }
+func (e *ConfigError) Unwrap() error { return e.Err }
+
 // Config is one scenario run.
 type Config struct {
 	Scenario string
@@ -76,7 +94,12 @@ type Config struct {
 	// wait that follows the last; both are timeline events.
 	Host initiator.MultipathOptions
 	// Before, Fault and After: how long I/O runs before the fault, during
-	// it and after the path returns (defaults 1 s, 3 s, 2 s).
+	// it and after the path returns (defaults 1 s, 3 s, 2 s). A lost path
+	// comes back only at the host's next reconnect attempt, up to
+	// ReconnectDelayMax after the path returned: when the scenario loses
+	// connections (all but ana-transition), After is lengthened to that
+	// plus a second, a timeline event saying so, so that the verdict
+	// "I/O moved back" measures the target, not the host's own backoff.
 	Before, Fault, After time.Duration
 	// Interval of the per-path IOPS timeline (default 250 ms).
 	Interval time.Duration
@@ -236,6 +259,20 @@ func (c *Config) defaults() error {
 	if h.CtrlLossTmo == 0 {
 		h.CtrlLossTmo = 10 * time.Minute
 	}
+	if c.Scenario != ANATransition {
+		// The path returns at the end of the fault, but the host tries it
+		// again only when its backoff says: up to the longest delay later.
+		backoff := h.MaxReconnectDelay()
+		need := backoff + reconnectMargin
+		if need > maxAfter {
+			return fmt.Errorf("a reconnect delay of up to %v needs an after phase of %v, over the %v limit: lower the reconnect delay", backoff, need, maxAfter)
+		}
+		if c.After < need {
+			c.notes = append(c.notes, fmt.Sprintf("after phase lengthened from %v to %v: the host waits up to %v between reconnect attempts, so a path that returns may take that long, plus %v to reconnect and carry I/O, before I/O can move back",
+				c.After, need, backoff, reconnectMargin))
+			c.After = need
+		}
+	}
 	if c.Scenario == KeepAlive && h.Timeout < 4*h.KATO {
 		// Keep alive, not the I/O timeout, must be what notices.
 		h.Timeout = 4 * h.KATO
@@ -276,12 +313,26 @@ func (c *Config) defaults() error {
 	return nil
 }
 
+// Check reports, as a *ConfigError, what Run would refuse in cfg before
+// running anything (an unknown scenario, a reconnect backoff no after
+// phase can wait for); nil when Run would start.
+func Check(cfg Config) error {
+	if cfg.Job != nil {
+		j := *cfg.Job // defaults sets the job's runtime
+		cfg.Job = &j
+	}
+	if err := cfg.defaults(); err != nil {
+		return &ConfigError{err}
+	}
+	return nil
+}
+
 // Run runs one scenario and reports. The error is for set-up failures; a
 // scenario that ran but failed its expectations has Pass false and a
 // Reason.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.defaults(); err != nil {
-		return nil, err
+		return nil, &ConfigError{err}
 	}
 	r := &run{cfg: cfg, rep: &Report{Scenario: cfg.Scenario}, threshold: 200 * time.Millisecond}
 	r.rep.StallThreshold = r.threshold
@@ -456,6 +507,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.event("scenario", "load starts: "+cfg.Job.RWString()+" verify")
 	res, lerr := loadgen.Run(rctx, []loadgen.Target{{Job: cfg.Job, Devices: []loadgen.Device{dev}}}, loadgen.RunOptions{Interval: cfg.Interval})
 	r.event("scenario", "load ends")
+	p1State := m.Paths()[0].State()
 	rcancel()
 	<-tdone
 	<-sdone
@@ -495,6 +547,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Reason = "I/O did not move to the other path during the fault"
 	case !rep.MovedBack:
 		rep.Reason = "I/O did not move back to the path after it returned"
+		if p1State != initiator.PathLive {
+			// Whose fault: the host had not reconnected (its backoff was
+			// waited for, see defaults) or had given up (CtrlLossTmo).
+			rep.Reason += fmt.Sprintf(": path 1 was %s, not live, when the load ended %v after the fault", p1State, cfg.After)
+		}
 	default:
 		rep.Pass = true
 	}

@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -87,5 +88,46 @@ var _ = Describe("failover scenarios against the reference target", Label("failo
 		Expect(rep.VerifyErrors).To(BeNumerically(">", 0), rep.Reason)
 		Expect(rep.Err).To(ContainSubstring("stale data"))
 		Expect(rep.Held).To(BeZero())
+	})
+
+	// The host tries a lost path again only when its backoff says: with
+	// reconnect delays of 300 ms doubling to 2.4 s, path 1 (down at about
+	// 0.5 s) is tried at +0.3, +0.9, +2.1 and +4.5 s, so an after phase of
+	// 500 ms following a 2.2 s fault ended (at 3.2 s) before the host
+	// looked again, and the target was blamed: "I/O did not move back to
+	// the path after it returned". (KATO 500 ms: writes held for path 1's
+	// quiesce, 3 KATT + CQT, are done before then and do not stretch the
+	// load.) The after phase now waits for the longest delay plus a
+	// margin, and the timeline says so.
+	It("path-down with an after phase shorter than the host's reconnect backoff: the phase is lengthened and the target passes", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cfg := failover.Config{Scenario: failover.PathDown, Before: 500 * time.Millisecond, Fault: 2200 * time.Millisecond, After: 500 * time.Millisecond,
+			Log: func(s string) { GinkgoWriter.Println(s) }}
+		cfg.Host.KATO = 500 * time.Millisecond
+		cfg.Host.ReconnectDelay, cfg.Host.ReconnectDelayMax = 300*time.Millisecond, 2400*time.Millisecond
+		rep, err := failover.Run(ctx, cfg)
+		Expect(err).NotTo(HaveOccurred())
+		var b strings.Builder
+		failover.WriteText(&b, rep)
+		GinkgoWriter.Println(b.String())
+		Expect(rep.Pass).To(BeTrue(), rep.Reason)
+		Expect(rep.MovedBack).To(BeTrue())
+		var notes []string
+		for _, e := range rep.Events {
+			if strings.Contains(e.What, "after phase lengthened") {
+				notes = append(notes, e.What)
+			}
+		}
+		Expect(notes).To(ConsistOf(ContainSubstring("from 500ms to 3.4s")), "the timeline says the after phase was lengthened, and why")
+	})
+
+	It("refuses a reconnect backoff no after phase can wait for", func() {
+		cfg := failover.Config{Scenario: failover.PathDown}
+		cfg.Host.ReconnectDelay = time.Hour
+		_, err := failover.Run(context.Background(), cfg)
+		var ce *failover.ConfigError
+		Expect(errors.As(err, &ce)).To(BeTrue(), "%v", err)
+		Expect(err.Error()).To(ContainSubstring("lower the reconnect delay"))
 	})
 })

@@ -113,6 +113,14 @@ type MultipathOptions struct {
 	UnsafeRetryWithoutQuiesce bool
 }
 
+// MaxReconnectDelay is the longest a lost path waits between reconnect
+// attempts with these options (ReconnectDelayMax, or ReconnectDelay when
+// that is longer, after defaults): a path whose network returns may stay
+// unused that long.
+func (o MultipathOptions) MaxReconnectDelay() time.Duration {
+	return o.withDefaults().ReconnectDelayMax
+}
+
 func (o MultipathOptions) withDefaults() MultipathOptions {
 	if o.CtrlLossTmo == 0 {
 		o.CtrlLossTmo = 600 * time.Second

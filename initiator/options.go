@@ -17,6 +17,7 @@ package initiator
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -40,6 +41,14 @@ const (
 	AdminQueueSize = 32
 	// DefaultTimeout bounds every command (the kernel's I/O timeout).
 	DefaultTimeout = 30 * time.Second
+	// DefaultConnectTimeout bounds each TCP connect. Without a bound a
+	// host that drops SYNs (down, firewalled, a wrong address) holds a
+	// dial for the kernel's SYN retries, over two minutes. 10 s lets the
+	// SYN be retransmitted three times (at 1, 3 and 7 s), so a lossy but
+	// working network still connects, and matches the 10 s the Linux host
+	// gives the other half of connection set-up, the ICResp
+	// (nvme_tcp_init_connection).
+	DefaultConnectTimeout = 10 * time.Second
 	// AdminInlineData is the in-capsule data limit on the admin queue
 	// (NVME_TCP_ADMIN_CCSZ).
 	AdminInlineData = 8192
@@ -77,6 +86,13 @@ type Options struct {
 	// DefaultTimeout when Timeout is negative: NVMe/TCP 1.0 3.1 has the
 	// host end a connection whose establishment times out.
 	Timeout time.Duration
+	// ConnectTimeout bounds each TCP connect the host makes: the admin
+	// and every I/O queue, discovery, DialRaw, and a Multipath's
+	// reconnects. Zero means DefaultConnectTimeout, or Timeout when that
+	// is positive and shorter (no step of connecting waits longer than a
+	// command may); negative means no bound but the context's. A connect
+	// that gets no answer in time fails with a *ConnectTimeoutError.
+	ConnectTimeout time.Duration
 	// DHCHAPSecret is the host's DH-HMAC-CHAP secret ("DHHC-1:hh:...:",
 	// as nvme connect --dhchap-secret), used on every queue whose Connect
 	// response asks for authentication. DHCHAPCtrlSecret, if set, makes
@@ -94,13 +110,77 @@ type Options struct {
 	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
-// dialContext opens the connection to addr.
-func (o *Options) dialContext(ctx context.Context, addr string) (net.Conn, error) {
-	if o.dial != nil {
-		return o.dial(ctx, addr)
+// ConnectTimeoutError is the error of a TCP connect that got no answer
+// within Options.ConnectTimeout: the host at Addr is down, drops SYNs
+// (a firewall) or is not reachable on this network.
+type ConnectTimeoutError struct {
+	Addr  string
+	After time.Duration // the connect timeout that expired
+}
+
+func (e *ConnectTimeoutError) Error() string {
+	return fmt.Sprintf("no answer from %s within %v (connect timeout)", e.Addr, e.After)
+}
+
+// Timeout reports true, as net.Error's timeouts do.
+func (e *ConnectTimeoutError) Timeout() bool { return true }
+
+// Unwrap makes errors.Is(err, os.ErrDeadlineExceeded) hold, as for a
+// net.Dialer's own timeout.
+func (e *ConnectTimeoutError) Unwrap() error { return os.ErrDeadlineExceeded }
+
+// errConnectTimeout is the cause of a dial context ended by the connect
+// timeout, telling it from the caller's own deadline.
+var errConnectTimeout = errors.New("connect timeout")
+
+// isTimeout reports whether err is a deadline's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.As(err, &ne) && ne.Timeout()
+}
+
+// connectTimeout is ConnectTimeout with its default; 0 means none.
+func (o *Options) connectTimeout() time.Duration {
+	switch {
+	case o.ConnectTimeout < 0:
+		return 0
+	case o.ConnectTimeout > 0:
+		return o.ConnectTimeout
+	case o.Timeout > 0 && o.Timeout < DefaultConnectTimeout:
+		return o.Timeout
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", addr)
+	return DefaultConnectTimeout
+}
+
+// dialContext opens the connection to addr, within the connect timeout.
+func (o *Options) dialContext(ctx context.Context, addr string) (net.Conn, error) {
+	dial := o.dial
+	if dial == nil {
+		dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	d := o.connectTimeout()
+	deadline := time.Now().Add(d)
+	if pd, ok := ctx.Deadline(); d <= 0 || ok && !pd.After(deadline) {
+		// No bound, or the caller's deadline comes first: its error.
+		return dial(ctx, addr)
+	}
+	// The connection outlives dctx: a net.Dialer watches its context
+	// only while it connects.
+	dctx, cancel := context.WithDeadlineCause(ctx, deadline, errConnectTimeout)
+	defer cancel()
+	nc, err := dial(dctx, addr)
+	// A net.Dialer times out on its own at dctx's deadline ("i/o
+	// timeout"), maybe a moment before dctx's timer fires. When ctx
+	// ended first (Ctrl-C), the caller gets its own error back.
+	ours := context.Cause(dctx) == errConnectTimeout || isTimeout(err) && !time.Now().Before(deadline)
+	if err != nil && ctx.Err() == nil && ours {
+		return nil, &ConnectTimeoutError{Addr: addr, After: d}
+	}
+	return nc, err
 }
 
 // initTimeout bounds one ICReq/ICResp exchange.

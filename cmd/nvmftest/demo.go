@@ -31,7 +31,7 @@ Exit status: 0 when every step and check passed, 1 otherwise.`,
 			if o.Depth < 0 || o.Depth > 1024 {
 				return usagef("--iodepth %d: give 1..1024", o.Depth)
 			}
-			if o.FailoverScale < 0 || o.FailoverScale > 100 {
+			if o.FailoverScale < 0.1 || o.FailoverScale > 100 {
 				return usagef("--failover-scale %g: give a factor between 0.1 and 100", o.FailoverScale)
 			}
 			o.Command = append([]string{"nvmftest"}, os.Args[1:]...)
@@ -44,6 +44,6 @@ Exit status: 0 when every step and check passed, 1 otherwise.`,
 	f.StringVar(&o.ReportDir, "report-dir", "", "run directory to write (default nvmftest-runs/demo-DATE-TIME)")
 	f.DurationVar(&o.LoadDuration, "load-time", 15*time.Second, "how long the benchmark measures (after a ramp of a tenth of it)")
 	f.IntVar(&o.Depth, "iodepth", 32, "queue depth of the benchmark")
-	f.Float64Var(&o.FailoverScale, "failover-scale", 1, "stretch the failover scenario's phases (1 s before, 3 s fault, 2 s after) by this factor")
+	f.Float64Var(&o.FailoverScale, "failover-scale", 1, "stretch the failover scenario's phases (1 s before, 3 s fault, 2 s after) by this factor; the after phase is never shorter than the host's reconnect backoff needs (2 s)")
 	return c
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +26,7 @@ func newFailoverCmd() *cobra.Command {
 		portIDs                                                                       []uint
 		nsid, anaGroup                                                                uint32
 		before, fault, after, timeout, kato, ctrlLoss, fastFail, reconnect            time.Duration
+		connTmo                                                                       time.Duration
 		hdrDigest, dataDigest                                                         bool
 	)
 	cmd := &cobra.Command{
@@ -88,12 +90,16 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				base.Control = c
 			}
 			base.Host = initiator.MultipathOptions{
-				Options:       initiator.Options{HostNQN: hostnqn, HeaderDigest: hdrDigest, DataDigest: dataDigest, Timeout: timeout, KATO: kato},
+				Options: initiator.Options{HostNQN: hostnqn, HeaderDigest: hdrDigest, DataDigest: dataDigest, Timeout: timeout, KATO: kato,
+					ConnectTimeout: connTmo},
 				CtrlLossTmo:   ctrlLoss,
 				FastIOFailTmo: fastFail,
 			}
 			if fastFail == 0 {
 				base.Host.FastIOFailTmo = 1 // Linux's 0: fail at once (the option's zero value means off)
+			}
+			if connTmo < 0 {
+				return usagef("invalid --connect-timeout %v: give a positive duration such as 5s", connTmo)
 			}
 			if reconnect > 0 {
 				base.Host.ReconnectDelay, base.Host.ReconnectDelayMax = reconnect, 8*reconnect
@@ -103,6 +109,15 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				var err error
 				if run, err = openRun(reportDir); err != nil {
 					return err
+				}
+			}
+			// Every scenario's configuration first: a usage error before
+			// any scenario runs or prints.
+			for _, n := range names {
+				cfg := base
+				cfg.Scenario = n
+				if err := failover.Check(cfg); err != nil {
+					return usagef("%v", err)
 				}
 			}
 			out := cmd.OutOrStdout()
@@ -125,6 +140,10 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 					cfg.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }
 				}
 				rep, err := failover.Run(cmd.Context(), cfg)
+				var cerr *failover.ConfigError
+				if errors.As(err, &cerr) {
+					return usagef("%v", err)
+				}
 				if err != nil {
 					if strings.Contains(err.Error(), "unknown scenario") || strings.Contains(err.Error(), "needs") {
 						return usagef("%v", err)
@@ -185,11 +204,12 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
 	fs.DurationVar(&before, "before", time.Second, "I/O before the fault")
 	fs.DurationVar(&fault, "fault", 3*time.Second, "how long the fault lasts")
-	fs.DurationVar(&after, "after", 2*time.Second, "I/O after the path returns")
+	fs.DurationVar(&after, "after", 2*time.Second, "I/O after the path returns (at least the longest reconnect delay + 1s: lengthened if shorter)")
 	fs.DurationVar(&timeout, "timeout", 2*time.Second, "host command timeout")
 	fs.DurationVar(&kato, "keep-alive-tmo", time.Second, "host keep-alive timeout")
 	fs.DurationVar(&ctrlLoss, "ctrl-loss-tmo", 10*time.Minute, "ctrl_loss_tmo: how long a lost path reconnects before it is deleted (negative: forever)")
 	fs.DurationVar(&fastFail, "fast-io-fail-tmo", -1, "fast_io_fail_tmo: how long I/O waits for a lost path (negative: off)")
+	fs.DurationVar(&connTmo, "connect-timeout", 0, fmt.Sprintf("time limit of each TCP connect, reconnects included (default %v, or --timeout if shorter)", initiator.DefaultConnectTimeout))
 	fs.DurationVar(&reconnect, "reconnect-delay", 100*time.Millisecond, "first reconnect delay (doubles up to 8x)")
 	fs.StringVarP(&output, "output-format", "o", "normal", "output format: normal or json")
 	fs.StringVar(&jsonFile, "json", "", "also write the JSON report to `FILE`")

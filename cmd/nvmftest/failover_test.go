@@ -75,3 +75,25 @@ func TestFailoverExternalWithControl(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An after phase shorter than the host's own reconnect backoff (up to 8 x
+// --reconnect-delay) failed the reference target: "I/O did not move back
+// to the path after it returned". It is lengthened now, saying so on
+// stderr; a backoff no after phase can wait for is a usage error, before
+// any scenario runs; and demo refuses the failover scales its message
+// says it does not take.
+func TestFailoverAfterPhaseAndBackoff(t *testing.T) {
+	code, out, stderr := runCLI(t, "", "failover", "--scenario", "path-down", "--before", "500ms", "--fault", "1s", "--after", "500ms")
+	if code != 0 || !strings.Contains(out, "PASS") || !strings.Contains(stderr, "after phase lengthened from 500ms to 1.8s") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	code, out, stderr = runCLI(t, "", "failover", "--scenario", "all", "--reconnect-delay", "2m")
+	if code != 2 || out != "" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "lower the reconnect delay") {
+		t.Errorf("--reconnect-delay 2m: exit %d, stdout %q, stderr %q; want a one-line usage error before anything runs", code, out, stderr)
+	}
+	for _, s := range []string{"0", "0.05"} {
+		if code, _, stderr := runCLI(t, "", "demo", "--failover-scale", s); code != 2 || !strings.Contains(stderr, "--failover-scale") {
+			t.Errorf("demo --failover-scale %s: exit %d, %q; want a usage error", s, code, stderr)
+		}
+	}
+}

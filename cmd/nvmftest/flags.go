@@ -34,6 +34,7 @@ type connFlags struct {
 	nrIO       int
 	queueSize  int
 	timeout    time.Duration
+	connTmo    time.Duration // --connect-timeout; 0: the library's default
 	output     string
 	capture    string           // directory for packet traces
 	rec        capture.Recorder // from capture, once validated
@@ -65,6 +66,7 @@ func addConnFlags(c *cobra.Command, f *connFlags) {
 		fs.IntVarP(&f.queueSize, "queue-size", "Q", initiator.DefaultQueueSize, "I/O queue size")
 	}
 	fs.DurationVar(&f.timeout, "timeout", initiator.DefaultTimeout, "command timeout")
+	fs.DurationVar(&f.connTmo, "connect-timeout", 0, fmt.Sprintf("time limit of each TCP connect to the target, for a host that drops SYNs (default %v, or --timeout if shorter)", initiator.DefaultConnectTimeout))
 	fs.StringVarP(&f.output, "output-format", "o", "normal", "output format: normal or json")
 	fs.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every connection into `DIR` (created if missing); open with Wireshark")
 }
@@ -87,6 +89,9 @@ func (f *connFlags) validate() error {
 	}
 	if f.queueSize != 0 && f.queueSize < 2 && f.ioQueues {
 		return usagef("invalid -Q/--queue-size %d: must be at least 2", f.queueSize)
+	}
+	if f.connTmo < 0 {
+		return usagef("invalid --connect-timeout %v: give a positive duration such as 5s", f.connTmo)
 	}
 	if f.nrIO < 0 {
 		return usagef("invalid -i/--nr-io-queues %d: must not be negative", f.nrIO)
@@ -128,6 +133,8 @@ func (f *connFlags) options(defaultIO int) initiator.Options {
 		NrIOQueues:   defaultIO,
 		QueueSize:    f.queueSize,
 		Timeout:      f.timeout,
+		// Zero leaves the library's default: 10 s, or Timeout if shorter.
+		ConnectTimeout: f.connTmo,
 
 		DHCHAPSecret:     f.dhchap,
 		DHCHAPCtrlSecret: f.dhchapCtrl,

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 func TestServeAndClosedPort(t *testing.T) {
@@ -20,5 +21,18 @@ func TestServeAndClosedPort(t *testing.T) {
 	if c, err := net.Dial("tcp", ClosedPort(t)); err == nil {
 		c.Close()
 		t.Error("ClosedPort accepted a connection")
+	}
+}
+
+func TestSYNDrop(t *testing.T) {
+	addr := SYNDrop(t)
+	// Not refused, not accepted: the dial ends only at its own timeout.
+	nc, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
+	if err == nil {
+		nc.Close()
+		t.Fatal("a dial to SYNDrop's address was answered")
+	}
+	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+		t.Fatalf("dial: %v, want a timeout", err)
 	}
 }
