@@ -537,6 +537,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	switch {
 	case rep.VerifyErrors > 0:
 		rep.Reason = "verify mismatch"
+	case rep.Failed == 0 && errors.Is(lerr, loadgen.ErrNothingVerified):
+		// The load's own complaint that it verified nothing is this
+		// scenario's reason below, not an I/O failure.
+		rep.Reason = "no block written by this run was read back and verified"
 	case rep.Failed > 0 || lerr != nil:
 		rep.Reason = fmt.Sprintf("%d I/Os failed to the application: %v", rep.Failed, lerr)
 	case rep.Verified == 0:
