@@ -45,8 +45,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	c, err := root.ExecuteContextC(ctx)
 	if err == nil {
+		if sig := interruptedBy(ctx); sig != nil && c != nil && c.Name() != "target" {
+			// The command stopped early on the signal without saying so:
+			// its result is not what a full run gives. (The target is a
+			// server: stopping on a signal is how it ends, status 0.)
+			fmt.Fprintf(stderr, "nvmftest: interrupted (terminating on signal %d, %v)\n", sigExit(sig)-128, sig)
+			return sigExit(sig)
+		}
 		return 0
 	}
 	msg := strings.TrimSpace(err.Error())
