@@ -178,8 +178,11 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 		case n.Failed() && n.Level == suites.Mandatory && (!had || !b.Failed()):
 			ch.Regression = true
 			ch.Note = fmt.Sprintf("new mandatory failure [%s]: %s", n.Section, firstLine(n.Message))
-		case had && b.State == "passed" && n.State == suites.StateNotRun:
+		case had && b.State == "passed" && (n.State == suites.StateNotRun || n.State == suites.StateInterrupted):
 			ch.Note = "passed in base, not run now: " + firstLine(n.Message)
+			if cur.Interrupted != nil {
+				ch.Note = "passed in base, not run now: the run was " + cur.Interrupted.String()
+			}
 			c.missing(ch)
 			continue
 		case had && b.State == "passed" && n.State == "skipped":
@@ -199,7 +202,11 @@ func (c *Comparison) compareConformance(base, cur *suites.Summary) {
 	}
 	for _, b := range base.Results {
 		if b.State == "passed" && !ran[b.ID] {
-			c.missing(Change{Area: "conformance", Name: b.ID, Base: verdictWord(b.State, len(b.Findings)), Delta: math.NaN(), Note: "passed in base, not run now"})
+			note := "passed in base, not run now"
+			if cur.Interrupted != nil {
+				note += ": the run was " + cur.Interrupted.String()
+			}
+			c.missing(Change{Area: "conformance", Name: b.ID, Base: verdictWord(b.State, len(b.Findings)), Delta: math.NaN(), Note: note})
 		}
 	}
 }

@@ -74,6 +74,8 @@ func verdictWord(state string, findings int) string {
 		return "SKIP"
 	case state == suites.StateNotRun:
 		return "NOT RUN"
+	case state == suites.StateInterrupted:
+		return "INTERRUPTED"
 	}
 	return "FAIL"
 }

@@ -177,7 +177,7 @@ func areaRows(results []suites.Result) []areaRow {
 				t.Fd++
 			case "SKIP":
 				t.Skip++
-			case "NOT RUN":
+			case "NOT RUN", "INTERRUPTED":
 				t.NotRun++
 			default:
 				t.Fail++

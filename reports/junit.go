@@ -69,6 +69,10 @@ func writeJUnit(w io.Writer, s *suites.Summary) error {
 			c.Skipped = &junitMessage{Message: firstLine(r.Message)}
 			js.Skipped++
 			all.Skipped++
+		case r.State == suites.StateInterrupted:
+			c.Skipped = &junitMessage{Message: firstLine(r.Message), Type: suites.StateInterrupted}
+			js.Skipped++
+			all.Skipped++
 		case r.State == suites.StateNotRun:
 			// JUnit has no "not run": a skip that says why.
 			c.Skipped = &junitMessage{Message: firstLine(r.Message), Type: suites.StateNotRun}
@@ -102,6 +106,10 @@ func writeJUnit(w io.Writer, s *suites.Summary) error {
 		all.Suites = append(all.Suites, *js)
 	}
 	all.Time = fmt.Sprintf("%.3f", total)
+	if s.Interrupted != nil {
+		// Where CI shows the run's name, it shows this.
+		all.Name += ": " + s.Interrupted.String() + ", no verdict"
+	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}

@@ -41,6 +41,9 @@ func (r *Run) Markdown() string {
 			fmt.Fprintf(&b, ", %d not run", s.NotRun)
 		}
 		fmt.Fprintf(&b, ", %d findings.\n\n", len(s.Findings))
+		if i := s.Interrupted; i != nil {
+			fmt.Fprintf(&b, "**%s**: the run was stopped by a signal and gives no verdict.\n\n", mdCell(i.String()))
+		}
 		if u := s.Unreachable; u != nil {
 			fmt.Fprintf(&b, "**The target stopped answering after %s** (%s). The %d checks after it were not run: the run gives no verdict.\n\n", u.After, mdCell(u.Reason), s.NotRun)
 		}
@@ -68,7 +71,11 @@ func (r *Run) Markdown() string {
 		}
 	}
 	if len(r.Bench) > 0 {
-		b.WriteString("## Load\n\n| Job | Dir | IOPS | BW | mean | p50 | p99 | p99.9 | max | Error |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+		b.WriteString("## Load\n\n")
+		if r.BenchInterrupted != "" {
+			fmt.Fprintf(&b, "**%s**: the load was stopped by a signal; the numbers are those of the time it ran.\n\n", mdCell(r.BenchInterrupted))
+		}
+		b.WriteString("| Job | Dir | IOPS | BW | mean | p50 | p99 | p99.9 | max | Error |\n|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
 		for _, x := range r.Bench {
 			l := x.Latency
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(x.Job), x.Dir, fmtCount(x.IOPS), fmtBW(x.BW),

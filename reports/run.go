@@ -58,6 +58,11 @@ type Run struct {
 	Conformance *suites.Summary `json:"conformance,omitempty"`
 	// Bench summarises the load, one entry per job and direction.
 	Bench []BenchSummary `json:"bench,omitempty"`
+	// BenchInterrupted, when a signal stopped the load before its end,
+	// says so and how far it got, e.g. "INTERRUPTED after 2.5s of 30s
+	// (signal: interrupt)": Bench holds partial results and there is no
+	// verdict on the load.
+	BenchInterrupted string `json:"bench_interrupted,omitempty"`
 	// Failover holds one report per scenario run.
 	Failover []*failover.Report `json:"failover,omitempty"`
 	// Traces are packet traces (pcapng) relative to the run directory.
@@ -226,7 +231,9 @@ func (r *Run) Write(dir string) error {
 			}
 			errs = append(errs, err)
 		}
-		if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) {
+		// Ginkgo's junit.xml of an interrupted run calls the unrun checks
+		// plain skips and says nothing of the interruption: ours does.
+		if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) || r.Conformance.Interrupted != nil {
 			errs = append(errs, writeFile(filepath.Join(cdir, "junit.xml"), func(f *os.File) error { return writeJUnit(f, r.Conformance) }))
 		}
 	}
@@ -367,6 +374,8 @@ func (r *Run) Verdicts() []Verdict {
 	var v []Verdict
 	if s := r.Conformance; s != nil {
 		switch {
+		case s.Interrupted != nil:
+			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NO VERDICT: %s; of the checks that ran, %d passed, %d failed (%d mandatory), %d skipped", s.Interrupted, s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)})
 		case s.Unreachable != nil:
 			// Not a verdict on the target's conformance: the run is
 			// incomplete, and the check it names is the finding.
@@ -388,10 +397,17 @@ func (r *Run) Verdicts() []Verdict {
 			}
 			jobs[b.Job] = true
 		}
-		if len(failed) > 0 {
+		switch {
+		case len(failed) > 0:
 			sort.Strings(failed)
-			v = append(v, Verdict{"bench", false, fmt.Sprintf("LOAD FAILED: %d of %d jobs reported errors (%v)", len(failed), len(jobs), failed)})
-		} else {
+			text := fmt.Sprintf("LOAD FAILED: %d of %d jobs reported errors (%v)", len(failed), len(jobs), failed)
+			if r.BenchInterrupted != "" {
+				text += "; then " + r.BenchInterrupted
+			}
+			v = append(v, Verdict{"bench", false, text})
+		case r.BenchInterrupted != "":
+			v = append(v, Verdict{"bench", false, fmt.Sprintf("%s: partial results of %d jobs, no verdict on the load", r.BenchInterrupted, len(jobs))})
+		default:
 			v = append(v, Verdict{"bench", true, fmt.Sprintf("LOAD OK: %d jobs completed without errors", len(jobs))})
 		}
 	}

@@ -274,7 +274,7 @@ func TestRunStopsWhenTargetDies(t *testing.T) {
 // TestRunInterruptedIsNotUnreachable: Ctrl-C while the target hangs and
 // a failed check is ending ends the run as Ginkgo's interrupt does: the
 // liveness probe does not run (or stops), and nothing says "target
-// unreachable" (issue 14 owns what an interrupted run reports).
+// unreachable"; it says INTERRUPTED, with no verdict.
 func TestRunInterruptedIsNotUnreachable(t *testing.T) {
 	if os.Getenv(envDeathCase) != "" {
 		return // the child runs TestRunStopsWhenTargetDies's deathChild
@@ -296,6 +296,13 @@ func TestRunInterruptedIsNotUnreachable(t *testing.T) {
 	}
 	if res.Summary.Unreachable != nil || res.Exit == ExitUnreachable || strings.Contains(out, "TARGET UNREACHABLE") {
 		t.Errorf("an interrupted run reported the target unreachable: %+v\n%s", res.Summary.Unreachable, out)
+	}
+	// It reports the interruption instead: no verdict, exit status 130,
+	// the checks it never reached not run (not dropped from the results).
+	in := res.Summary.Interrupted
+	if in == nil || res.Exit != ExitInterrupted || in.SignalNumber != 2 || in.Total != len(res.Summary.Results) || in.Ran >= in.Total ||
+		res.Summary.NotRun != in.Total-in.Ran || !strings.Contains(out, "NO VERDICT: INTERRUPTED after ") {
+		t.Errorf("interrupted %+v, exit %d, %d results, %d not run\n%s", in, res.Exit, len(res.Summary.Results), res.Summary.NotRun, out)
 	}
 }
 

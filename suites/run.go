@@ -1,13 +1,11 @@
 package suites
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -56,10 +54,12 @@ type Result struct {
 	Requirement
 	// Area is the suite area (transport, fabrics, discovery, admin, io).
 	Area string `json:"area"`
-	// State is "passed", "failed" or "skipped" (also "interrupted",
-	// "timedout" ... from Ginkgo when a run is cut short: those count as
-	// failed), or "notrun" (StateNotRun): the target had become
-	// unreachable before the check's turn, so it was never tried.
+	// State is "passed", "failed" or "skipped" (also "timedout",
+	// "panicked" ... from Ginkgo: those count as failed), "interrupted"
+	// (StateInterrupted: a signal stopped the run while the check ran; it
+	// did not fail), or "notrun" (StateNotRun): the target had become
+	// unreachable, or the run was interrupted, before the check's turn,
+	// so it was never tried.
 	State string `json:"state"`
 	// Message is the failure or the reason for skipping.
 	Message  string        `json:"message,omitempty"`
@@ -78,10 +78,15 @@ type Result struct {
 // check).
 const StateNotRun = "notrun"
 
-// Failed reports whether the check failed (including a cut-short run); a
-// check that was not run did not fail.
+// StateInterrupted is the State of the check a signal (Ctrl-C, SIGTERM)
+// stopped while it ran: it has no result (Summary.Interrupted says more).
+const StateInterrupted = "interrupted"
+
+// Failed reports whether the check failed (including a check a timeout cut
+// short); a check that was not run, or that a signal interrupted, did not
+// fail.
 func (r Result) Failed() bool {
-	return r.State != "passed" && r.State != "skipped" && r.State != StateNotRun
+	return r.State != "passed" && r.State != "skipped" && r.State != StateNotRun && r.State != StateInterrupted
 }
 
 // Summary is the outcome of a run.
@@ -94,13 +99,41 @@ type Summary struct {
 	// Counts by state.
 	Passed, Failed, Skipped int
 	// NotRun counts the checks not tried because the target had become
-	// unreachable.
+	// unreachable or the run was interrupted (the interrupted check
+	// included).
 	NotRun int `json:"notrun"`
 	// MandatoryFailed counts failed mandatory checks.
 	MandatoryFailed int
 	// Unreachable is set when the target stopped answering during the
 	// run: the run has no verdict.
 	Unreachable *Unreachable `json:"unreachable,omitempty"`
+	// Interrupted is set when a signal (Ctrl-C, SIGTERM) stopped the run
+	// before its end: the run has no verdict.
+	Interrupted *Interrupted `json:"interrupted,omitempty"`
+}
+
+// Interrupted records that a signal stopped a run before its end.
+type Interrupted struct {
+	// Signal names it ("interrupt" for SIGINT, "terminated" for SIGTERM)
+	// and SignalNumber numbers it (2, 15).
+	Signal       string `json:"signal"`
+	SignalNumber int    `json:"signal_number"`
+	// During is the check that was running (empty between checks).
+	During string `json:"during,omitempty"`
+	// Ran counts the checks that ended with a result; Total the checks
+	// the run selected. Total-Ran were not run.
+	Ran   int `json:"ran"`
+	Total int `json:"total"`
+}
+
+// String says it in one line, e.g. "INTERRUPTED after 25 of 216 checks;
+// 191 not run (signal: interrupt, during ADM-KA-003)".
+func (i *Interrupted) String() string {
+	s := fmt.Sprintf("INTERRUPTED after %d of %d checks; %d not run (signal: %s", i.Ran, i.Total, i.Total-i.Ran, i.Signal)
+	if i.During != "" {
+		s += ", during " + i.During
+	}
+	return s + ")"
 }
 
 // Exit statuses of a conformance run.
@@ -108,13 +141,22 @@ const (
 	ExitConformant    = 0 // every mandatory check (strict: every check) passed
 	ExitNotConformant = 1 // a mandatory check (strict: any check) failed
 	ExitUnreachable   = 3 // the target stopped answering: no verdict
+	// ExitInterrupted (130 for SIGINT; 128 + the signal's number in
+	// general, as shells report it) is a run a signal stopped: no verdict.
+	ExitInterrupted = 130
 )
 
-// ExitCode is ExitUnreachable when the target stopped answering during
-// the run, ExitNotConformant when a mandatory check failed (or, strict,
-// any check), ExitConformant otherwise.
+// ExitCode is 128 plus the signal's number (ExitInterrupted for SIGINT)
+// when a signal stopped the run, ExitUnreachable when the target stopped
+// answering during the run, ExitNotConformant when a mandatory check
+// failed (or, strict, any check), ExitConformant otherwise.
 func (s Summary) ExitCode(strict bool) int {
 	switch {
+	case s.Interrupted != nil:
+		if s.Interrupted.SignalNumber > 0 {
+			return 128 + s.Interrupted.SignalNumber
+		}
+		return ExitInterrupted
 	case s.Unreachable != nil:
 		return ExitUnreachable
 	case s.MandatoryFailed > 0 || strict && s.Failed > 0:
@@ -184,11 +226,17 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	defer setCurrent(nil)
 	runMu.Lock()
 	runOpts, runSum, runErr = opts, &Summary{Target: cfg.Address, SubNQN: cfg.SubNQN}, nil
-	// Ginkgo handles the interrupt itself; this only lets the liveness
-	// probe know, to stay out of its way.
-	interrupted, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Ginkgo handles the interrupt itself; this lets the liveness probe
+	// know, to stay out of its way, and the summary say which signal
+	// stopped the run.
+	interrupted, stopSignals := signalContext()
 	defer stopSignals()
 	runDead, runLastCheck, runInterrupted = nil, "", interrupted
+	runFilter = nil
+	if opts.LabelFilter != "" {
+		// CheckLabelFilter parsed it above.
+		runFilter, _ = types.ParseLabelFilter(opts.LabelFilter)
+	}
 	if profile != nil {
 		runSum.Profile = profile.Name
 	}
@@ -253,6 +301,13 @@ var _ = ReportAfterSuite("nvmftest conformance summary", func(r Report) {
 	if runSum == nil {
 		return
 	}
+	if runInterrupted != nil && signalOf(runInterrupted) == nil && ginkgoInterrupted(r) {
+		// Ginkgo caught the signal; ours is on its way.
+		select {
+		case <-runInterrupted.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
 	for _, sr := range r.SpecReports {
 		if res, ok := resultOf(sr); ok {
 			runSum.add(res)
@@ -260,10 +315,36 @@ var _ = ReportAfterSuite("nvmftest conformance summary", func(r Report) {
 	}
 	sort.SliceStable(runSum.Results, func(i, j int) bool { return runSum.Results[i].ID < runSum.Results[j].ID })
 	runSum.Unreachable = runDead
+	if sig := signalOf(runInterrupted); sig != nil {
+		in := &Interrupted{Signal: sig.String(), Total: len(runSum.Results)}
+		if n, ok := sig.(syscall.Signal); ok {
+			in.SignalNumber = int(n)
+		}
+		for _, res := range runSum.Results {
+			switch res.State {
+			case StateInterrupted:
+				in.During = res.ID
+			case StateNotRun:
+			default:
+				in.Ran++
+			}
+		}
+		runSum.Interrupted = in
+	}
 	if runOpts.ReportDir != "" {
 		runErr = runSum.WriteFiles(runOpts.ReportDir)
 	}
 })
+
+// ginkgoInterrupted reports whether Ginkgo says a signal stopped the run.
+func ginkgoInterrupted(r Report) bool {
+	for _, reason := range r.SpecialSuiteFailureReasons {
+		if strings.Contains(reason, "Interrupted by User") {
+			return true
+		}
+	}
+	return false
+}
 
 // resultOf turns a Ginkgo spec report into a Result; specs that are not
 // requirements, or were filtered out, give false.
@@ -288,15 +369,30 @@ func resultOf(sr SpecReport) (Result, bool) {
 	if len(sr.ContainerHierarchyTexts) > 0 {
 		res.Area = strings.ToLower(sr.ContainerHierarchyTexts[0])
 	}
+	interrupted := signalOf(runInterrupted)
 	switch sr.State {
 	case types.SpecStatePassed:
 		res.State = "passed"
 	case types.SpecStateSkipped, types.SpecStatePending:
 		if sr.Failure.Message == "" && sr.RunTime == 0 {
+			if interrupted != nil && (runFilter == nil || runFilter(sr.Labels())) {
+				// Ginkgo skips every check after an interrupt the way it
+				// skips those the filter left out: this one was selected.
+				res.State = StateNotRun
+				res.Message = fmt.Sprintf("not run: the run was interrupted (signal: %v)", interrupted)
+				return res, true
+			}
 			return Result{}, false // filtered out by labels: not part of this run
 		}
 		res.State = "skipped"
 		res.Message = sr.Failure.Message
+	case types.SpecStateInterrupted:
+		// Ginkgo's "Interrupted by User" is no verdict on the target.
+		res.State = StateInterrupted
+		res.Message = "interrupted while running: no result"
+		if interrupted != nil {
+			res.Message = fmt.Sprintf("interrupted while running (signal: %v): no result", interrupted)
+		}
 	default:
 		res.State = strings.ReplaceAll(sr.State.String(), " ", "")
 		res.Message = sr.Failure.Message
@@ -353,7 +449,7 @@ func (s *Summary) add(r Result) {
 		s.Passed++
 	case r.State == "skipped":
 		s.Skipped++
-	case r.State == StateNotRun:
+	case r.State == StateNotRun || r.State == StateInterrupted:
 		s.NotRun++
 	default:
 		s.Failed++
@@ -374,6 +470,8 @@ func verdict(r Result) string {
 		return "SKIP"
 	case r.State == StateNotRun:
 		return "NOT RUN"
+	case r.State == StateInterrupted:
+		return "INTERRUPTED"
 	}
 	return "FAIL"
 }
@@ -392,7 +490,7 @@ func writeLine(w io.Writer, r Result) {
 	switch v {
 	case "FAIL":
 		fmt.Fprintf(w, "\n        -> %s", oneLine(r.Message))
-	case "SKIP", "NOT RUN":
+	case "SKIP", "NOT RUN", "INTERRUPTED":
 		fmt.Fprintf(w, "\n        -> %s", oneLine(r.Message))
 	case "FINDING":
 		for _, f := range r.Findings {
@@ -413,7 +511,7 @@ func (t *tally) add(r Result) {
 		t.find++
 	case "SKIP":
 		t.skip++
-	case "NOT RUN":
+	case "NOT RUN", "INTERRUPTED":
 		t.notRun++
 	default:
 		t.fail++
@@ -487,6 +585,9 @@ func (s Summary) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "\nfailed:\n%s\n", strings.Join(failed, "\n"))
 	}
 	switch {
+	case s.Interrupted != nil:
+		fmt.Fprintf(w, "\nNO VERDICT: %s.\nOf the checks that ran, %d passed, %d failed (%d mandatory), %d skipped.\n",
+			s.Interrupted, s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)
 	case s.Unreachable != nil:
 		fmt.Fprintf(w, "\nNO VERDICT: %s.\n%d checks not run; of those that ran, %d mandatory checks failed.\n",
 			s.Unreachable, s.NotRun, s.MandatoryFailed)
@@ -523,6 +624,9 @@ func (s Summary) WriteFiles(dir string) error {
 func (s Summary) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# nvmftest conformance: %s\n\n", s.SubNQN)
+	if i := s.Interrupted; i != nil {
+		fmt.Fprintf(&b, "**%s: no verdict.** The results below are those of the checks that ran.\n\n", mdCell(i.String()))
+	}
 	fmt.Fprintf(&b, "Target `%s`", s.Target)
 	if s.Profile != "" {
 		fmt.Fprintf(&b, ", profile `%s`", s.Profile)

@@ -197,6 +197,23 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			return err
 		}
 	}
+	// Every output file is made before the load: a path that cannot be
+	// written must not cost the run its result.
+	if f.output != "" {
+		fh, ferr := createOutput("--output", f.output)
+		if ferr != nil {
+			return ferr
+		}
+		defer fh.Close()
+		out = fh
+	}
+	var seriesFile *os.File
+	if f.series != "" {
+		if seriesFile, err = createOutput("--write_series", f.series); err != nil {
+			return err
+		}
+		defer seriesFile.Close()
+	}
 	def := loadgen.Address{Addr: f.conn.traddr, Port: f.conn.trsvcid, SubNQN: f.conn.nqn, NSIDs: nsids}
 	if def.Addr == "-" {
 		def.Addr = ""
@@ -230,9 +247,9 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		}
 	}
 	if f.histLog != "" {
-		hf, herr := os.Create(f.histLog)
+		hf, herr := createOutput("--write_hist_log", f.histLog)
 		if herr != nil {
-			return usagef("--write_hist_log: %v", herr)
+			return herr
 		}
 		defer hf.Close()
 		ro.HistLog = hf
@@ -244,13 +261,21 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if res == nil {
 		return runErr
 	}
-	if f.output != "" {
-		fh, ferr := os.Create(f.output)
-		if ferr != nil {
-			return fmt.Errorf("--output: %v", ferr)
+	sig := interruptedBy(ctx)
+	interrupted := ""
+	if sig != nil {
+		// As fio: the signal ends the run, it is no job's error, and the
+		// results so far are the report, labelled as partial.
+		for _, j := range res.Jobs {
+			if errors.Is(j.Err, context.Canceled) {
+				j.Err = nil
+			}
 		}
-		defer fh.Close()
-		out = fh
+		interrupted = "INTERRUPTED after " + benchProgress(res, jobs) + fmt.Sprintf(" (signal: %v)", sig)
+		fmt.Fprintf(errw, "nvmftest: terminating on signal %d; bench %s: the results are partial\n", sigExit(sig)-128, interrupted)
+		if f.conn.output != "json" {
+			fmt.Fprintf(out, "bench %s: partial results\n", interrupted)
+		}
 	}
 	if f.conn.output == "json" {
 		if err := loadgen.WriteFioJSON(out, res); err != nil {
@@ -259,13 +284,19 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	} else {
 		loadgen.WriteSummary(out, res)
 	}
-	if f.series != "" {
-		if err := writeFile(f.series, func(w io.Writer) error { return loadgen.WriteSeries(w, res) }); err != nil {
-			return err
+	if seriesFile != nil {
+		if err := loadgen.WriteSeries(seriesFile, res); err != nil {
+			return fmt.Errorf("--write_series %s: %v", f.series, err)
+		}
+		if err := seriesFile.Close(); err != nil {
+			return fmt.Errorf("--write_series %s: %v", f.series, err)
 		}
 	}
 	if run != nil {
 		run.AddBench(res)
+		if interrupted != "" {
+			run.BenchInterrupted = interrupted
+		}
 		if d, ok := f.conn.rec.(*capture.Dir); ok {
 			run.AddTraceFiles(f.report, d.Files()...)
 		}
@@ -273,23 +304,32 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			return err
 		}
 	}
-	if runErr != nil && !(errors.Is(runErr, context.Canceled) && ctx.Err() != nil) {
+	if sig != nil {
+		if runErr != nil && !errors.Is(runErr, context.Canceled) {
+			return signalError{fmt.Sprintf("bench: %v; then %s", runErr, interrupted), sig}
+		}
+		// The report is out; the status says it is partial.
+		return signalError{"bench " + interrupted, sig}
+	}
+	if runErr != nil {
 		return fmt.Errorf("bench: %v", runErr)
 	}
-	// Interrupted (Ctrl-C): the results so far are the report, as fio's.
 	return nil
 }
 
-func writeFile(name string, fn func(io.Writer) error) error {
-	fh, err := os.Create(name)
-	if err != nil {
-		return err
+// benchProgress says how far an interrupted load got: "2.5s of 30s"
+// when every job has a runtime, else "2.5s, before the jobs' I/O was
+// done".
+func benchProgress(res *loadgen.Result, jobs []*loadgen.Job) string {
+	ran := res.Elapsed.Round(100 * time.Millisecond)
+	var planned time.Duration
+	for _, j := range jobs {
+		if j.Runtime <= 0 {
+			return fmt.Sprintf("%v, before the jobs' I/O was done", ran)
+		}
+		planned = max(planned, j.RampTime+j.Runtime)
 	}
-	if err := fn(fh); err != nil {
-		fh.Close()
-		return err
-	}
-	return fh.Close()
+	return fmt.Sprintf("%v of %v", ran, planned)
 }
 
 func isTerminal(w io.Writer) bool {

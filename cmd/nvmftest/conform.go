@@ -33,13 +33,6 @@ type targetUnreachable struct{ msg string }
 func (e targetUnreachable) Error() string { return e.msg }
 func (e targetUnreachable) ExitCode() int { return suites.ExitUnreachable }
 
-// conformInterrupted is a pre-flight cut short by Ctrl-C: exit status 130,
-// as other tools.
-type conformInterrupted struct{}
-
-func (conformInterrupted) Error() string { return "interrupted before the first check" }
-func (conformInterrupted) ExitCode() int { return 130 }
-
 // cliT is the GinkgoTestingT of a command-line run.
 type cliT struct{ failed bool }
 
@@ -74,7 +67,9 @@ verdict.
 
 Exit status: 0 conformant (every mandatory check passed; with --strict
 every check), 1 not conformant, 2 bad flags, 3 target unreachable (before
-or during the run: no verdict), 130 interrupted before the first check.
+or during the run: no verdict), 130 interrupted by Ctrl-C (143 by
+SIGTERM): the checks that ended are reported, the rest are "not run", and
+there is no verdict.
 
 Nothing is written to the target unless --allow-writes names a namespace.
 Target-side actions (adding namespaces, changing ANA state, taking a port
@@ -153,6 +148,11 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				}
 				suiteDir = filepath.Join(reportDir, "conformance")
 			}
+			if captureDir != "" {
+				if err := writableDir(captureDir); err != nil {
+					return usagef("--capture %s: %v (give a directory nvmftest can write)", captureDir, err)
+				}
+			}
 			if err := suites.CheckLabelFilter(labelFilter); err != nil {
 				return usagef("--label-filter: %v", err)
 			}
@@ -176,6 +176,9 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				if err := saveRun(cmd.ErrOrStderr(), reportDir, run); err != nil {
 					return err
 				}
+			}
+			if in := sum.Interrupted; in != nil {
+				return signalError{fmt.Sprintf("conform %s; no verdict", in), syscallSignal(in.SignalNumber)}
 			}
 			if u := sum.Unreachable; u != nil {
 				return targetUnreachable{fmt.Sprintf("%s at %s stopped answering after check %s (%s); %d checks not run, no verdict", cfg.SubNQN, cfg.Address, u.After, u.Reason, sum.NotRun)}
@@ -226,8 +229,8 @@ func preflight(ctx context.Context, cfg suites.Config, checkTimeout time.Duratio
 	switch {
 	case err == nil:
 		return nil
-	case ctx.Err() != nil:
-		return conformInterrupted{}
+	case interruptedBy(ctx) != nil:
+		return signalError{"interrupted before the first check", interruptedBy(ctx)}
 	}
 	msg := fmt.Sprintf("cannot reach %s at %s: %v", cfg.SubNQN, cfg.Address, err)
 	var pe *suites.ProbeError

@@ -120,6 +120,15 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 					return usagef("%v", err)
 				}
 			}
+			var jsonOut *os.File
+			if jsonFile != "" {
+				// Made before the scenarios: a bad path must not cost their result.
+				var err error
+				if jsonOut, err = createOutput("--json", jsonFile); err != nil {
+					return err
+				}
+				defer jsonOut.Close()
+			}
 			out := cmd.OutOrStdout()
 			var reps []*failover.Report
 			var traces []*capture.Dir
@@ -162,13 +171,9 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				writeJSON(out, reps)
 			}
 			if jsonFile != "" {
-				f, err := os.Create(jsonFile)
-				if err != nil {
-					return err
-				}
-				writeJSON(f, reps)
-				if err := f.Close(); err != nil {
-					return err
+				writeJSON(jsonOut, reps)
+				if err := jsonOut.Close(); err != nil {
+					return fmt.Errorf("--json %s: %v", jsonFile, err)
 				}
 			}
 			if run != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,4 +52,19 @@ func saveRun(errw io.Writer, dir string, run *reports.Run) error {
 	}
 	fmt.Fprintf(errw, "report: %s (summary.md, run.json beside it)\n", filepath.Join(dir, "report.html"))
 	return nil
+}
+
+// createOutput creates (or truncates) the output file name of flag before
+// any work, so a path that cannot be written is a usage error (exit 2)
+// naming the flag, not a result lost at the end of a run.
+func createOutput(flag, name string) (*os.File, error) {
+	f, err := os.Create(name)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, usagef("%s %s: %v (give a file nvmftest can write)", flag, name, err)
+	}
+	return f, nil
 }

@@ -61,11 +61,19 @@ func newRWCmd(write bool) *cobra.Command {
 				return usagef("invalid --nsid %#x: give a single namespace", f.nsid)
 			}
 			var in []byte
+			var dataOut *os.File
 			if write {
 				in, err = readInput(c, f.data)
 				if err != nil {
 					return err
 				}
+			} else if f.data != "" {
+				// Made before the read: a bad path is a usage error, not
+				// a read whose data is lost.
+				if dataOut, err = createOutput("--data", f.data); err != nil {
+					return err
+				}
+				defer dataOut.Close()
 			}
 			ctrl, err := f.queues.connect(c.Context(), 1)
 			if err != nil {
@@ -111,7 +119,10 @@ func newRWCmd(write bool) *cobra.Command {
 			}
 			if !write {
 				if f.data != "" {
-					if err := os.WriteFile(f.data, buf, 0o644); err != nil {
+					if _, err := dataOut.Write(buf); err != nil {
+						return fmt.Errorf("write %s: %v", f.data, err)
+					}
+					if err := dataOut.Close(); err != nil {
 						return fmt.Errorf("write %s: %v", f.data, err)
 					}
 				} else if f.queues.output == "json" {
