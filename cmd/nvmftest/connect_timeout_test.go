@@ -34,8 +34,8 @@ func TestConnectTimeoutFlag(t *testing.T) {
 			testbound.Within(t, 30*time.Second, strings.Join(tc.args, " "), func() {
 				code, _, stderr = runCLI(t, "", append(tc.args, target...)...)
 			})
-			if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
-				t.Fatalf("exit %d, stderr %q; want exit 1 and one line with %q", code, stderr, tc.want)
+			if code != 3 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 3 (unreachable target) and one line with %q", code, stderr, tc.want)
 			}
 		})
 	}

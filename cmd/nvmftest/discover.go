@@ -28,7 +28,7 @@ func newDiscoverCmd() *cobra.Command {
 			o := f.options(-1)
 			log, err := initiator.Discover(c.Context(), f.addr(), o)
 			if err != nil {
-				return fmt.Errorf("failed to discover %s: %v", f.addr(), err)
+				return fmt.Errorf("failed to discover %s: %w", f.addr(), err)
 			}
 			if f.output == "json" {
 				writeJSON(c.OutOrStdout(), discoveryJSON(log))

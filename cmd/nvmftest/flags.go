@@ -163,7 +163,7 @@ func (f *connFlags) connect(ctx context.Context, nrIO int) (*initiator.Controlle
 	}
 	c, err := initiator.Connect(ctx, f.addr(), f.nqn, f.options(nrIO))
 	if err != nil {
-		return nil, fmt.Errorf("failed to connect to %s at %s: %v", f.nqn, f.addr(), err)
+		return nil, fmt.Errorf("failed to connect to %s at %s: %w", f.nqn, f.addr(), err)
 	}
 	return c, nil
 }

@@ -142,9 +142,12 @@ func TestCLIUnreachable(t *testing.T) {
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	ln.Close()
-	code, _, errs := runCLI(t, "", "discover", "-a", "127.0.0.1", "-s", port)
-	if code != 1 || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {
-		t.Fatalf("exit %d, stderr %q", code, errs)
+	// An unreachable target is exit 3 for every command, as for conform.
+	for _, args := range [][]string{{"discover"}, {"id-ctrl", "-n", "nqn.x"}, {"read", "-n", "nqn.x", "-c", "0", "-z", "512"}} {
+		code, _, errs := runCLI(t, "", append(args, "-a", "127.0.0.1", "-s", port)...)
+		if code != 3 || !strings.Contains(errs, "connection refused") || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%s: exit %d, stderr %q; want 3 and one line saying the connection was refused", args[0], code, errs)
+		}
 	}
 }
 

@@ -19,6 +19,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/suites"
 )
 
 func main() {
@@ -75,6 +78,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	if isCobraUsage(msg) {
 		fmt.Fprintf(stderr, "nvmftest: %s\n", msg)
 		return 2
+	}
+	if unreachable(err) {
+		fmt.Fprintf(stderr, "nvmftest: %s\n", msg)
+		return suites.ExitUnreachable
 	}
 	fmt.Fprintf(stderr, "nvmftest: %s\n", msg)
 	return 1
@@ -198,4 +205,14 @@ func noArgs(c *cobra.Command, args []string) error {
 		return usagef("%s takes no arguments, got %q (see '%s --help')", c.Name(), args, c.CommandPath())
 	}
 	return nil
+}
+
+// unreachable reports whether err says the target could not be reached at
+// all (no answer within the connect timeout, refused, no route), which
+// every command reports with the exit status conform uses for it (3),
+// apart from a command that reached its target and then failed (1).
+func unreachable(err error) bool {
+	var cte *initiator.ConnectTimeoutError
+	return errors.As(err, &cte) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
