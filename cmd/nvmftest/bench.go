@@ -322,14 +322,20 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 // done".
 func benchProgress(res *loadgen.Result, jobs []*loadgen.Job) string {
 	ran := res.Elapsed.Round(100 * time.Millisecond)
-	var planned time.Duration
-	for _, j := range jobs {
+	// Phases (jobs between stonewalls) run one after another, the jobs
+	// of a phase together: the plan is the sum of each phase's longest.
+	var planned, phase time.Duration
+	for i, j := range jobs {
 		if j.Runtime <= 0 {
 			return fmt.Sprintf("%v, before the jobs' I/O was done", ran)
 		}
-		planned = max(planned, j.RampTime+j.Runtime)
+		if i > 0 && j.Stonewall {
+			planned += phase
+			phase = 0
+		}
+		phase = max(phase, j.RampTime+j.Runtime)
 	}
-	return fmt.Sprintf("%v of %v", ran, planned)
+	return fmt.Sprintf("%v of %v", ran, planned+phase)
 }
 
 func isTerminal(w io.Writer) bool {

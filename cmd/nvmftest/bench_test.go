@@ -6,7 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -154,5 +156,25 @@ func TestBenchVerifyUnwritten(t *testing.T) {
 	code, out, errs := runCLI(t, "", "bench", "--embedded", "mem:16MiB", "--rw", "randread", "--verify", "crc32c", "--size", "64k")
 	if code != 1 || !strings.Contains(out, "verify: 0 blocks checked, 1 without a verify header") || !strings.Contains(errs, "no verify header") {
 		t.Errorf("read verify over unwritten data: exit %d\n%s\n%s", code, out, errs)
+	}
+}
+
+// TestBenchProgressSumsPhases: an interrupted load's "X of Y" plans the
+// phases of a stonewalled job file one after another (the sum of each
+// phase's longest job), not all at once.
+func TestBenchProgressSumsPhases(t *testing.T) {
+	jobs := []*loadgen.Job{
+		{Name: "a", Runtime: 2 * time.Second},
+		{Name: "b", Runtime: 3 * time.Second, RampTime: time.Second},
+		{Name: "c", Runtime: 5 * time.Second, Stonewall: true},
+		{Name: "d", Runtime: time.Second, Stonewall: true},
+	}
+	res := &loadgen.Result{Elapsed: 2500 * time.Millisecond}
+	if got, want := benchProgress(res, jobs), "2.5s of 10s"; got != want {
+		t.Errorf("benchProgress = %q, want %q", got, want)
+	}
+	jobs[3].Runtime = 0
+	if got := benchProgress(res, jobs); !strings.Contains(got, "before the jobs' I/O was done") {
+		t.Errorf("benchProgress with a job of no runtime = %q", got)
 	}
 }
