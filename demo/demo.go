@@ -175,6 +175,9 @@ func Run(ctx context.Context, out io.Writer, o Options) (string, error) {
 		return dir, step.fail("conformance", err)
 	}
 	run.AddConformance(sum)
+	if sum.Interrupted != nil {
+		return dir, step.fail("conformance", errors.New(sum.Interrupted.String()))
+	}
 	step.ok("conformance: %d checks, %d passed, %d failed (%d mandatory), %d skipped; JUnit in %s",
 		len(sum.Results), sum.Passed, sum.Failed, sum.MandatoryFailed, sum.Skipped, filepath.Join(dir, "conformance", "junit.xml"))
 
