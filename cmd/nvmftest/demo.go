@@ -22,7 +22,8 @@ path-down failover scenario, and writes a run directory: report.html (open
 it in a browser), summary.md, run.json, conformance/junit.xml, bench/ and
 traces/. It needs nothing but this binary and takes about a minute.
 
-Exit status: 0 when every step and check passed, 1 otherwise.`,
+Exit status: 0 when every step and check passed, 1 otherwise, 2 for bad
+flags (a --report-dir it cannot write included).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if o.LoadDuration < 0 || o.LoadDuration > time.Hour {
@@ -33,6 +34,11 @@ Exit status: 0 when every step and check passed, 1 otherwise.`,
 			}
 			if o.FailoverScale < 0.1 || o.FailoverScale > 100 {
 				return usagef("--failover-scale %g: give a factor between 0.1 and 100", o.FailoverScale)
+			}
+			if o.ReportDir != "" {
+				if err := writableDir(o.ReportDir); err != nil {
+					return usagef("--report-dir %s: %v (give a directory nvmftest can write)", o.ReportDir, err)
+				}
 			}
 			o.Command = append([]string{"nvmftest"}, os.Args[1:]...)
 			_, err := demo.Run(cmd.Context(), cmd.OutOrStdout(), o)

@@ -159,6 +159,7 @@ func TestDemoCommand(t *testing.T) {
 		{"demo", "--iodepth", "-3"},
 		{"demo", "--load-time", "2h"},
 		{"demo", "--failover-scale", "-1"},
+		{"demo", "--report-dir", "/proc/nope/run"},
 		{"demo", "extra"},
 	} {
 		code, _, stderr := runCLI(t, "", args...)
