@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
@@ -340,44 +339,6 @@ var (
 	// checks an interrupt kept from running from those it left out.
 	runFilter types.LabelFilter
 )
-
-// caughtSignal is the cancel cause of signalContext's context.
-type caughtSignal struct{ sig os.Signal }
-
-func (c caughtSignal) Error() string { return "signal: " + c.sig.String() }
-
-// signalContext ends, with the signal as its cause, on SIGINT or SIGTERM.
-// It only watches: Ginkgo's own handler stops the run.
-func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(context.Background())
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case s := <-ch:
-			cancel(caughtSignal{s})
-		case <-done:
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(ch)
-		close(done)
-		cancel(nil)
-	}
-}
-
-// signalOf is the signal that ended ctx (from signalContext), or nil.
-func signalOf(ctx context.Context) os.Signal {
-	if ctx == nil {
-		return nil
-	}
-	var c caughtSignal
-	if errors.As(context.Cause(ctx), &c) {
-		return c.sig
-	}
-	return nil
-}
 
 // unreachable returns the run's Unreachable once the target is gone.
 func unreachable() *Unreachable {

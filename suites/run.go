@@ -1,6 +1,7 @@
 package suites
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 	"github.com/onsi/ginkgo/v2/formatter"
 	"github.com/onsi/ginkgo/v2/types"
 	"github.com/onsi/gomega"
+
+	"github.com/nvmftest/nvmftest/internal/interrupt"
 )
 
 // RunOptions shape one run of the suites.
@@ -229,7 +232,7 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	// Ginkgo handles the interrupt itself; this lets the liveness probe
 	// know, to stay out of its way, and the summary say which signal
 	// stopped the run.
-	interrupted, stopSignals := signalContext()
+	interrupted, stopSignals := interrupt.Watch(context.Background())
 	defer stopSignals()
 	runDead, runLastCheck, runInterrupted = nil, "", interrupted
 	runFilter = nil
@@ -301,7 +304,7 @@ var _ = ReportAfterSuite("nvmftest conformance summary", func(r Report) {
 	if runSum == nil {
 		return
 	}
-	if runInterrupted != nil && signalOf(runInterrupted) == nil && ginkgoInterrupted(r) {
+	if runInterrupted != nil && interrupt.Signal(runInterrupted) == nil && ginkgoInterrupted(r) {
 		// Ginkgo caught the signal; ours is on its way.
 		select {
 		case <-runInterrupted.Done():
@@ -315,7 +318,7 @@ var _ = ReportAfterSuite("nvmftest conformance summary", func(r Report) {
 	}
 	sort.SliceStable(runSum.Results, func(i, j int) bool { return runSum.Results[i].ID < runSum.Results[j].ID })
 	runSum.Unreachable = runDead
-	if sig := signalOf(runInterrupted); sig != nil {
+	if sig := interrupt.Signal(runInterrupted); sig != nil {
 		in := &Interrupted{Signal: sig.String(), Total: len(runSum.Results)}
 		if n, ok := sig.(syscall.Signal); ok {
 			in.SignalNumber = int(n)
@@ -369,7 +372,7 @@ func resultOf(sr SpecReport) (Result, bool) {
 	if len(sr.ContainerHierarchyTexts) > 0 {
 		res.Area = strings.ToLower(sr.ContainerHierarchyTexts[0])
 	}
-	interrupted := signalOf(runInterrupted)
+	interrupted := interrupt.Signal(runInterrupted)
 	switch sr.State {
 	case types.SpecStatePassed:
 		res.State = "passed"

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/nvmftest/nvmftest/internal/interrupt"
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/reports"
@@ -261,7 +262,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if res == nil {
 		return runErr
 	}
-	sig := interruptedBy(ctx)
+	sig := interrupt.Signal(ctx)
 	interrupted := ""
 	if sig != nil {
 		// As fio: the signal ends the run, it is no job's error, and the
@@ -272,7 +273,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 			}
 		}
 		interrupted = "INTERRUPTED after " + benchProgress(res, jobs) + fmt.Sprintf(" (signal: %v)", sig)
-		fmt.Fprintf(errw, "nvmftest: terminating on signal %d; bench %s: the results are partial\n", sigExit(sig)-128, interrupted)
+		fmt.Fprintf(errw, "nvmftest: terminating on signal %d; bench %s: the results are partial\n", interrupt.ExitStatus(sig)-128, interrupted)
 		if f.conn.output != "json" {
 			fmt.Fprintf(out, "bench %s: partial results\n", interrupted)
 		}

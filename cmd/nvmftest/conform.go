@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/internal/interrupt"
 	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/suites"
 )
@@ -229,8 +230,8 @@ func preflight(ctx context.Context, cfg suites.Config, checkTimeout time.Duratio
 	switch {
 	case err == nil:
 		return nil
-	case interruptedBy(ctx) != nil:
-		return signalError{"interrupted before the first check", interruptedBy(ctx)}
+	case interrupt.Signal(ctx) != nil:
+		return signalError{"interrupted before the first check", interrupt.Signal(ctx)}
 	}
 	msg := fmt.Sprintf("cannot reach %s at %s: %v", cfg.SubNQN, cfg.Address, err)
 	var pe *suites.ProbeError

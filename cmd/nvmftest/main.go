@@ -14,13 +14,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/internal/interrupt"
 	"github.com/nvmftest/nvmftest/suites"
 )
 
@@ -41,7 +41,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 			code = 1
 		}
 	}()
-	ctx, stop := signalContext(context.Background())
+	ctx, stop := interrupt.Watch(context.Background())
 	defer stop()
 	root := newRootCmd()
 	root.SetArgs(args)
@@ -50,26 +50,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	root.SetErr(stderr)
 	c, err := root.ExecuteContextC(ctx)
 	if err == nil {
-		if sig := interruptedBy(ctx); sig != nil && c != nil && c.Name() != "target" {
+		if sig := interrupt.Signal(ctx); sig != nil && c != nil && c.Name() != "target" {
 			// The command stopped early on the signal without saying so:
 			// its result is not what a full run gives. (The target is a
 			// server: stopping on a signal is how it ends, status 0.)
-			fmt.Fprintf(stderr, "nvmftest: interrupted (terminating on signal %d, %v)\n", sigExit(sig)-128, sig)
-			return sigExit(sig)
+			fmt.Fprintf(stderr, "nvmftest: interrupted (terminating on signal %d, %v)\n", interrupt.ExitStatus(sig)-128, sig)
+			return interrupt.ExitStatus(sig)
 		}
 		return 0
 	}
 	msg := strings.TrimSpace(err.Error())
 	var ec interface{ ExitCode() int }
-	if sig := interruptedBy(ctx); sig != nil && !errors.As(err, &ec) {
+	if sig := interrupt.Signal(ctx); sig != nil && !errors.As(err, &ec) {
 		// Whatever the command failed with once the signal cancelled its
 		// context (mostly "context canceled") is the signal's doing: say
 		// so, and exit as a shell does for a process the signal ended.
 		if errors.Is(err, context.Canceled) {
 			msg = "interrupted"
 		}
-		fmt.Fprintf(stderr, "nvmftest: %s (terminating on signal %d, %v)\n", msg, sigExit(sig)-128, sig)
-		return sigExit(sig)
+		fmt.Fprintf(stderr, "nvmftest: %s (terminating on signal %d, %v)\n", msg, interrupt.ExitStatus(sig)-128, sig)
+		return interrupt.ExitStatus(sig)
 	}
 	if errors.As(err, &ec) {
 		fmt.Fprintf(stderr, "nvmftest: %s\n", msg)
@@ -87,62 +87,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 	return 1
 }
 
-// interrupted is the cancel cause signalContext gives its context.
-type interrupted struct{ sig os.Signal }
-
-func (i interrupted) Error() string { return fmt.Sprintf("interrupted by signal (%v)", i.sig) }
-
-// signalContext is ctx cancelled, with an interrupted cause, on the first
-// SIGINT or SIGTERM. Only the first is caught: a second one ends the
-// process at once, as users expect of a second Ctrl-C.
-func signalContext(ctx context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case s := <-ch:
-			signal.Stop(ch)
-			cancel(interrupted{s})
-		case <-done:
-		}
-	}()
-	return ctx, func() {
-		signal.Stop(ch)
-		close(done)
-		cancel(nil)
-	}
-}
-
-// interruptedBy is the signal that cancelled ctx (see signalContext), or
-// nil.
-func interruptedBy(ctx context.Context) os.Signal {
-	var i interrupted
-	if errors.As(context.Cause(ctx), &i) {
-		return i.sig
-	}
-	return nil
-}
-
-// sigExit is the exit status of a command cut short by sig: 128 plus the
-// signal number, as shells report it (130 for SIGINT, 143 for SIGTERM).
-func sigExit(sig os.Signal) int {
-	if s, ok := sig.(syscall.Signal); ok {
-		return 128 + int(s)
-	}
-	return 130
-}
-
 // signalError is a command's error after the signal that cut it short:
-// the exit status is sigExit's.
+// the exit status is interrupt.ExitStatus's.
 type signalError struct {
 	msg string
 	sig os.Signal
 }
 
 func (e signalError) Error() string { return e.msg }
-func (e signalError) ExitCode() int { return sigExit(e.sig) }
+func (e signalError) ExitCode() int { return interrupt.ExitStatus(e.sig) }
 
 // syscallSignal is signal number n (SIGINT when n is not one).
 func syscallSignal(n int) os.Signal {
