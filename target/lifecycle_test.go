@@ -1,7 +1,6 @@
 package target
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/internal/syncbuf"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -153,31 +153,13 @@ type panicBackend struct{ Backend }
 
 func (panicBackend) ReadAt([]byte, int64) (int, error) { panic("injected backend panic") }
 
-// syncBuffer is a log sink that tests read while the target writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestPanicEndsOnlyItsConnection injects a panic while a command runs,
 // on the receive goroutine (memory namespace) and on a worker (a
 // namespace whose backend blocks): the panic is logged with its stack,
 // that connection ends, and the process, its association's admin queue
 // and other hosts go on.
 func TestPanicEndsOnlyItsConnection(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	tg, err := New(testConfig(), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +321,7 @@ func TestAcceptSurvivesEMFILE(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	_, addr := startChildTarget(t, "TestEMFILEChild", emfileChildEnv+"=1", &stderr)
 	ra := newRawAssoc(testNQN, testHost)
 	if nc, st, err := ra.open(addr, make([]byte, 256)); err != nil || st != nvme.StatusSuccess {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,29 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/internal/syncbuf"
 	"github.com/nvmftest/nvmftest/internal/testbound"
 	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
 )
-
-// lockedBuffer is a child's output, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // signalChild runs a command line in a child process of the test binary
 // (as runChild), sends it sig once ready says its output shows it got
@@ -48,7 +30,7 @@ func signalChild(t *testing.T, sig os.Signal, ready func(stdout, stderr string) 
 	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), envRunMain+"=1")
-	var out, errb lockedBuffer
+	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
