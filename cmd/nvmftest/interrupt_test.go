@@ -2,11 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,8 +26,7 @@ import (
 // the signal, fails the test.
 func signalChild(t *testing.T, sig os.Signal, ready func(stdout, stderr string) bool, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	cmd := childCmd(args...)
 	var out, errb syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
@@ -56,15 +53,7 @@ func signalChild(t *testing.T, sig os.Signal, ready func(stdout, stderr string) 
 	}
 	var err error
 	testbound.Within(t, time.Minute, "the child to stop on the signal", func() { err = <-done })
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("run %q: %v", args, err)
-	}
-	return code, out.String(), errb.String()
+	return childExit(t, args, err), out.String(), errb.String()
 }
 
 // TestConformInterrupted: Ctrl-C during conform stops the run at once;

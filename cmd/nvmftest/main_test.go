@@ -23,18 +23,30 @@ func TestMain(m *testing.M) {
 // run them already: Ginkgo runs once per process.
 func runChild(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	cmd := childCmd(args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	return childExit(t, args, cmd.Run()), out.String(), errb.String()
+}
+
+// childCmd is the test binary set to run as nvmftest with args.
+func childCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), envRunMain+"=1")
+	return cmd
+}
+
+// childExit is the exit status of a child that ended with err; a child
+// that could not run at all fails t.
+func childExit(t *testing.T, args []string, err error) int {
+	t.Helper()
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
+		return 0
 	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatalf("run %q: %v", args, err)
+		return ee.ExitCode()
 	}
-	return code, out.String(), errb.String()
+	t.Fatalf("run %q: %v", args, err)
+	return 0
 }
