@@ -559,6 +559,7 @@ func (b *FileBackend) Resize(size int64) error {
 	b.size = size
 	return nil
 }
+
 func (b *FileBackend) Close() error {
 	// A target that shuts down leaves every completed write durable.
 	return errors.Join(b.sync(), b.f.Close())
