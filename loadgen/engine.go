@@ -87,6 +87,7 @@ type jobState struct {
 	samples  [2][]float64
 	bwSamp   [2][]float64
 	devices  []DeviceInfo
+	cpu      CPUUsage // the process's, while the job's phase ran
 }
 
 func (js *jobState) requestStop() {
@@ -214,12 +215,17 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			}
 			c.later += longest
 		}
+		cpu0 := takeCPU()
 		e.runPhase(ctx, &c, phase)
+		cpu := takeCPU().since(cpu0)
+		for _, js := range phase {
+			js.cpu = cpu
+		}
 	}
 	res.Elapsed = time.Duration(e.now())
 	var firstErr error
 	for _, js := range e.jobs {
-		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0, Group: js.group, Skipped: !js.started}
+		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0, Group: js.group, Skipped: !js.started, CPU: js.cpu}
 		end := int64(0)
 		for _, w := range js.workers {
 			end = max(end, w.end.Load(), w.verifyEnd.Load())

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"strconv"
 	"time"
@@ -21,38 +22,49 @@ const FioVersion = "nvmftest (fio-3.36 json)"
 // (fio-plot, fio2gnuplot's JSON readers, fio_jsonplus_clat2csv-style
 // scripts) reads it: same key names, units and nesting.
 type FioOutput struct {
-	FioVersion    string            `json:"fio version"`
-	Timestamp     int64             `json:"timestamp"`
-	TimestampMs   int64             `json:"timestamp_ms"`
-	Time          string            `json:"time"`
-	GlobalOptions map[string]string `json:"global options"`
+	FioVersion  string `json:"fio version"`
+	Timestamp   int64  `json:"timestamp"`
+	TimestampMs int64  `json:"timestamp_ms"`
+	Time        string `json:"time"`
+	// GlobalOptions are the job file's [global] options (and the flags
+	// given with it), left out when there are none, as fio does.
+	GlobalOptions map[string]string `json:"global options,omitempty"`
 	Jobs          []FioJob          `json:"jobs"`
 	DiskUtil      []any             `json:"disk_util"`
 }
 
 // FioJob is one entry of "jobs".
 type FioJob struct {
-	JobName    string             `json:"jobname"`
-	GroupID    int                `json:"groupid"`
-	JobStart   int64              `json:"job_start"` // ms since the epoch, as fio 3.35+
-	Error      int                `json:"error"`
-	ETA        int                `json:"eta"`
-	Elapsed    int64              `json:"elapsed"`
-	JobOptions map[string]string  `json:"job options"`
-	Read       FioDir             `json:"read"`
-	Write      FioDir             `json:"write"`
-	Trim       FioDir             `json:"trim"`
-	Sync       FioSync            `json:"sync"`
-	JobRuntime int64              `json:"job_runtime"`
-	UsrCPU     float64            `json:"usr_cpu"`
-	SysCPU     float64            `json:"sys_cpu"`
-	Ctx        int64              `json:"ctx"`
-	Majf       int64              `json:"majf"`
-	Minf       int64              `json:"minf"`
-	IODepthLvl map[string]float64 `json:"iodepth_level"`
-	LatencyNs  map[string]float64 `json:"latency_ns"`
-	LatencyUs  map[string]float64 `json:"latency_us"`
-	LatencyMs  map[string]float64 `json:"latency_ms"`
+	JobName    string            `json:"jobname"`
+	GroupID    int               `json:"groupid"`
+	JobStart   int64             `json:"job_start"` // ms since the epoch, as fio 3.35+
+	Error      int               `json:"error"`
+	ETA        int               `json:"eta"`
+	Elapsed    int64             `json:"elapsed"`
+	JobOptions map[string]string `json:"job options"`
+	Read       FioDir            `json:"read"`
+	Write      FioDir            `json:"write"`
+	Trim       FioDir            `json:"trim"`
+	Sync       FioSync           `json:"sync"`
+	JobRuntime int64             `json:"job_runtime"`
+	// UsrCPU, SysCPU, Ctx, Majf and Minf are the whole process's while
+	// the job's phase ran (see CPUUsage), not one thread's as in fio.
+	UsrCPU          float64            `json:"usr_cpu"`
+	SysCPU          float64            `json:"sys_cpu"`
+	Ctx             int64              `json:"ctx"`
+	Majf            int64              `json:"majf"`
+	Minf            int64              `json:"minf"`
+	IODepthLvl      map[string]float64 `json:"iodepth_level"`
+	IODepthSubmit   map[string]float64 `json:"iodepth_submit"`
+	IODepthComplete map[string]float64 `json:"iodepth_complete"`
+	LatencyNs       map[string]float64 `json:"latency_ns"`
+	LatencyUs       map[string]float64 `json:"latency_us"`
+	LatencyMs       map[string]float64 `json:"latency_ms"`
+	// fio's latency_target options (not supported: no target, 100%).
+	LatencyDepth      int     `json:"latency_depth"`
+	LatencyTarget     int64   `json:"latency_target"`
+	LatencyPercentile float64 `json:"latency_percentile"`
+	LatencyWindow     int64   `json:"latency_window"`
 	// Extensions (fio has none of these; consumers ignore unknown keys).
 	Devices     []string `json:"nvmftest_devices,omitempty"`
 	RateLimited bool     `json:"nvmftest_lat_from_intended_issue,omitempty"`
@@ -107,12 +119,16 @@ type FioLatency struct {
 	Stddev     float64          `json:"stddev"`
 	N          int64            `json:"N"`
 	Percentile map[string]int64 `json:"percentile,omitempty"`
+	// Bins is json+'s histogram beside the percentiles: latency (ns, the
+	// middle of each HdrHistogram bucket) -> I/Os, buckets with I/Os only,
+	// as fio_jsonplus_clat2csv and fio-plot read it.
+	Bins map[string]int64 `json:"bins,omitempty"`
 }
 
 // FioPercentileKey is how fio spells percentile p as a JSON key.
 func FioPercentileKey(p float64) string { return strconv.FormatFloat(p, 'f', 6, 64) }
 
-func fioLat(h *hdrhistogram.Histogram, pct bool) FioLatency {
+func fioLat(h *hdrhistogram.Histogram, pct, bins bool) FioLatency {
 	if h == nil || h.TotalCount() == 0 {
 		return FioLatency{}
 	}
@@ -121,6 +137,14 @@ func fioLat(h *hdrhistogram.Histogram, pct bool) FioLatency {
 		l.Percentile = make(map[string]int64, len(FioPercentiles))
 		for _, p := range FioPercentiles {
 			l.Percentile[FioPercentileKey(p)] = h.ValueAtQuantile(p)
+		}
+		if bins {
+			l.Bins = map[string]int64{}
+			for _, b := range h.Distribution() {
+				if b.Count > 0 {
+					l.Bins[strconv.FormatInt((b.From+b.To)/2, 10)] += b.Count
+				}
+			}
 		}
 	}
 	return l
@@ -146,7 +170,7 @@ func meanDev(xs []float64) (lo, hi, mean, dev float64) {
 	return
 }
 
-func fioDir(d *DirResult, runtime time.Duration, rate bool) FioDir {
+func fioDir(d *DirResult, runtime time.Duration, rate, plus bool) FioDir {
 	f := FioDir{IOBytes: d.Bytes, IOKBytes: d.Bytes >> 10, TotalIOs: d.IOs, Runtime: runtime.Milliseconds()}
 	if d.IOs == 0 {
 		// fio reports an unused direction with zeros (and runtime 0).
@@ -156,9 +180,9 @@ func fioDir(d *DirResult, runtime time.Duration, rate bool) FioDir {
 	f.BWBytes = int64(d.BW(runtime))
 	f.BW = f.BWBytes >> 10
 	f.IOPS = d.IOPS(runtime)
-	f.Slat = fioLat(d.Slat, false)
-	f.Clat = fioLat(d.Clat, true)
-	f.Lat = fioLat(d.Lat, rate)
+	f.Slat = fioLat(d.Slat, false, false)
+	f.Clat = fioLat(d.Clat, true, plus)
+	f.Lat = fioLat(d.Lat, rate, plus && rate)
 	lo, hi, mean, dev := meanDev(d.BWSamples)
 	f.BWMin, f.BWMax, f.BWMean, f.BWDev, f.BWSamples = int64(lo/1024), int64(hi/1024), mean/1024, dev/1024, len(d.BWSamples)
 	f.BWAgg = 100
@@ -167,22 +191,14 @@ func fioDir(d *DirResult, runtime time.Duration, rate bool) FioDir {
 	return f
 }
 
-// latBuckets computes fio's latency_ns, latency_us and latency_ms maps:
-// each I/O counts once, in the finest map its latency fits (below 1 us,
-// below 1 ms, else ms), under the first key at or above it; values are
-// percentages of all I/Os.
+// latDist computes fio's latency distribution (latency_ns, latency_us,
+// latency_ms in JSON, the lat_* fields of terse): each I/O counts once,
+// in the finest scale its latency fits (below 1 us, below 1 ms, else ms),
+// under the first bound at or above it; values are percentages of all
+// I/Os. ms[10] is 2000 ms, ms[11] above.
 var latKeys = []float64{2, 4, 10, 20, 50, 100, 250, 500, 750, 1000}
 
-func latBuckets(h *hdrhistogram.Histogram) (ns, us, ms map[string]float64) {
-	mk := func() map[string]float64 {
-		m := make(map[string]float64, len(latKeys)+2)
-		for _, k := range latKeys {
-			m[strconv.Itoa(int(k))] = 0
-		}
-		return m
-	}
-	ns, us, ms = mk(), mk(), mk()
-	ms["2000"], ms[">=2000"] = 0, 0
+func latDist(h *hdrhistogram.Histogram) (ns, us [10]float64, ms [12]float64) {
 	if h == nil || h.TotalCount() == 0 {
 		return
 	}
@@ -192,32 +208,85 @@ func latBuckets(h *hdrhistogram.Histogram) (ns, us, ms map[string]float64) {
 			continue
 		}
 		v := b.To
-		m, x := ns, float64(v)
+		m, x := ns[:], float64(v)
 		switch {
 		case v >= 1_000_000:
-			m, x = ms, float64(v)/1e6
+			m, x = ms[:], float64(v)/1e6
 		case v >= 1000:
-			m, x = us, float64(v)/1e3
+			m, x = us[:], float64(v)/1e3
 		}
-		key := ">=2000"
-		for _, k := range latKeys {
-			if x <= k {
-				key = strconv.Itoa(int(k))
+		i := len(latKeys) + 1 // above 2000 ms
+		for k, bound := range latKeys {
+			if x <= bound {
+				i = k
 				break
 			}
 		}
-		if key == ">=2000" && x <= 2000 {
-			key = "2000"
+		if i == len(latKeys)+1 && x <= 2000 {
+			i = len(latKeys)
 		}
-		m[key] += 100 * float64(b.Count) / n
+		m[i] += 100 * float64(b.Count) / n
 	}
 	return
 }
 
-// FioJSON converts a result to fio's JSON layout.
-func FioJSON(r *Result) *FioOutput {
+func latBuckets(h *hdrhistogram.Histogram) (ns, us, ms map[string]float64) {
+	dns, dus, dms := latDist(h)
+	mk := func(d []float64) map[string]float64 {
+		m := make(map[string]float64, len(latKeys)+2)
+		for i, k := range latKeys {
+			m[strconv.Itoa(int(k))] = d[i]
+		}
+		return m
+	}
+	ns, us, ms = mk(dns[:]), mk(dus[:]), mk(dms[:])
+	ms["2000"], ms[">=2000"] = dms[10], dms[11]
+	return
+}
+
+// depthLevel is fio's iodepth_level: the share of time at each queue
+// depth. The engine keeps iodepth I/Os in flight (rate_iops: up to it),
+// so the job's iodepth bucket gets it all.
+func depthLevel(depth int) map[string]float64 {
+	m := map[string]float64{"1": 0, "2": 0, "4": 0, "8": 0, "16": 0, "32": 0, ">=64": 0}
+	lvl := ">=64"
+	for _, k := range []int{1, 2, 4, 8, 16, 32} {
+		if depth <= k {
+			lvl = strconv.Itoa(k)
+			break
+		}
+	}
+	m[lvl] = 100
+	return m
+}
+
+// depthBatch is fio's iodepth_submit and iodepth_complete: how many I/Os
+// each submit (or reap) call handled. The engine submits and completes
+// one I/O at a time, so all are in fio's "4" bucket (1 to 4).
+func depthBatch(ios int64) map[string]float64 {
+	m := map[string]float64{"0": 0, "4": 0, "8": 0, "16": 0, "32": 0, "64": 0, ">=64": 0}
+	if ios > 0 {
+		m["4"] = 100
+	}
+	return m
+}
+
+// FioJSON converts a result to fio's JSON layout (--output-format=json).
+func FioJSON(r *Result) *FioOutput { return fioJSON(r, false) }
+
+// FioJSONPlus is fio's json+: FioJSON with the latency histogram ("bins")
+// beside each set of percentiles.
+func FioJSONPlus(r *Result) *FioOutput { return fioJSON(r, true) }
+
+func fioJSON(r *Result, plus bool) *FioOutput {
 	out := &FioOutput{FioVersion: FioVersion, Timestamp: r.Start.Unix(), TimestampMs: r.Start.UnixMilli(),
-		Time: r.Start.Format(time.ANSIC), GlobalOptions: map[string]string{}, DiskUtil: []any{}}
+		Time: r.Start.Format(time.ANSIC), DiskUtil: []any{}}
+	for _, jr := range r.Jobs {
+		if len(jr.Job.GlobalOptions) > 0 {
+			out.GlobalOptions = maps.Clone(jr.Job.GlobalOptions)
+			break
+		}
+	}
 	for _, jr := range r.Jobs {
 		// elapsed is the run's, in every job, as fio's; job_start tells
 		// when each job (after a stonewall: each phase) began.
@@ -241,33 +310,40 @@ func FioJSON(r *Result) *FioOutput {
 			j.Error = 5 // EIO, as fio reports an I/O error
 			j.ErrorMessage = jr.Err.Error()
 		}
-		j.Read = fioDir(&jr.Read, jr.Runtime, jr.RateLimited)
-		j.Write = fioDir(&jr.Write, jr.Runtime, jr.RateLimited)
-		j.IODepthLvl = map[string]float64{"1": 0, "2": 0, "4": 0, "8": 0, "16": 0, "32": 0, ">=64": 0}
-		lvl := ">=64"
-		for _, k := range []int{1, 2, 4, 8, 16, 32} {
-			if jr.Job.IODepth <= k {
-				lvl = strconv.Itoa(k)
-				break
-			}
-		}
-		j.IODepthLvl[lvl] = 100
-		all := newHist()
-		if jr.Read.Lat != nil {
-			all.Merge(jr.Read.Lat)
-		}
-		if jr.Write.Lat != nil {
-			all.Merge(jr.Write.Lat)
-		}
-		j.LatencyNs, j.LatencyUs, j.LatencyMs = latBuckets(all)
+		j.Read = fioDir(&jr.Read, jr.Runtime, jr.RateLimited, plus)
+		j.Write = fioDir(&jr.Write, jr.Runtime, jr.RateLimited, plus)
+		j.UsrCPU, j.SysCPU, j.Ctx = jr.CPU.UsrPct(), jr.CPU.SysPct(), jr.CPU.Ctx
+		j.Majf, j.Minf = jr.CPU.MajFlt, jr.CPU.MinFlt
+		j.IODepthLvl = depthLevel(jr.Job.IODepth)
+		ios := jr.Read.IOs + jr.Write.IOs
+		j.IODepthSubmit, j.IODepthComplete = depthBatch(ios), depthBatch(ios)
+		j.LatencyNs, j.LatencyUs, j.LatencyMs = latBuckets(jobLat(jr))
+		j.LatencyDepth, j.LatencyPercentile = jr.Job.IODepth, 100
 		out.Jobs = append(out.Jobs, j)
 	}
 	return out
 }
 
+// jobLat is the job's lat over both directions.
+func jobLat(jr *JobResult) *hdrhistogram.Histogram {
+	all := newHist()
+	if jr.Read.Lat != nil {
+		all.Merge(jr.Read.Lat)
+	}
+	if jr.Write.Lat != nil {
+		all.Merge(jr.Write.Lat)
+	}
+	return all
+}
+
 // WriteFioJSON writes r as fio's JSON output.
-func WriteFioJSON(w io.Writer, r *Result) error {
-	b, err := json.MarshalIndent(FioJSON(r), "", "  ")
+func WriteFioJSON(w io.Writer, r *Result) error { return writeJSON(w, FioJSON(r)) }
+
+// WriteFioJSONPlus writes r as fio's json+ output.
+func WriteFioJSONPlus(w io.Writer, r *Result) error { return writeJSON(w, FioJSONPlus(r)) }
+
+func writeJSON(w io.Writer, o *FioOutput) error {
+	b, err := json.MarshalIndent(o, "", "  ")
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,9 @@ type Job struct {
 
 	// Options holds every option as given (fio's "job options" in JSON).
 	Options map[string]string
+	// GlobalOptions are the options the job file's [global] sections (and
+	// the flags before them) gave, for fio's "global options" in JSON.
+	GlobalOptions map[string]string
 	// Order remembers the order options were set in, for reports.
 	Order []string
 }

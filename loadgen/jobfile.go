@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 
 	"gopkg.in/ini.v1"
@@ -48,6 +49,7 @@ func ParseJobFile(data []byte, base *Job) ([]*Job, error) {
 			continue
 		}
 		j := global.Clone()
+		j.GlobalOptions = maps.Clone(global.Options)
 		j.Name = name
 		if err := applySection(j, s); err != nil {
 			return nil, fmt.Errorf("job file [%s]: %w", name, err)

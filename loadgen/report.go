@@ -48,14 +48,40 @@ func WriteSummary(w io.Writer, r *Result) {
 				fmt.Fprintf(w, "   iops        : min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", lo, hi, mean, dev, len(d.IOPSSamples))
 			}
 		}
+		if !jr.Skipped {
+			cpuLines(w, jr)
+		}
 		if jr.Job.Verify != "" {
 			fmt.Fprintf(w, "  verify: %d blocks checked, %d without a verify header (crc32c, LBA, generation)\n", jr.Verified, jr.VerifyNoHeader)
+			if jr.Verified == 0 {
+				fmt.Fprintf(w, "  verify: WARNING: no block was verified; this job checked nothing\n")
+			}
 		}
 		if jr.RateLimited {
 			fmt.Fprintf(w, "  lat is measured from each I/O's intended issue time (rate_iops=%d): stalls show in the tail\n", jr.Job.RateIOPS)
 		}
 	}
 	writeGroups(w, r)
+}
+
+// cpuLines writes fio's cpu and IO depths lines. The CPU numbers are the
+// whole process's while the job's phase ran (see CPUUsage).
+func cpuLines(w io.Writer, jr *JobResult) {
+	c := jr.CPU
+	fmt.Fprintf(w, "  cpu          : usr=%.2f%%, sys=%.2f%%, ctx=%d, majf=%d, minf=%d (whole process)\n", c.UsrPct(), c.SysPct(), c.Ctx, c.MajFlt, c.MinFlt)
+	dist := func(m map[string]float64, keys ...string) string {
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s=%.1f%%", k, m[k])
+		}
+		return strings.Join(parts, ", ")
+	}
+	ios := jr.Read.IOs + jr.Write.IOs
+	fmt.Fprintf(w, "  IO depths    : %s\n", dist(depthLevel(jr.Job.IODepth), "1", "2", "4", "8", "16", "32", ">=64"))
+	batch := []string{"0", "4", "8", "16", "32", "64", ">=64"}
+	fmt.Fprintf(w, "     submit    : %s\n", dist(depthBatch(ios), batch...))
+	fmt.Fprintf(w, "     complete  : %s\n", dist(depthBatch(ios), batch...))
+	fmt.Fprintf(w, "     issued rwts: total=%d,%d,0,0 short=0,0,0,0 dropped=0,0,0,0\n", jr.Read.IOs, jr.Write.IOs)
 }
 
 // writeGroups writes fio's "Run status group N (all jobs)" lines: per

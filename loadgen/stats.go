@@ -142,7 +142,10 @@ type JobResult struct {
 	// Skipped: the run ended (an error, Ctrl-C) before the job's phase
 	// started, so it did no I/O.
 	Skipped bool
-	Err     error
+	// CPU is the whole process's usage while the job's phase ran (see
+	// CPUUsage: not the job's own, which goroutines cannot give).
+	CPU CPUUsage
+	Err error
 }
 
 // Dir returns the result of op.

@@ -151,3 +151,15 @@ func TestVerifyReadOfUnverifiableData(t *testing.T) {
 		t.Errorf("summary:\n%s", sum.String())
 	}
 }
+
+// TestVerifyNothingWarns: the normal output of a verify job that checked
+// no block warns, beside the count.
+func TestVerifyNothingWarns(t *testing.T) {
+	d := newMemDevice(512, 1024)
+	res, _ := runMem(t, d, "rw", "randrw", "rwmixread", "100", "verify", "crc32c", "size", "64k")
+	var sum strings.Builder
+	WriteSummary(&sum, res)
+	if !strings.Contains(sum.String(), "verify: WARNING: no block was verified") {
+		t.Errorf("summary:\n%s", sum.String())
+	}
+}
