@@ -31,6 +31,8 @@ type benchFlags struct {
 	embedded string
 	output   string
 	report   string
+	minimal  bool
+	format   loadgen.OutputFormat
 }
 
 // benchFioFlags are the fio options given as flags, in the order they
@@ -91,6 +93,8 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	fs.StringVar(&f.series, "write_series", "", "write per-interval IOPS, bandwidth and latency percentiles as CSV to `FILE`")
 	fs.DurationVar(&f.interval, "status-interval", time.Second, "interval of the series, the log and the progress line")
 	fs.StringVar(&f.progress, "progress", "auto", "live progress line on stderr: auto (when a terminal), always, never")
+	fs.Lookup("output-format").Usage = "fio's output formats: normal, terse, json or json+, or a comma list (normal,json)"
+	fs.BoolVar(&f.minimal, "minimal", false, "fio's terse output (--output-format terse)")
 	fs.StringVar(&f.output, "output", "", "write the report to `FILE` instead of standard output (fio's --output)")
 	fs.StringVar(&f.report, "report-dir", "", "run directory: report.html, summary.md, run.json, bench/fio.json and HdrHistogram logs (an existing one gains this run)")
 	fs.StringVar(&f.embedded, "embedded", "", "run against an in-process reference target with one namespace `BACKEND:SIZE` (null:1GiB, mem:256MiB); no -a/-n needed")
@@ -133,6 +137,13 @@ func benchJobs(cmd *cobra.Command, f *benchFlags, files []string) ([]*loadgen.Jo
 func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	ctx := cmd.Context()
 	out, errw := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if f.format, err = loadgen.ParseOutputFormat(f.conn.output); err != nil {
+		return usagef("-o/--output-format: %v", err)
+	}
+	if f.minimal {
+		f.format = loadgen.FormatTerse
+	}
+	f.conn.output = "normal" // what the shared check knows; f.format rules here
 	jobs, err := benchJobs(cmd, f, args)
 	if err != nil {
 		return err
@@ -274,16 +285,12 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		}
 		interrupted = "INTERRUPTED after " + benchProgress(res, jobs) + fmt.Sprintf(" (signal: %v)", sig)
 		fmt.Fprintf(errw, "nvmftest: terminating on signal %d; bench %s: the results are partial\n", interrupt.ExitStatus(sig)-128, interrupted)
-		if f.conn.output != "json" {
+		if f.format == loadgen.FormatNormal {
 			fmt.Fprintf(out, "bench %s: partial results\n", interrupted)
 		}
 	}
-	if f.conn.output == "json" {
-		if err := loadgen.WriteFioJSON(out, res); err != nil {
-			return err
-		}
-	} else {
-		loadgen.WriteSummary(out, res)
+	if err := loadgen.WriteOutput(out, res, f.format); err != nil {
+		return err
 	}
 	if seriesFile != nil {
 		if err := loadgen.WriteSeries(seriesFile, res); err != nil {
