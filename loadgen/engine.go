@@ -42,6 +42,9 @@ type RunOptions struct {
 	// one line per job and direction per interval, tagged JOB.read or
 	// JOB.write.
 	HistLog io.Writer
+	// IOLogs, if set, are the jobs' fio logs (write_lat_log and the like),
+	// from OpenIOLogs on the same targets; the caller closes them.
+	IOLogs *IOLogs
 }
 
 // I/O slot states, for issuing without recursion when a device completes
@@ -120,6 +123,7 @@ type worker struct {
 	ios   []*IO
 	free  chan *IO
 	ver   *verifier
+	log   *ioLog // nil unless the job writes fio's I/O logs
 
 	mu         sync.Mutex
 	planned    int64
@@ -180,6 +184,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("job %s: %w", j.Name, err)
 			}
+			w.log = o.IOLogs.worker(ti, ci)
 			js.workers = append(js.workers, w)
 			js.devices = append(js.devices, w.inf)
 		}
@@ -511,6 +516,9 @@ func (w *worker) account(io *IO, now int64) {
 		record(d.lat, now-io.intended)
 		record(d.slat, io.issued-io.intended)
 	}
+	if w.log != nil && now >= w.js.rampEnd {
+		w.log.add(now-w.js.rampEnd, io.Op, len(io.Buf), now-io.issued, now-io.intended, io.issued-io.intended)
+	}
 }
 
 func (w *worker) complete(io *IO) {
@@ -652,7 +660,13 @@ func (w *worker) run() {
 	} else {
 		w.closedLoop()
 	}
-	w.end.Store(max(w.e.now(), 1))
+	end := max(w.e.now(), 1)
+	w.end.Store(end)
+	if w.log != nil {
+		w.mu.Lock()
+		w.log.finish(end - w.js.rampEnd)
+		w.mu.Unlock()
+	}
 	if w.ver != nil && !w.job.Read && !w.e.abort.Load() {
 		w.mu.Lock()
 		w.verifyPass = true

@@ -35,6 +35,13 @@ type Job struct {
 	Stonewall bool
 	// NewGroup (new_group): start a new reporting group, without waiting.
 	NewGroup bool
+	// LatLog, BWLog and IOPSLog (write_lat_log, write_bw_log,
+	// write_iops_log) are the name prefixes of fio's per-I/O logs ("" for
+	// none; logUnderJobName when given without a name: the job's name,
+	// resolved when the logs are opened). LogAvgMsec
+	// (log_avg_msec) averages them over windows of this many ms instead.
+	LatLog, BWLog, IOPSLog string
+	LogAvgMsec             int
 
 	// Options holds every option as given (fio's "job options" in JSON).
 	Options map[string]string
@@ -73,6 +80,7 @@ var KnownOptions = []string{
 	"name", "rw", "readwrite", "rwmixread", "rwmixwrite", "bs", "blocksize", "bssplit", "iodepth", "numjobs",
 	"runtime", "timeout", "time_based", "ramp_time", "size", "offset", "norandommap",
 	"random_distribution", "rate_iops", "verify", "randseed", "stonewall", "wait_for_previous", "new_group",
+	"write_lat_log", "write_bw_log", "write_iops_log", "log_avg_msec",
 	"traddr", "trsvcid", "subnqn", "nsid", // nvmftest's: where the job runs
 }
 
@@ -216,6 +224,19 @@ func (j *Job) set(key, val string) error {
 			return fmt.Errorf("want a number of I/Os per second")
 		}
 		j.RateIOPS = n
+	case "write_lat_log", "write_bw_log", "write_iops_log":
+		if val == "" || val == "true" {
+			// A bare key (fio: no name given) logs under the job's name;
+			// the job file reader gives a bare key as "true".
+			val = logUnderJobName
+		}
+		*map[string]*string{"write_lat_log": &j.LatLog, "write_bw_log": &j.BWLog, "write_iops_log": &j.IOPSLog}[key] = val
+	case "log_avg_msec":
+		n, err := strconv.Atoi(val)
+		if err != nil || n < 0 {
+			return fmt.Errorf("want a number of milliseconds")
+		}
+		j.LogAvgMsec = n
 	case "verify":
 		switch val {
 		case "0", "", "none":

@@ -242,6 +242,10 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	}()
 
 	ro := loadgen.RunOptions{Interval: f.interval}
+	if ro.IOLogs, err = openIOLogs(targets); err != nil {
+		return err
+	}
+	defer ro.IOLogs.Close()
 	live := f.progress == "always" || f.progress == "auto" && isTerminal(errw)
 	if live {
 		ro.OnInterval = func(p loadgen.Progress) {
@@ -269,6 +273,12 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	res, runErr := loadgen.Run(ctx, targets, ro)
 	if live {
 		fmt.Fprint(errw, "\r\033[K")
+	}
+	if lerr := ro.IOLogs.Close(); lerr != nil {
+		fmt.Fprintf(errw, "nvmftest: I/O logs: %v\n", lerr)
+		if runErr == nil {
+			runErr = fmt.Errorf("I/O logs: %v", lerr)
+		}
 	}
 	if res == nil {
 		return runErr

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -45,5 +47,39 @@ func TestBenchOutputFormats(t *testing.T) {
 		if code != 2 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "output format") {
 			t.Errorf("-o %s: exit %d, %q; want 2 and one line", bad, code, errs)
 		}
+	}
+}
+
+// TestBenchIOLogs: --write_lat_log and friends (and their job file
+// forms) write fio's files; one that cannot be made is exit 2 before any
+// I/O.
+func TestBenchIOLogs(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r")
+	code, _, errs := runCLI(t, "", "bench", "--embedded", "null:16MiB", "--rw", "randread", "--size", "64k",
+		"--write_lat_log", p, "--write_bw_log", p, "--write_iops_log", p)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, kind := range []string{"lat", "clat", "slat", "bw", "iops"} {
+		b, err := os.ReadFile(p + "_" + kind + ".1.log")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lines := strings.Count(string(b), "\n"); kind != "slat" && lines != 16 {
+			t.Errorf("%s: %d lines, want 16 (one per I/O):\n%s", kind, lines, b)
+		}
+	}
+	jf := filepath.Join(dir, "j.fio")
+	os.WriteFile(jf, []byte("[global]\nsize=64k\nlog_avg_msec=1000\n[seq]\nwrite_iops_log\n"), 0o644)
+	cmd := []string{"bench", "--embedded", "null:16MiB", jf}
+	t.Chdir(dir) // the job file names its log without a directory
+	code, _, errs = runCLI(t, "", cmd...)
+	if b, err := os.ReadFile(filepath.Join(dir, "seq_iops.1.log")); code != 0 || err != nil || strings.Count(string(b), "\n") != 1 {
+		t.Errorf("job file write_iops_log: exit %d %s; %v %q", code, errs, err, b)
+	}
+	code, out, errs := runCLI(t, "", "bench", "--embedded", "null:16MiB", "--size", "64k", "--write_bw_log", filepath.Join(dir, "no", "x"))
+	if code != 2 || !strings.Contains(errs, "--write_bw_log") || strings.Contains(out, "IOPS=") {
+		t.Errorf("unwritable log: exit %d %q\n%s", code, errs, out)
 	}
 }
