@@ -125,9 +125,14 @@ type worker struct {
 	ver   *verifier
 	log   *ioLog // nil unless the job writes fio's I/O logs
 
-	mu         sync.Mutex
-	planned    int64
-	inflight   int
+	mu       sync.Mutex
+	planned  int64
+	inflight int
+	// ref is 1 while closedLoop's own reference is in inflight (so the
+	// depth counts leave it out); depth counts submissions by the queue
+	// depth they made, in fio's iodepth_level buckets.
+	ref        int
+	depth      [7]int64
 	cur, spare *interval
 	// ramp and rampSpare collect I/Os that complete during ramp_time:
 	// shown as progress, never in the results. Each I/O is classed by
@@ -234,6 +239,9 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		end := int64(0)
 		for _, w := range js.workers {
 			end = max(end, w.end.Load(), w.verifyEnd.Load())
+			for i, n := range w.depth {
+				jr.IODepths[i] += n
+			}
 			if w.ver != nil {
 				jr.Verified += w.ver.checked
 				jr.VerifyNoHeader += w.ver.noHeader
@@ -540,6 +548,7 @@ func (w *worker) complete(io *IO) {
 		}
 		return
 	}
+	w.noteDepth()
 	w.mu.Unlock()
 	// The next I/O is issued now: this completion's timestamp serves as
 	// its issue time (one clock read per I/O, not two).
@@ -548,6 +557,15 @@ func (w *worker) complete(io *IO) {
 		return // the goroutine inside Submit issues it
 	}
 	w.kick(io)
+}
+
+// noteDepth counts one submission at the depth it makes (the I/Os in
+// flight, itself included), for fio's iodepth_level. Called with w.mu
+// held, after inflight counts the I/O.
+func (w *worker) noteDepth() {
+	if !w.verifyPass {
+		w.depth[depthIndex(w.inflight-w.ref)]++
+	}
 }
 
 // kick hands io to the device; if the device completes it (and the engine
@@ -585,13 +603,14 @@ func (w *worker) kick(io *IO) {
 func (w *worker) closedLoop() {
 	w.done = make(chan struct{})
 	w.mu.Lock()
-	w.inflight = 1 // this goroutine's own reference
+	w.inflight, w.ref = 1, 1 // this goroutine's own reference
 	w.mu.Unlock()
 	for _, io := range w.ios {
 		w.mu.Lock()
 		ok := w.plan(io)
 		if ok {
 			w.inflight++
+			w.noteDepth()
 		}
 		w.mu.Unlock()
 		if !ok {
@@ -601,7 +620,7 @@ func (w *worker) closedLoop() {
 		w.kick(io)
 	}
 	w.mu.Lock()
-	w.inflight--
+	w.inflight, w.ref = w.inflight-1, 0
 	last := w.inflight == 0
 	w.mu.Unlock()
 	if last {
@@ -639,6 +658,7 @@ loop:
 		ok := w.plan(io)
 		if ok {
 			w.inflight++
+			w.noteDepth()
 		}
 		w.mu.Unlock()
 		if !ok {

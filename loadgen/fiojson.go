@@ -244,20 +244,33 @@ func latBuckets(h *hdrhistogram.Histogram) (ns, us, ms map[string]float64) {
 	return
 }
 
-// depthLevel is fio's iodepth_level: the share of time at each queue
-// depth. The engine keeps iodepth I/Os in flight (rate_iops: up to it),
-// so the job's iodepth bucket gets it all.
-func depthLevel(depth int) map[string]float64 {
-	m := map[string]float64{"1": 0, "2": 0, "4": 0, "8": 0, "16": 0, "32": 0, ">=64": 0}
-	lvl := ">=64"
-	for _, k := range []int{1, 2, 4, 8, 16, 32} {
-		if depth <= k {
-			lvl = strconv.Itoa(k)
-			break
+// depthLevel is fio's iodepth_level: the percent of submissions made at
+// each queue depth (the I/Os in flight with it).
+func depthLevel(counts [7]int64) map[string]float64 {
+	m := make(map[string]float64, len(depthKeys))
+	var n int64
+	for _, c := range counts {
+		n += c
+	}
+	for i, k := range depthKeys {
+		m[k] = 0
+		if n > 0 {
+			m[k] = 100 * float64(counts[i]) / float64(n)
 		}
 	}
-	m[lvl] = 100
 	return m
+}
+
+var depthKeys = []string{"1", "2", "4", "8", "16", "32", ">=64"}
+
+// depthIndex is the iodepth_level bucket of depth d, as fio's.
+func depthIndex(d int) int {
+	for i, k := range []int{1, 2, 4, 8, 16, 32} {
+		if d <= k {
+			return i
+		}
+	}
+	return 6
 }
 
 // depthBatch is fio's iodepth_submit and iodepth_complete: how many I/Os
@@ -314,7 +327,7 @@ func fioJSON(r *Result, plus bool) *FioOutput {
 		j.Write = fioDir(&jr.Write, jr.Runtime, jr.RateLimited, plus)
 		j.UsrCPU, j.SysCPU, j.Ctx = jr.CPU.UsrPct(), jr.CPU.SysPct(), jr.CPU.Ctx
 		j.Majf, j.Minf = jr.CPU.MajFlt, jr.CPU.MinFlt
-		j.IODepthLvl = depthLevel(jr.Job.IODepth)
+		j.IODepthLvl = depthLevel(jr.IODepths)
 		ios := jr.Read.IOs + jr.Write.IOs
 		j.IODepthSubmit, j.IODepthComplete = depthBatch(ios), depthBatch(ios)
 		j.LatencyNs, j.LatencyUs, j.LatencyMs = latBuckets(jobLat(jr))

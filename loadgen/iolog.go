@@ -174,7 +174,7 @@ func (l *ioLog) add(t int64, op Op, bytes int, clat, lat, slat int64) {
 		return
 	}
 	for t >= l.winEnd {
-		l.flush(l.winEnd)
+		l.flush(l.winEnd, l.winEnd)
 		l.winStart, l.winEnd = l.winEnd, l.winEnd+l.avg
 	}
 	a := &l.acc[op]
@@ -185,8 +185,9 @@ func (l *ioLog) add(t int64, op Op, bytes int, clat, lat, slat int64) {
 	a.slat += slat
 }
 
-// flush writes the window that ends at t (ns) and clears it.
-func (l *ioLog) flush(t int64) {
+// flush writes the window that ends at t (ns), stamped at, and clears
+// it.
+func (l *ioLog) flush(t, at int64) {
 	span := t - l.winStart
 	if span <= 0 {
 		return
@@ -197,22 +198,31 @@ func (l *ioLog) flush(t int64) {
 		}
 		a := &l.acc[op]
 		if a.n > 0 {
-			l.line(l.lat, t, a.lat/a.n, Op(op), 0)
-			l.line(l.clat, t, a.clat/a.n, Op(op), 0)
+			l.line(l.lat, at, a.lat/a.n, Op(op), 0)
+			l.line(l.clat, at, a.clat/a.n, Op(op), 0)
 			if l.rate {
-				l.line(l.slat, t, a.slat/a.n, Op(op), 0)
+				l.line(l.slat, at, a.slat/a.n, Op(op), 0)
 			}
 		}
-		l.line(l.bw, t, int64(float64(a.bytes)*1e9/1024/float64(span)), Op(op), 0)
-		l.line(l.iops, t, a.n*1e9/span, Op(op), 0)
+		l.line(l.bw, at, int64(float64(a.bytes)*1e9/1024/float64(span)), Op(op), 0)
+		l.line(l.iops, at, a.n*1e9/span, Op(op), 0)
 		*a = logAcc{}
 	}
 }
 
 // finish writes the last, partial window when the clone's measured phase
-// ends t ns in.
+// ends t ns in. Its rates are over its own length; it is stamped at the
+// next whole ms, so it never shares the time of the window before.
 func (l *ioLog) finish(t int64) {
-	if l.avg > 0 && t > l.winStart {
-		l.flush(min(t, l.winEnd))
+	if l.avg == 0 {
+		return
+	}
+	// Windows with no I/O up to the end still say so (a stall at the end).
+	for t >= l.winEnd {
+		l.flush(l.winEnd, l.winEnd)
+		l.winStart, l.winEnd = l.winEnd, l.winEnd+l.avg
+	}
+	if t > l.winStart {
+		l.flush(t, (t+1e6-1)/1e6*1e6)
 	}
 }

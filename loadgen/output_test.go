@@ -147,7 +147,10 @@ func TestCPUFilled(t *testing.T) {
 	}
 	var sum strings.Builder
 	WriteSummary(&sum, res)
-	if !strings.Contains(sum.String(), "  cpu          : usr=") || !strings.Contains(sum.String(), "  IO depths    : 1=0.0%, 2=0.0%, 4=100.0%") {
+	// The null device completes each I/O inside Submit, so however deep
+	// the job asks, one I/O is in flight at a time: iodepth_level is
+	// measured, not the iodepth option echoed.
+	if !strings.Contains(sum.String(), "  cpu          : usr=") || !strings.Contains(sum.String(), "  IO depths    : 1=100.0%, 2=0.0%, 4=0.0%") {
 		t.Errorf("summary:\n%s", sum.String())
 	}
 }

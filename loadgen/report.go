@@ -77,7 +77,7 @@ func cpuLines(w io.Writer, jr *JobResult) {
 		return strings.Join(parts, ", ")
 	}
 	ios := jr.Read.IOs + jr.Write.IOs
-	fmt.Fprintf(w, "  IO depths    : %s\n", dist(depthLevel(jr.Job.IODepth), "1", "2", "4", "8", "16", "32", ">=64"))
+	fmt.Fprintf(w, "  IO depths    : %s\n", dist(depthLevel(jr.IODepths), depthKeys...))
 	batch := []string{"0", "4", "8", "16", "32", "64", ">=64"}
 	fmt.Fprintf(w, "     submit    : %s\n", dist(depthBatch(ios), batch...))
 	fmt.Fprintf(w, "     complete  : %s\n", dist(depthBatch(ios), batch...))

@@ -142,6 +142,9 @@ type JobResult struct {
 	// Skipped: the run ended (an error, Ctrl-C) before the job's phase
 	// started, so it did no I/O.
 	Skipped bool
+	// IODepths counts submissions by the queue depth they made, in fio's
+	// iodepth_level buckets (1, 2, 3-4, 5-8, 9-16, 17-32, more).
+	IODepths [7]int64
 	// CPU is the whole process's usage while the job's phase ran (see
 	// CPUUsage: not the job's own, which goroutines cannot give).
 	CPU CPUUsage

@@ -36,8 +36,8 @@ func WriteTerse(w io.Writer, r *Result) error {
 		terseDir(&b, &jr.Write, jr.Runtime)
 		c := jr.CPU
 		fmt.Fprintf(&b, ";%f%%;%f%%;%d;%d;%d", c.UsrPct(), c.SysPct(), c.Ctx, c.MajFlt, c.MinFlt)
-		lvl := depthLevel(jr.Job.IODepth)
-		for _, k := range []string{"1", "2", "4", "8", "16", "32", ">=64"} {
+		lvl := depthLevel(jr.IODepths)
+		for _, k := range depthKeys {
 			fmt.Fprintf(&b, ";%3.1f%%", lvl[k])
 		}
 		ns, us, ms := latDist(jobLat(jr))
