@@ -188,7 +188,9 @@ func TestFioJSON(t *testing.T) {
 			sum += v
 		}
 	}
-	if sum < 99 || sum > 101 || c.Jobs[0].IODepths["4"] != 100 {
+	// iodepth_level is measured: the first submissions make depths 1 to
+	// 3, the rest keep 4 in flight.
+	if sum < 99 || sum > 101 || c.Jobs[0].IODepths["4"] < 90 {
 		t.Errorf("latency_us + latency_ms add up to %.2f%%; iodepth_level %v", sum, c.Jobs[0].IODepths)
 	}
 }
