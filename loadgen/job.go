@@ -230,7 +230,14 @@ func (j *Job) set(key, val string) error {
 			// the job file reader gives a bare key as "true".
 			val = logUnderJobName
 		}
-		*map[string]*string{"write_lat_log": &j.LatLog, "write_bw_log": &j.BWLog, "write_iops_log": &j.IOPSLog}[key] = val
+		switch key {
+		case "write_lat_log":
+			j.LatLog = val
+		case "write_bw_log":
+			j.BWLog = val
+		default:
+			j.IOPSLog = val
+		}
 	case "log_avg_msec":
 		n, err := strconv.Atoi(val)
 		if err != nil || n < 0 {
