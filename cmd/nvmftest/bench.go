@@ -166,6 +166,13 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		}
 	}
 	if f.embedded != "" {
+		// The embedded target has its own address and NQN: a -a or -n
+		// given too means the user thinks they load another target.
+		for _, name := range []string{"traddr", "trsvcid", "nqn"} {
+			if cmd.Flags().Changed(name) {
+				return usagef("--embedded runs its own target, so --%s has no effect: drop --embedded to load the target at -a/-s/-n, or drop --%s", name, name)
+			}
+		}
 		ns, perr := parseNSFlag(f.embedded)
 		if perr != nil {
 			return usagef("--embedded %q: %v", f.embedded, perr)

@@ -106,6 +106,8 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"bench", "--embedded", "null:1GiB", "--bssplit", "4k/80:8k/80"}, "more than 100"},
 		{[]string{"bench", "--embedded", "null:1GiB", "--random_distribution", "zipf:1"}, "zipf theta"},
 		{[]string{"bench", "--embedded", "null:1GiB", "no-such-file.fio"}, "job file"},
+		{[]string{"bench", "--embedded", "null:1GiB", "-a", "10.0.0.1", "--rw", "read"}, "--traddr has no effect"},
+		{[]string{"bench", "--embedded", "null:1GiB", "-n", "nqn.x", "--rw", "read"}, "--nqn has no effect"},
 	} {
 		code, _, errs := runCLI(t, "", tc.args...)
 		if code != 2 || !strings.Contains(errs, tc.want) {
