@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -109,11 +110,16 @@ type NVMeDevice struct {
 // (Identify Namespace gives its block size and capacity).
 func OpenNVMe(ctx context.Context, ctrl *initiator.Controller, q *initiator.Queue, nsid uint32) (*NVMeDevice, error) {
 	ns, err := ctrl.IdentifyNamespace(ctx, nsid)
+	if err == nil && ns.NSZE == 0 || errors.As(err, new(nvme.Status)) {
+		// An inactive or invalid namespace: say which ones are there.
+		active := "none"
+		if ids, aerr := ctrl.ActiveNamespaces(ctx); aerr == nil && len(ids) > 0 {
+			active = fmt.Sprint(ids)
+		}
+		return nil, &UsageError{fmt.Errorf("no namespace %d on %s (active namespaces: %s): give --nsid or filename='ns=N'", nsid, ctrl.SubNQN(), active)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("identify namespace %d: %w", nsid, err)
-	}
-	if ns.NSZE == 0 {
-		return nil, fmt.Errorf("namespace %d has no capacity (inactive?)", nsid)
 	}
 	return &NVMeDevice{Queue: q, NSID: nsid, BlockSize: int(ns.BlockSize()), Blocks: ns.NSZE,
 		MaxTransfer: ctrl.MaxTransferSize(), Name: fmt.Sprintf("%s ns%d", ctrl.SubNQN(), nsid)}, nil

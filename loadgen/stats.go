@@ -80,7 +80,7 @@ type interval struct {
 }
 
 func newInterval(j *Job) *interval {
-	rate := j.RateIOPS > 0
+	rate := j.Paced()
 	return &interval{d: [2]dirStats{newDirStats(j.Read, rate), newDirStats(j.Write, rate)}}
 }
 
