@@ -406,7 +406,9 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		if j.IOSize > 0 {
 			w.limit = j.IOSize
 		}
-		w.limit *= int64(max(j.Loops, 1))
+		// Whole I/Os of the smallest size, as fio trims a size that is
+		// not a multiple of bs.
+		w.limit = w.limit / int64(j.minBS()) * int64(j.minBS()) * int64(max(j.Loops, 1))
 	}
 	if j.Verify != "" {
 		w.ver = newVerifier(inf, seed+uint64(clone), start, blocks)

@@ -681,8 +681,8 @@ func usageErrorf(format string, args ...any) error {
 
 // region checks the job against a device's block size and capacity and
 // returns the region in logical blocks. Percentages (size=50%, offset=10%)
-// are of the device's capacity; a percentage offset is aligned down to
-// the smallest block size, as fio does.
+// are of the device's capacity, as fio's are of the file: a percentage
+// offset is aligned up to the smallest block size, a percentage size down.
 func (j *Job) region(info DeviceInfo) (start, blocks uint64, err error) {
 	bs := int64(info.BlockSize)
 	if bs <= 0 {
@@ -704,12 +704,12 @@ func (j *Job) region(info DeviceInfo) (start, blocks uint64, err error) {
 	}
 	capBytes := int64(info.Blocks) * bs
 	offset, size := j.Offset, j.Size
+	align := int64(j.minBS())
 	if j.OffsetPct > 0 {
-		align := int64(j.minBS())
-		offset = int64(float64(capBytes)*j.OffsetPct/100) / align * align
+		offset = (int64(float64(capBytes)*j.OffsetPct/100) + align - 1) / align * align // fio aligns it upwards
 	}
 	if j.SizePct > 0 {
-		size = int64(float64(capBytes)*j.SizePct/100) / bs * bs
+		size = int64(float64(capBytes)*j.SizePct/100) / align * align
 	}
 	if offset%bs != 0 {
 		return 0, 0, usageErrorf("offset %d is not a multiple of the logical block size %d", offset, bs)
