@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/nvmftest/nvmftest/initiator"
@@ -58,9 +59,14 @@ type DeviceInfo struct {
 	BlockSize int    // logical block size in bytes
 	Blocks    uint64 // capacity in logical blocks
 	MaxDepth  int    // most I/Os in flight at once (0: no limit)
-	// MaxTransfer is the largest data transfer of one I/O in bytes (the
-	// controller's MDTS; 0: no limit).
+	// MaxTransfer is the largest data transfer of one command in bytes
+	// (the controller's MDTS; 0: no limit).
 	MaxTransfer int
+	// Splits says the device sends an I/O larger than MaxTransfer as
+	// several commands, as the kernel does for a block device (then each
+	// I/O takes up to ceil(size/MaxTransfer) of the MaxDepth commands);
+	// otherwise such an I/O is refused before the run.
+	Splits bool
 }
 
 // Device is what a worker drives: an NVMe I/O queue and namespace, or an
@@ -128,36 +134,104 @@ func OpenNVMe(ctx context.Context, ctrl *initiator.Controller, q *initiator.Queu
 // Info implements Device.
 func (d *NVMeDevice) Info() DeviceInfo {
 	return DeviceInfo{Name: d.Name, NSID: d.NSID, BlockSize: d.BlockSize, Blocks: d.Blocks, MaxDepth: d.Queue.Depth(),
-		MaxTransfer: d.MaxTransfer}
+		MaxTransfer: d.MaxTransfer, Splits: true}
 }
 
+// nvmeSlot is one I/O slot: one request per MDTS-sized part of the
+// largest I/O the slot carries (one, unless bs exceeds MDTS).
 type nvmeSlot struct {
-	req initiator.Request
-	io  *IO
+	reqs []initiator.Request
+	io   *IO
+	left atomic.Int32 // parts not yet completed
+	mu   sync.Mutex
+	err  error // the first part's error
 }
 
 func (s *nvmeSlot) done(r *initiator.Request) {
-	s.io.Err = r.Err
+	if r.Err != nil {
+		s.mu.Lock()
+		if s.err == nil {
+			s.err = r.Err
+		}
+		s.mu.Unlock()
+	}
+	s.finish(1)
+}
+
+// finish counts n parts done; the last completes the I/O, so its latency
+// is the whole fio I/O's, as the kernel's is for a split bio.
+func (s *nvmeSlot) finish(n int32) {
+	if s.left.Add(-n) != 0 {
+		return
+	}
+	s.mu.Lock()
+	s.io.Err = s.err
+	s.mu.Unlock()
 	s.io.Complete()
+}
+
+// parts is how many commands an I/O of n bytes takes.
+func (d *NVMeDevice) parts(n int) int {
+	if d.MaxTransfer <= 0 || n <= d.MaxTransfer {
+		return 1
+	}
+	return (n + d.MaxTransfer - 1) / d.MaxTransfer
 }
 
 // Init implements Device.
 func (d *NVMeDevice) Init(io *IO) {
-	s := &nvmeSlot{io: io}
-	s.req.Done = s.done
+	s := &nvmeSlot{io: io, reqs: make([]initiator.Request, d.parts(len(io.buf)))}
+	for i := range s.reqs {
+		s.reqs[i].Done = s.done
+	}
 	io.Dev = s
 }
 
-// Submit implements Device.
+// Submit implements Device. An I/O beyond MDTS goes as several commands
+// of at most MDTS each.
 func (d *NVMeDevice) Submit(io *IO) error {
 	s := io.Dev.(*nvmeSlot)
-	s.req.Data = io.Buf
-	if io.Op == OpWrite {
-		s.req.SQE = nvme.WriteCmd(d.NSID, io.LBA, io.NLB)
-		s.req.Dir = initiator.ToController
-	} else {
-		s.req.SQE = nvme.ReadCmd(d.NSID, io.LBA, io.NLB)
-		s.req.Dir = initiator.FromController
+	n := d.parts(len(io.Buf))
+	per := uint32(len(io.Buf) / n / d.BlockSize)
+	if n > 1 {
+		per = uint32(d.MaxTransfer / d.BlockSize)
 	}
-	return d.Queue.Submit(&s.req)
+	s.err = nil
+	s.left.Store(int32(n))
+	for i := range n {
+		r := &s.reqs[i]
+		off := uint32(i) * per
+		nlb := min(per, io.NLB-off)
+		r.Data = io.Buf[int(off)*d.BlockSize : int(off+nlb)*d.BlockSize]
+		if io.Op == OpWrite {
+			r.SQE = nvme.WriteCmd(d.NSID, io.LBA+uint64(off), nlb)
+			r.Dir = initiator.ToController
+		} else {
+			r.SQE = nvme.ReadCmd(d.NSID, io.LBA+uint64(off), nlb)
+			r.Dir = initiator.FromController
+		}
+		if err := d.Queue.Submit(r); err != nil {
+			if i == 0 {
+				return err // nothing in flight: the caller fails the I/O
+			}
+			// Parts already sent complete on their own; the I/O
+			// fails with this error once they have.
+			s.mu.Lock()
+			if s.err == nil {
+				s.err = err
+			}
+			s.mu.Unlock()
+			s.finish(int32(n - i))
+			return nil
+		}
+	}
+	return nil
+}
+
+// parts is how many commands the device sends for an I/O of n bytes.
+func (i DeviceInfo) parts(n int) int {
+	if !i.Splits || i.MaxTransfer <= 0 || n <= i.MaxTransfer {
+		return 1
+	}
+	return (n + i.MaxTransfer - 1) / i.MaxTransfer
 }

@@ -359,10 +359,14 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		blocks = per * unit
 	}
 	depth := j.IODepth
-	if inf.MaxDepth > 0 && depth > inf.MaxDepth {
+	if inf.MaxDepth > 0 && depth*inf.parts(j.maxBS()) > inf.MaxDepth {
 		// Refused rather than queued in the host: I/Os waiting in the
 		// initiator would count host queueing as the target's latency,
 		// and the load would not be the depth asked for on the wire.
+		if p := inf.parts(j.maxBS()); p > 1 {
+			return nil, usageErrorf("iodepth %d of %d-byte I/Os is %d commands (MDTS %d splits each into %d): %s's I/O queue takes %d: use an iodepth of at most %d, or numjobs clones",
+				depth, j.maxBS(), depth*p, inf.MaxTransfer, p, inf.Name, inf.MaxDepth, inf.MaxDepth/p)
+		}
 		return nil, usageErrorf("iodepth %d is more than %s's I/O queue allows (%d, the controller's maximum queue entries less one): use an iodepth of at most %d, or numjobs clones for more I/Os in flight",
 			depth, inf.Name, inf.MaxDepth, inf.MaxDepth)
 	}

@@ -695,7 +695,7 @@ func (j *Job) region(info DeviceInfo) (start, blocks uint64, err error) {
 		if b.Size/int(bs) > 65536 {
 			return 0, 0, usageErrorf("block size %d is more than 65536 logical blocks", b.Size)
 		}
-		if info.MaxTransfer > 0 && b.Size > info.MaxTransfer {
+		if info.MaxTransfer > 0 && b.Size > info.MaxTransfer && !info.Splits {
 			// A controller may treat a longer transfer as a fatal
 			// transport error (SPDK does), ending the whole queue.
 			return 0, 0, usageErrorf("block size %d is more than %s's maximum data transfer size (MDTS) of %d bytes: use a bs of at most %d",

@@ -54,6 +54,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 	var plans []plan
 	need := map[place]int{}
 	depth := map[place]int{}
+	maxBS := map[place]int{} // with depth, for queues deep enough for split I/Os
 	var order []place
 	for _, j := range jobs {
 		host, port, nqn := def.Addr, def.Port, def.SubNQN
@@ -114,6 +115,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 			plans = append(plans, plan{jj, at, ns})
 			need[at] += j.NumJobs
 			depth[at] = max(depth[at], j.IODepth)
+			maxBS[at] = max(maxBS[at], j.maxBS())
 		}
 	}
 	conn := &Connection{}
@@ -124,6 +126,16 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 		o.NrIOQueues = need[at]
 		o.QueueSize = depth[at] + 1
 		c, err := initiator.Connect(ctx, at.addr, at.nqn, o)
+		if err == nil {
+			// An I/O beyond MDTS goes as several commands: ask for a
+			// queue that holds iodepth of them (MDTS is known only now).
+			mdts := c.MaxTransferSize()
+			if need := depth[at]*((maxBS[at]+mdts-1)/max(mdts, 1)) + 1; mdts > 0 && maxBS[at] > mdts && need > o.QueueSize {
+				c.Close()
+				o.QueueSize = need
+				c, err = initiator.Connect(ctx, at.addr, at.nqn, o)
+			}
+		}
 		if err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("connect to %s at %s: %w", at.nqn, at.addr, err)
