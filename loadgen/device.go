@@ -18,11 +18,17 @@ type Op uint8
 const (
 	OpRead Op = iota
 	OpWrite
+	// OpTrim deallocates the I/O's blocks (Dataset Management with the
+	// Deallocate attribute); it moves no data.
+	OpTrim
 )
 
 func (o Op) String() string {
-	if o == OpWrite {
+	switch o {
+	case OpWrite:
 		return "write"
+	case OpTrim:
+		return "trim"
 	}
 	return "read"
 }
@@ -67,6 +73,9 @@ type DeviceInfo struct {
 	// I/O takes up to ceil(size/MaxTransfer) of the MaxDepth commands);
 	// otherwise such an I/O is refused before the run.
 	Splits bool
+	// CanTrim says the device takes OpTrim (an NVMe controller whose ONCS
+	// has Dataset Management).
+	CanTrim bool
 }
 
 // Device is what a worker drives: an NVMe I/O queue and namespace, or an
@@ -89,7 +98,7 @@ type NullDevice struct {
 
 // Info implements Device.
 func (d *NullDevice) Info() DeviceInfo {
-	return DeviceInfo{Name: "null", NSID: 1, BlockSize: d.BlockSize, Blocks: d.Blocks}
+	return DeviceInfo{Name: "null", NSID: 1, BlockSize: d.BlockSize, Blocks: d.Blocks, CanTrim: true}
 }
 
 // Init implements Device.
@@ -110,6 +119,7 @@ type NVMeDevice struct {
 	Blocks      uint64
 	MaxTransfer int // bytes (MDTS); 0: no limit
 	Name        string
+	CanTrim     bool // the controller has Dataset Management (ONCS)
 }
 
 // OpenNVMe describes namespace nsid of ctrl through I/O queue q
@@ -127,14 +137,18 @@ func OpenNVMe(ctx context.Context, ctrl *initiator.Controller, q *initiator.Queu
 	if err != nil {
 		return nil, fmt.Errorf("identify namespace %d: %w", nsid, err)
 	}
+	canTrim := false
+	if id := ctrl.IdentifyData(); id != nil {
+		canTrim = id.ONCS&nvme.ONCSDSM != 0
+	}
 	return &NVMeDevice{Queue: q, NSID: nsid, BlockSize: int(ns.BlockSize()), Blocks: ns.NSZE,
-		MaxTransfer: ctrl.MaxTransferSize(), Name: fmt.Sprintf("%s ns%d", ctrl.SubNQN(), nsid)}, nil
+		MaxTransfer: ctrl.MaxTransferSize(), Name: fmt.Sprintf("%s ns%d", ctrl.SubNQN(), nsid), CanTrim: canTrim}, nil
 }
 
 // Info implements Device.
 func (d *NVMeDevice) Info() DeviceInfo {
 	return DeviceInfo{Name: d.Name, NSID: d.NSID, BlockSize: d.BlockSize, Blocks: d.Blocks, MaxDepth: d.Queue.Depth(),
-		MaxTransfer: d.MaxTransfer, Splits: true}
+		MaxTransfer: d.MaxTransfer, Splits: true, CanTrim: d.CanTrim}
 }
 
 // nvmeSlot is one I/O slot: one request per MDTS-sized part of the
@@ -145,6 +159,7 @@ type nvmeSlot struct {
 	left atomic.Int32 // parts not yet completed
 	mu   sync.Mutex
 	err  error // the first part's error
+	dsm  [nvme.DSMRangeSize]byte
 }
 
 func (s *nvmeSlot) done(r *initiator.Request) {
@@ -172,7 +187,7 @@ func (s *nvmeSlot) finish(n int32) {
 
 // parts is how many commands an I/O of n bytes takes.
 func (d *NVMeDevice) parts(n int) int {
-	if d.MaxTransfer <= 0 || n <= d.MaxTransfer {
+	if d.MaxTransfer <= 0 || n <= d.MaxTransfer || n == 0 {
 		return 1
 	}
 	return (n + d.MaxTransfer - 1) / d.MaxTransfer
@@ -191,6 +206,16 @@ func (d *NVMeDevice) Init(io *IO) {
 // of at most MDTS each.
 func (d *NVMeDevice) Submit(io *IO) error {
 	s := io.Dev.(*nvmeSlot)
+	if io.Op == OpTrim {
+		// One Deallocate range: 16 bytes of data, whatever the size.
+		r := &s.reqs[0]
+		rg := nvme.DSMRange{NLB: io.NLB, SLBA: io.LBA}
+		rg.Put(s.dsm[:])
+		r.SQE, r.Data, r.Dir = nvme.DSMCmd(d.NSID, 1, true), s.dsm[:], initiator.ToController
+		s.err = nil
+		s.left.Store(1)
+		return d.Queue.Submit(r)
+	}
 	n := d.parts(len(io.Buf))
 	per := uint32(len(io.Buf) / n / d.BlockSize)
 	if n > 1 {

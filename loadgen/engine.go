@@ -84,8 +84,8 @@ type jobState struct {
 	agg      *interval // this interval, all clones, measured I/Os
 	rampAgg  *interval // this interval, all clones, I/Os done during ramp_time
 	total    *interval
-	samples  [2][]float64
-	bwSamp   [2][]float64
+	samples  [3][]float64 // by Op
+	bwSamp   [3][]float64
 	devices  []DeviceInfo
 }
 
@@ -110,9 +110,13 @@ type worker struct {
 	nunits       uint64
 	// Block sizes per direction ([OpRead], [OpWrite]): NLBs, cumulative
 	// weights and their total.
-	bsNLB   [2][]uint32
-	bsCum   [2][]int
-	bsTotal [2]int
+	bsNLB   [3][]uint32
+	bsCum   [3][]int
+	bsTotal [3]int
+	// trimwrite: the block just trimmed, to be written next.
+	twPending bool
+	twLBA     uint64
+	twNLB     uint32
 
 	rng   *rand.Rand
 	offs  offsetGen
@@ -246,7 +250,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			}
 			jr.Runtime = time.Duration(max(measured-js.rampEnd, 0))
 		}
-		for op := range 2 {
+		for op := range 3 {
 			d := &js.total.d[op]
 			dr := jr.Dir(Op(op))
 			dr.IOs, dr.Bytes, dr.Clat, dr.Slat = d.ios, d.bytes, d.clat, d.slat
@@ -358,6 +362,12 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		start += uint64(clone) * per * unit
 		blocks = per * unit
 	}
+	if j.Trim && !inf.CanTrim {
+		return nil, usageErrorf("rw=%s needs Dataset Management (deallocate), which %s's controller does not support (ONCS bit 2 clear)", j.RWString(), inf.Name)
+	}
+	if j.Trim && j.Verify != "" {
+		return nil, usageErrorf("verify with rw=%s is not supported: trimmed blocks have no verify header", j.RWString())
+	}
 	depth := j.IODepth
 	if inf.MaxDepth > 0 && depth*inf.parts(j.maxBS()) > inf.MaxDepth {
 		// Refused rather than queued in the host: I/Os waiting in the
@@ -376,7 +386,8 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		cur: newInterval(j), spare: newInterval(j), ramp: newInterval(j), rampSpare: newInterval(j), done: make(chan struct{}),
 		rate: j.Paced(), paced: j.Paced() || j.ThinkTime > 0, limitIOs: j.NumberIOs,
 	}
-	for op, sizes := range [2][]BSSplit{j.BS, j.BSWrite} {
+	// Trims take the reads' sizes (fio's third bs value is not taken).
+	for op, sizes := range [3][]BSSplit{j.BS, j.BSWrite, j.BS} {
 		if sizes == nil {
 			sizes = j.BS
 		}
@@ -453,12 +464,21 @@ func (w *worker) plan(io *IO) bool {
 	if w.verifyPass {
 		return w.planVerify(io)
 	}
-	if w.limit > 0 && w.planned >= w.limit || w.limitIOs > 0 && w.nplanned >= w.limitIOs {
+	if (w.limit > 0 && w.planned >= w.limit || w.limitIOs > 0 && w.nplanned >= w.limitIOs) && !w.twPending {
 		return false
 	}
 	op := w.nextOp
 	if !w.forceOp {
 		op = w.drawOp()
+	}
+	if op == OpWrite && w.twPending {
+		// trimwrite: write the block just trimmed. As in fio, the
+		// trims make up size (the writes come on top).
+		w.twPending = false
+		io.Op, io.LBA, io.NLB = op, w.twLBA, w.twNLB
+		io.Buf = io.buf[:int(io.NLB)*w.lbaSize]
+		io.busy = true
+		return true
 	}
 	nlb := w.bsNLB[op][0]
 	if len(w.bsNLB[op]) > 1 {
@@ -489,6 +509,9 @@ func (w *worker) plan(io *IO) bool {
 	io.busy = true
 	w.planned += int64(len(io.Buf))
 	w.nplanned++
+	if op == OpTrim && w.job.Write {
+		w.twPending, w.twLBA, w.twNLB = true, lba, nlb
+	}
 	if op == OpWrite && w.ver != nil {
 		w.ver.fill(io)
 	}
@@ -497,6 +520,12 @@ func (w *worker) plan(io *IO) bool {
 
 // drawOp picks the direction of the next I/O by rwmixread.
 func (w *worker) drawOp() Op {
+	if w.job.Trim {
+		if w.twPending {
+			return OpWrite // trimwrite: the write of the block trimmed
+		}
+		return OpTrim
+	}
 	if w.job.Write && (!w.job.Read || w.rng.IntN(100) >= w.job.RWMixRead) {
 		return OpWrite
 	}
@@ -654,7 +683,7 @@ func (w *worker) closedLoop() {
 // complete).
 func (w *worker) pacedLoop() {
 	j := w.job
-	var perIO, perByte [2]float64 // ns per I/O, ns per byte; 0: no cap
+	var perIO, perByte [3]float64 // ns per I/O, ns per byte, by Op; 0: no cap
 	for op, n := range [2]int{j.RateIOPS, j.RateIOPSW} {
 		if n > 0 {
 			perIO[op] = 1e9 / float64(n)
@@ -663,7 +692,7 @@ func (w *worker) pacedLoop() {
 			perByte[op] = 1e9 / float64(j.RateBW[op])
 		}
 	}
-	var nios, nbytes [2]int64
+	var nios, nbytes [3]int64
 	think, thinkEvery := int64(j.ThinkTime), int64(max(j.ThinkBlocks, 1))
 	held := make([]*IO, 0, len(w.ios))
 	start := w.e.now()
@@ -671,7 +700,7 @@ func (w *worker) pacedLoop() {
 		return start + int64(max(float64(nios[op])*perIO[op], float64(nbytes[op])*perByte[op]))
 	}
 	// mixed: the job does this direction too (rw/randrw with a share).
-	mixed := [2]bool{j.Read && j.Write && j.RWMixRead > 0, j.Read && j.Write && j.RWMixRead < 100}
+	mixed := [3]bool{j.Read && j.Write && j.RWMixRead > 0, j.Read && j.Write && j.RWMixRead < 100}
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	sleep := func(d int64) bool { // false when the job is stopped
@@ -697,7 +726,7 @@ loop:
 			// the other one if that one is due sooner, so each direction
 			// keeps its own cap.
 			due = next(op)
-			if o := op ^ 1; due > w.e.now() && mixed[o] {
+			if o := op ^ 1; op != OpTrim && due > w.e.now() && mixed[o] {
 				if od := next(o); od < due {
 					op, due = o, od
 				}
@@ -830,8 +859,8 @@ func (c *collector) collect(now int64) {
 			p.ETA = max(p.ETA, eta, 0)
 		}
 		secs := float64(length) / 1e9
-		for op := range 2 {
-			if !js.job.Write && op == 1 || !js.job.Read && op == 0 {
+		for op := range 3 {
+			if !js.job.does(Op(op)) {
 				continue
 			}
 			// Measured I/Os go into the results whenever they arrive; an

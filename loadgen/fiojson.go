@@ -243,6 +243,7 @@ func FioJSON(r *Result) *FioOutput {
 		}
 		j.Read = fioDir(&jr.Read, jr.Runtime, jr.RateLimited)
 		j.Write = fioDir(&jr.Write, jr.Runtime, jr.RateLimited)
+		j.Trim = fioDir(&jr.Trim, jr.Runtime, jr.RateLimited)
 		j.IODepthLvl = map[string]float64{"1": 0, "2": 0, "4": 0, "8": 0, "16": 0, "32": 0, ">=64": 0}
 		lvl := ">=64"
 		for _, k := range []int{1, 2, 4, 8, 16, 32} {

@@ -14,19 +14,23 @@ import (
 // spelling.
 type Job struct {
 	Name        string
-	Read, Write bool          // rw: read, write, rw/readwrite (both)
-	Random      bool          // rw: randread, randwrite, randrw
-	RWMixRead   int           // rwmixread: percent of reads in a mixed job (default 50)
-	BS          []BSSplit     // bs / bssplit: block sizes in bytes with weights (reads, and writes unless BSWrite)
-	BSWrite     []BSSplit     // bs=READ,WRITE / bssplit=R,W: the writes' sizes (nil: as BS)
-	IODepth     int           // iodepth (default 1)
-	NumJobs     int           // numjobs: clones, each its own queue and connection (default 1)
-	Runtime     time.Duration // runtime: stop after this long (after ramp_time)
-	TimeBased   bool          // time_based: loop over the region until runtime
-	RampTime    time.Duration // ramp_time: run this long before measuring
-	StartDelay  time.Duration // startdelay: wait this long after the phase starts
-	Size        int64         // size: bytes of the region (and of I/O, without time_based); 0 = to the end
-	Offset      int64         // offset: where the region starts, bytes
+	Read, Write bool // rw: read, write, rw/readwrite (both)
+	Random      bool // rw: randread, randwrite, randrw, randtrim
+	// Trim (rw=trim, randtrim; with Write: trimwrite, randtrimwrite, where
+	// each block is trimmed and then written): Dataset Management
+	// deallocate of each I/O's blocks.
+	Trim       bool
+	RWMixRead  int           // rwmixread: percent of reads in a mixed job (default 50)
+	BS         []BSSplit     // bs / bssplit: block sizes in bytes with weights (reads, and writes unless BSWrite)
+	BSWrite    []BSSplit     // bs=READ,WRITE / bssplit=R,W: the writes' sizes (nil: as BS)
+	IODepth    int           // iodepth (default 1)
+	NumJobs    int           // numjobs: clones, each its own queue and connection (default 1)
+	Runtime    time.Duration // runtime: stop after this long (after ramp_time)
+	TimeBased  bool          // time_based: loop over the region until runtime
+	RampTime   time.Duration // ramp_time: run this long before measuring
+	StartDelay time.Duration // startdelay: wait this long after the phase starts
+	Size       int64         // size: bytes of the region (and of I/O, without time_based); 0 = to the end
+	Offset     int64         // offset: where the region starts, bytes
 	// SizePct and OffsetPct are size=N% and offset=N%: percent of the
 	// namespace (0: not given as a percentage).
 	SizePct, OffsetPct float64
@@ -295,21 +299,27 @@ func (j *Job) set(key, val string) error {
 		// fio's rw=randread:8 (an offset modifier) is not taken.
 		switch val {
 		case "read":
-			j.Read, j.Write, j.Random = true, false, false
+			j.Read, j.Write, j.Random, j.Trim = true, false, false, false
 		case "write":
-			j.Read, j.Write, j.Random = false, true, false
+			j.Read, j.Write, j.Random, j.Trim = false, true, false, false
 		case "randread":
-			j.Read, j.Write, j.Random = true, false, true
+			j.Read, j.Write, j.Random, j.Trim = true, false, true, false
 		case "randwrite":
-			j.Read, j.Write, j.Random = false, true, true
+			j.Read, j.Write, j.Random, j.Trim = false, true, true, false
 		case "rw", "readwrite":
-			j.Read, j.Write, j.Random = true, true, false
+			j.Read, j.Write, j.Random, j.Trim = true, true, false, false
 		case "randrw":
-			j.Read, j.Write, j.Random = true, true, true
-		case "trim", "randtrim", "trimwrite", "randtrimwrite":
-			return fmt.Errorf("trim workloads are not supported by bench yet: deallocate with 'nvmftest dsm' instead")
+			j.Read, j.Write, j.Random, j.Trim = true, true, true, false
+		case "trim":
+			j.Read, j.Write, j.Random, j.Trim = false, false, false, true
+		case "randtrim":
+			j.Read, j.Write, j.Random, j.Trim = false, false, true, true
+		case "trimwrite":
+			j.Read, j.Write, j.Random, j.Trim = false, true, false, true
+		case "randtrimwrite":
+			j.Read, j.Write, j.Random, j.Trim = false, true, true, true
 		default:
-			return fmt.Errorf("unknown rw mode: use read, write, randread, randwrite, rw (readwrite) or randrw")
+			return fmt.Errorf("unknown rw mode: use read, write, trim, randread, randwrite, randtrim, rw (readwrite), randrw, trimwrite or randtrimwrite")
 		}
 	case "rwmixread", "rwmixwrite":
 		n, err := strconv.Atoi(val)
@@ -754,9 +764,28 @@ func (j *Job) minBS() int {
 	return m
 }
 
+// does reports whether the job issues op.
+func (j *Job) does(op Op) bool {
+	switch op {
+	case OpRead:
+		return j.Read
+	case OpWrite:
+		return j.Write
+	}
+	return j.Trim
+}
+
 // RWString is the job's rw option in fio's spelling.
 func (j *Job) RWString() string {
 	switch {
+	case j.Trim && j.Write && j.Random:
+		return "randtrimwrite"
+	case j.Trim && j.Write:
+		return "trimwrite"
+	case j.Trim && j.Random:
+		return "randtrim"
+	case j.Trim:
+		return "trim"
 	case j.Read && j.Write && j.Random:
 		return "randrw"
 	case j.Read && j.Write:

@@ -54,7 +54,7 @@ traddr=10.0.0.5
 	for _, bad := range []struct{ file, want string }{
 		{"[global]\nbs=4k\n", "no jobs defined: only [global]"},
 		{"bs=4k\n[x]\n", "job file:1: option \"bs=4k\" outside of a [section]"},
-		{"[x]\nrw=trim\n", "trim"},
+		{"[x]\nrw=trimread\n", "unknown rw mode"},
 		{"[x]\niodepth=0\n", "iodepth"},
 		{"[x]\nfoo=1\n", "unknown or unsupported fio option \"foo\""},
 		{"[x]\nsize=150%\n", "percentage between 1 and 100"},
