@@ -224,7 +224,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		for _, p := range phases[pi+1:] {
 			longest := time.Duration(0)
 			for _, js := range p {
-				longest = max(longest, js.job.RampTime+js.job.Runtime)
+				longest = max(longest, js.job.StartDelay+js.job.RampTime+js.job.Runtime)
 			}
 			c.later += longest
 		}

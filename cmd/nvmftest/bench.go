@@ -380,7 +380,7 @@ func benchProgress(res *loadgen.Result, jobs []*loadgen.Job) string {
 			planned += phase
 			phase = 0
 		}
-		phase = max(phase, j.RampTime+j.Runtime)
+		phase = max(phase, j.StartDelay+j.RampTime+j.Runtime)
 	}
 	return fmt.Sprintf("%v of %v", ran, planned+phase)
 }
