@@ -20,8 +20,8 @@ build: ## build bin/nvmftest
 test: vet deps-test ## every test, with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
 
-deps-test: ## tshark (decodes our traces) and Chromium (renders the HTML report), via apt when root
-	bash fixtures/kernel/install-deps.sh --optional tshark chromium
+deps-test: ## tshark (decodes our traces), Chromium (renders the HTML report) and fio (parses job files beside ours), via apt when root
+	bash fixtures/kernel/install-deps.sh --optional tshark chromium fio
 
 vet: ## go vet and gofmt
 	$(GO) vet $(PKGS)

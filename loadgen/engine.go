@@ -87,8 +87,8 @@ type jobState struct {
 	agg      *interval // this interval, all clones, measured I/Os
 	rampAgg  *interval // this interval, all clones, I/Os done during ramp_time
 	total    *interval
-	samples  [2][]float64
-	bwSamp   [2][]float64
+	samples  [3][]float64 // by Op
+	bwSamp   [3][]float64
 	devices  []DeviceInfo
 	cpu      CPUUsage // the process's, while the job's phase ran
 }
@@ -112,18 +112,32 @@ type worker struct {
 	regionBlocks uint64
 	unit         uint64 // LBAs per offset unit (the smallest block size)
 	nunits       uint64
-	bsNLB        []uint32
-	bsCum        []int // cumulative weights
-	bsTotal      int
+	// Block sizes per direction ([OpRead], [OpWrite]): NLBs, cumulative
+	// weights and their total.
+	bsNLB   [3][]uint32
+	bsCum   [3][]int
+	bsTotal [3]int
+	// trimwrite: the block just trimmed, to be written next.
+	twPending bool
+	twLBA     uint64
+	twNLB     uint32
 
 	rng   *rand.Rand
 	offs  offsetGen
 	limit int64 // bytes to issue (0: no limit)
-	rate  bool
-	ios   []*IO
-	free  chan *IO
-	ver   *verifier
-	log   *ioLog // nil unless the job writes fio's I/O logs
+	// limitIOs is number_ios (0: no limit); nplanned counts I/Os planned.
+	limitIOs, nplanned int64
+	// rate: lat counts from each I/O's intended time (rate, rate_iops).
+	// paced: a goroutine issues (rate, or thinktime), not completions.
+	rate, paced bool
+	// nextOp is the direction the pacer drew for the next I/O (its
+	// schedule depends on it); forceOp says plan must use it.
+	nextOp  Op
+	forceOp bool
+	ios     []*IO
+	free    chan *IO
+	ver     *verifier
+	log     *ioLog // nil unless the job writes fio's I/O logs
 
 	mu       sync.Mutex
 	planned  int64
@@ -221,7 +235,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		for _, p := range phases[pi+1:] {
 			longest := time.Duration(0)
 			for _, js := range p {
-				longest = max(longest, js.job.RampTime+js.job.Runtime)
+				longest = max(longest, js.job.StartDelay+js.job.RampTime+js.job.Runtime)
 			}
 			c.later += longest
 		}
@@ -235,7 +249,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 	res.Elapsed = time.Duration(e.now())
 	var firstErr error
 	for _, js := range e.jobs {
-		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.RateIOPS > 0, Group: js.group, Skipped: !js.started, CPU: js.cpu}
+		jr := &JobResult{Job: js.job, Devices: js.devices, RateLimited: js.job.Paced(), Group: js.group, Skipped: !js.started, CPU: js.cpu}
 		end := int64(0)
 		for _, w := range js.workers {
 			end = max(end, w.end.Load(), w.verifyEnd.Load())
@@ -255,7 +269,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			}
 			jr.Runtime = time.Duration(max(measured-js.rampEnd, 0))
 		}
-		for op := range 2 {
+		for op := range 3 {
 			d := &js.total.d[op]
 			dr := jr.Dir(Op(op))
 			dr.IOs, dr.Bytes, dr.Clat, dr.Slat = d.ios, d.bytes, d.clat, d.slat
@@ -293,15 +307,17 @@ func (e *engine) runPhase(ctx context.Context, c *collector, jobs []*jobState) {
 	var timers []*time.Timer
 	var ramps []int64
 	for _, js := range jobs {
-		js.start, js.started = start, true
-		js.rampEnd = start + int64(js.job.RampTime)
+		// startdelay shifts the whole job: its ramp and runtime count
+		// from when it starts, as in fio.
+		js.start, js.started = start+int64(js.job.StartDelay), true
+		js.rampEnd = js.start + int64(js.job.RampTime)
 		if js.job.RampTime > 0 {
 			ramps = append(ramps, js.rampEnd)
 		}
 	}
 	for _, js := range jobs {
 		if js.job.Runtime > 0 {
-			timers = append(timers, time.AfterFunc(js.job.RampTime+js.job.Runtime, js.requestStop))
+			timers = append(timers, time.AfterFunc(js.job.StartDelay+js.job.RampTime+js.job.Runtime, js.requestStop))
 		}
 		for _, w := range js.workers {
 			wg.Go(w.run)
@@ -365,24 +381,47 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		start += uint64(clone) * per * unit
 		blocks = per * unit
 	}
+	if j.Trim && !inf.CanTrim {
+		return nil, usageErrorf("rw=%s needs Dataset Management (deallocate), which %s's controller does not support (ONCS bit 2 clear)", j.RWString(), inf.Name)
+	}
+	if j.Trim && j.Verify != "" {
+		return nil, usageErrorf("verify with rw=%s is not supported: trimmed blocks have no verify header", j.RWString())
+	}
 	depth := j.IODepth
-	if inf.MaxDepth > 0 && depth > inf.MaxDepth {
-		return nil, fmt.Errorf("iodepth %d is more than %s allows (%d)", depth, inf.Name, inf.MaxDepth)
+	if inf.MaxDepth > 0 && depth*inf.parts(j.maxBS()) > inf.MaxDepth {
+		// Refused rather than queued in the host: I/Os waiting in the
+		// initiator would count host queueing as the target's latency,
+		// and the load would not be the depth asked for on the wire.
+		if p := inf.parts(j.maxBS()); p > 1 {
+			return nil, usageErrorf("iodepth %d of %d-byte I/Os is %d commands (MDTS %d splits each into %d): %s's I/O queue takes %d: use an iodepth of at most %d, or numjobs clones",
+				depth, j.maxBS(), depth*p, inf.MaxTransfer, p, inf.Name, inf.MaxDepth, inf.MaxDepth/p)
+		}
+		return nil, usageErrorf("iodepth %d is more than %s's I/O queue allows (%d, the controller's maximum queue entries less one): use an iodepth of at most %d, or numjobs clones for more I/Os in flight",
+			depth, inf.Name, inf.MaxDepth, inf.MaxDepth)
 	}
 	w := &worker{
 		e: e, js: js, job: j, dev: d, inf: inf, lbaSize: lbaSize,
 		regionStart: start, regionBlocks: blocks, unit: unit, nunits: blocks / unit,
 		cur: newInterval(j), spare: newInterval(j), ramp: newInterval(j), rampSpare: newInterval(j), done: make(chan struct{}),
-		rate: j.RateIOPS > 0,
+		rate: j.Paced(), paced: j.Paced() || j.ThinkTime > 0, limitIOs: j.NumberIOs,
 	}
-	for _, b := range j.BS {
-		w.bsTotal += b.Pct
-		w.bsCum = append(w.bsCum, w.bsTotal)
-		w.bsNLB = append(w.bsNLB, uint32(b.Size/lbaSize))
+	// Trims take the reads' sizes (fio's third bs value is not taken).
+	for op, sizes := range [3][]BSSplit{j.BS, j.BSWrite, j.BS} {
+		if sizes == nil {
+			sizes = j.BS
+		}
+		for _, b := range sizes {
+			w.bsTotal[op] += b.Pct
+			w.bsCum[op] = append(w.bsCum[op], w.bsTotal[op])
+			w.bsNLB[op] = append(w.bsNLB[op], uint32(b.Size/lbaSize))
+		}
 	}
-	seed := j.Seed
-	if seed == 0 {
-		seed = 0x6e766d66 // fio uses a fixed default seed too
+	seed := uint64(0x6e766d66) // randrepeat (fio's default): a fixed seed
+	switch {
+	case j.SeedSet:
+		seed = j.Seed
+	case !j.RandRepeat:
+		seed = rand.Uint64()
 	}
 	w.rng = rand.New(rand.NewPCG(seed, uint64(clone)+1))
 	switch {
@@ -396,7 +435,14 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 		w.offs = newPermGen(w.nunits, w.rng)
 	}
 	if !j.TimeBased {
+		// fio: size (the region) or io_size bytes, loops times over.
 		w.limit = int64(blocks) * int64(lbaSize)
+		if j.IOSize > 0 {
+			w.limit = j.IOSize
+		}
+		// Whole I/Os of the smallest size, as fio trims a size that is
+		// not a multiple of bs.
+		w.limit = w.limit / int64(j.minBS()) * int64(j.minBS()) * int64(max(j.Loops, 1))
 	}
 	if j.Verify != "" {
 		w.ver = newVerifier(inf, seed+uint64(clone), start, blocks)
@@ -407,14 +453,14 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 	}
 	maxBS := j.maxBS()
 	w.ios = make([]*IO, depth)
-	if w.rate {
+	if w.paced {
 		w.free = make(chan *IO, depth)
 	}
 	for i := range w.ios {
 		io := &IO{w: w, buf: make([]byte, maxBS)}
 		d.Init(io)
 		w.ios[i] = io
-		if w.rate {
+		if w.paced {
 			w.free <- io
 		}
 	}
@@ -437,22 +483,31 @@ func (w *worker) plan(io *IO) bool {
 	if w.verifyPass {
 		return w.planVerify(io)
 	}
-	if w.limit > 0 && w.planned >= w.limit {
+	if (w.limit > 0 && w.planned >= w.limit || w.limitIOs > 0 && w.nplanned >= w.limitIOs) && !w.twPending {
 		return false
 	}
-	nlb := w.bsNLB[0]
-	if len(w.bsNLB) > 1 {
-		r := w.rng.IntN(w.bsTotal)
-		for i, c := range w.bsCum {
+	op := w.nextOp
+	if !w.forceOp {
+		op = w.drawOp()
+	}
+	if op == OpWrite && w.twPending {
+		// trimwrite: write the block just trimmed. As in fio, the
+		// trims make up size (the writes come on top).
+		w.twPending = false
+		io.Op, io.LBA, io.NLB = op, w.twLBA, w.twNLB
+		io.Buf = io.buf[:int(io.NLB)*w.lbaSize]
+		io.busy = true
+		return true
+	}
+	nlb := w.bsNLB[op][0]
+	if len(w.bsNLB[op]) > 1 {
+		r := w.rng.IntN(w.bsTotal[op])
+		for i, c := range w.bsCum[op] {
 			if r < c {
-				nlb = w.bsNLB[i]
+				nlb = w.bsNLB[op][i]
 				break
 			}
 		}
-	}
-	op := OpRead
-	if w.job.Write && (!w.job.Read || w.rng.IntN(100) >= w.job.RWMixRead) {
-		op = OpWrite
 	}
 	var lba uint64
 	for try := 0; ; try++ {
@@ -472,10 +527,28 @@ func (w *worker) plan(io *IO) bool {
 	io.Buf = io.buf[:int(nlb)*w.lbaSize]
 	io.busy = true
 	w.planned += int64(len(io.Buf))
+	w.nplanned++
+	if op == OpTrim && w.job.Write {
+		w.twPending, w.twLBA, w.twNLB = true, lba, nlb
+	}
 	if op == OpWrite && w.ver != nil {
 		w.ver.fill(io)
 	}
 	return true
+}
+
+// drawOp picks the direction of the next I/O by rwmixread.
+func (w *worker) drawOp() Op {
+	if w.job.Trim {
+		if w.twPending {
+			return OpWrite // trimwrite: the write of the block trimmed
+		}
+		return OpTrim
+	}
+	if w.job.Write && (!w.job.Read || w.rng.IntN(100) >= w.job.RWMixRead) {
+		return OpWrite
+	}
+	return OpRead
 }
 
 // planVerify reads back, unit by unit, what a write-only verify job wrote.
@@ -533,7 +606,7 @@ func (w *worker) complete(io *IO) {
 	now := w.e.now()
 	w.mu.Lock()
 	w.account(io, now)
-	if w.rate && !w.verifyPass {
+	if w.paced && !w.verifyPass {
 		w.inflight--
 		w.mu.Unlock()
 		w.free <- io
@@ -585,7 +658,7 @@ func (w *worker) kick(io *IO) {
 			w.inflight--
 			last := w.inflight == 0
 			w.mu.Unlock()
-			if w.rate && !w.verifyPass {
+			if w.paced && !w.verifyPass {
 				w.free <- io
 			} else if last {
 				close(w.done)
@@ -629,24 +702,71 @@ func (w *worker) closedLoop() {
 	<-w.done
 }
 
-// paced issues on a schedule of rate_iops: I/O k is due at start + k/rate,
-// and its latency counts from then, however late a free slot or the
-// device lets it go (so a stall is not hidden: coordinated omission).
-func (w *worker) paced() {
-	per := 1e9 / float64(w.job.RateIOPS)
+// pacedLoop issues from this goroutine rather than from completions: on
+// the schedule of rate and rate_iops, and with thinktime's pauses.
+//
+// The schedule is per direction, as fio's "r,w" values: the I/O's
+// direction is drawn first, and it is due when that direction's earlier
+// I/Os and bytes, at its rate_iops and rate, allow (the later of the
+// two). Its latency counts from then, however late a free slot or the
+// device lets it go, so a stall is not hidden (coordinated omission).
+//
+// thinktime: after every thinktime_blocks I/Os, wait for every I/O in
+// flight to complete, then pause (fio's default thinktime_blocks_type,
+// complete).
+func (w *worker) pacedLoop() {
+	j := w.job
+	var perIO, perByte [3]float64 // ns per I/O, ns per byte, by Op; 0: no cap
+	for op, n := range [2]int{j.RateIOPS, j.RateIOPSW} {
+		if n > 0 {
+			perIO[op] = 1e9 / float64(n)
+		}
+		if j.RateBW[op] > 0 {
+			perByte[op] = 1e9 / float64(j.RateBW[op])
+		}
+	}
+	var nios, nbytes [3]int64
+	think, thinkEvery := int64(j.ThinkTime), int64(max(j.ThinkBlocks, 1))
+	held := make([]*IO, 0, len(w.ios))
 	start := w.e.now()
+	next := func(op Op) int64 {
+		return start + int64(max(float64(nios[op])*perIO[op], float64(nbytes[op])*perByte[op]))
+	}
+	// mixed: the job does this direction too (rw/randrw with a share).
+	mixed := [3]bool{j.Read && j.Write && j.RWMixRead > 0, j.Read && j.Write && j.RWMixRead < 100}
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	sleep := func(d int64) bool { // false when the job is stopped
+		if d <= 0 {
+			return true
+		}
+		t.Reset(time.Duration(d))
+		select {
+		case <-t.C:
+			return true
+		case <-w.js.stopCh:
+			return false
+		}
+	}
 loop:
-	for k := int64(0); ; k++ {
-		due := start + int64(float64(k)*per)
-		if d := due - w.e.now(); d > 0 {
-			t.Reset(time.Duration(d))
-			select {
-			case <-t.C:
-			case <-w.js.stopCh:
-				break loop
+	for k := int64(1); ; k++ {
+		w.mu.Lock()
+		op := w.drawOp()
+		w.mu.Unlock()
+		due := w.e.now()
+		if w.rate {
+			// fio's rate_ddir: a direction ahead of its rate gives way to
+			// the other one if that one is due sooner, so each direction
+			// keeps its own cap.
+			due = next(op)
+			if o := op ^ 1; op != OpTrim && due > w.e.now() && mixed[o] {
+				if od := next(o); od < due {
+					op, due = o, od
+				}
 			}
+		}
+		if !sleep(due - w.e.now()) {
+			break
 		}
 		var io *IO
 		select {
@@ -655,7 +775,9 @@ loop:
 			break loop
 		}
 		w.mu.Lock()
+		w.nextOp, w.forceOp = op, true
 		ok := w.plan(io)
+		w.forceOp = false
 		if ok {
 			w.inflight++
 			w.noteDepth()
@@ -665,9 +787,23 @@ loop:
 			w.free <- io
 			break
 		}
+		nios[op]++
+		nbytes[op] += int64(len(io.Buf))
 		io.intended = due
 		io.issued = w.e.now()
 		w.kick(io)
+		if think > 0 && k%thinkEvery == 0 {
+			held = held[:0]
+			for range w.ios {
+				held = append(held, <-w.free)
+			}
+			for _, h := range held {
+				w.free <- h
+			}
+			if !sleep(think) {
+				break
+			}
+		}
 	}
 	for range w.ios {
 		<-w.free
@@ -675,8 +811,16 @@ loop:
 }
 
 func (w *worker) run() {
-	if w.rate {
-		w.paced()
+	if w.js.job.StartDelay > 0 {
+		t := time.NewTimer(w.js.job.StartDelay)
+		select {
+		case <-t.C:
+		case <-w.js.stopCh:
+		}
+		t.Stop()
+	}
+	if w.paced {
+		w.pacedLoop()
 	} else {
 		w.closedLoop()
 	}
@@ -755,8 +899,8 @@ func (c *collector) collect(now int64) {
 			p.ETA = max(p.ETA, eta, 0)
 		}
 		secs := float64(length) / 1e9
-		for op := range 2 {
-			if !js.job.Write && op == 1 || !js.job.Read && op == 0 {
+		for op := range 3 {
+			if !js.job.does(Op(op)) {
 				continue
 			}
 			// Measured I/Os go into the results whenever they arrive; an
@@ -769,7 +913,7 @@ func (c *collector) collect(now int64) {
 				d.merge(measured)
 			}
 			lat := d.lat
-			if js.job.RateIOPS == 0 {
+			if !js.job.Paced() {
 				lat = d.clat
 			}
 			s := Sample{Job: js.idx, Op: Op(op), Elapsed: time.Duration(now), Length: time.Duration(length),

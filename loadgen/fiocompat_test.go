@@ -1,142 +1,160 @@
 package loadgen
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
-	"regexp"
-	"sort"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// fioBinary finds fio for the comparisons with real fio: a skip with the
-// reason without it, a failure under NVMFTEST_REQUIRE_TOOLS=1 (CI).
-func fioBinary(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("fio")
-	if err != nil {
-		if os.Getenv("NVMFTEST_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("fio is not installed and NVMFTEST_REQUIRE_TOOLS=1 (apt-get install fio)")
-		}
-		t.Skip("fio is not installed: our outputs are not compared with fio's (apt-get install fio; NVMFTEST_REQUIRE_TOOLS=1 makes this a failure)")
-	}
-	return p
+// fioDevBytes is the size of the file fio runs the comparison job files
+// on, and of nvmftest's device for them: percent sizes resolve alike.
+const fioDevBytes = 1 << 20
+
+// fioEnv is the environment both fio and our parser see.
+var fioEnv = map[string]string{"FIO_TEST_SIZE": "48k", "FIO_TEST_BS": "8k"}
+
+type fioSummary struct {
+	Name  string
+	Group int
+	Read  int64
+	Write int64
+	Trim  int64
 }
 
-// runFio runs fio on its null engine: a randrw job, so both directions
-// have I/Os and percentiles.
-func runFio(t *testing.T, fio, format string) []byte {
-	t.Helper()
-	out, err := exec.Command(fio, "--name=x", "--ioengine=null", "--rw=randrw", "--size=16m", "--output-format="+format).Output()
-	if err != nil {
-		t.Fatalf("fio --output-format=%s: %v", format, err)
+func (s fioSummary) String() string {
+	return fmt.Sprintf("%s g%d read %d write %d trim %d", s.Name, s.Group, s.Read, s.Write, s.Trim)
+}
+
+// TestFioParsesTheSameJobs runs fio itself on every job file under
+// testdata/fio (fio's psync engine on a 1 MiB temporary file, so percent
+// sizes resolve) and compares its jobs, in order, with their reporting
+// groups and bytes read and written, with what nvmftest's parser and
+// engine make of the same file on a 1 MiB device. Skipped without fio,
+// unless NVMFTEST_REQUIRE_TOOLS=1.
+func TestFioParsesTheSameJobs(t *testing.T) {
+	fio := fioBinary(t)
+	files, err := filepath.Glob("testdata/fio/*.fio")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no job files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			want := runFio(t, fio, file)
+			got := runOurs(t, file)
+			if strings.Join(summaries(got), "\n") != strings.Join(summaries(want), "\n") {
+				t.Errorf("fio:\n  %s\nnvmftest:\n  %s", strings.Join(summaries(want), "\n  "), strings.Join(summaries(got), "\n  "))
+			}
+		})
+	}
+}
+
+func summaries(s []fioSummary) []string {
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[i].String()
 	}
 	return out
 }
 
-// ourJSONExtras are keys fio 3.33 has not: job_start is fio 3.35's,
-// disk_util fio writes when it drives local disks, nvmftest_* are ours.
-func ourExtra(key string) bool {
-	return key == "job_start" || key == "disk_util" || strings.HasPrefix(key, "nvmftest_")
-}
-
-// keyPaths lists every object key path of a JSON document (arrays by
-// their first element; the values of maps keyed by data, such as
-// percentiles and bins, are not descended into).
-func keyPaths(v any, prefix string, into map[string]bool) {
-	switch x := v.(type) {
-	case map[string]any:
-		for k, e := range x {
-			if ourExtra(k) {
-				continue
-			}
-			p := prefix + "." + k
-			into[p] = true
-			switch k {
-			case "percentile", "bins", "job options", "global options":
-				continue
-			}
-			keyPaths(e, p, into)
-		}
-	case []any:
-		if len(x) > 0 {
-			keyPaths(x[0], prefix+"[]", into)
-		}
-	}
-}
-
-func jsonKeys(t *testing.T, b []byte) map[string]bool {
+func runFio(t *testing.T, fio, file string) []fioSummary {
 	t.Helper()
-	var v any
-	if err := json.Unmarshal(b, &v); err != nil {
-		t.Fatalf("%v\n%.300s", err, b)
+	dir := t.TempDir()
+	img := filepath.Join(dir, "ns.img")
+	if err := os.WriteFile(img, nil, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	m := map[string]bool{}
-	keyPaths(v, "", m)
-	return m
-}
-
-func diffKeys(a, b map[string]bool) (onlyA []string) {
-	for k := range a {
-		if !b[k] {
-			onlyA = append(onlyA, k)
-		}
+	if err := os.Truncate(img, fioDevBytes); err != nil {
+		t.Fatal(err)
 	}
-	sort.Strings(onlyA)
-	return
-}
-
-// TestFioCompatStructure: our json, json+ and terse outputs have the
-// structure real fio's have (the same keys at every level; the same
-// number of terse fields, each of the same kind), values aside.
-func TestFioCompatStructure(t *testing.T) {
-	fio := fioBinary(t)
-	j := mustJob(t, "x", "rw", "randrw", "size", "1m")
-	res, err := Run(context.Background(), []Target{nullTarget(t, j, 1<<16)}, RunOptions{})
+	abs, err := filepath.Abs(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, format := range []string{"json", "json+"} {
-		var ours bytes.Buffer
-		f, _ := ParseOutputFormat(format)
-		if err := WriteOutput(&ours, res, f); err != nil {
-			t.Fatal(err)
-		}
-		theirs, mine := jsonKeys(t, runFio(t, fio, format)), jsonKeys(t, ours.Bytes())
-		if missing := diffKeys(theirs, mine); len(missing) > 0 {
-			t.Errorf("%s: fio has keys we lack: %v", format, missing)
-		}
-		if extra := diffKeys(mine, theirs); len(extra) > 0 {
-			t.Errorf("%s: we have keys fio has not: %v", format, extra)
-		}
+	// Run from elsewhere, so relative includes must resolve against the
+	// job file's directory.
+	args := []string{"--output-format=json", "--ioengine=psync", "--filename=" + img, abs}
+	if data, _ := os.ReadFile(file); strings.HasPrefix(string(data), "; fio: ioengine=null") {
+		// Trims: fio's psync cannot trim a regular file; fio's null
+		// engine takes them (such files give sizes, not percentages).
+		args = []string{"--output-format=json", "--ioengine=null", abs}
 	}
+	cmd := exec.Command(fio, args...)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	for k, v := range fioEnv {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("fio %s: %v\n%s", file, err, out)
+	}
+	// fio prints notes before the JSON on stdout in some versions.
+	if i := strings.IndexByte(string(out), '{'); i > 0 {
+		out = out[i:]
+	}
+	var res struct {
+		Jobs []struct {
+			Name  string `json:"jobname"`
+			Group int    `json:"groupid"`
+			Error int    `json:"error"`
+			Read  struct {
+				Bytes int64 `json:"io_bytes"`
+			} `json:"read"`
+			Write struct {
+				Bytes int64 `json:"io_bytes"`
+			} `json:"write"`
+			Trim struct {
+				Bytes int64 `json:"io_bytes"`
+			} `json:"trim"`
+		} `json:"jobs"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("fio %s JSON: %v\n%s", file, err, out)
+	}
+	var s []fioSummary
+	for _, j := range res.Jobs {
+		if j.Error != 0 {
+			t.Fatalf("fio %s: job %s error %d", file, j.Name, j.Error)
+		}
+		s = append(s, fioSummary{j.Name, j.Group, j.Read.Bytes, j.Write.Bytes, j.Trim.Bytes})
+	}
+	return s
+}
 
-	var ours bytes.Buffer
-	if err := WriteTerse(&ours, res); err != nil {
+// runOurs parses file and runs it on 1 MiB null devices; each clone
+// (numjobs) is one entry, as fio reports them without group_reporting.
+func runOurs(t *testing.T, file string) []fioSummary {
+	t.Helper()
+	var warned []string
+	jobs, err := LoadJobFile(file, nil, ParseOptions{
+		LookupEnv: func(k string) (string, bool) { v, ok := fioEnv[k]; return v, ok },
+		Warn:      func(s string) { warned = append(warned, s) },
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	theirs := strings.Split(strings.TrimSpace(string(runFio(t, fio, "terse"))), ";")
-	mine := strings.Split(strings.TrimSpace(ours.String()), ";")
-	if len(mine) != len(theirs) {
-		t.Fatalf("terse: %d fields, fio writes %d", len(mine), len(theirs))
-	}
-	kind := func(s string) string {
-		for _, k := range []struct{ name, re string }{
-			{"int", `^-?\d+$`}, {"float", `^-?\d+\.\d+$`}, {"percent", `^\d+\.\d+%$`}, {"pct=int", `^\d+(\.\d+)?%=\d+$`},
-		} {
-			if regexp.MustCompile(k.re).MatchString(s) {
-				return k.name
-			}
+	var targets []Target
+	for _, j := range jobs {
+		devs := make([]Device, j.NumJobs)
+		for i := range devs {
+			devs[i] = &NullDevice{BlockSize: 512, Blocks: fioDevBytes / 512}
 		}
-		return "text"
+		targets = append(targets, Target{Job: j, Devices: devs})
 	}
-	for i := range mine {
-		// Field 2 is the version string, 3 the job name: text in both.
-		if km, kt := kind(mine[i]), kind(theirs[i]); km != kt {
-			t.Errorf("terse field %d: ours %q (%s), fio's %q (%s)", i+1, mine[i], km, theirs[i], kt)
+	res, err := Run(t.Context(), targets, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []fioSummary
+	for _, jr := range res.Jobs {
+		n := int64(jr.Job.NumJobs)
+		for range n {
+			s = append(s, fioSummary{jr.Job.Name, jr.Group, jr.Read.Bytes / n, jr.Write.Bytes / n, jr.Trim.Bytes / n})
 		}
 	}
+	return s
 }

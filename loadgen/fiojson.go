@@ -325,10 +325,11 @@ func fioJSON(r *Result, plus bool) *FioOutput {
 		}
 		j.Read = fioDir(&jr.Read, jr.Runtime, jr.RateLimited, plus)
 		j.Write = fioDir(&jr.Write, jr.Runtime, jr.RateLimited, plus)
+		j.Trim = fioDir(&jr.Trim, jr.Runtime, jr.RateLimited, plus)
 		j.UsrCPU, j.SysCPU, j.Ctx = jr.CPU.UsrPct(), jr.CPU.SysPct(), jr.CPU.Ctx
 		j.Majf, j.Minf = jr.CPU.MajFlt, jr.CPU.MinFlt
 		j.IODepthLvl = depthLevel(jr.IODepths)
-		ios := jr.Read.IOs + jr.Write.IOs
+		ios := jr.Read.IOs + jr.Write.IOs + jr.Trim.IOs
 		j.IODepthSubmit, j.IODepthComplete = depthBatch(ios), depthBatch(ios)
 		j.LatencyNs, j.LatencyUs, j.LatencyMs = latBuckets(jobLat(jr))
 		j.LatencyDepth, j.LatencyPercentile = jr.Job.IODepth, 100
@@ -345,6 +346,9 @@ func jobLat(jr *JobResult) *hdrhistogram.Histogram {
 	}
 	if jr.Write.Lat != nil {
 		all.Merge(jr.Write.Lat)
+	}
+	if jr.Trim.Lat != nil {
+		all.Merge(jr.Trim.Lat)
 	}
 	return all
 }

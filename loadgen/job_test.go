@@ -52,12 +52,12 @@ traddr=10.0.0.5
 		t.Errorf("job b: %+v", b)
 	}
 	for _, bad := range []struct{ file, want string }{
-		{"[global]\nbs=4k\n", "no job sections"},
-		{"bs=4k\n[x]\n", "before the first"},
-		{"[x]\nrw=trim\n", "trim"},
+		{"[global]\nbs=4k\n", "no jobs defined: only [global]"},
+		{"bs=4k\n[x]\n", "job file:1: option \"bs=4k\" outside of a [section]"},
+		{"[x]\nrw=trimread\n", "unknown rw mode"},
 		{"[x]\niodepth=0\n", "iodepth"},
 		{"[x]\nfoo=1\n", "unknown or unsupported fio option \"foo\""},
-		{"[x]\nsize=50%\n", "percentages"},
+		{"[x]\nsize=150%\n", "percentage between 1 and 100"},
 	} {
 		if _, err := ParseJobFile([]byte(bad.file), nil); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: %v, want %q", bad.file, err, bad.want)

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -53,6 +54,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 	var plans []plan
 	need := map[place]int{}
 	depth := map[place]int{}
+	maxBS := map[place]int{} // with depth, for queues deep enough for split I/Os
 	var order []place
 	for _, j := range jobs {
 		host, port, nqn := def.Addr, def.Port, def.SubNQN
@@ -64,6 +66,17 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 		}
 		if v, ok := j.Options["subnqn"]; ok {
 			nqn = v
+		}
+		var fileNS []uint32
+		if v, ok := j.Options["filename"]; ok {
+			fn, err := ParseFilename(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("job %s: filename=%s: %w", j.Name, v, err)
+			}
+			host, port, nqn = cmp.Or(fn.Addr, host), cmp.Or(fn.Port, port), cmp.Or(fn.SubNQN, nqn)
+			if fn.NSID != 0 {
+				fileNS = []uint32{fn.NSID}
+			}
 		}
 		if port == "" {
 			port = "4420"
@@ -77,6 +90,9 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 			if nsids, err = ParseNSIDs(v); err != nil {
 				return nil, nil, fmt.Errorf("job %s: nsid=%s: %w", j.Name, v, err)
 			}
+		}
+		if fileNS != nil {
+			nsids = fileNS
 		}
 		if len(nsids) == 0 {
 			nsids = []uint32{1}
@@ -99,6 +115,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 			plans = append(plans, plan{jj, at, ns})
 			need[at] += j.NumJobs
 			depth[at] = max(depth[at], j.IODepth)
+			maxBS[at] = max(maxBS[at], j.maxBS())
 		}
 	}
 	conn := &Connection{}
@@ -109,6 +126,16 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 		o.NrIOQueues = need[at]
 		o.QueueSize = depth[at] + 1
 		c, err := initiator.Connect(ctx, at.addr, at.nqn, o)
+		if err == nil {
+			// An I/O beyond MDTS goes as several commands: ask for a
+			// queue that holds iodepth of them (MDTS is known only now).
+			mdts := c.MaxTransferSize()
+			if need := depth[at]*((maxBS[at]+mdts-1)/max(mdts, 1)) + 1; mdts > 0 && maxBS[at] > mdts && need > o.QueueSize {
+				c.Close()
+				o.QueueSize = need
+				c, err = initiator.Connect(ctx, at.addr, at.nqn, o)
+			}
+		}
 		if err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("connect to %s at %s: %w", at.nqn, at.addr, err)
@@ -167,4 +194,50 @@ func ParseNSIDs(s string) ([]uint32, error) {
 		return nil, fmt.Errorf("no namespace IDs")
 	}
 	return out, nil
+}
+
+// Filename is a job's filename= in the form of SPDK's fio plugin, which
+// fio users of NVMe-oF know: "trtype=tcp adrfam=ipv4 traddr=10.0.0.5
+// trsvcid=4420 subnqn=NQN ns=2", each part optional (the rest comes from
+// the command line). One filename names one namespace.
+type Filename struct {
+	Addr, Port, SubNQN string
+	NSID               uint32 // 0: not given
+}
+
+// ParseFilename parses a filename= value (see Filename).
+func ParseFilename(s string) (Filename, error) {
+	var f Filename
+	if strings.HasPrefix(s, "/") || !strings.Contains(s, "=") {
+		return f, fmt.Errorf("nvmftest reaches namespaces over NVMe/TCP itself, not through a device node: " +
+			"give filename='traddr=ADDRESS trsvcid=PORT subnqn=NQN ns=NSID' (SPDK fio plugin form, parts optional), or -a/-s/-n/--nsid")
+	}
+	for _, kv := range strings.Fields(s) {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || v == "" {
+			return f, fmt.Errorf("%q: want KEY=VALUE (traddr, trsvcid, subnqn, ns)", kv)
+		}
+		switch strings.ToLower(k) {
+		case "trtype":
+			if !strings.EqualFold(v, "tcp") {
+				return f, fmt.Errorf("trtype=%s: nvmftest speaks NVMe/TCP only (trtype=tcp)", v)
+			}
+		case "adrfam":
+		case "traddr":
+			f.Addr = v
+		case "trsvcid":
+			f.Port = v
+		case "subnqn":
+			f.SubNQN = v
+		case "ns", "nsid":
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil || n == 0 || n == 0xFFFFFFFF {
+				return f, fmt.Errorf("%s=%s: want a namespace ID such as 1", k, v)
+			}
+			f.NSID = uint32(n)
+		default:
+			return f, fmt.Errorf("%q: unknown key %q (want traddr, trsvcid, subnqn, ns)", kv, k)
+		}
+	}
+	return f, nil
 }

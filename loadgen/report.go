@@ -28,7 +28,7 @@ func WriteSummary(w io.Writer, r *Result) {
 		if jr.Skipped {
 			fmt.Fprintf(w, "  not started: the run ended before this job's stonewall phase\n")
 		}
-		for _, op := range []Op{OpRead, OpWrite} {
+		for _, op := range []Op{OpRead, OpWrite, OpTrim} {
 			d := jr.Dir(op)
 			if d.IOs == 0 {
 				continue
@@ -99,7 +99,7 @@ func writeGroups(w io.Writer, r *Result) {
 	}
 	for _, g := range groups {
 		fmt.Fprintf(w, "\nRun status group %d (all jobs):\n", g)
-		for _, op := range []Op{OpRead, OpWrite} {
+		for _, op := range []Op{OpRead, OpWrite, OpTrim} {
 			var bytes int64
 			var minRun, maxRun time.Duration
 			minBW, maxBW := math.Inf(1), 0.0

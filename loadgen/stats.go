@@ -76,22 +76,24 @@ func (d *dirStats) merge(o *dirStats) {
 
 // interval is what a worker did between two collections.
 type interval struct {
-	d [2]dirStats
+	d [3]dirStats // by Op
 }
 
 func newInterval(j *Job) *interval {
-	rate := j.RateIOPS > 0
-	return &interval{d: [2]dirStats{newDirStats(j.Read, rate), newDirStats(j.Write, rate)}}
+	rate := j.Paced()
+	return &interval{d: [3]dirStats{newDirStats(j.Read, rate), newDirStats(j.Write, rate), newDirStats(j.Trim, rate)}}
 }
 
 func (iv *interval) reset() {
-	iv.d[0].reset()
-	iv.d[1].reset()
+	for i := range iv.d {
+		iv.d[i].reset()
+	}
 }
 
 func (iv *interval) merge(o *interval) {
-	iv.d[0].merge(&o.d[0])
-	iv.d[1].merge(&o.d[1])
+	for i := range iv.d {
+		iv.d[i].merge(&o.d[i])
+	}
 }
 
 // DirResult is one direction of a job's results.
@@ -126,6 +128,7 @@ type JobResult struct {
 	Runtime time.Duration // measured time: after ramp_time, to the end
 	Read    DirResult
 	Write   DirResult
+	Trim    DirResult // rw=trim, randtrim, trimwrite
 	// RateLimited says lat is measured from the intended issue time.
 	RateLimited bool
 	// Verified counts blocks whose content verify checked; VerifyNoHeader
@@ -153,8 +156,11 @@ type JobResult struct {
 
 // Dir returns the result of op.
 func (r *JobResult) Dir(op Op) *DirResult {
-	if op == OpWrite {
+	switch op {
+	case OpWrite:
 		return &r.Write
+	case OpTrim:
+		return &r.Trim
 	}
 	return &r.Read
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,7 +26,7 @@ import (
 type benchFlags struct {
 	conn     connFlags
 	nsid     string
-	fio      map[string]*string
+	fio      []fioArg // fio options given as flags, in command-line order
 	histLog  string
 	series   string
 	interval time.Duration
@@ -35,31 +38,59 @@ type benchFlags struct {
 	format   loadgen.OutputFormat
 }
 
-// benchFioFlags are the fio options given as flags, in the order they
-// are applied (bs before bssplit, rw before rwmix*).
-var benchFioFlags = []struct{ name, usage string }{
-	{"name", "job name"},
-	{"rw", "read, write, randread, randwrite, rw (readwrite) or randrw"},
-	{"rwmixread", "percent of reads in a mixed job (default 50)"},
-	{"rwmixwrite", "percent of writes in a mixed job"},
-	{"bs", "block size, e.g. 4k (default 4k)"},
-	{"bssplit", "block sizes with weights, e.g. 4k/50:64k/30:1m/20"},
-	{"iodepth", "I/Os in flight per clone (default 1)"},
-	{"numjobs", "clones of the job, each its own I/O queue and TCP connection (default 1)"},
-	{"runtime", "run time after ramp_time: seconds or a duration (10, 500ms, 2m)"},
-	{"time_based", "run for runtime, looping over the region"},
-	{"ramp_time", "run this long before measuring"},
-	{"size", "region size in bytes (and I/O amount without time_based), e.g. 1g (default: to the end)"},
-	{"offset", "region start in bytes"},
-	{"norandommap", "random offsets may repeat within a pass"},
-	{"random_distribution", "random (uniform) or zipf:THETA, e.g. zipf:1.2"},
-	{"rate_iops", "issue at most this many I/Os per second per clone; latency counts from each I/O's intended issue time"},
-	{"verify", "crc32c: write self-checking blocks, check every block read, read back what a write job wrote"},
-	{"randseed", "seed of the random offsets and mixes"},
+// fioArg is one fio option given as a flag.
+type fioArg struct{ name, val string }
+
+// fioFlag is a flag for a fio option: it appends to the ordered list, so
+// options apply in command-line order and each --name starts a new job,
+// as fio reads its command line.
+type fioFlag struct {
+	name string
+	args *[]fioArg
+	last string
+}
+
+func (v *fioFlag) Set(s string) error {
+	*v.args = append(*v.args, fioArg{v.name, s})
+	v.last = s
+	return nil
+}
+func (v *fioFlag) String() string { return v.last }
+func (v *fioFlag) Type() string   { return "string" }
+
+// addFioFlags adds a flag for every fio option loadgen takes (aliases
+// included) and for those it accepts without effect. Names nvmftest
+// already uses keep their nvmftest meaning (--timeout is the command
+// timeout; runtime's alias works in job files).
+func addFioFlags(c *cobra.Command, f *benchFlags) {
+	fs := c.Flags()
+	add := func(name, usage string, isBool bool) {
+		if fs.Lookup(name) != nil {
+			return
+		}
+		fs.Var(&fioFlag{name: name, args: &f.fio}, name, usage)
+		if isBool {
+			fs.Lookup(name).NoOptDefVal = "1"
+		}
+	}
+	for _, o := range loadgen.FioOptions {
+		add(o.Name, o.Usage, o.Bool)
+		for _, a := range o.Aliases {
+			add(a, "alias of --"+o.Name, o.Bool)
+		}
+	}
+	for _, name := range loadgen.NoEffectOptions() {
+		add(name, "accepted for fio job compatibility; no effect: "+loadgen.NoEffect(name), false)
+		switch name {
+		case "thread", "exitall", "direct", "buffered", "invalidate", "lat_percentiles", "clat_percentiles", "slat_percentiles", "gtod_reduce", "verify_fatal", "do_verify":
+			fs.Lookup(name).NoOptDefVal = "1"
+		}
+		fs.Lookup(name).Hidden = true
+	}
 }
 
 func newBenchCmd() *cobra.Command {
-	f := &benchFlags{conn: connFlags{defPort: "4420"}, fio: map[string]*string{}}
+	f := &benchFlags{conn: connFlags{defPort: "4420"}}
 	c := &cobra.Command{
 		Use:   "bench [JOBFILE...]",
 		Short: "Measure IOPS and tail latency with fio's options (fio-compatible JSON)",
@@ -83,12 +114,7 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	addConnFlags(c, &f.conn)
 	fs := c.Flags()
 	fs.StringVar(&f.nsid, "nsid", "1", "namespace IDs the jobs run on: 1, 1,2 or 1-4 (each its own job)")
-	for _, o := range benchFioFlags {
-		f.fio[o.name] = fs.String(o.name, "", o.usage)
-		if o.name == "time_based" || o.name == "norandommap" {
-			fs.Lookup(o.name).NoOptDefVal = "1"
-		}
-	}
+	addFioFlags(c, f)
 	fs.StringVar(&f.histLog, "write_hist_log", "", "write an HdrHistogram interval log of latency to `FILE`")
 	fs.StringVar(&f.series, "write_series", "", "write per-interval IOPS, bandwidth and latency percentiles as CSV to `FILE`")
 	fs.DurationVar(&f.interval, "status-interval", time.Second, "interval of the series, the log and the progress line")
@@ -101,30 +127,42 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	return c
 }
 
-// benchJobs builds the jobs from the flags and job files.
-func benchJobs(cmd *cobra.Command, f *benchFlags, files []string) ([]*loadgen.Job, error) {
+// benchJobs builds the jobs from the flags and job files as fio does:
+// options before the first --name are global (defaults the job files'
+// [global] and sections override), each --name starts a job of its own
+// with the options after it; the job files' jobs follow. Options without
+// effect get one warning line each on errw.
+func benchJobs(f *benchFlags, files []string, errw io.Writer) ([]*loadgen.Job, error) {
 	base := loadgen.NewJob("bench")
-	for _, o := range benchFioFlags {
-		fl := cmd.Flags().Lookup(o.name)
-		if !fl.Changed {
-			continue
+	var jobs []*loadgen.Job
+	cur := base
+	for _, a := range f.fio {
+		if a.name == "name" {
+			cur = base.Clone()
+			jobs = append(jobs, cur)
 		}
-		if err := base.Set(o.name, *f.fio[o.name]); err != nil {
+		if err := cur.Set(a.name, a.val); err != nil {
 			return nil, usagef("--%v", err)
 		}
+		if why := loadgen.NoEffect(a.name); why != "" {
+			fmt.Fprintf(errw, "nvmftest: --%s has no effect: %s\n", strings.TrimSuffix(a.name+"="+a.val, "="), why)
+		}
 	}
-	if len(files) == 0 {
+	if len(files) == 0 && len(jobs) == 0 {
 		return []*loadgen.Job{base}, nil
 	}
-	var jobs []*loadgen.Job
+	warn := func(s string) { fmt.Fprintf(errw, "nvmftest: %s\n", s) }
 	for fi, name := range files {
-		data, err := os.ReadFile(name)
-		if err != nil {
-			return nil, usagef("job file: %v", err)
+		js, err := loadgen.LoadJobFile(name, base, loadgen.ParseOptions{Warn: warn})
+		if errors.Is(err, fs.ErrNotExist) {
+			hint := ""
+			if _, berr := strconv.ParseBool(name); berr == nil || name == "yes" || name == "no" || name == "on" || name == "off" {
+				hint = fmt.Sprintf(" (a value of a bare option such as --time_based goes after '=', as in fio: --time_based=%s)", name)
+			}
+			return nil, usagef("job file %s: no such file%s", name, hint)
 		}
-		js, err := loadgen.ParseJobFile(data, base)
 		if err != nil {
-			return nil, usagef("%s: %v", name, err)
+			return nil, usagef("%v", err)
 		}
 		if fi > 0 {
 			js[0].Stonewall = true // fio separates job files by a stonewall
@@ -144,7 +182,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		f.format = loadgen.FormatTerse
 	}
 	f.conn.output = "normal" // what the shared check knows; f.format rules here
-	jobs, err := benchJobs(cmd, f, args)
+	jobs, err := benchJobs(f, args, errw)
 	if err != nil {
 		return err
 	}
@@ -239,6 +277,9 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	}
 	opts := f.conn.options(1)
 	targets, conn, err := loadgen.Dial(ctx, jobs, def, opts)
+	if ue := (*loadgen.UsageError)(nil); errors.As(err, &ue) {
+		return usagef("%v", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -286,6 +327,11 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		if runErr == nil {
 			runErr = fmt.Errorf("I/O logs: %v", lerr)
 		}
+	}
+	if ue := (*loadgen.UsageError)(nil); res == nil && errors.As(runErr, &ue) {
+		// Refused before any I/O (bs 3k on a 4K namespace, bs beyond
+		// MDTS, iodepth beyond the queue): the fix is in the options.
+		return usagef("%v", runErr)
 	}
 	if res == nil {
 		return runErr
@@ -358,7 +404,7 @@ func benchProgress(res *loadgen.Result, jobs []*loadgen.Job) string {
 			planned += phase
 			phase = 0
 		}
-		phase = max(phase, j.RampTime+j.Runtime)
+		phase = max(phase, j.StartDelay+j.RampTime+j.Runtime)
 	}
 	return fmt.Sprintf("%v of %v", ran, planned+phase)
 }

@@ -114,9 +114,10 @@ func TestBenchUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, %q; want 2 and %q", tc.args, code, errs, tc.want)
 		}
 	}
-	// A block size the namespace cannot take is the target's answer: exit 1.
+	// A region the namespace cannot take is found before any I/O and
+	// fixed in the options: a usage error, exit 2.
 	code, _, errs := runCLI(t, "", "bench", "--embedded", "null:1MiB", "--bs", "4k", "--offset", "2m")
-	if code != 1 || !strings.Contains(errs, "beyond the end") {
+	if code != 2 || !strings.Contains(errs, "beyond the end") {
 		t.Errorf("offset past the end: exit %d, %q", code, errs)
 	}
 }
