@@ -19,6 +19,7 @@
 package reports
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,13 @@ import (
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/suites"
 )
+
+// ResultsSchema is the JSON Schema (draft 2020-12) of a conformance
+// run's results.json, which is also run.json's "conformance":
+// results.schema.json in this directory.
+//
+//go:embed results.schema.json
+var ResultsSchema []byte
 
 // RunFile is the name of the JSON file Write writes and Load reads.
 const RunFile = "run.json"
@@ -230,11 +238,11 @@ func (r *Run) Write(dir string) error {
 				err = r.Conformance.WriteFiles(cdir)
 			}
 			errs = append(errs, err)
-		}
-		// Ginkgo's junit.xml of an interrupted run calls the unrun checks
-		// plain skips and says nothing of the interruption: ours does.
-		if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) || r.Conformance.Interrupted != nil {
-			errs = append(errs, writeFile(filepath.Join(cdir, "junit.xml"), func(f *os.File) error { return writeJUnit(f, r.Conformance) }))
+			// WriteFiles took the traces as relative to cdir; here
+			// they are relative to the run directory.
+			errs = append(errs, r.Conformance.WriteJUnitFile(filepath.Join(cdir, "junit.xml"), dir))
+		} else if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, r.Conformance.WriteJUnitFile(filepath.Join(cdir, "junit.xml"), dir))
 		}
 	}
 	if len(r.loads) > 0 {
@@ -355,6 +363,9 @@ func Load(path string) (*Run, error) {
 	if r.Started.IsZero() && r.Command == nil {
 		return nil, fmt.Errorf("load run: %s is not a run.json: no command or start time", file)
 	}
+	if r.Conformance != nil {
+		r.Conformance.Recount() // a run.json of before the snake_case keys compares too
+	}
 	return &r, nil
 }
 
@@ -373,20 +384,8 @@ type Verdict struct {
 func (r *Run) Verdicts() []Verdict {
 	var v []Verdict
 	if s := r.Conformance; s != nil {
-		switch {
-		case s.Interrupted != nil:
-			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NO VERDICT: %s; of the checks that ran, %d passed, %d failed (%d mandatory), %d skipped", s.Interrupted, s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)})
-		case s.Unreachable != nil:
-			// Not a verdict on the target's conformance: the run is
-			// incomplete, and the check it names is the finding.
-			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NO VERDICT: %s; %d checks not run (%d passed, %d failed, %d skipped before)", s.Unreachable, s.NotRun, s.Passed, s.Failed, s.Skipped)})
-		case s.MandatoryFailed > 0:
-			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NOT CONFORMANT: %d mandatory checks failed (%d passed, %d failed, %d skipped)", s.MandatoryFailed, s.Passed, s.Failed, s.Skipped)})
-		case s.Failed > 0:
-			v = append(v, Verdict{"conformance", true, fmt.Sprintf("CONFORMANT to every mandatory check tried; %d recommended/optional checks failed (%d passed, %d skipped)", s.Failed, s.Passed, s.Skipped)})
-		default:
-			v = append(v, Verdict{"conformance", true, fmt.Sprintf("CONFORMANT: every check tried passed (%d passed, %d skipped)", s.Passed, s.Skipped)})
-		}
+		cv := s.Verdict()
+		v = append(v, Verdict{"conformance", cv.Verdict == suites.Conformant, cv.Text})
 	}
 	if len(r.Bench) > 0 {
 		jobs := map[string]bool{}
