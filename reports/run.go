@@ -378,6 +378,10 @@ type Verdict struct {
 	Pass bool `json:"pass"`
 	// Text says it for people, e.g. "NOT CONFORMANT: 2 mandatory checks failed".
 	Text string `json:"text"`
+	// Untested, on a conformance verdict that passed, counts the
+	// mandatory checks not run for lack of an option: a pass with a
+	// caveat, which the HTML report shows apart from a plain pass.
+	Untested int `json:"untested,omitempty"`
 }
 
 // Verdicts returns the outcome of each area the run has.
@@ -385,7 +389,11 @@ func (r *Run) Verdicts() []Verdict {
 	var v []Verdict
 	if s := r.Conformance; s != nil {
 		cv := s.Verdict()
-		v = append(v, Verdict{"conformance", cv.Verdict == suites.Conformant, cv.Text})
+		n := 0
+		for _, u := range cv.Untested {
+			n += len(u.IDs)
+		}
+		v = append(v, Verdict{Area: "conformance", Pass: cv.Verdict == suites.Conformant, Text: cv.Text, Untested: n})
 	}
 	if len(r.Bench) > 0 {
 		jobs := map[string]bool{}
@@ -403,11 +411,11 @@ func (r *Run) Verdicts() []Verdict {
 			if r.BenchInterrupted != "" {
 				text += "; then " + r.BenchInterrupted
 			}
-			v = append(v, Verdict{"bench", false, text})
+			v = append(v, Verdict{Area: "bench", Text: text})
 		case r.BenchInterrupted != "":
-			v = append(v, Verdict{"bench", false, fmt.Sprintf("%s: partial results of %d jobs, no verdict on the load", r.BenchInterrupted, len(jobs))})
+			v = append(v, Verdict{Area: "bench", Text: fmt.Sprintf("%s: partial results of %d jobs, no verdict on the load", r.BenchInterrupted, len(jobs))})
 		default:
-			v = append(v, Verdict{"bench", true, fmt.Sprintf("LOAD OK: %d jobs completed without errors", len(jobs))})
+			v = append(v, Verdict{Area: "bench", Pass: true, Text: fmt.Sprintf("LOAD OK: %d jobs completed without errors", len(jobs))})
 		}
 	}
 	if len(r.Failover) > 0 {
@@ -418,9 +426,9 @@ func (r *Run) Verdicts() []Verdict {
 			}
 		}
 		if len(failed) > 0 {
-			v = append(v, Verdict{"failover", false, fmt.Sprintf("FAILOVER FAILED: %d of %d scenarios failed (%v)", len(failed), len(r.Failover), failed)})
+			v = append(v, Verdict{Area: "failover", Text: fmt.Sprintf("FAILOVER FAILED: %d of %d scenarios failed (%v)", len(failed), len(r.Failover), failed)})
 		} else {
-			v = append(v, Verdict{"failover", true, fmt.Sprintf("FAILOVER PASSED: %d of %d scenarios", len(r.Failover), len(r.Failover))})
+			v = append(v, Verdict{Area: "failover", Pass: true, Text: fmt.Sprintf("FAILOVER PASSED: %d of %d scenarios", len(r.Failover), len(r.Failover))})
 		}
 	}
 	return v

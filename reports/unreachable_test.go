@@ -48,7 +48,7 @@ func TestUnreachableRun(t *testing.T) {
 	page := buf.String()
 	checkSelfContainedHTML(t, page)
 	for _, want := range []string{"NO VERDICT", "2 not run", "The target stopped answering after TCP-PDU-004", "the check before it was TCP-IC-001",
-		`<th class="num">Not run</th>`, "The target no longer answered after this check: TCP connect: connection refused", ">notrun<"} {
+		`<th class="num">Not run</th>`, "The target no longer answered after this check: TCP connect: connection refused", ">NOT RUN<"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
