@@ -164,7 +164,7 @@ func junitCaseOf(r Result, traceDir string) junitCase {
 		props = append(props, junitProperty{"needs", r.Needs})
 	}
 	for _, d := range r.Details {
-		props = append(props, junitProperty{d.Name, d.Value})
+		props = append(props, junitProperty(d))
 	}
 	for _, tr := range r.Traces {
 		props = append(props, junitProperty{"trace", tr})
