@@ -41,6 +41,13 @@ import (
 //go:embed results.schema.json
 var ResultsSchema []byte
 
+// RunSchema is the JSON Schema (draft 2020-12) of run.json, a Run:
+// run.schema.json in this directory. Its "conformance" refers to
+// ResultsSchema as "results.schema.json".
+//
+//go:embed run.schema.json
+var RunSchema []byte
+
 // RunFile is the name of the JSON file Write writes and Load reads.
 const RunFile = "run.json"
 
@@ -159,6 +166,16 @@ func (r *Run) AddBench(res *loadgen.Result) {
 func (r *Run) AddFailover(rep *failover.Report) {
 	if rep == nil {
 		return
+	}
+	// Lists are [] in run.json and failover/<scenario>.json, never null.
+	if rep.Paths == nil {
+		rep.Paths = []string{}
+	}
+	if rep.Events == nil {
+		rep.Events = []failover.Event{}
+	}
+	if rep.Samples == nil {
+		rep.Samples = []failover.Sample{}
 	}
 	r.Failover = append(r.Failover, rep)
 	if r.Target == "" {

@@ -10,30 +10,43 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/nvmftest/nvmftest/failover"
 	"github.com/nvmftest/nvmftest/suites"
 )
 
 // validateResults validates b, a results.json, against ResultsSchema.
 func validateResults(t *testing.T, name string, b []byte) {
 	t.Helper()
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ResultsSchema))
-	if err != nil {
-		t.Fatal(err)
-	}
+	validate(t, "results.schema.json", name, b)
+}
+
+// validate validates b against the schema named schema (results.schema.json
+// or run.schema.json, which refers to the other).
+func validate(t *testing.T, schema, name string, b []byte) {
+	t.Helper()
 	c := jsonschema.NewCompiler()
-	if err := c.AddResource("results.schema.json", doc); err != nil {
-		t.Fatal(err)
+	c.AssertFormat()
+	for file, raw := range map[string][]byte{"results.schema.json": ResultsSchema, "run.schema.json": RunSchema} {
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		// Under the $id each file declares, so run.schema.json's relative
+		// reference to results.schema.json resolves.
+		if err := c.AddResource("https://github.com/nvmftest/nvmftest/reports/"+file, doc); err != nil {
+			t.Fatal(err)
+		}
 	}
-	sch, err := c.Compile("results.schema.json")
+	sch, err := c.Compile("https://github.com/nvmftest/nvmftest/reports/" + schema)
 	if err != nil {
-		t.Fatalf("results.schema.json: %v", err)
+		t.Fatalf("%s: %v", schema, err)
 	}
 	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	if err := sch.Validate(inst); err != nil {
-		t.Errorf("%s does not match results.schema.json: %v", name, err)
+		t.Errorf("%s does not match %s: %v", name, schema, err)
 	}
 }
 
@@ -85,4 +98,35 @@ func TestLoadOldKeys(t *testing.T) {
 	if v := r.Verdicts(); len(v) != 1 || !strings.HasPrefix(v[0].Text, "NOT CONFORMANT") {
 		t.Errorf("verdicts %+v", v)
 	}
+}
+
+// TestRunSchema: run.json matches run.schema.json for a run with every
+// area, and for a real load against the reference target; lists are []
+// or absent, never null.
+func TestRunSchema(t *testing.T) {
+	check := func(name string, r *Run) {
+		t.Helper()
+		dir := t.TempDir()
+		if err := r.Write(dir); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, RunFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		validate(t, "run.schema.json", name+" run.json", b)
+		if bytes.Contains(b, []byte("null")) {
+			t.Errorf("%s run.json has a null", name)
+		}
+	}
+	check("sample", sampleRun(t))
+	r := NewRun([]string{"nvmftest", "failover"})
+	r.AddFailover(&failover.Report{Scenario: "path-down", Target: "t"}) // a scenario that failed before any event
+	check("empty failover", r)
+	if testing.Short() {
+		return
+	}
+	r = NewRun([]string{"nvmftest", "bench"})
+	r.AddBench(realLoad(t))
+	check("real bench", r)
 }
