@@ -21,9 +21,10 @@ type BenchSummary struct {
 	IOPS    float64       `json:"iops"`
 	// BW is bytes per second.
 	BW float64 `json:"bw_bytes"`
-	// LatencyKind says which latency the numbers are: "lat" (from the
-	// intended issue time, under rate_iops) or "clat" (from submission;
-	// equal to lat without rate_iops).
+	// LatencyKind says which latency the numbers are: "clat" (fio's
+	// completion latency: from submission to completion) or, when the job
+	// has a rate limit (rate, rate_iops), "lat" (from the time the I/O was
+	// due, so the wait behind the limiter counts).
 	LatencyKind string  `json:"latency_kind"`
 	Latency     Latency `json:"latency"`
 	// Distribution is the latency percentile distribution, HdrHistogram's
@@ -67,13 +68,25 @@ type SeriesPoint struct {
 	P99     int64         `json:"p99_ns"`
 	P999    int64         `json:"p99_9_ns"`
 	Max     int64         `json:"max_ns"`
+	// Length is the interval's length, normally the sampling interval
+	// (one second).
+	Length time.Duration `json:"length_ns"`
 	// Ramp marks an interval (partly) in ramp_time.
 	Ramp bool `json:"ramp,omitempty"`
+	// Partial marks the last interval of a job when it is a fraction of
+	// the others (the last collection at the end of the load, over a few
+	// ms of I/Os draining): its rate is no sample of the load, so the
+	// plots leave it out, as the --write_series CSV does.
+	Partial bool `json:"partial,omitempty"`
 }
 
-// latHist is the histogram a direction's latency numbers come from.
-func latHist(d *loadgen.DirResult) (*hdrhistogram.Histogram, string) {
-	if d.Lat != nil && d.Lat.TotalCount() > 0 {
+// latHist is the histogram a direction's latency numbers come from: lat
+// (from when each I/O was due) under a rate limit, where it includes the
+// wait behind the limiter that clat hides; clat (submission to
+// completion) otherwise, where loadgen's lat is the same histogram.
+func latHist(jr *loadgen.JobResult, op loadgen.Op) (*hdrhistogram.Histogram, string) {
+	d := jr.Dir(op)
+	if jr.RateLimited && d.Lat != nil && d.Lat.TotalCount() > 0 {
 		return d.Lat, "lat"
 	}
 	return d.Clat, "clat"
@@ -93,7 +106,7 @@ func summariseBench(res *loadgen.Result) []BenchSummary {
 			if jr.Err != nil {
 				b.Error = jr.Err.Error()
 			}
-			h, kind := latHist(d)
+			h, kind := latHist(jr, op)
 			b.LatencyKind = kind
 			if h != nil && h.TotalCount() > 0 {
 				b.Latency = Latency{Mean: h.Mean(), Min: h.Min(), P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90),
@@ -102,14 +115,33 @@ func summariseBench(res *loadgen.Result) []BenchSummary {
 			}
 			for _, s := range res.Series {
 				if s.Job == ji && s.Op == op {
-					b.Series = append(b.Series, SeriesPoint{Elapsed: s.Elapsed, IOPS: s.IOPS, BW: s.BW,
+					b.Series = append(b.Series, SeriesPoint{Elapsed: s.Elapsed, Length: s.Length, IOPS: s.IOPS, BW: s.BW,
 						P50: s.P50, P99: s.P99, P999: s.P999, Max: s.Max, Ramp: s.Ramp})
 				}
 			}
+			markPartialTail(b.Series)
 			out = append(out, b)
 		}
 	}
 	return out
+}
+
+// markPartialTail marks the series' last interval Partial when it is
+// shorter than 90% of the longest before it: the collection when the load
+// ends takes whatever is left after the last whole interval. An interval
+// cut short in the middle (at the end of ramp_time) is a real sample.
+func markPartialTail(series []SeriesPoint) {
+	n := len(series)
+	if n < 2 || series[n-1].Length <= 0 {
+		return
+	}
+	var full time.Duration
+	for _, s := range series[:n-1] {
+		full = max(full, s.Length)
+	}
+	if series[n-1].Length*10 < full*9 {
+		series[n-1].Partial = true
+	}
 }
 
 // distribution is HdrHistogram's percentile distribution with 5 ticks per
@@ -199,7 +231,7 @@ func writeHlog(f *os.File, l *loadgen.Result, jr *loadgen.JobResult) error {
 	}
 	end := l.Start.Add(l.Elapsed).UnixMilli()
 	for _, op := range []loadgen.Op{loadgen.OpRead, loadgen.OpWrite} {
-		h, _ := latHist(jr.Dir(op))
+		h, _ := latHist(jr, op)
 		if h == nil || h.TotalCount() == 0 {
 			continue
 		}

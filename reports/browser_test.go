@@ -160,7 +160,7 @@ func TestBrowserRendersReport(t *testing.T) {
 
 	for _, want := range []string{
 		"nvmftest conform --bench --failover path-down --report-dir out",
-		"conformance: NOT CONFORMANT: 1 mandatory checks failed",
+		"conformance: NOT CONFORMANT: 1 mandatory check failed",
 		"bench: LOAD OK: 2 jobs completed without errors",
 		"failover: FAILOVER FAILED: 1 of 1 scenarios failed",
 		"FAIL TCP-PDU-004",

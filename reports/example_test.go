@@ -35,7 +35,7 @@ func Example() {
 	fmt.Println("regressed:", c.Regressed())
 	// Output:
 	// AREA   METRIC                       BASE         NEW      CHANGE
-	// bench  randread read IOPS           100.0k   ->  85.0k    -15.0%  REGRESSION
+	// bench  randread read IOPS           100k     ->  85k      -15.0%  REGRESSION
 	// bench  randread read p50 latency    20.0 µs  ->  21.0 µs  +5.0%
 	// bench  randread read p99 latency    40.0 µs  ->  52.0 µs  +30.0%  REGRESSION
 	// bench  randread read p99.9 latency  60.0 µs  ->  63.0 µs  +5.0%

@@ -3,6 +3,7 @@ package reports
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,15 +24,65 @@ func fmtNs(ns float64) string {
 	return fmt.Sprintf("%.2f s", ns/1e9)
 }
 
-// fmtCount renders IOPS and counts: 1234, 12.3k, 1.23M.
+// fmtCount renders IOPS and counts as fio does: 1234, 12.3k, 500k,
+// 1.23M (three significant digits from 10000 up).
 func fmtCount(v float64) string {
-	switch a := math.Abs(v); {
-	case a < 1e4:
+	if math.Abs(v) < 1e4 {
 		return fmt.Sprintf("%.0f", v)
-	case a < 1e6:
-		return fmt.Sprintf("%.1fk", v/1e3)
 	}
-	return fmt.Sprintf("%.2fM", v/1e6)
+	return fmtSI(v)
+}
+
+// fmtSI renders v with an SI suffix and three significant digits: 950,
+// 12.3k, 500k, 1.23M, 2G.
+func fmtSI(v float64) string {
+	units := []string{"", "k", "M", "G", "T"}
+	i := 0
+	for math.Abs(v) >= 999.5 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	return sig3(v) + units[i]
+}
+
+// trimZeros drops a decimal fraction's trailing zeros: 1.50 -> 1.5, 2.0 -> 2.
+func trimZeros(s string) string {
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// fmtLatTick renders a latency given in µs as an axis label: 0, 250 µs,
+// 1.5 ms, 2 s, at most three significant digits.
+func fmtLatTick(us float64) string {
+	switch a := math.Abs(us); {
+	case a == 0:
+		return "0"
+	case a < 1:
+		return sig3(us*1e3) + " ns"
+	case a < 999.5:
+		return sig3(us) + " µs"
+	case a < 999.5e3:
+		return sig3(us/1e3) + " ms"
+	}
+	return sig3(us/1e6) + " s"
+}
+
+// sig3 renders v with at most three significant digits (more for a whole
+// number of four or more), without trailing zeros.
+func sig3(v float64) string {
+	prec := 0
+	switch a := math.Abs(v); {
+	case a >= 99.95:
+	case a >= 9.995:
+		prec = 1
+	case a >= 0.9995:
+		prec = 2
+	default:
+		prec = 3
+	}
+	return trimZeros(strconv.FormatFloat(v, 'f', prec, 64))
 }
 
 // fmtBW renders bytes per second in binary units, as fio does.

@@ -20,22 +20,43 @@ import (
 var reportTemplate string
 
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"ns":    func(v int64) string { return fmtNs(float64(v)) },
-	"nsf":   fmtNs,
-	"count": fmtCount,
+	"ns":  func(v int64) string { return fmtNs(float64(v)) },
+	"nsf": fmtNs,
+	"count": func(v any) string {
+		switch v := v.(type) {
+		case int64:
+			return fmtCount(float64(v))
+		case int:
+			return fmtCount(float64(v))
+		case float64:
+			return fmtCount(v)
+		}
+		return fmt.Sprint(v)
+	},
 	"bw":    fmtBW,
 	"dur":   fmtDur,
 	"secs":  func(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) },
 	"join":  strings.Join,
 	"inc":   func(i int) int { return i + 1 },
 	"lower": strings.ToLower,
+	// word is a check's verdict as the console prints it, with the
+	// detailed state where it adds something (FAIL (timedout)).
+	"word": func(r suites.Result) string {
+		w := verdictWord(r.State, len(r.Findings))
+		if w == "FAIL" && r.State != "failed" {
+			w += " (" + r.State + ")"
+		}
+		return w
+	},
 }).Parse(reportTemplate))
 
 // htmlView is what the template renders.
 type htmlView struct {
 	*Run
-	When        string
-	Verdicts    []Verdict
+	When     string
+	Verdicts []Verdict
+	// Untested are the mandatory checks not run for lack of an option.
+	Untested    []suites.Untested
 	Areas       []areaRow
 	Failed      []suites.Result
 	Conf        []suites.Result
@@ -82,6 +103,7 @@ func (r *Run) WriteHTML(w io.Writer) error {
 			}
 		}
 		v.Conf = s.Results
+		v.Untested = s.Verdict().Untested
 	}
 	if len(r.Bench) > 0 {
 		for _, pl := range []struct {

@@ -44,6 +44,13 @@ func (r *Run) Markdown() string {
 		if i := s.Interrupted; i != nil {
 			fmt.Fprintf(&b, "**%s**: the run was stopped by a signal and gives no verdict.\n\n", mdCell(i.String()))
 		}
+		if u := s.Verdict().Untested; len(u) > 0 {
+			b.WriteString("**Mandatory checks not run** for lack of an option (skipped, not failed; the verdict does not cover them):\n\n")
+			for _, x := range u {
+				fmt.Fprintf(&b, "- give `%s`: %s\n", strings.ReplaceAll(x.Needs, "`", "'"), strings.Join(x.IDs, ", "))
+			}
+			b.WriteString("\n")
+		}
 		if u := s.Unreachable; u != nil {
 			fmt.Fprintf(&b, "**The target stopped answering after %s** (%s). The %d checks after it were not run: the run gives no verdict.\n\n", u.After, mdCell(u.Reason), s.NotRun)
 		}

@@ -49,6 +49,7 @@ func LoadConformance(path string) (*suites.Summary, error) {
 		}
 		return nil, fmt.Errorf("load conformance: %s is not a conformance results.json: %v", file, err)
 	}
+	s.Recount()
 	return &s, nil
 }
 

@@ -152,6 +152,34 @@ func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
 	return t
 }
 
+// siTicks are gonum's default ticks labelled with SI suffixes, as people
+// read IOPS: 500k, 1M, 1.5M (not 500000).
+type siTicks struct{}
+
+func (siTicks) Ticks(lo, hi float64) []plot.Tick {
+	t := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range t {
+		if t[i].Label != "" {
+			t[i].Label = fmtSI(float64(float32(t[i].Value)))
+		}
+	}
+	return t
+}
+
+// latencyTicks label an axis of latencies in µs with the unit that reads
+// best at each tick: 250 µs, 1.5 ms.
+type latencyTicks struct{}
+
+func (latencyTicks) Ticks(lo, hi float64) []plot.Tick {
+	t := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range t {
+		if t[i].Label != "" {
+			t[i].Label = fmtLatTick(float64(float32(t[i].Value)))
+		}
+	}
+	return t
+}
+
 // yFrom0 puts the y axis at 0 .. a little above ymax, so the highest point
 // does not sit on the frame.
 func yFrom0(p *plot.Plot, ymax float64) {
@@ -203,7 +231,8 @@ func percentileLabel(k int) string {
 // latencyDistributionPlot plots every job and direction's percentile
 // distribution against 1/(1-p) on a log axis.
 func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
-	p := newPlot("Latency by percentile", "percentile", "latency (µs)")
+	p := newPlot("Latency by percentile", "percentile", "latency")
+	p.Y.Tick.Marker = latencyTicks{}
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = percentileTicks{}
 	hi := 10.0
@@ -229,10 +258,11 @@ func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
 // iopsPlot plots IOPS over time.
 func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newTimePlot("IOPS over time", "IOPS")
+	p.Y.Tick.Marker = siTicks{}
 	ymax := 0.0
 	for i, b := range bench {
 		var pts plotter.XYs
-		for _, s := range b.Series {
+		for _, s := range wholeIntervals(b.Series) {
 			pts = append(pts, plotter.XY{X: s.Elapsed.Seconds(), Y: s.IOPS})
 			ymax = max(ymax, s.IOPS)
 		}
@@ -244,13 +274,24 @@ func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
 	return p, nil
 }
 
+// wholeIntervals is the series without its Partial tail: a few ms of the
+// load's last I/Os draining would draw as a dip in IOPS and a spike in
+// latency that the load never had.
+func wholeIntervals(series []SeriesPoint) []SeriesPoint {
+	if n := len(series); n > 0 && series[n-1].Partial {
+		return series[:n-1]
+	}
+	return series
+}
+
 // latencyOverTimePlot plots p50 (solid) and p99 (dashed) over time.
 func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
-	p := newTimePlot("Latency over time (p50 solid, p99 dashed)", "latency (µs)")
+	p := newTimePlot("Latency over time (p50 solid, p99 dashed)", "latency")
+	p.Y.Tick.Marker = latencyTicks{}
 	ymax := 0.0
 	for i, b := range bench {
 		var p50, p99 plotter.XYs
-		for _, s := range b.Series {
+		for _, s := range wholeIntervals(b.Series) {
 			p50 = append(p50, plotter.XY{X: s.Elapsed.Seconds(), Y: float64(s.P50) / 1e3})
 			p99 = append(p99, plotter.XY{X: s.Elapsed.Seconds(), Y: float64(s.P99) / 1e3})
 			ymax = max(ymax, float64(s.P99)/1e3)
@@ -280,6 +321,7 @@ func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
 // millisecond) share one label, "6–9", numbered as in the timeline table.
 func failoverPlot(rep *failover.Report) (*plot.Plot, error) {
 	p := newTimePlot("Per-path IOPS, "+rep.Scenario, "IOPS")
+	p.Y.Tick.Marker = siTicks{}
 	npaths := len(rep.Paths)
 	ymax := 1.0
 	xmax := 0.0

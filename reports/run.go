@@ -19,6 +19,7 @@
 package reports
 
 import (
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,20 @@ import (
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/suites"
 )
+
+// ResultsSchema is the JSON Schema (draft 2020-12) of a conformance
+// run's results.json, which is also run.json's "conformance":
+// results.schema.json in this directory.
+//
+//go:embed results.schema.json
+var ResultsSchema []byte
+
+// RunSchema is the JSON Schema (draft 2020-12) of run.json, a Run:
+// run.schema.json in this directory. Its "conformance" refers to
+// ResultsSchema as "results.schema.json".
+//
+//go:embed run.schema.json
+var RunSchema []byte
 
 // RunFile is the name of the JSON file Write writes and Load reads.
 const RunFile = "run.json"
@@ -152,6 +167,16 @@ func (r *Run) AddFailover(rep *failover.Report) {
 	if rep == nil {
 		return
 	}
+	// Lists are [] in run.json and failover/<scenario>.json, never null.
+	if rep.Paths == nil {
+		rep.Paths = []string{}
+	}
+	if rep.Events == nil {
+		rep.Events = []failover.Event{}
+	}
+	if rep.Samples == nil {
+		rep.Samples = []failover.Sample{}
+	}
 	r.Failover = append(r.Failover, rep)
 	if r.Target == "" {
 		r.Target = rep.Target
@@ -230,11 +255,11 @@ func (r *Run) Write(dir string) error {
 				err = r.Conformance.WriteFiles(cdir)
 			}
 			errs = append(errs, err)
-		}
-		// Ginkgo's junit.xml of an interrupted run calls the unrun checks
-		// plain skips and says nothing of the interruption: ours does.
-		if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) || r.Conformance.Interrupted != nil {
-			errs = append(errs, writeFile(filepath.Join(cdir, "junit.xml"), func(f *os.File) error { return writeJUnit(f, r.Conformance) }))
+			// WriteFiles took the traces as relative to cdir; here
+			// they are relative to the run directory.
+			errs = append(errs, r.Conformance.WriteJUnitFile(filepath.Join(cdir, "junit.xml"), dir))
+		} else if _, err := os.Stat(filepath.Join(cdir, "junit.xml")); errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, r.Conformance.WriteJUnitFile(filepath.Join(cdir, "junit.xml"), dir))
 		}
 	}
 	if len(r.loads) > 0 {
@@ -355,6 +380,9 @@ func Load(path string) (*Run, error) {
 	if r.Started.IsZero() && r.Command == nil {
 		return nil, fmt.Errorf("load run: %s is not a run.json: no command or start time", file)
 	}
+	if r.Conformance != nil {
+		r.Conformance.Recount() // a run.json of before the snake_case keys compares too
+	}
 	return &r, nil
 }
 
@@ -367,26 +395,22 @@ type Verdict struct {
 	Pass bool `json:"pass"`
 	// Text says it for people, e.g. "NOT CONFORMANT: 2 mandatory checks failed".
 	Text string `json:"text"`
+	// Untested, on a conformance verdict that passed, counts the
+	// mandatory checks not run for lack of an option: a pass with a
+	// caveat, which the HTML report shows apart from a plain pass.
+	Untested int `json:"untested,omitempty"`
 }
 
 // Verdicts returns the outcome of each area the run has.
 func (r *Run) Verdicts() []Verdict {
 	var v []Verdict
 	if s := r.Conformance; s != nil {
-		switch {
-		case s.Interrupted != nil:
-			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NO VERDICT: %s; of the checks that ran, %d passed, %d failed (%d mandatory), %d skipped", s.Interrupted, s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)})
-		case s.Unreachable != nil:
-			// Not a verdict on the target's conformance: the run is
-			// incomplete, and the check it names is the finding.
-			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NO VERDICT: %s; %d checks not run (%d passed, %d failed, %d skipped before)", s.Unreachable, s.NotRun, s.Passed, s.Failed, s.Skipped)})
-		case s.MandatoryFailed > 0:
-			v = append(v, Verdict{"conformance", false, fmt.Sprintf("NOT CONFORMANT: %d mandatory checks failed (%d passed, %d failed, %d skipped)", s.MandatoryFailed, s.Passed, s.Failed, s.Skipped)})
-		case s.Failed > 0:
-			v = append(v, Verdict{"conformance", true, fmt.Sprintf("CONFORMANT to every mandatory check tried; %d recommended/optional checks failed (%d passed, %d skipped)", s.Failed, s.Passed, s.Skipped)})
-		default:
-			v = append(v, Verdict{"conformance", true, fmt.Sprintf("CONFORMANT: every check tried passed (%d passed, %d skipped)", s.Passed, s.Skipped)})
+		cv := s.Verdict()
+		n := 0
+		for _, u := range cv.Untested {
+			n += len(u.IDs)
 		}
+		v = append(v, Verdict{Area: "conformance", Pass: cv.Verdict == suites.Conformant, Text: cv.Text, Untested: n})
 	}
 	if len(r.Bench) > 0 {
 		jobs := map[string]bool{}
@@ -404,11 +428,11 @@ func (r *Run) Verdicts() []Verdict {
 			if r.BenchInterrupted != "" {
 				text += "; then " + r.BenchInterrupted
 			}
-			v = append(v, Verdict{"bench", false, text})
+			v = append(v, Verdict{Area: "bench", Text: text})
 		case r.BenchInterrupted != "":
-			v = append(v, Verdict{"bench", false, fmt.Sprintf("%s: partial results of %d jobs, no verdict on the load", r.BenchInterrupted, len(jobs))})
+			v = append(v, Verdict{Area: "bench", Text: fmt.Sprintf("%s: partial results of %d jobs, no verdict on the load", r.BenchInterrupted, len(jobs))})
 		default:
-			v = append(v, Verdict{"bench", true, fmt.Sprintf("LOAD OK: %d jobs completed without errors", len(jobs))})
+			v = append(v, Verdict{Area: "bench", Pass: true, Text: fmt.Sprintf("LOAD OK: %d jobs completed without errors", len(jobs))})
 		}
 	}
 	if len(r.Failover) > 0 {
@@ -419,9 +443,9 @@ func (r *Run) Verdicts() []Verdict {
 			}
 		}
 		if len(failed) > 0 {
-			v = append(v, Verdict{"failover", false, fmt.Sprintf("FAILOVER FAILED: %d of %d scenarios failed (%v)", len(failed), len(r.Failover), failed)})
+			v = append(v, Verdict{Area: "failover", Text: fmt.Sprintf("FAILOVER FAILED: %d of %d scenarios failed (%v)", len(failed), len(r.Failover), failed)})
 		} else {
-			v = append(v, Verdict{"failover", true, fmt.Sprintf("FAILOVER PASSED: %d of %d scenarios", len(r.Failover), len(r.Failover))})
+			v = append(v, Verdict{Area: "failover", Pass: true, Text: fmt.Sprintf("FAILOVER PASSED: %d of %d scenarios", len(r.Failover), len(r.Failover))})
 		}
 	}
 	return v

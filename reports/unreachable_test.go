@@ -48,7 +48,7 @@ func TestUnreachableRun(t *testing.T) {
 	page := buf.String()
 	checkSelfContainedHTML(t, page)
 	for _, want := range []string{"NO VERDICT", "2 not run", "The target stopped answering after TCP-PDU-004", "the check before it was TCP-IC-001",
-		`<th class="num">Not run</th>`, "The target no longer answered after this check: TCP connect: connection refused", ">notrun<"} {
+		`<th class="num">Not run</th>`, "The target no longer answered after this check: TCP connect: connection refused", ">NOT RUN<"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report.html lacks %q", want)
 		}
@@ -58,11 +58,11 @@ func TestUnreachableRun(t *testing.T) {
 	}
 	buf.Reset()
 	s := unreachableSummary()
-	if err := writeJUnit(&buf, &s); err != nil {
+	if err := s.WriteJUnit(&buf, ""); err != nil {
 		t.Fatal(err)
 	}
 	junit := buf.String()
-	if !strings.Contains(junit, `failures="1" skipped="3"`) || strings.Count(junit, `message="not run: target unreachable after TCP-PDU-004" type="notrun"`) != 2 ||
+	if !strings.Contains(junit, `failures="1" errors="0" skipped="3"`) || strings.Count(junit, `message="not run: target unreachable after TCP-PDU-004" type="notrun"`) != 2 ||
 		!strings.Contains(junit, "target unreachable after this check: TCP connect: connection refused") {
 		t.Errorf("junit.xml:\n%s", junit)
 	}

@@ -132,16 +132,26 @@ func (s *Spec) ConnectDiscovery(ctx context.Context) *initiator.Controller {
 // skips the check saying how to allow them.
 func (s *Spec) RequireWritable() uint32 {
 	if s.Target.Config.WritableNSID == 0 {
-		Skip(fmt.Sprintf("%s writes data: allow it with --allow-writes NSID", s.Req.ID))
+		s.SkipNeeds("--allow-writes NSID", fmt.Sprintf("%s writes data: allow it with --allow-writes NSID", s.Req.ID))
 	}
 	return s.Target.Config.WritableNSID
+}
+
+// SkipNeeds skips the check because the run lacks something only the
+// user can give (need names it, the way the reports repeat it: an option
+// such as "--allow-writes NSID"): unlike a feature the target does not
+// claim, the requirement applies and was not tested, so a verdict counts
+// such mandatory checks and says how to run them.
+func (s *Spec) SkipNeeds(need, msg string) {
+	AddReportEntry(needsEntry, need)
+	Skip(msg)
 }
 
 // RequireControl returns the target control, or skips the check saying
 // how to provide one.
 func (s *Spec) RequireControl(what string) Control {
 	if s.Target.Config.Control == nil {
-		Skip(fmt.Sprintf("%s needs a target-side action (%s): give --control CMD", s.Req.ID, what))
+		s.SkipNeeds("--control CMD", fmt.Sprintf("%s needs a target-side action (%s): give --control CMD", s.Req.ID, what))
 	}
 	return s.Target.Config.Control
 }

@@ -125,7 +125,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Title: "a Connect from a host the subsystem does not allow fails with Connect Invalid Host (01/84)"}, func(ctx context.Context, s *Spec) {
 			nqn := s.Target.Config.RestrictedSubNQN
 			if nqn == "" {
-				s.Lacks("a host-restricted subsystem to test (give --restricted-nqn NQN: one that does not allow this host)")
+				s.SkipNeeds("--restricted-nqn NQN", s.Req.ID+": no host-restricted subsystem to test: give --restricted-nqn NQN, one that does not allow this host")
 			}
 			r := s.Raw(ctx, plainIC)
 			_, err := s.connect(r, connectArgs{SQSIZE: 31, CNTLID: nvme.CNTLIDDynamic, SubNQN: nqn})

@@ -395,7 +395,7 @@ func (s *Spec) act(ctx context.Context, what string, a Action, undo *Action) {
 	ctl := s.RequireControl(what)
 	err := ctl.Do(ctx, a)
 	if errors.Is(err, ErrUnsupported) {
-		Skip(fmt.Sprintf("%s: the target control cannot %s", s.Req.ID, a.Verb))
+		s.SkipNeeds("a --control that can "+a.Verb, fmt.Sprintf("%s: the target control cannot %s", s.Req.ID, a.Verb))
 	}
 	s.mustOK(err, "control "+a.Verb)
 	if undo != nil {

@@ -52,7 +52,10 @@ type RunOptions struct {
 	TraceDir string
 }
 
-// Result is the verdict on one requirement.
+// Result is the verdict on one requirement. Its JSON (results.json,
+// run.json) is described by reports/results.schema.json: snake_case keys,
+// lists always present ([] when empty), and "verdict", the one word a CI
+// gate reads.
 type Result struct {
 	Requirement
 	// Area is the suite area (transport, fabrics, discovery, admin, io).
@@ -62,18 +65,77 @@ type Result struct {
 	// (StateInterrupted: a signal stopped the run while the check ran; it
 	// did not fail), or "notrun" (StateNotRun): the target had become
 	// unreachable, or the run was interrupted, before the check's turn,
-	// so it was never tried.
+	// so it was never tried. Verdict says the same in fewer words.
 	State string `json:"state"`
 	// Message is the failure or the reason for skipping.
 	Message  string        `json:"message,omitempty"`
-	Findings []Finding     `json:"findings,omitempty"`
+	Findings []Finding     `json:"findings"`
 	Duration time.Duration `json:"duration_ns"`
 	// Traces are the pcapng files of the check's connections, relative to
 	// RunOptions.ReportDir, as RunOptions.Traces keeps them.
-	Traces []string `json:"traces,omitempty"`
+	Traces []string `json:"traces"`
 	// Unreachable, on the check after which the target stopped answering
 	// the liveness probe, is the probe's failure.
 	Unreachable string `json:"unreachable,omitempty"`
+	// Needs, on a check skipped because the run lacked what only the user
+	// can give, names it: "--allow-writes NSID", "--control CMD",
+	// "--restricted-nqn NQN", "a --control that can VERB". Such a check
+	// applies to the target but was not tested (see Summary.Untested).
+	Needs string `json:"needs,omitempty"`
+	// Details are what the check recorded on the way (report entries
+	// named "observed", "detail", "capability"), in order.
+	Details []Detail `json:"details"`
+}
+
+// Detail is one thing a check recorded: Name is "observed", "detail" or
+// "capability".
+type Detail struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Per-check verdicts (Result.Verdict, "verdict" in results.json).
+const (
+	VerdictPass        = "pass"        // passed (with findings: a documented divergence, FINDING on the console)
+	VerdictFail        = "fail"        // failed, timed out or panicked
+	VerdictSkip        = "skip"        // not applicable, or not runnable without an option (Needs)
+	VerdictNotRun      = "notrun"      // never tried: the target became unreachable, or a signal stopped the run first
+	VerdictInterrupted = "interrupted" // a signal stopped the run while it ran: no result
+)
+
+// Verdict is the check's outcome in one of the Verdict* words.
+func (r Result) Verdict() string {
+	switch {
+	case r.State == "passed":
+		return VerdictPass
+	case r.State == "skipped":
+		return VerdictSkip
+	case r.State == StateNotRun:
+		return VerdictNotRun
+	case r.State == StateInterrupted:
+		return VerdictInterrupted
+	}
+	return VerdictFail
+}
+
+// MarshalJSON writes the result with its verdict, and its lists as []
+// rather than null.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result // without this method
+	p := plain(r)
+	if p.Findings == nil {
+		p.Findings = []Finding{}
+	}
+	if p.Traces == nil {
+		p.Traces = []string{}
+	}
+	if p.Details == nil {
+		p.Details = []Detail{}
+	}
+	return json.Marshal(struct {
+		plain
+		Verdict string `json:"verdict"`
+	}{p, r.Verdict()})
 }
 
 // StateNotRun is the State of a check that was never tried because the
@@ -92,27 +154,159 @@ func (r Result) Failed() bool {
 	return r.State != "passed" && r.State != "skipped" && r.State != StateNotRun && r.State != StateInterrupted
 }
 
-// Summary is the outcome of a run.
+// Summary is the outcome of a run. Its JSON is results.json (and the
+// "conformance" of run.json): see reports/results.schema.json.
 type Summary struct {
-	Target   string    `json:"target"`
-	SubNQN   string    `json:"subnqn"`
-	Profile  string    `json:"profile,omitempty"`
+	Target  string `json:"target"`
+	SubNQN  string `json:"subnqn"`
+	Profile string `json:"profile,omitempty"`
+	// Strict is RunOptions.Strict: recommended and optional failures
+	// fail the run too.
+	Strict   bool      `json:"strict"`
 	Results  []Result  `json:"results"`
 	Findings []Finding `json:"findings"`
 	// Counts by state.
-	Passed, Failed, Skipped int
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
 	// NotRun counts the checks not tried because the target had become
 	// unreachable or the run was interrupted (the interrupted check
 	// included).
-	NotRun int `json:"notrun"`
+	NotRun int `json:"not_run"`
 	// MandatoryFailed counts failed mandatory checks.
-	MandatoryFailed int
+	MandatoryFailed int `json:"mandatory_failed"`
 	// Unreachable is set when the target stopped answering during the
 	// run: the run has no verdict.
 	Unreachable *Unreachable `json:"unreachable,omitempty"`
 	// Interrupted is set when a signal (Ctrl-C, SIGTERM) stopped the run
 	// before its end: the run has no verdict.
 	Interrupted *Interrupted `json:"interrupted,omitempty"`
+}
+
+// Run verdicts (RunVerdict.Verdict, "verdict" in results.json).
+const (
+	// Conformant: every mandatory check that ran passed (strict: every
+	// check). Untested mandatory checks (RunVerdict.Untested) do not
+	// change it, but the verdict's text names them.
+	Conformant = "conformant"
+	// NotConformant: a mandatory check failed (strict: any check).
+	NotConformant = "not_conformant"
+	// NoVerdict: the run did not finish (interrupted, or the target
+	// became unreachable).
+	NoVerdict = "no_verdict"
+)
+
+// RunVerdict is a run's outcome.
+type RunVerdict struct {
+	// Verdict is Conformant, NotConformant or NoVerdict.
+	Verdict string `json:"verdict"`
+	// Text says it in one line, as the console, summary.md and the HTML
+	// report print it, e.g. "CONFORMANT (3 mandatory checks not run: give
+	// --control CMD (2), --restricted-nqn NQN (1))".
+	Text string `json:"text"`
+	// Untested are the mandatory checks that applied but were skipped
+	// for lack of an option, by what they need.
+	Untested []Untested `json:"untested"`
+}
+
+// Untested is the mandatory checks a run skipped for lack of one thing
+// only the user can give.
+type Untested struct {
+	// Needs is the option, e.g. "--allow-writes NSID".
+	Needs string `json:"needs"`
+	// IDs are the checks, in ID order.
+	IDs []string `json:"ids"`
+}
+
+// Verdict is the run's outcome. A mandatory check skipped for lack of
+// an option (--allow-writes, --control, --restricted-nqn) is no failure
+// (the exit status stays 0), but a CONFORMANT verdict says how many were
+// not run and what would run them, so it never reads as unqualified.
+func (s Summary) Verdict() RunVerdict {
+	v := RunVerdict{Untested: s.untested()}
+	n := 0
+	var parts []string
+	for _, u := range v.Untested {
+		n += len(u.IDs)
+		parts = append(parts, fmt.Sprintf("%s (%d)", u.Needs, len(u.IDs)))
+	}
+	qualify := ""
+	if n > 0 {
+		qualify = fmt.Sprintf(" (%s not run: give %s)", plural(n, "mandatory check"), strings.Join(parts, ", "))
+	}
+	switch {
+	case s.Interrupted != nil:
+		v.Verdict = NoVerdict
+		v.Text = fmt.Sprintf("NO VERDICT: %s; of the checks that ran, %d passed, %d failed (%d mandatory), %d skipped", s.Interrupted, s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)
+	case s.Unreachable != nil:
+		// Not a verdict on the target's conformance: the run is
+		// incomplete, and the check it names is the finding.
+		v.Verdict = NoVerdict
+		v.Text = fmt.Sprintf("NO VERDICT: %s; %d checks not run (%d passed, %d failed, %d skipped before)", s.Unreachable, s.NotRun, s.Passed, s.Failed, s.Skipped)
+	case s.MandatoryFailed > 0:
+		v.Verdict = NotConformant
+		v.Text = fmt.Sprintf("NOT CONFORMANT: %s failed (%d passed, %d failed, %d skipped)", plural(s.MandatoryFailed, "mandatory check"), s.Passed, s.Failed, s.Skipped)
+	case s.Failed > 0 && s.Strict:
+		v.Verdict = NotConformant
+		v.Text = fmt.Sprintf("NOT CONFORMANT (--strict): %s recommended/optional failed (%d passed, %d skipped)", plural(s.Failed, "check"), s.Passed, s.Skipped)
+	case s.Failed > 0:
+		v.Verdict = Conformant
+		v.Text = fmt.Sprintf("CONFORMANT to every mandatory check tried%s; %s recommended/optional failed (%d passed, %d skipped)", qualify, plural(s.Failed, "check"), s.Passed, s.Skipped)
+	default:
+		v.Verdict = Conformant
+		v.Text = fmt.Sprintf("CONFORMANT%s: every check tried passed (%d passed, %d skipped)", qualify, s.Passed, s.Skipped)
+	}
+	return v
+}
+
+// untested groups the skipped mandatory checks that name what they need.
+func (s Summary) untested() []Untested {
+	var out []Untested
+	at := map[string]int{}
+	for _, r := range s.Results {
+		if r.State != "skipped" || r.Needs == "" || r.Level != Mandatory {
+			continue
+		}
+		i, ok := at[r.Needs]
+		if !ok {
+			i = len(out)
+			at[r.Needs] = i
+			out = append(out, Untested{Needs: r.Needs})
+		}
+		out[i].IDs = append(out[i].IDs, r.ID)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Needs < out[j].Needs })
+	return out
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// MarshalJSON writes the summary with the run's verdict ("verdict",
+// "verdict_text", "untested"), and its lists as [] rather than null.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary // without this method
+	p := plain(s)
+	if p.Results == nil {
+		p.Results = []Result{}
+	}
+	if p.Findings == nil {
+		p.Findings = []Finding{}
+	}
+	v := s.Verdict()
+	if v.Untested == nil {
+		v.Untested = []Untested{}
+	}
+	return json.Marshal(struct {
+		plain
+		Verdict     string     `json:"verdict"`
+		VerdictText string     `json:"verdict_text"`
+		Untested    []Untested `json:"untested"`
+	}{p, v.Verdict, v.Text, v.Untested})
 }
 
 // Interrupted records that a signal stopped a run before its end.
@@ -217,7 +411,7 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 			return Summary{}, fmt.Errorf("report directory: %w", err)
 		}
 		opts.ReportDir = dir
-		rc.JUnitReport = filepath.Join(dir, "junit.xml")
+		// junit.xml is ours (WriteFiles), written from the Summary.
 		rc.JSONReport = filepath.Join(dir, "report.json")
 	}
 	if opts.Quiet {
@@ -228,7 +422,7 @@ func Run(t GinkgoTestingT, cfg Config, profile *Profile, opts RunOptions) (Summa
 	setCurrent(&Target{Config: cfg, Profile: profile})
 	defer setCurrent(nil)
 	runMu.Lock()
-	runOpts, runSum, runErr = opts, &Summary{Target: cfg.Address, SubNQN: cfg.SubNQN}, nil
+	runOpts, runSum, runErr = opts, &Summary{Target: cfg.Address, SubNQN: cfg.SubNQN, Strict: opts.Strict}, nil
 	// Ginkgo handles the interrupt itself; this lets the liveness probe
 	// know, to stay out of its way, and the summary say which signal
 	// stopped the run.
@@ -408,6 +602,12 @@ func resultOf(sr SpecReport) (Result, bool) {
 		case unreachableEntry:
 			res.Unreachable = entryString(e)
 			continue
+		case needsEntry:
+			res.Needs = entryString(e)
+			continue
+		case "observed", "detail", "capability":
+			res.Details = append(res.Details, Detail{Name: e.Name, Value: entryString(e)})
+			continue
 		}
 		if e.Name == "trace" {
 			if p, ok := e.GetRawValue().(string); ok {
@@ -432,6 +632,9 @@ func resultOf(sr SpecReport) (Result, bool) {
 	return res, true
 }
 
+// needsEntry, on a check Spec.SkipNeeds skipped, names what it needs.
+const needsEntry = "needs"
+
 // entryString is a report entry's string value, live or read back.
 func entryString(e types.ReportEntry) string {
 	if v, ok := e.GetRawValue().(string); ok {
@@ -447,6 +650,22 @@ func entryString(e types.ReportEntry) string {
 func (s *Summary) add(r Result) {
 	s.Results = append(s.Results, r)
 	s.Findings = append(s.Findings, r.Findings...)
+	s.count(r)
+}
+
+// Recount sets the counts (Passed, Failed, Skipped, NotRun,
+// MandatoryFailed) from Results, from which they derive. A results.json
+// or run.json written before its keys became snake_case reads back
+// whole with it: encoding/json matches "ID" to "id" but not
+// "MandatoryFailed" to "mandatory_failed".
+func (s *Summary) Recount() {
+	s.Passed, s.Failed, s.Skipped, s.NotRun, s.MandatoryFailed = 0, 0, 0, 0, 0
+	for _, r := range s.Results {
+		s.count(r)
+	}
+}
+
+func (s *Summary) count(r Result) {
 	switch {
 	case r.State == "passed":
 		s.Passed++
@@ -587,23 +806,20 @@ func (s Summary) WriteText(w io.Writer) {
 	if len(failed) > 0 {
 		fmt.Fprintf(w, "\nfailed:\n%s\n", strings.Join(failed, "\n"))
 	}
-	switch {
-	case s.Interrupted != nil:
-		fmt.Fprintf(w, "\nNO VERDICT: %s.\nOf the checks that ran, %d passed, %d failed (%d mandatory), %d skipped.\n",
-			s.Interrupted, s.Passed, s.Failed, s.MandatoryFailed, s.Skipped)
-	case s.Unreachable != nil:
+	if s.Unreachable != nil && s.Interrupted == nil {
 		fmt.Fprintf(w, "\nNO VERDICT: %s.\n%d checks not run; of those that ran, %d mandatory checks failed.\n",
 			s.Unreachable, s.NotRun, s.MandatoryFailed)
-	case s.MandatoryFailed > 0:
-		fmt.Fprintf(w, "\nNOT CONFORMANT: %d mandatory checks failed\n", s.MandatoryFailed)
-	case s.Failed > 0:
-		fmt.Fprintf(w, "\nCONFORMANT to every mandatory check tried; %d recommended/optional checks failed\n", s.Failed)
-	default:
-		fmt.Fprintf(w, "\nCONFORMANT: every check tried passed (%d skipped)\n", s.Skipped)
+		return
+	}
+	v := s.Verdict()
+	fmt.Fprintf(w, "\n%s\n", v.Text)
+	for _, u := range v.Untested {
+		fmt.Fprintf(w, "  not run for lack of %s: %s\n", u.Needs, strings.Join(u.IDs, " "))
 	}
 }
 
-// WriteFiles writes results.json, findings.json and summary.md to dir.
+// WriteFiles writes results.json, findings.json, summary.md and
+// junit.xml to dir; the results' Traces are relative to dir.
 func (s Summary) WriteFiles(dir string) error {
 	var errs []error
 	write := func(name string, v any) {
@@ -620,7 +836,25 @@ func (s Summary) WriteFiles(dir string) error {
 	write("results.json", s)
 	write("findings.json", findings)
 	errs = append(errs, os.WriteFile(filepath.Join(dir, "summary.md"), []byte(s.Markdown()), 0o644))
+	errs = append(errs, s.WriteJUnitFile(filepath.Join(dir, "junit.xml"), dir))
 	return errors.Join(errs...)
+}
+
+// WriteJUnitFile writes WriteJUnit's XML to path; traceDir is what the
+// results' Traces are relative to.
+func (s Summary) WriteJUnitFile(path, traceDir string) error {
+	if abs, err := filepath.Abs(traceDir); err == nil {
+		traceDir = abs
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = s.WriteJUnit(f, traceDir)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Markdown renders the summary as a Markdown document.
@@ -641,6 +875,15 @@ func (s Summary) Markdown() string {
 	fmt.Fprintf(&b, ", %d findings.\n\n", len(s.Findings))
 	if u := s.Unreachable; u != nil {
 		fmt.Fprintf(&b, "**No verdict: %s.** The checks after it were not run.\n\n", mdCell(u.String()))
+	}
+	v := s.Verdict()
+	fmt.Fprintf(&b, "**%s**\n\n", mdCell(v.Text))
+	if len(v.Untested) > 0 {
+		b.WriteString("Mandatory checks not run for lack of an option (skipped, not failed):\n\n")
+		for _, u := range v.Untested {
+			fmt.Fprintf(&b, "- give %s: %s\n", mdCell(u.Needs), strings.Join(u.IDs, ", "))
+		}
+		b.WriteString("\n")
 	}
 	if len(s.Findings) > 0 {
 		b.WriteString("## Findings\n\n| Check | Section | Observed | Spec | Note |\n|---|---|---|---|---|\n")

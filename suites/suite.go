@@ -92,10 +92,10 @@ const (
 type Requirement struct {
 	// ID is unique and stable, AREA-TOPIC-NNN, e.g. "TCP-IC-001"; reports,
 	// profiles and --label-filter use it.
-	ID string
+	ID string `json:"id"`
 	// Section names the specification and section whose text makes the
 	// requirement, e.g. "NVMe/TCP 1.0 3.5.1" or "NVMe Base 2.1 6.3".
-	Section string
+	Section string `json:"section"`
 	// Keyword is the specification's word for it (shall, should, may, or
 	// indicative); Level follows from it.
 	Keyword Keyword `json:"keyword,omitempty"`
@@ -104,9 +104,9 @@ type Requirement struct {
 	// Level is how strongly the spec asks for it, derived from Keyword
 	// when the requirement is declared (leave it out; a Level that
 	// disagrees with the Keyword is a programming error).
-	Level Level
+	Level Level `json:"level"`
 	// Title says what must hold, as a sentence about the target.
-	Title string
+	Title string `json:"title"`
 	// Text quotes the governing words of the specification (a few words,
 	// enough to find the sentence).
 	Text string `json:"text,omitempty"`

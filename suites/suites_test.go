@@ -98,6 +98,10 @@ func TestConformance(t *testing.T) {
 	if err := json.Unmarshal(b, &res); err != nil || len(res.Results) != len(sum.Results) {
 		t.Errorf("results.json: %v, %d results, want %d", err, len(res.Results), len(sum.Results))
 	}
+	checkResultsSchema(t, b)
+	junit, _ := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	root, cases := checkJUnit(t, junit)
+	checkJUnitCases(t, root, cases, sum.Results)
 }
 
 // minRequirements is how many distinct requirements the suites declare at
@@ -227,7 +231,7 @@ func checkTraces(t *testing.T, dir, addr string, sum Summary) {
 			if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 				t.Errorf("%s: trace %v", r.ID, err)
 			}
-			if !strings.Contains(string(junit), `name="trace" value="&#34;`+p+`&#34;"`) {
+			if !strings.Contains(string(junit), `name="trace" value="`+p+`"`) || !strings.Contains(string(junit), "[[ATTACHMENT|"+filepath.Join(dir, p)+"]]") {
 				t.Errorf("%s: junit.xml does not name its trace %s", r.ID, p)
 			}
 		}

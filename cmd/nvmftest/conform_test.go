@@ -49,7 +49,10 @@ func TestConformRun(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(stderr, "report: "+filepath.Join(dir, "report.html")) {
 		t.Fatalf("conform: exit %d, stderr %q\n%s", code, stderr, out)
 	}
-	for _, want := range []string{"PASS    FAB-CONN-001", "SKIP    FAB-CONN-009", "CONFORMANT", "fabrics ", "conformance reports: "} {
+	// FAB-CONN-009 needs --restricted-nqn: skipped, no failure (exit 0),
+	// but the verdict says it was not run and what would run it.
+	for _, want := range []string{"PASS    FAB-CONN-001", "SKIP    FAB-CONN-009", "\nCONFORMANT (1 mandatory check not run: give --restricted-nqn NQN (1)): every check tried passed",
+		"not run for lack of --restricted-nqn NQN: FAB-CONN-009", "fabrics ", "conformance reports: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -64,6 +67,11 @@ func TestConformRun(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, "conformance", "junit.xml")); err != nil || !strings.Contains(string(b), "FAB-CONN-001") {
 		t.Errorf("junit.xml: %v", err)
+	}
+	for _, file := range []string{"summary.md", "report.html", "conformance/summary.md"} {
+		if b, err := os.ReadFile(filepath.Join(dir, file)); err != nil || !strings.Contains(string(b), "CONFORMANT (1 mandatory check not run: give --restricted-nqn NQN (1))") {
+			t.Errorf("%s does not qualify the verdict: %v", file, err)
+		}
 	}
 }
 
@@ -88,7 +96,7 @@ func TestConformKeepsFailedTrace(t *testing.T) {
 		t.Errorf("a passing check's trace was kept (%v)", err)
 	}
 	junit, err := os.ReadFile(filepath.Join(dir, "conformance", "junit.xml"))
-	if err != nil || !strings.Contains(string(junit), `name="trace" value="&#34;traces/ADM-AER-002.pcapng&#34;"`) ||
+	if err != nil || !strings.Contains(string(junit), `name="trace" value="traces/ADM-AER-002.pcapng"`) ||
 		!strings.Contains(string(junit), "[[ATTACHMENT|"+trace+"]]") {
 		t.Errorf("junit.xml does not name the trace (%v):\n%s", err, junit)
 	}

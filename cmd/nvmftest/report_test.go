@@ -56,7 +56,7 @@ func TestReportCmd(t *testing.T) {
 	errb.Reset()
 	code := run([]string{"report", "compare", base, worse}, nil, &out, &errb)
 	o := out.String()
-	if code != 1 || !strings.Contains(o, "100.0k") || !strings.Contains(o, "80.0k") || !strings.Contains(o, "-20.0%") ||
+	if code != 1 || !strings.Contains(o, "100k") || !strings.Contains(o, "80k") || !strings.Contains(o, "-20.0%") ||
 		!strings.Contains(o, "REGRESSION") || !strings.Contains(o, "TCP-IC-001") || !strings.Contains(errb.String(), "regressed") {
 		t.Fatalf("regressed: exit %d\n%s%s", code, o, errb.String())
 	}
