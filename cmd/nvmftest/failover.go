@@ -21,6 +21,8 @@ import (
 func newFailoverCmd() *cobra.Command {
 	var (
 		scenario, transport, traddr, trsvcid, nqn, hostnqn, hostid, control, output, jsonFile string
+		hostTraddr, hostIface                                                                 string
+		tos                                                                                   int
 		reportDir, captureDir                                                                 string
 		paths                                                                                 []string
 		portIDs                                                                               []uint
@@ -110,9 +112,15 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 			if kato == 0 {
 				kato = -1 // -k 0: keep-alive off, as for the other commands
 			}
+			if hostTraddr != "" && net.ParseIP(hostTraddr) == nil {
+				return usagef("invalid -w/--host-traddr %q: give a local IP address", hostTraddr)
+			}
+			if tos < 0 || tos > 255 {
+				return usagef("invalid -T/--tos %d: give 0-255", tos)
+			}
 			base.Host = initiator.MultipathOptions{
 				Options: initiator.Options{HostNQN: hostnqn, HostID: hid, HeaderDigest: hdrDigest, DataDigest: dataDigest, Timeout: timeout, KATO: kato,
-					ConnectTimeout: connTmo},
+					ConnectTimeout: connTmo, HostTraddr: hostTraddr, HostIface: hostIface, TOS: tos},
 				CtrlLossTmo:   ctrlLoss,
 				FastIOFailTmo: fastFail,
 			}
@@ -223,6 +231,9 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 	fs.StringVarP(&nqn, "nqn", "n", "", "subsystem NQN")
 	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN")
 	fs.StringVarP(&hostid, "hostid", "I", "", "host ID as a UUID (default derived from the host NQN)")
+	fs.StringVarP(&hostTraddr, "host-traddr", "w", "", "local IP `ADDRESS` every path connects from")
+	fs.StringVarP(&hostIface, "host-iface", "f", "", "local network `INTERFACE` every path connects through (SO_BINDTODEVICE)")
+	fs.IntVarP(&tos, "tos", "T", 0, "IP type of service of the connections (0: the system's)")
 	fs.BoolVarP(&hdrDigest, "hdr-digest", "g", false, "request header digests")
 	fs.BoolVarP(&dataDigest, "data-digest", "G", false, "request data digests")
 	fs.Uint32Var(&nsid, "nsid", 1, "namespace ID")
