@@ -226,7 +226,7 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 	fs.StringVar(&scenario, "scenario", "", "scenario `NAME` ("+strings.Join(failover.Scenarios, ", ")+", or all)")
 	fs.StringVarP(&transport, "transport", "t", "tcp", "transport type (only tcp)")
 	fs.StringVarP(&traddr, "traddr", "a", "", "address of the target's first path (default: the reference target in process)")
-	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "TCP port of the first path")
+	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "TCP `PORT` of the first path")
 	fs.StringArrayVar(&paths, "path", nil, "a further path `HOST:PORT` (repeatable)")
 	fs.StringVarP(&nqn, "nqn", "n", "", "subsystem NQN")
 	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN")
