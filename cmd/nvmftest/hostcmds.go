@@ -16,7 +16,7 @@ import (
 // support (ONCS bit clear), before it is sent: one line, not an Invalid
 // Opcode status to decode.
 func needONCS(id *nvme.IdentifyController, bit uint16, name string) error {
-	if id == nil || id.ONCS&bit != 0 {
+	if id == nil || bit == 0 || id.ONCS&bit != 0 {
 		return nil
 	}
 	b := 0
