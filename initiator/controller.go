@@ -201,7 +201,8 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 	// blocks on a target that is itself blocked writing to us. The limit
 	// grows with the transfers submitted (Queue.growBacklog).
 	conn := tcp.NewConn(tcp.NewAsyncWriter(nc, minWriteBacklog), false, tcp.Config{})
-	dl := time.Now().Add(o.initTimeout())
+	start := time.Now()
+	dl := start.Add(o.initTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
 		dl = d
 	}
@@ -229,7 +230,7 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 		} else {
 			_ = conn.Close()
 		}
-		return nil, fmt.Errorf("queue %d connection initialization: %w", qid, err)
+		return nil, fmt.Errorf("queue %d connection initialization: %w", qid, icError(err, addr, conn.Idle(), dl.Sub(start).Round(time.Millisecond)))
 	}
 	_ = nc.SetDeadline(time.Time{})
 	return newQueue(conn, qid, depth, reserved, resp, inline, o.Timeout, o.Logger), nil
@@ -258,11 +259,7 @@ func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntl
 		var st nvme.Status
 		if errors.As(err, &st) && st.Code() == nvme.StatusConnectInvalidParameters {
 			in, off := nvme.DecodeConnectInvalidParam(cqe.DW0)
-			where := "command"
-			if in {
-				where = "data"
-			}
-			werr := fmt.Errorf("%w: invalid parameter at %s offset %d", err, where, off)
+			var werr error = &ConnectInvalidParamError{Status: st, InData: in, Offset: off}
 			if nvme.ConnectRefusedAtCNTLID(cqe, err) {
 				werr = cntlidRefusedError{werr}
 			}

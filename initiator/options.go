@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
@@ -105,6 +106,17 @@ type Options struct {
 	// Capture, if set, records every connection (admin, I/O, discovery,
 	// raw) as a packet trace; nil records nothing and costs nothing.
 	Capture capture.Recorder
+	// HostTraddr, if set, is the local IP address every TCP connection
+	// is made from (nvme connect -w/--host-traddr): which NIC, and which
+	// source address the target sees, on a multi-homed host.
+	HostTraddr string
+	// HostIface, if set, binds every TCP connection to this network
+	// interface (nvme connect -f/--host-iface; SO_BINDTODEVICE, Linux
+	// only).
+	HostIface string
+	// TOS, if positive, is the IP type of service of every TCP
+	// connection (nvme connect -T/--tos); 0 leaves the system default.
+	TOS int
 
 	// dial, if set, replaces the TCP dialer (tests connect over net.Pipe).
 	dial func(ctx context.Context, addr string) (net.Conn, error)
@@ -158,7 +170,10 @@ func (o *Options) dialContext(ctx context.Context, addr string) (net.Conn, error
 	dial := o.dial
 	if dial == nil {
 		dial = func(ctx context.Context, addr string) (net.Conn, error) {
-			var d net.Dialer
+			d, err := o.dialer()
+			if err != nil {
+				return nil, err
+			}
 			return d.DialContext(ctx, "tcp", addr)
 		}
 	}
@@ -181,6 +196,25 @@ func (o *Options) dialContext(ctx context.Context, addr string) (net.Conn, error
 		return nil, &ConnectTimeoutError{Addr: addr, After: d}
 	}
 	return nc, err
+}
+
+// dialer is the net.Dialer of HostTraddr, HostIface and TOS.
+func (o *Options) dialer() (*net.Dialer, error) {
+	d := &net.Dialer{}
+	if o.HostTraddr != "" {
+		ip := net.ParseIP(o.HostTraddr)
+		if ip == nil {
+			return nil, fmt.Errorf("host address %q is not an IP address", o.HostTraddr)
+		}
+		d.LocalAddr = &net.TCPAddr{IP: ip}
+	}
+	if o.HostIface != "" || o.TOS > 0 {
+		iface, tos := o.HostIface, o.TOS
+		d.Control = func(network, _ string, rc syscall.RawConn) error {
+			return setSockopts(rc, network, iface, tos)
+		}
+	}
+	return d, nil
 }
 
 // initTimeout bounds one ICReq/ICResp exchange.

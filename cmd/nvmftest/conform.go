@@ -52,7 +52,7 @@ func newConformCmd() *cobra.Command {
 	)
 	c := &cobra.Command{
 		Use:   "conform -t tcp -a ADDR -s PORT -n SUBNQN",
-		Short: "check an NVMe/TCP target against the specifications, requirement by requirement",
+		Short: "Check an NVMe/TCP target against the specifications, requirement by requirement",
 		Long: `conform runs the conformance suites (transport, fabrics, discovery, admin,
 I/O) against the target over the wire and gives a verdict per requirement:
 PASS, FAIL, SKIP (with the reason) or FINDING (a divergence the --profile
@@ -120,9 +120,9 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				}
 			}
 			if control != "" {
-				ctl, err := suites.NewExecControl(control)
+				ctl, err := newControl(control)
 				if err != nil {
-					return usagef("invalid --control: %v", err)
+					return err
 				}
 				cfg.Control = ctl
 			}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,19 +16,20 @@ import (
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/reports"
-	"github.com/nvmftest/nvmftest/suites"
 )
 
 func newFailoverCmd() *cobra.Command {
 	var (
-		scenario, transport, traddr, trsvcid, nqn, hostnqn, control, output, jsonFile string
-		reportDir, captureDir                                                         string
-		paths                                                                         []string
-		portIDs                                                                       []uint
-		nsid, anaGroup                                                                uint32
-		before, fault, after, timeout, kato, ctrlLoss, fastFail, reconnect            time.Duration
-		connTmo                                                                       time.Duration
-		hdrDigest, dataDigest                                                         bool
+		scenario, transport, traddr, trsvcid, nqn, hostnqn, hostid, control, output, jsonFile string
+		hostTraddr, hostIface                                                                 string
+		tos                                                                                   int
+		reportDir, captureDir                                                                 string
+		paths                                                                                 []string
+		portIDs                                                                               []uint
+		nsid, anaGroup                                                                        uint32
+		before, fault, after, timeout, kato, ctrlLoss, fastFail, reconnect                    time.Duration
+		connTmo                                                                               time.Duration
+		hdrDigest, dataDigest                                                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "failover --scenario NAME",
@@ -53,6 +55,12 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scenario == "" {
+				return usagef("missing scenario: give it with --scenario NAME (%s, or all)", strings.Join(failover.Scenarios, ", "))
+			}
+			if scenario != "all" && !slices.Contains(failover.Scenarios, scenario) {
+				return usagef("unknown --scenario %q: give one of %s, or all", scenario, strings.Join(failover.Scenarios, ", "))
+			}
 			if transport != "tcp" {
 				return usagef("transport %q is not supported (use -t tcp)", transport)
 			}
@@ -83,15 +91,36 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 				return usagef("--path needs the first path given with -a/--traddr")
 			}
 			if control != "" {
-				c, err := suites.NewExecControl(control)
+				c, err := newControl(control)
 				if err != nil {
-					return usagef("invalid --control: %v", err)
+					return err
 				}
 				base.Control = c
 			}
+			if hostnqn != "" {
+				if err := checkNQN(hostnqn); err != nil {
+					return usagef("invalid -q/--hostnqn: %v", err)
+				}
+			}
+			var hid [16]byte
+			if hostid != "" {
+				var err error
+				if hid, err = initiator.ParseHostID(hostid); err != nil {
+					return usagef("invalid -I/--hostid: %v", err)
+				}
+			}
+			if kato == 0 {
+				kato = -1 // -k 0: keep-alive off, as for the other commands
+			}
+			if hostTraddr != "" && net.ParseIP(hostTraddr) == nil {
+				return usagef("invalid -w/--host-traddr %q: give a local IP address", hostTraddr)
+			}
+			if tos < 0 || tos > 255 {
+				return usagef("invalid -T/--tos %d: give 0-255", tos)
+			}
 			base.Host = initiator.MultipathOptions{
-				Options: initiator.Options{HostNQN: hostnqn, HeaderDigest: hdrDigest, DataDigest: dataDigest, Timeout: timeout, KATO: kato,
-					ConnectTimeout: connTmo},
+				Options: initiator.Options{HostNQN: hostnqn, HostID: hid, HeaderDigest: hdrDigest, DataDigest: dataDigest, Timeout: timeout, KATO: kato,
+					ConnectTimeout: connTmo, HostTraddr: hostTraddr, HostIface: hostIface, TOS: tos},
 				CtrlLossTmo:   ctrlLoss,
 				FastIOFailTmo: fastFail,
 			}
@@ -197,29 +226,33 @@ Exit status: 0 when every scenario passed, 1 otherwise.`,
 	fs.StringVar(&scenario, "scenario", "", "scenario `NAME` ("+strings.Join(failover.Scenarios, ", ")+", or all)")
 	fs.StringVarP(&transport, "transport", "t", "tcp", "transport type (only tcp)")
 	fs.StringVarP(&traddr, "traddr", "a", "", "address of the target's first path (default: the reference target in process)")
-	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "TCP port of the first path")
+	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "TCP `PORT` of the first path")
 	fs.StringArrayVar(&paths, "path", nil, "a further path `HOST:PORT` (repeatable)")
 	fs.StringVarP(&nqn, "nqn", "n", "", "subsystem NQN")
 	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN")
+	fs.StringVarP(&hostid, "hostid", "I", "", "host ID as a UUID (default derived from the host NQN)")
+	fs.StringVarP(&hostTraddr, "host-traddr", "w", "", "local IP `ADDRESS` every path connects from")
+	fs.StringVarP(&hostIface, "host-iface", "f", "", "local network `INTERFACE` every path connects through (SO_BINDTODEVICE)")
+	fs.IntVarP(&tos, "tos", "T", 0, "IP type of service of the connections (0: the system's)")
 	fs.BoolVarP(&hdrDigest, "hdr-digest", "g", false, "request header digests")
 	fs.BoolVarP(&dataDigest, "data-digest", "G", false, "request data digests")
 	fs.Uint32Var(&nsid, "nsid", 1, "namespace ID")
 	fs.UintSliceVar(&portIDs, "port-id", nil, "the target's port IDs of the paths, for the control (default 1,2,...)")
+	fs.Lookup("port-id").DefValue = "" // the usage says the default; pflag would add "(default [])"
 	fs.Uint32Var(&anaGroup, "ana-group", 1, "ANA group of the namespace, for set-ana-state")
 	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
 	fs.DurationVar(&before, "before", time.Second, "I/O before the fault")
 	fs.DurationVar(&fault, "fault", 3*time.Second, "how long the fault lasts")
 	fs.DurationVar(&after, "after", 2*time.Second, "I/O after the path returns (at least the longest reconnect delay + 1s: lengthened if shorter)")
 	fs.DurationVar(&timeout, "timeout", 2*time.Second, "host command timeout")
-	fs.DurationVar(&kato, "keep-alive-tmo", time.Second, "host keep-alive timeout")
-	fs.DurationVar(&ctrlLoss, "ctrl-loss-tmo", 10*time.Minute, "ctrl_loss_tmo: how long a lost path reconnects before it is deleted (negative: forever)")
-	fs.DurationVar(&fastFail, "fast-io-fail-tmo", -1, "fast_io_fail_tmo: how long I/O waits for a lost path (negative: off)")
+	newSeconds(fs, &kato, "keep-alive-tmo", "k", time.Second, "", "host keep-alive timeout in seconds (or with a unit: 500ms); 0 turns keep-alive off")
+	newSeconds(fs, &ctrlLoss, "ctrl-loss-tmo", "l", 10*time.Minute, "forever", "ctrl_loss_tmo in seconds (or with a unit): how long a lost path reconnects before it is deleted; forever (or -1) never deletes it")
+	newSeconds(fs, &fastFail, "fast-io-fail-tmo", "", -1, "off", "fast_io_fail_tmo in seconds (or with a unit): how long I/O waits for a lost path; off (or -1) waits as long as the path may come back")
 	fs.DurationVar(&connTmo, "connect-timeout", 0, fmt.Sprintf("time limit of each TCP connect, reconnects included (default %v, or --timeout if shorter)", initiator.DefaultConnectTimeout))
-	fs.DurationVar(&reconnect, "reconnect-delay", 100*time.Millisecond, "first reconnect delay (doubles up to 8x)")
+	newSeconds(fs, &reconnect, "reconnect-delay", "c", 100*time.Millisecond, "", "first reconnect delay in seconds (or with a unit: 100ms); doubles up to 8x")
 	fs.StringVarP(&output, "output-format", "o", "normal", "output format: normal or json")
 	fs.StringVar(&jsonFile, "json", "", "also write the JSON report to `FILE`")
 	fs.StringVar(&reportDir, "report-dir", "", "run directory: report.html with the failover timeline, summary.md, run.json (an existing one gains these scenarios)")
 	fs.StringVar(&captureDir, "capture", "", "write a pcapng per connection, as the host sees it through the fault proxy, with the faults as packet comments, under `DIR`/SCENARIO")
-	_ = cmd.MarkFlagRequired("scenario")
 	return cmd
 }

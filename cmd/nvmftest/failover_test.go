@@ -18,7 +18,10 @@ import (
 func TestFailoverCmd(t *testing.T) {
 	js := filepath.Join(t.TempDir(), "r.json")
 	var out, errb bytes.Buffer
-	code := run([]string{"failover", "--scenario", "path-down", "--before", "300ms", "--fault", "1s", "--after", "2s", "--reconnect-delay", "50ms", "--json", js}, nil, &out, &errb)
+	// nvme-cli's forms: -k in seconds, -c with a unit, -I, and every path
+	// connecting from -w.
+	code := run([]string{"failover", "--scenario", "path-down", "--before", "300ms", "--fault", "1s", "--after", "2s", "-c", "50ms", "-k", "1",
+		"-I", "11111111-2222-3333-4444-555555555555", "-w", "127.0.0.2", "--json", js}, nil, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), "PASS") || !strings.Contains(out.String(), "path1") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}

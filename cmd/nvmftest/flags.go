@@ -3,18 +3,23 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os/exec"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
+	"github.com/nvmftest/nvmftest/suites"
+	"github.com/nvmftest/nvmftest/target"
 )
 
 // connFlags are the nvme-cli fabrics flags that name a target and shape
@@ -38,17 +43,35 @@ type connFlags struct {
 	output     string
 	capture    string           // directory for packet traces
 	rec        capture.Recorder // from capture, once validated
+	hostTraddr string           // -w: local address to connect from
+	hostIface  string           // -f: local interface to connect through
+	tos        int              // -T: IP type of service
+	ctrlLoss   int              // -l: accepted; no host command reconnects
+	reconnect  int              // -c: accepted; no host command reconnects
+	fs         *pflag.FlagSet   // to tell a flag given from its default
 
 	defPort  string
 	needNQN  bool
 	ioQueues bool // the command uses I/O queues (-i, -Q)
+	binaryOK bool // -o binary: the command can write its data raw
+}
+
+// shortFree is s when the command has no flag with that shorthand yet
+// (its own flags are defined first), else "": nvme-cli's short forms of
+// the fabrics flags where they do not clash with the command's own.
+func shortFree(fs *pflag.FlagSet, s string) string {
+	if fs.ShorthandLookup(s) != nil {
+		return ""
+	}
+	return s
 }
 
 func addConnFlags(c *cobra.Command, f *connFlags) {
 	fs := c.Flags()
+	f.fs = fs
 	fs.StringVarP(&f.transport, "transport", "t", "tcp", "transport type (only tcp)")
-	fs.StringVarP(&f.traddr, "traddr", "a", "", "transport address of the target (required)")
-	fs.StringVarP(&f.trsvcid, "trsvcid", "s", f.defPort, "transport service ID (TCP port)")
+	fs.StringVarP(&f.traddr, "traddr", "a", "", "transport address of the target: a host name or IP address, no port (required)")
+	fs.StringVarP(&f.trsvcid, "trsvcid", "s", f.defPort, "transport service ID: the TCP `PORT`")
 	if f.defPort == strconv.Itoa(nvme.PortDiscovery) {
 		fs.StringVarP(&f.nqn, "nqn", "n", nvme.DiscoveryNQN, "subsystem NQN")
 	} else {
@@ -58,9 +81,14 @@ func addConnFlags(c *cobra.Command, f *connFlags) {
 	fs.StringVarP(&f.hostid, "hostid", "I", "", "host ID as a UUID (default /etc/nvme/hostid or derived from the host NQN)")
 	fs.BoolVarP(&f.hdrDigest, "hdr-digest", "g", false, "request header digests")
 	fs.BoolVarP(&f.dataDigest, "data-digest", "G", false, "request data digests")
-	fs.StringVar(&f.dhchap, "dhchap-secret", "", "DH-HMAC-CHAP host secret (DHHC-1:hh:...:), used when the controller asks for authentication")
-	fs.StringVar(&f.dhchapCtrl, "dhchap-ctrl-secret", "", "DH-HMAC-CHAP controller secret: authenticate the controller too")
-	fs.IntVarP(&f.kato, "keep-alive-tmo", "k", -1, "keep-alive timeout in seconds (default 5, 0 for discovery)")
+	fs.StringVarP(&f.dhchap, "dhchap-secret", shortFree(fs, "S"), "", "DH-HMAC-CHAP host secret (DHHC-1:hh:...:), used when the controller asks for authentication")
+	fs.StringVarP(&f.dhchapCtrl, "dhchap-ctrl-secret", shortFree(fs, "C"), "", "DH-HMAC-CHAP controller secret: authenticate the controller too")
+	fs.IntVarP(&f.kato, "keep-alive-tmo", "k", 0, "keep-alive timeout in seconds; 0 turns keep-alive off (when not given: 5, none for discovery)")
+	fs.StringVarP(&f.hostTraddr, "host-traddr", shortFree(fs, "w"), "", "local IP `ADDRESS` to connect from (the NIC and source address the target sees)")
+	fs.StringVarP(&f.hostIface, "host-iface", shortFree(fs, "f"), "", "local network `INTERFACE` to connect through (SO_BINDTODEVICE)")
+	fs.IntVarP(&f.tos, "tos", shortFree(fs, "T"), 0, "IP type of service of the connections (0: the system's)")
+	fs.IntVarP(&f.ctrlLoss, "ctrl-loss-tmo", shortFree(fs, "l"), 0, "accepted for nvme-cli scripts and ignored: this command makes one association and does not reconnect (failover does)")
+	fs.IntVarP(&f.reconnect, "reconnect-delay", shortFree(fs, "c"), 0, "accepted for nvme-cli scripts and ignored, as --ctrl-loss-tmo")
 	if f.ioQueues {
 		fs.IntVarP(&f.nrIO, "nr-io-queues", "i", 0, "number of I/O queues (default: number of CPUs for connect, 1 otherwise)")
 		fs.IntVarP(&f.queueSize, "queue-size", "Q", initiator.DefaultQueueSize, "I/O queue size")
@@ -78,13 +106,34 @@ func (f *connFlags) validate() error {
 	if f.traddr == "" {
 		return usagef("missing target address: give it with -a/--traddr ADDRESS")
 	}
+	if h, p, err := net.SplitHostPort(f.traddr); err == nil && net.ParseIP(f.traddr) == nil {
+		return usagef("-a/--traddr %q has a port: give the address with -a %s and the port with -s %s", f.traddr, h, p)
+	}
+	if f.hostnqn != "" {
+		if err := checkNQN(f.hostnqn); err != nil {
+			return usagef("invalid -q/--hostnqn: %v", err)
+		}
+	}
+	if f.hostTraddr != "" && net.ParseIP(f.hostTraddr) == nil {
+		return usagef("invalid -w/--host-traddr %q: give a local IP address", f.hostTraddr)
+	}
+	if f.tos < 0 || f.tos > 255 {
+		return usagef("invalid -T/--tos %d: give 0-255", f.tos)
+	}
+	if f.kato < 0 {
+		return usagef("invalid -k/--keep-alive-tmo %d: give seconds, 0 for none", f.kato)
+	}
 	if p, err := strconv.Atoi(f.trsvcid); err != nil || p <= 0 || p > 65535 {
 		return usagef("invalid -s/--trsvcid %q: want a TCP port number (1-65535)", f.trsvcid)
 	}
 	if f.needNQN && f.nqn == "" {
 		return usagef("missing subsystem NQN: give it with -n/--nqn NQN")
 	}
-	if f.output != "normal" && f.output != "json" {
+	switch {
+	case f.output == "binary" && f.binaryOK, f.output == "normal", f.output == "json":
+	case f.binaryOK:
+		return usagef("invalid -o/--output-format %q: use normal, json or binary", f.output)
+	default:
 		return usagef("invalid -o/--output-format %q: use normal or json", f.output)
 	}
 	if f.queueSize != 0 && f.queueSize < 2 && f.ioQueues {
@@ -139,14 +188,19 @@ func (f *connFlags) options(defaultIO int) initiator.Options {
 		DHCHAPSecret:     f.dhchap,
 		DHCHAPCtrlSecret: f.dhchapCtrl,
 		Capture:          f.rec,
+		HostTraddr:       f.hostTraddr,
+		HostIface:        f.hostIface,
+		TOS:              f.tos,
 	}
 	if f.hostid != "" {
 		o.HostID, _ = initiator.ParseHostID(f.hostid)
 	}
 	switch {
+	case f.fs == nil || !f.fs.Changed("keep-alive-tmo"):
+		// The library's default: 5 s, none for discovery.
 	case f.kato == 0:
 		o.KATO = -1
-	case f.kato > 0:
+	default:
 		o.KATO = time.Duration(f.kato) * time.Second
 	}
 	if f.nrIO > 0 {
@@ -163,9 +217,63 @@ func (f *connFlags) connect(ctx context.Context, nrIO int) (*initiator.Controlle
 	}
 	c, err := initiator.Connect(ctx, f.addr(), f.nqn, f.options(nrIO))
 	if err != nil {
-		return nil, fmt.Errorf("failed to connect to %s at %s: %w", f.nqn, f.addr(), err)
+		return nil, f.connectError(err)
 	}
 	return c, nil
+}
+
+// connectError is the one line for a failed Connect: what the status
+// means for this command line, and what to do about it.
+func (f *connFlags) connectError(err error) error {
+	var cip *initiator.ConnectInvalidParamError
+	if errors.As(err, &cip) {
+		switch cip.Field() {
+		case "SUBNQN":
+			return hintError{fmt.Sprintf("failed to connect to %s at %s: no such subsystem NQN on this port (the Connect was refused: Invalid Parameters at SUBNQN); `nvmftest discover -a %s -s %s` lists the subsystems",
+				f.nqn, f.addr(), f.traddr, f.trsvcid), err}
+		case "HOSTNQN":
+			return hintError{fmt.Sprintf("failed to connect to %s at %s: the target refused the host NQN %q (the Connect was refused: Invalid Parameters at HOSTNQN); give another with -q", f.nqn, f.addr(), f.hostnqnOrDefault()), err}
+		}
+	}
+	return fmt.Errorf("failed to connect to %s at %s: %w", f.nqn, f.addr(), err)
+}
+
+// hintError is an error whose message says what to do instead of
+// repeating its cause, which it still wraps.
+type hintError struct {
+	msg string
+	err error
+}
+
+func (e hintError) Error() string { return e.msg }
+func (e hintError) Unwrap() error { return e.err }
+
+func (f *connFlags) hostnqnOrDefault() string {
+	if f.hostnqn != "" {
+		return f.hostnqn
+	}
+	return initiator.DefaultHostNQN()
+}
+
+// checkNQN checks s against the NVMe Qualified Name format (NVMe Base
+// 2.x 4.7): at most 223 bytes, "nqn.yyyy-mm.reverse.domain" and
+// optionally ":string", or "nqn.2014-08.org.nvmexpress:uuid:" and a UUID.
+func checkNQN(s string) error {
+	const uuidForm = "nqn.2014-08.org.nvmexpress:uuid:"
+	rule := "an NQN is nqn.yyyy-mm.reverse-domain[:string] (e.g. nqn.2014-08.com.example:host1) or " + uuidForm + "UUID, at most 223 bytes"
+	if len(s) > 223 {
+		return fmt.Errorf("%d bytes is too long: %s", len(s), rule)
+	}
+	if strings.HasPrefix(s, uuidForm) {
+		if _, err := initiator.ParseHostID(strings.TrimPrefix(s, uuidForm)); err != nil {
+			return fmt.Errorf("%q: the part after %q is not a UUID", s, uuidForm)
+		}
+		return nil
+	}
+	if !target.ValidNQN(s) {
+		return fmt.Errorf("%q is not an NVMe Qualified Name: %s", s, rule)
+	}
+	return nil
 }
 
 // closeCtrl closes c, turning a shutdown failure into the command's error
@@ -246,4 +354,68 @@ func hexDump(w io.Writer, b []byte) {
 		}
 		fmt.Fprintln(w, `"`)
 	}
+}
+
+// secondsValue is a duration flag that takes nvme-cli's integer seconds
+// ("5") and Go durations with a unit ("500ms", "2m") alike; neg names
+// what a negative value means ("off", "forever"), and prints for it.
+type secondsValue struct {
+	d   *time.Duration
+	neg string
+}
+
+func newSeconds(fs *pflag.FlagSet, d *time.Duration, name, short string, def time.Duration, neg, usage string) {
+	*d = def
+	fs.VarP(&secondsValue{d, neg}, name, short, usage)
+}
+
+func (v *secondsValue) String() string {
+	switch {
+	case v.d == nil:
+		return ""
+	case *v.d < 0 && v.neg != "":
+		return v.neg
+	case *v.d%time.Second == 0:
+		return strconv.FormatInt(int64(*v.d/time.Second), 10)
+	}
+	return v.d.String()
+}
+
+func (v *secondsValue) Set(s string) error {
+	if v.neg != "" && s == v.neg {
+		*v.d = -1
+		return nil
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if n < 0 && v.neg == "" {
+			return fmt.Errorf("give seconds (0 or more) or a duration such as 500ms")
+		}
+		*v.d = time.Duration(n) * time.Second
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("give whole seconds (5) or a duration with a unit (500ms, 2m)")
+	}
+	if d < 0 && v.neg == "" {
+		return fmt.Errorf("give seconds (0 or more) or a duration such as 500ms")
+	}
+	*v.d = d
+	return nil
+}
+
+func (v *secondsValue) Type() string { return "seconds" }
+
+// newControl is suites.NewExecControl, with the command checked up front:
+// a --control that cannot run is a usage error before anything runs, not
+// a failed check or scenario halfway through.
+func newControl(cmdline string) (*suites.ExecControl, error) {
+	c, err := suites.NewExecControl(cmdline)
+	if err != nil {
+		return nil, usagef("invalid --control: %v", err)
+	}
+	if _, err := exec.LookPath(c.Argv[0]); err != nil {
+		return nil, usagef("invalid --control %q: %v (give a command nvmftest can run, e.g. \"nvmftest target ctl --socket PATH\")", cmdline, err)
+	}
+	return c, nil
 }

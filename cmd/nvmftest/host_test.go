@@ -120,7 +120,7 @@ func TestCLIUsageErrors(t *testing.T) {
 		{[]string{"discover"}, "-a/--traddr"},
 		{[]string{"id-ctrl", "-a", "127.0.0.1"}, "-n/--nqn"},
 		{[]string{"id-ctrl", "-a", "127.0.0.1", "-n", "x", "-s", "notaport"}, "--trsvcid"},
-		{[]string{"id-ctrl", "-a", "127.0.0.1", "-n", "x", "-o", "xml"}, "normal or json"},
+		{[]string{"id-ctrl", "-a", "127.0.0.1", "-n", "x", "-o", "xml"}, "normal, json or binary"},
 		{[]string{"id-ns", "-a", "127.0.0.1", "-n", "x"}, "--nsid"},
 		{[]string{"get-log", "-a", "127.0.0.1", "-n", "x"}, "-i/--log-id"},
 		{[]string{"read", "-a", "127.0.0.1", "-n", "x", "--bogus"}, "unknown flag: --bogus"},

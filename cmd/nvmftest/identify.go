@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
 	"math/big"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 )
 
@@ -51,50 +53,124 @@ func formatGUID(g [16]byte) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
+// identifyRaw sends Identify cns for nsid and returns the 4 KiB as the
+// controller sent them, for -b/--raw-binary.
+func identifyRaw(ctx context.Context, ctrl *initiator.Controller, cns uint8, nsid uint32) ([]byte, error) {
+	buf := make([]byte, nvme.IdentifyDataSize)
+	_, err := ctrl.Submit(ctx, ctrl.Admin(), nvme.IdentifyCmd(cns, nsid, 0), buf, initiator.FromController)
+	return buf, err
+}
+
+// identifyFormat folds -b/--raw-binary and -H/--human-readable into the
+// output format: "binary", "human", "normal" or "json".
+func identifyFormat(f *connFlags, raw, human bool) (string, error) {
+	if raw {
+		f.output = "binary"
+	}
+	if human {
+		if f.output != "normal" {
+			return "", usagef("-H/--human-readable decodes the normal output: it does not go with -o %s", f.output)
+		}
+		return "human", nil
+	}
+	return f.output, nil
+}
+
 func newIDCtrlCmd() *cobra.Command {
-	f := &connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true}
+	f := &connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true, binaryOK: true}
+	var raw, human bool
 	c := &cobra.Command{
-		Use:     "id-ctrl -t tcp -a ADDRESS -n SUBNQN",
-		Short:   "Send Identify Controller and show the result as nvme id-ctrl does",
-		Example: `  nvmftest id-ctrl -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target`,
-		Args:    noArgs,
+		Use:   "id-ctrl -t tcp -a ADDRESS -n SUBNQN [-H] [-b]",
+		Short: "Send Identify Controller and show the result as nvme id-ctrl does",
+		Example: `  nvmftest id-ctrl -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target
+  nvmftest id-ctrl -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target -H
+  nvmftest id-ctrl -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target -b > id-ctrl.bin`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) (err error) {
+			if err := f.validate(); err != nil {
+				return err
+			}
+			format, err := identifyFormat(f, raw, human)
+			if err != nil {
+				return err
+			}
 			ctrl, err := f.connect(c.Context(), -1)
 			if err != nil {
 				return err
 			}
 			defer closeCtrl(ctrl, &err)
-			id, err := ctrl.Identify(c.Context())
+			b, err := identifyRaw(c.Context(), ctrl, nvme.CNSController, 0)
 			if err != nil {
 				return fmt.Errorf("identify controller: %v", err)
 			}
-			printFields(c.OutOrStdout(), f.output, "NVME Identify Controller:", idCtrlFields(id), 10)
+			if format == "binary" {
+				_, err := c.OutOrStdout().Write(b)
+				return err
+			}
+			id := new(nvme.IdentifyController)
+			if err := id.Decode(b); err != nil {
+				return fmt.Errorf("identify controller: %v", err)
+			}
+			if format == "human" {
+				printHuman(c.OutOrStdout(), "NVME Identify Controller:", idCtrlFields(id), idCtrlBits, 10)
+				return nil
+			}
+			printFields(c.OutOrStdout(), format, "NVME Identify Controller:", idCtrlFields(id), 10)
 			return nil
 		},
 	}
+	c.Flags().BoolVarP(&human, "human-readable", "H", false, "decode the bit fields as nvme id-ctrl -H does")
+	c.Flags().BoolVarP(&raw, "raw-binary", "b", false, "write the 4096 bytes to stdout as received (as -o binary)")
 	addConnFlags(c, f)
+	c.Flags().Lookup("output-format").Usage = "output format: normal, json or binary"
 	return c
 }
 
 func newIDNSCmd() *cobra.Command {
-	f := &connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true}
+	f := &connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true, binaryOK: true}
 	var nsid uint32
+	var raw, human bool
 	c := &cobra.Command{
-		Use:     "id-ns -t tcp -a ADDRESS -n SUBNQN --nsid NSID",
-		Short:   "Send Identify Namespace and show the result as nvme id-ns does",
-		Example: `  nvmftest id-ns -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target --nsid 1`,
-		Args:    noArgs,
+		Use:   "id-ns -t tcp -a ADDRESS -n SUBNQN --nsid NSID [-H] [-b]",
+		Short: "Send Identify Namespace and show the result as nvme id-ns does",
+		Long: `Send Identify Namespace and show the result as nvme id-ns does.
+
+A namespace ID that is not active gets all zeros from the controller
+(NVMe Base 2.x, Identify CNS 00h): nvmftest says "namespace N is not
+active" and exits 1 rather than print a structure that says nothing
+(nvme-cli prints the zeros); list-ns lists the active ones.`,
+		Example: `  nvmftest id-ns -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target --nsid 1
+  nvmftest id-ns -t tcp -a 127.0.0.1 -n nqn.2014-08.io.nvmftest:target --nsid 1 -H`,
+		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) (err error) {
 			if nsid == 0 {
 				return usagef("missing namespace: give it with --nsid NSID (nvme-cli's -n is the subsystem NQN here)")
+			}
+			if err := f.validate(); err != nil {
+				return err
+			}
+			format, err := identifyFormat(f, raw, human)
+			if err != nil {
+				return err
 			}
 			ctrl, err := f.connect(c.Context(), -1)
 			if err != nil {
 				return err
 			}
 			defer closeCtrl(ctrl, &err)
-			ns, err := ctrl.IdentifyNamespace(c.Context(), nsid)
+			b, err := identifyRaw(c.Context(), ctrl, nvme.CNSNamespace, nsid)
 			if err != nil {
+				return fmt.Errorf("identify namespace %d: %v", nsid, err)
+			}
+			if format == "binary" {
+				_, err := c.OutOrStdout().Write(b)
+				return err
+			}
+			if allZero(b) {
+				return fmt.Errorf("namespace %d is not active on this controller (Identify Namespace returned zeros); `nvmftest list-ns` lists the active ones", nsid)
+			}
+			ns := new(nvme.IdentifyNamespace)
+			if err := ns.Decode(b); err != nil {
 				return fmt.Errorf("identify namespace %d: %v", nsid, err)
 			}
 			fields := []kv{
@@ -123,7 +199,11 @@ func newIDNSCmd() *cobra.Command {
 				return nil
 			}
 			w := c.OutOrStdout()
-			printFields(w, "normal", fmt.Sprintf("NVME Identify Namespace %d:", nsid), fields, 8)
+			if format == "human" {
+				printHuman(w, fmt.Sprintf("NVME Identify Namespace %d:", nsid), fields, idNSBits, 8)
+			} else {
+				printFields(w, "normal", fmt.Sprintf("NVME Identify Namespace %d:", nsid), fields, 8)
+			}
 			for i := 0; i <= int(ns.NLBAF) && i < len(ns.LBAF); i++ {
 				l := ns.LBAF[i]
 				mark := ""
@@ -136,8 +216,20 @@ func newIDNSCmd() *cobra.Command {
 		},
 	}
 	c.Flags().Uint32Var(&nsid, "nsid", 0, "namespace ID (required)")
+	c.Flags().BoolVarP(&human, "human-readable", "H", false, "decode the bit fields as nvme id-ns -H does")
+	c.Flags().BoolVarP(&raw, "raw-binary", "b", false, "write the 4096 bytes to stdout as received (as -o binary)")
 	addConnFlags(c, f)
+	c.Flags().Lookup("output-format").Usage = "output format: normal, json or binary"
 	return c
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func newListNSCmd() *cobra.Command {

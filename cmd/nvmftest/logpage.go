@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -22,7 +23,7 @@ var logDefaultLen = map[uint8]uint32{
 }
 
 func newGetLogCmd() *cobra.Command {
-	f := &connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true}
+	f := &connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true, binaryOK: true}
 	var (
 		lid    uint8
 		length uint32
@@ -36,11 +37,13 @@ func newGetLogCmd() *cobra.Command {
 		Short: "Read a log page: decoded for known pages, else a hex dump",
 		Long: `Read a log page. Known pages are decoded: error (1), smart (2), fw (3),
 changed namespaces (4), commands supported and effects (5), ANA (0xc) and
-discovery (0x70). Others, or any page with --raw, are dumped in hex as
-nvme-cli does.`,
+discovery (0x70). Others are dumped in hex as nvme-cli does;
+-b/--raw-binary (or -o binary) writes any page to stdout as received.
+A -l/--log-len above the controller's maximum transfer (MDTS) is read in
+MDTS-sized pieces.`,
 		Example: `  nvmftest get-log -t tcp -a 127.0.0.1 -n NQN -i 2
   nvmftest get-log -t tcp -a 127.0.0.1 -s 8009 -n nqn.2014-08.org.nvmexpress.discovery -i 0x70 -l 2048
-  nvmftest get-log -t tcp -a 127.0.0.1 -n NQN -i 0xc0 -l 512 --raw`,
+  nvmftest get-log -t tcp -a 127.0.0.1 -n NQN -i 0xc0 -l 512 -b > page.bin`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, _ []string) (err error) {
 			if !c.Flags().Changed("log-id") {
@@ -66,12 +69,19 @@ nvme-cli does.`,
 				return err
 			}
 			defer closeCtrl(ctrl, &err)
+			// A length above MDTS is read in MDTS-sized pieces (with
+			// increasing offsets, as nvme-cli's --xfer-len), so it needs
+			// no refusal; a length past the end of the page does.
 			buf := make([]byte, length)
 			if err := ctrl.GetLogPage(c.Context(), lid, nsid, lsp, lpo, buf); err != nil {
+				var st nvme.Status
+				if usual := logDefaultLen[lid]; usual > 0 && uint64(length)+lpo > uint64(usual) && errors.As(err, &st) && st.Code() == nvme.StatusInvalidField {
+					return fmt.Errorf("get log page %#x: %v: -l/--log-len %d (from --lpo %d) reads past the end of the page, %d bytes: lower it", lid, err, length, lpo, usual)
+				}
 				return fmt.Errorf("get log page %#x: %v", lid, err)
 			}
 			w := c.OutOrStdout()
-			if raw {
+			if raw || f.output == "binary" {
 				_, err := w.Write(buf)
 				return err
 			}
@@ -86,6 +96,7 @@ nvme-cli does.`,
 	fs.Uint32Var(&nsid, "nsid", 0, "namespace ID (default 0xffffffff, or 0 for controller pages)")
 	fs.BoolVarP(&raw, "raw-binary", "b", false, "write the page to stdout as binary")
 	addConnFlags(c, f)
+	c.Flags().Lookup("output-format").Usage = "output format: normal, json or binary"
 	return c
 }
 

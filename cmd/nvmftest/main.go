@@ -4,8 +4,9 @@
 //
 // Exit status: 0 on success, 1 when the target or the transport failed
 // (one line on stderr says why) or a verdict failed, 2 for bad flags or
-// arguments, 3 when conform found no target to judge, 130 (143 for
-// SIGTERM) when a signal cut the command short.
+// arguments, 3 when no target could be reached (nothing answers, or the
+// port does not speak NVMe/TCP), 130 (143 for SIGTERM) when a signal cut
+// the command short.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -60,6 +62,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) (code int) {
 		return 0
 	}
 	msg := strings.TrimSpace(err.Error())
+	if strings.HasPrefix(msg, "unknown command ") {
+		msg = unknownCommand(msg)
+	}
 	var ec interface{ ExitCode() int }
 	if sig := interrupt.Signal(ctx); sig != nil && !errors.As(err, &ec) {
 		// Whatever the command failed with once the signal cancelled its
@@ -105,6 +110,22 @@ func syscallSignal(n int) os.Signal {
 	return syscall.Signal(n)
 }
 
+// unknownCommand puts cobra's unknown-command error, with its "Did you
+// mean this?" lines, on one line, and says where the commands are listed.
+func unknownCommand(msg string) string {
+	first, rest, _ := strings.Cut(msg, "\n")
+	var sugg []string
+	for _, l := range strings.Split(rest, "\n") {
+		if l = strings.TrimSpace(l); l != "" && l != "Did you mean this?" {
+			sugg = append(sugg, l)
+		}
+	}
+	if len(sugg) > 0 {
+		first += "; did you mean " + strings.Join(sugg, " or ") + "?"
+	}
+	return first + " (see 'nvmftest --help' for the commands)"
+}
+
 // isCobraUsage recognizes the usage errors cobra makes itself.
 func isCobraUsage(msg string) bool {
 	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "required flag", "invalid argument", "flag needs an argument", "bad flag syntax"} {
@@ -126,10 +147,22 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
   read/write:   -S/--start-block (nvme-cli: -s), --nsid (nvme-cli: -n)
   id-ns, get-log, get-feature: --nsid (nvme-cli: -n), --lsp, --sel (nvme-cli: -s)
   get-log:      -i/--log-id as nvme-cli; admin-only commands create no I/O
-                queues, so they take no -i/--nr-io-queues or -Q/--queue-size.`,
+                queues, so they take no -i/--nr-io-queues or -Q/--queue-size.
+  -S/--dhchap-secret and -C/--dhchap-ctrl-secret, -w/--host-traddr,
+  -f/--host-iface, -T/--tos, -l/--ctrl-loss-tmo and -c/--reconnect-delay
+  have their short form where the command's own flags leave it free:
+  read/write/compare take -S for the start block (--dhchap-secret there),
+  -c for the block count and -f for FUA; get-log's and get-feature's -l is
+  the length, get-feature's and set-feature's -f the feature ID.
+  A host command makes its association and ends it when it is done:
+  nvmftest keeps no controller between commands (see 'disconnect').`,
+		Version:       version(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SuggestionsMinimumDistance = 2
+	root.SetVersionTemplate("nvmftest {{.Version}}\n")
+	root.SetHelpCommand(newHelpCmd(root))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usagef("%v (see '%s --help')", err, c.CommandPath())
 	})
@@ -144,6 +177,14 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 		newGetFeatureCmd(),
 		newReadCmd(),
 		newWriteCmd(),
+		newCompareCmd(),
+		newWriteZeroesCmd(),
+		newFlushCmd(),
+		newDSMCmd(),
+		newSetFeatureCmd(),
+		newListSubsysCmd(),
+		newDisconnectCmd(),
+		newVersionCmd(),
 	)
 	root.AddCommand(newTargetCmd(), newDemoCmd(), newConformCmd())
 	root.AddCommand(newBenchCmd())
@@ -166,6 +207,11 @@ func noArgs(c *cobra.Command, args []string) error {
 // apart from a command that reached its target and then failed (1).
 func unreachable(err error) bool {
 	var cte *initiator.ConnectTimeoutError
-	return errors.As(err, &cte) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
+	var nn *initiator.NotNVMeTCPError
+	var ni *initiator.NoICRespError
+	var dns *net.DNSError
+	// A port that is not NVMe/TCP, or says nothing, has no target to
+	// talk to either (conform gives it 3 as well).
+	return errors.As(err, &cte) || errors.As(err, &nn) || errors.As(err, &ni) || errors.As(err, &dns) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }

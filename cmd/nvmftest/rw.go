@@ -23,6 +23,7 @@ type rwFlags struct {
 }
 
 func addRWFlags(c *cobra.Command, f *rwFlags, write bool) {
+	// Defined before the fabrics flags: -S, -c and -f are the command's.
 	fs := c.Flags()
 	fs.Uint32Var(&f.nsid, "nsid", 1, "namespace ID (nvme-cli: -n, which is the subsystem NQN here)")
 	fs.Uint64VarP(&f.slba, "start-block", "S", 0, "64-bit address of the first block (nvme-cli: -s, which is the port here)")
@@ -37,10 +38,13 @@ func addRWFlags(c *cobra.Command, f *rwFlags, write bool) {
 	addConnFlags(c, &f.queues)
 }
 
-func newReadCmd() *cobra.Command  { return newRWCmd(false) }
-func newWriteCmd() *cobra.Command { return newRWCmd(true) }
+func newReadCmd() *cobra.Command    { return newRWCmd(false, false) }
+func newWriteCmd() *cobra.Command   { return newRWCmd(true, false) }
+func newCompareCmd() *cobra.Command { return newRWCmd(true, true) }
 
-func newRWCmd(write bool) *cobra.Command {
+// newRWCmd makes read, write or (write and compare) compare: compare
+// sends its data as write does and changes nothing.
+func newRWCmd(write, compare bool) *cobra.Command {
 	f := &rwFlags{queues: connFlags{defPort: strconv.Itoa(nvme.PortIO), needNQN: true, ioQueues: true}}
 	verb, short, example := "read", "Read blocks from a namespace as nvme read does",
 		`  nvmftest read -t tcp -a 127.0.0.1 -n NQN --nsid 1 -S 0 -c 7 -d out.bin`
@@ -48,8 +52,17 @@ func newRWCmd(write bool) *cobra.Command {
 		verb, short, example = "write", "Write blocks to a namespace as nvme write does",
 			`  nvmftest write -t tcp -a 127.0.0.1 -n NQN --nsid 1 -S 0 -c 7 -d in.bin`
 	}
+	if compare {
+		verb, short, example = "compare", "Compare blocks of a namespace with data as nvme compare does",
+			`  nvmftest compare -t tcp -a 127.0.0.1 -n NQN --nsid 1 -S 0 -c 7 -d expected.bin`
+	}
 	c := &cobra.Command{
-		Use:     verb + " -t tcp -a ADDRESS -n SUBNQN [--nsid 1] [-S SLBA] [-c COUNT] [-d FILE]",
+		Use: verb + " -t tcp -a ADDRESS -n SUBNQN [--nsid 1] [-S SLBA] [-c COUNT] [-d FILE]",
+		Long: short + `.
+
+-S is the start block here, as -s is the port: give the DH-HMAC-CHAP
+secret with --dhchap-secret. -c is the block count (0's based, as
+nvme-cli), -f is FUA.`,
 		Short:   short,
 		Example: example,
 		Args:    noArgs,
@@ -66,6 +79,13 @@ func newRWCmd(write bool) *cobra.Command {
 				in, err = readInput(c, f.data)
 				if err != nil {
 					return err
+				}
+				if len(in) == 0 {
+					src := "stdin"
+					if f.data != "" {
+						src = f.data
+					}
+					return usagef("%s: no data in %s: give it with -d/--data FILE or on stdin (write-zeroes writes zeros)", verb, src)
 				}
 			} else if f.data != "" {
 				// Made before the read: a bad path is a usage error, not
@@ -106,6 +126,15 @@ func newRWCmd(write bool) *cobra.Command {
 			if write {
 				sqe = nvme.WriteCmd(f.nsid, f.slba, nlb)
 				copy(buf, in)
+				if uint64(len(in)) < need {
+					fmt.Fprintf(c.ErrOrStderr(), "%s: %d bytes of data padded with zeros to %d (%d blocks)\n", verb, len(in), need, nlb)
+				}
+			}
+			if compare {
+				if err := needONCS(ctrl.IdentifyData(), nvme.ONCSCompare, "Compare"); err != nil {
+					return err
+				}
+				sqe = nvme.CompareCmd(f.nsid, f.slba, nlb)
 			}
 			if f.fua {
 				nvme.SetFUA(&sqe)
