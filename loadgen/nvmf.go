@@ -138,7 +138,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 		}
 		if err != nil {
 			conn.Close()
-			return nil, nil, fmt.Errorf("connect to %s at %s: %w", at.nqn, at.addr, err)
+			return nil, nil, &ConnectError{NQN: at.nqn, Addr: at.addr, Err: err}
 		}
 		conn.Ctrls = append(conn.Ctrls, c)
 		if got := len(c.IOQueues()); got < need[at] {
@@ -241,3 +241,17 @@ func ParseFilename(s string) (Filename, error) {
 	}
 	return f, nil
 }
+
+// ConnectError is Dial's error when a job's target refuses or cannot be
+// reached: the caller knows which NQN and address failed, to say what to
+// do about it.
+type ConnectError struct {
+	NQN, Addr string
+	Err       error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("failed to connect to %s at %s: %v", e.NQN, e.Addr, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }

@@ -280,6 +280,9 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if ue := (*loadgen.UsageError)(nil); errors.As(err, &ue) {
 		return usagef("%v", err)
 	}
+	if ce := (*loadgen.ConnectError)(nil); errors.As(err, &ce) {
+		return connectHint(ce.NQN, ce.Addr, f.conn.hostnqnOrDefault(), ce.Err)
+	}
 	if err != nil {
 		return err
 	}

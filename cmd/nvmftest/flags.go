@@ -225,17 +225,24 @@ func (f *connFlags) connect(ctx context.Context, nrIO int) (*initiator.Controlle
 // connectError is the one line for a failed Connect: what the status
 // means for this command line, and what to do about it.
 func (f *connFlags) connectError(err error) error {
+	return connectHint(f.nqn, f.addr(), f.hostnqnOrDefault(), err)
+}
+
+// connectHint is connectError for any target (bench's jobs may each name
+// their own).
+func connectHint(nqn, addr, hostnqn string, err error) error {
 	var cip *initiator.ConnectInvalidParamError
 	if errors.As(err, &cip) {
 		switch cip.Field() {
 		case "SUBNQN":
+			host, port, _ := net.SplitHostPort(addr)
 			return hintError{fmt.Sprintf("failed to connect to %s at %s: no such subsystem NQN on this port (the Connect was refused: Invalid Parameters at SUBNQN); `nvmftest discover -a %s -s %s` lists the subsystems",
-				f.nqn, f.addr(), f.traddr, f.trsvcid), err}
+				nqn, addr, host, port), err}
 		case "HOSTNQN":
-			return hintError{fmt.Sprintf("failed to connect to %s at %s: the target refused the host NQN %q (the Connect was refused: Invalid Parameters at HOSTNQN); give another with -q", f.nqn, f.addr(), f.hostnqnOrDefault()), err}
+			return hintError{fmt.Sprintf("failed to connect to %s at %s: the target refused the host NQN %q (the Connect was refused: Invalid Parameters at HOSTNQN); give another with -q", nqn, addr, hostnqn), err}
 		}
 	}
-	return fmt.Errorf("failed to connect to %s at %s: %w", f.nqn, f.addr(), err)
+	return fmt.Errorf("failed to connect to %s at %s: %w", nqn, addr, err)
 }
 
 // hintError is an error whose message says what to do instead of

@@ -167,6 +167,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{[]string{"connect", "-a", h, "-s", p, "-n", "nqn.2014-08.io.nvmftest:wrong"}, 1,
 			[]string{"no such subsystem NQN on this port (the Connect was refused: Invalid Parameters at SUBNQN); `nvmftest discover -a " + h + " -s " + p + "` lists the subsystems"}, "Read Only"},
+		{[]string{"bench", "-a", h, "-s", p, "-n", "nqn.2014-08.io.nvmftest:wrong", "--rw", "read", "--size", "4k"}, 1,
+			[]string{"failed to connect to nqn.2014-08.io.nvmftest:wrong at " + h + ":" + p + ": no such subsystem NQN on this port", "lists the subsystems"}, "Read Only"},
 		{[]string{"discover", "-a", httpHost, "-s", httpPort}, 3, []string{"is not speaking NVMe/TCP (first bytes: 'HTTP/1.0 ...')"}, ""},
 		{[]string{"id-ctrl", "-a", httpHost, "-s", httpPort, "-n", "nqn.x"}, 3, []string{"is not speaking NVMe/TCP"}, ""},
 		{[]string{"discover", "-a", silentHost, "-s", silentPort, "--timeout", "300ms"}, 3, []string{"no ICResp from " + silentHost + ":" + silentPort + " within 300ms: is " + silentPort + " an NVMe/TCP port?"}, ""},
