@@ -14,8 +14,8 @@ help: ## list targets
 demo: ## run the harness end to end against the embedded reference target
 	$(GO) run ./cmd/nvmftest demo
 
-build: ## build bin/nvmftest
-	$(GO) build -o bin/nvmftest ./cmd/nvmftest
+build: ## build bin/nvmftest (nvmftest --version names the commit, even where VCS stamping is off)
+	$(GO) build -ldflags "-X main.revision=$$(git rev-parse HEAD 2>/dev/null)" -o bin/nvmftest ./cmd/nvmftest
 
 test: vet deps-test ## every test, with the race detector (what CI runs)
 	$(GO) test -race -count=1 -timeout 14m $(PKGS)
