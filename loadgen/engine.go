@@ -266,6 +266,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			measured := int64(0)
 			for _, w := range js.workers {
 				measured = max(measured, w.end.Load())
+				jr.clonesRuntime += time.Duration(max(w.end.Load()-js.rampEnd, 0))
 			}
 			jr.Runtime = time.Duration(max(measured-js.rampEnd, 0))
 		}
