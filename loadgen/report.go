@@ -242,12 +242,16 @@ func ProgressLine(p Progress) string {
 }
 
 // WriteSeries writes the per-interval series as CSV for plots: one row
-// per job, direction and interval; latencies (lat) in microseconds.
+// per job, direction and interval; latencies (lat) in microseconds. The
+// short interval a phase ends in (Sample.Partial) is left out.
 func WriteSeries(w io.Writer, r *Result) error {
 	if _, err := fmt.Fprintln(w, "time_s,job,dir,iops,bw_bytes_s,lat_p50_us,lat_p99_us,lat_p999_us,lat_max_us,ramp"); err != nil {
 		return err
 	}
 	for _, s := range r.Series {
+		if s.Partial {
+			continue
+		}
 		ramp := 0
 		if s.Ramp {
 			ramp = 1

@@ -188,6 +188,11 @@ type Sample struct {
 	P999    int64
 	Max     int64
 	Ramp    bool // the interval was (partly) in ramp_time
+	// Partial: the few ms a phase's load ended in, after its last whole
+	// interval (under 90% of the interval). Its I/Os are in the results;
+	// as a rate it would be a dip that never happened, so the progress
+	// line and the CSV series leave it out.
+	Partial bool
 }
 
 // Result is a whole run.
