@@ -330,7 +330,7 @@ func (e *engine) runPhase(ctx context.Context, c *collector, jobs []*jobState) {
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 
-	c.jobs, c.last = jobs, start
+	c.jobs, c.last, c.phaseStart = jobs, start, start
 	// Collection points: every interval from the phase's start, and
 	// exactly at each ramp end.
 	tick := time.NewTimer(c.o.Interval)
@@ -852,8 +852,11 @@ type collector struct {
 	res     *Result
 	last    int64
 	scratch *hdrhistogram.Histogram
-	jobs    []*jobState   // the phase running now
-	later   time.Duration // what the phases after it will take, for the ETA
+	jobs    []*jobState // the phase running now
+	// phaseStart is when it started: a phase shorter than one interval
+	// has only its final collection, and that is its rate.
+	phaseStart int64
+	later      time.Duration // what the phases after it will take, for the ETA
 }
 
 // collect takes the workers' intervals up to now; final is the phase's
@@ -864,8 +867,8 @@ func (c *collector) collect(now int64, final bool) {
 		return
 	}
 	// The same 90% rule as for the per-second samples and the reports'
-	// partial point.
-	partial := final && length < int64(c.o.Interval)*9/10
+	// partial point (which also needs a point before it).
+	partial := final && length < int64(c.o.Interval)*9/10 && c.last > c.phaseStart
 	c.scratch.Reset()
 	var p Progress
 	p.Elapsed, p.Length = time.Duration(now), time.Duration(length)

@@ -56,3 +56,22 @@ func TestNoPartialTailAsRate(t *testing.T) {
 		t.Errorf("last sample %+v: want it Partial (%v long)", last, last.Length)
 	}
 }
+
+// TestShortRunHasItsRate: a load shorter than one interval has only the
+// final collection; that is its rate, shown and in the series.
+func TestShortRunHasItsRate(t *testing.T) {
+	j := mustJob(t, "x", "rw", "randread", "size", "256k")
+	calls := 0
+	res, err := Run(context.Background(), []Target{nullTarget(t, j, 1<<16)}, RunOptions{Interval: time.Hour,
+		OnInterval: func(Progress) { calls++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteSeries(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 || bytes.Count(b.Bytes(), []byte("\n")) != 2 || res.Series[0].Partial {
+		t.Errorf("%d progress calls, series %q, %+v; want 1 call and 1 row", calls, b.String(), res.Series)
+	}
+}

@@ -189,7 +189,8 @@ type Sample struct {
 	Max     int64
 	Ramp    bool // the interval was (partly) in ramp_time
 	// Partial: the few ms a phase's load ended in, after its last whole
-	// interval (under 90% of the interval). Its I/Os are in the results;
+	// interval (under 90% of the interval; a phase shorter than one
+	// interval has its own rate). Its I/Os are in the results;
 	// as a rate it would be a dip that never happened, so the progress
 	// line and the CSV series leave it out.
 	Partial bool
