@@ -144,8 +144,8 @@ func TestGroupedMembers(t *testing.T) {
 	}
 	e1, e2 := errors.New("first"), errors.New("second")
 	r := &Result{Jobs: []*JobResult{
-		{Job: job("a", true, 1), Runtime: time.Second, clonesRuntime: time.Second},
-		{Job: job("b", true, 2), Runtime: 2 * time.Second, clonesRuntime: 3 * time.Second, Err: e1},
+		{Job: job("a", true, 1), Runtime: time.Second, clonesRuntime: time.Second, Read: DirResult{IOPSSamples: []float64{10, 20}}},
+		{Job: job("b", true, 2), Runtime: 2 * time.Second, clonesRuntime: 3 * time.Second, Err: e1, Read: DirResult{IOPSSamples: []float64{5}}},
 		{Job: job("c", true, 1), Err: e2},
 		{Job: job("d", false, 1)},
 		{Job: job("e", true, 1)},
@@ -161,6 +161,11 @@ func TestGroupedMembers(t *testing.T) {
 	}
 	if g.Jobs[0].Err != e1 || g.Jobs[0].Runtime != 2*time.Second || g.Jobs[0].JobRuntime() != 4*time.Second {
 		t.Errorf("a: err %v runtime %v job_runtime %v; want first, 2s, 4s", g.Jobs[0].Err, g.Jobs[0].Runtime, g.Jobs[0].JobRuntime())
+	}
+	// fio sums the members' rates: min, max and mean add up, the samples
+	// are counted together.
+	if s := g.Jobs[0].Read.IOPSStats(); s.Min != 15 || s.Max != 25 || s.Mean != 20 || s.N != 3 {
+		t.Errorf("a: iops samples %+v, want min 15 max 25 mean 20 N 3", s)
 	}
 	if g.Series != nil || len(r.Jobs) != 6 {
 		t.Errorf("series %v kept, or r changed (%d jobs)", g.Series, len(r.Jobs))
