@@ -23,6 +23,7 @@ type Target struct {
 // Progress is what a run has done in the last interval, for a live line.
 type Progress struct {
 	Elapsed time.Duration
+	Length  time.Duration // of the interval: normally RunOptions.Interval
 	ETA     time.Duration // -1 when unknown (size-bound jobs)
 	IOPS    float64
 	BW      float64 // bytes per second
@@ -36,7 +37,9 @@ type RunOptions struct {
 	// log lines (default 1 s).
 	Interval time.Duration
 	// OnInterval, if set, is called after each interval from the
-	// collecting goroutine.
+	// collecting goroutine; not for the last few ms of a phase after its
+	// last whole interval (under 90% of Interval), where the load ends and
+	// drains: a rate over them would show a dip that never happened.
 	OnInterval func(Progress)
 	// HistLog, if set, receives an HdrHistogram interval log of lat (ns),
 	// one line per job and direction per interval, tagged JOB.read or
@@ -266,6 +269,7 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 			measured := int64(0)
 			for _, w := range js.workers {
 				measured = max(measured, w.end.Load())
+				jr.clonesRuntime += time.Duration(max(w.end.Load()-js.rampEnd, 0))
 			}
 			jr.Runtime = time.Duration(max(measured-js.rampEnd, 0))
 		}
@@ -326,7 +330,7 @@ func (e *engine) runPhase(ctx context.Context, c *collector, jobs []*jobState) {
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
 
-	c.jobs, c.last = jobs, start
+	c.jobs, c.last, c.phaseStart = jobs, start, start
 	// Collection points: every interval from the phase's start, and
 	// exactly at each ramp end.
 	tick := time.NewTimer(c.o.Interval)
@@ -343,7 +347,7 @@ func (e *engine) runPhase(ctx context.Context, c *collector, jobs []*jobState) {
 		tick.Reset(time.Duration(at - e.now()))
 		select {
 		case <-tick.C:
-			c.collect(e.now())
+			c.collect(e.now(), false)
 			if !isRamp {
 				nextTick += int64(c.o.Interval)
 			}
@@ -358,7 +362,7 @@ func (e *engine) runPhase(ctx context.Context, c *collector, jobs []*jobState) {
 	for _, t := range timers {
 		t.Stop()
 	}
-	c.collect(e.now())
+	c.collect(e.now(), true)
 }
 
 func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
@@ -848,18 +852,26 @@ type collector struct {
 	res     *Result
 	last    int64
 	scratch *hdrhistogram.Histogram
-	jobs    []*jobState   // the phase running now
-	later   time.Duration // what the phases after it will take, for the ETA
+	jobs    []*jobState // the phase running now
+	// phaseStart is when it started: a phase shorter than one interval
+	// has only its final collection, and that is its rate.
+	phaseStart int64
+	later      time.Duration // what the phases after it will take, for the ETA
 }
 
-func (c *collector) collect(now int64) {
+// collect takes the workers' intervals up to now; final is the phase's
+// last collection, after its load ended.
+func (c *collector) collect(now int64, final bool) {
 	length := now - c.last
 	if length <= 0 {
 		return
 	}
+	// The same 90% rule as for the per-second samples and the reports'
+	// partial point (which also needs a point before it).
+	partial := final && length < int64(c.o.Interval)*9/10 && c.last > c.phaseStart
 	c.scratch.Reset()
 	var p Progress
-	p.Elapsed = time.Duration(now)
+	p.Elapsed, p.Length = time.Duration(now), time.Duration(length)
 	p.ETA = -1
 	for _, js := range c.jobs {
 		js.agg.reset()
@@ -917,7 +929,7 @@ func (c *collector) collect(now int64) {
 				lat = d.clat
 			}
 			s := Sample{Job: js.idx, Op: Op(op), Elapsed: time.Duration(now), Length: time.Duration(length),
-				IOPS: float64(d.ios) / secs, BW: float64(d.bytes) / secs, Ramp: ramp,
+				IOPS: float64(d.ios) / secs, BW: float64(d.bytes) / secs, Ramp: ramp, Partial: partial,
 				P50: lat.ValueAtQuantile(50), P99: lat.ValueAtQuantile(99), P999: lat.ValueAtQuantile(99.9), Max: lat.Max()}
 			c.res.Series = append(c.res.Series, s)
 			p.IOPS += s.IOPS
@@ -943,7 +955,7 @@ func (c *collector) collect(now int64) {
 	}
 	p.P99 = c.scratch.ValueAtQuantile(99)
 	c.last = now
-	if c.o.OnInterval != nil {
+	if c.o.OnInterval != nil && !partial {
 		c.o.OnInterval(p)
 	}
 }

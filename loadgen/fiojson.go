@@ -183,11 +183,11 @@ func fioDir(d *DirResult, runtime time.Duration, rate, plus bool) FioDir {
 	f.Slat = fioLat(d.Slat, false, false)
 	f.Clat = fioLat(d.Clat, true, plus)
 	f.Lat = fioLat(d.Lat, rate, plus && rate)
-	lo, hi, mean, dev := meanDev(d.BWSamples)
-	f.BWMin, f.BWMax, f.BWMean, f.BWDev, f.BWSamples = int64(lo/1024), int64(hi/1024), mean/1024, dev/1024, len(d.BWSamples)
+	b := d.BWStats()
+	f.BWMin, f.BWMax, f.BWMean, f.BWDev, f.BWSamples = int64(b.Min/1024), int64(b.Max/1024), b.Mean/1024, b.Stddev/1024, b.N
 	f.BWAgg = 100
-	lo, hi, mean, dev = meanDev(d.IOPSSamples)
-	f.IOPSMin, f.IOPSMax, f.IOPSMean, f.IOPSStddev, f.IOPSSamples = int64(lo), int64(hi), mean, dev, len(d.IOPSSamples)
+	s := d.IOPSStats()
+	f.IOPSMin, f.IOPSMax, f.IOPSMean, f.IOPSStddev, f.IOPSSamples = int64(s.Min), int64(s.Max), s.Mean, s.Stddev, s.N
 	return f
 }
 
@@ -284,7 +284,8 @@ func depthBatch(ios int64) map[string]float64 {
 	return m
 }
 
-// FioJSON converts a result to fio's JSON layout (--output-format=json).
+// FioJSON converts a result to fio's JSON layout (--output-format=json),
+// a group_reporting group as one job (see Grouped).
 func FioJSON(r *Result) *FioOutput { return fioJSON(r, false) }
 
 // FioJSONPlus is fio's json+: FioJSON with the latency histogram ("bins")
@@ -292,6 +293,7 @@ func FioJSON(r *Result) *FioOutput { return fioJSON(r, false) }
 func FioJSONPlus(r *Result) *FioOutput { return fioJSON(r, true) }
 
 func fioJSON(r *Result, plus bool) *FioOutput {
+	r = Grouped(r)
 	out := &FioOutput{FioVersion: FioVersion, Timestamp: r.Start.Unix(), TimestampMs: r.Start.UnixMilli(),
 		Time: r.Start.Format(time.ANSIC), DiskUtil: []any{}}
 	for _, jr := range r.Jobs {
@@ -304,16 +306,16 @@ func fioJSON(r *Result, plus bool) *FioOutput {
 		// elapsed is the run's, in every job, as fio's; job_start tells
 		// when each job (after a stonewall: each phase) began.
 		j := FioJob{JobName: jr.Job.Name, GroupID: jr.Group, Elapsed: int64(math.Round(r.Elapsed.Seconds())),
-			JobOptions: map[string]string{}, JobRuntime: jr.Runtime.Milliseconds(),
+			JobOptions: map[string]string{}, JobRuntime: jr.JobRuntime().Milliseconds(),
 			RateLimited: jr.RateLimited, Skipped: jr.Skipped}
 		if !jr.Skipped {
 			j.JobStart = jr.Start.UnixMilli()
 		}
-		if jr.Job.Verify != "" {
+		if jr.verifies() {
 			v, n := jr.Verified, jr.VerifyNoHeader
 			j.Verified, j.VerifyNoHeader = &v, &n
 		}
-		for k, v := range jr.Job.Options {
+		for k, v := range jr.options() {
 			j.JobOptions[k] = v
 		}
 		for _, d := range jr.Devices {

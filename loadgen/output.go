@@ -43,8 +43,9 @@ func ParseOutputFormat(s string) (OutputFormat, error) {
 func (f OutputFormat) Has(g OutputFormat) bool { return f&g != 0 }
 
 // WriteOutput writes r in every format of f, in fio's order whatever the
-// order given: terse, then JSON, then normal.
+// order given: terse, then JSON, then normal; each reports Grouped(r).
 func WriteOutput(w io.Writer, r *Result, f OutputFormat) error {
+	r = Grouped(r) // once: the writers' own Grouped then has nothing to do
 	if f.Has(FormatTerse) {
 		if err := WriteTerse(w, r); err != nil {
 			return err

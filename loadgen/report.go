@@ -10,14 +10,16 @@ import (
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// WriteSummary writes a human summary in fio's layout.
+// WriteSummary writes a human summary in fio's layout, a group_reporting
+// group as one job (see Grouped).
 func WriteSummary(w io.Writer, r *Result) {
+	r = Grouped(r)
 	for _, jr := range r.Jobs {
 		errno := 0
 		if jr.Err != nil {
 			errno = 5
 		}
-		fmt.Fprintf(w, "%s: (groupid=%d, jobs=%d): err=%2d: rw=%s, bs=%s, iodepth=%d\n", jr.Job.Name, jr.Group, jr.Job.NumJobs, errno,
+		fmt.Fprintf(w, "%s: (groupid=%d, jobs=%d): err=%2d: rw=%s, bs=%s, iodepth=%d\n", jr.Job.Name, jr.Group, jr.NumJobs(), errno,
 			jr.Job.RWString(), bsString(jr.Job), jr.Job.IODepth)
 		for _, d := range jr.Devices {
 			fmt.Fprintf(w, "  device: %s (%d x %d B blocks)\n", d.Name, d.Blocks, d.BlockSize)
@@ -41,17 +43,16 @@ func WriteSummary(w io.Writer, r *Result) {
 			latLine(w, "clat", d.Clat)
 			latLine(w, " lat", d.Lat)
 			pctLines(w, d.Lat, jr.RateLimited)
-			if len(d.IOPSSamples) > 0 {
-				lo, hi, mean, dev := meanDev(d.BWSamples)
-				fmt.Fprintf(w, "   bw (  KiB/s): min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", lo/1024, hi/1024, mean/1024, dev/1024, len(d.BWSamples))
-				lo, hi, mean, dev = meanDev(d.IOPSSamples)
-				fmt.Fprintf(w, "   iops        : min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", lo, hi, mean, dev, len(d.IOPSSamples))
+			if s := d.IOPSStats(); s.N > 0 {
+				b := d.BWStats()
+				fmt.Fprintf(w, "   bw (  KiB/s): min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", b.Min/1024, b.Max/1024, b.Mean/1024, b.Stddev/1024, b.N)
+				fmt.Fprintf(w, "   iops        : min=%.0f, max=%.0f, avg=%.2f, stdev=%.2f, samples=%d\n", s.Min, s.Max, s.Mean, s.Stddev, s.N)
 			}
 		}
 		if !jr.Skipped {
 			cpuLines(w, jr)
 		}
-		if jr.Job.Verify != "" {
+		if jr.verifies() {
 			fmt.Fprintf(w, "  verify: %d blocks checked, %d without a verify header (crc32c, LBA, generation)\n", jr.Verified, jr.VerifyNoHeader)
 			if jr.Verified == 0 {
 				fmt.Fprintf(w, "  verify: WARNING: no block was verified; this job checked nothing\n")
@@ -126,7 +127,13 @@ func writeGroups(w io.Writer, r *Result) {
 				minRun.Milliseconds(), maxRun.Milliseconds())
 		}
 	}
-	fmt.Fprintf(w, "\n%d job(s) in %d group(s), %s in all\n", len(r.Jobs), len(groups), r.Elapsed.Round(time.Millisecond))
+	// Jobs as the job file has them: a group_reporting entry counts its
+	// members.
+	jobs := 0
+	for _, jr := range r.Jobs {
+		jobs += max(len(jr.Members), 1)
+	}
+	fmt.Fprintf(w, "\n%d job(s) in %d group(s), %s in all\n", jobs, len(groups), r.Elapsed.Round(time.Millisecond))
 }
 
 func bsString(j *Job) string {
@@ -235,12 +242,16 @@ func ProgressLine(p Progress) string {
 }
 
 // WriteSeries writes the per-interval series as CSV for plots: one row
-// per job, direction and interval; latencies (lat) in microseconds.
+// per job, direction and interval; latencies (lat) in microseconds. The
+// short interval a phase ends in (Sample.Partial) is left out.
 func WriteSeries(w io.Writer, r *Result) error {
 	if _, err := fmt.Fprintln(w, "time_s,job,dir,iops,bw_bytes_s,lat_p50_us,lat_p99_us,lat_p999_us,lat_max_us,ramp"); err != nil {
 		return err
 	}
 	for _, s := range r.Series {
+		if s.Partial {
+			continue
+		}
 		ramp := 0
 		if s.Ramp {
 			ramp = 1

@@ -102,7 +102,10 @@ type DirResult struct {
 	// Clat, Lat and Slat are merged over the job's clones; see dirStats.
 	Clat, Lat, Slat *hdrhistogram.Histogram
 	// Per-second samples of this direction, for fio's iops_*/bw_* fields.
+	// A group_reporting entry (see Grouped) has none: its BWStats and
+	// IOPSStats are its members' summed.
 	IOPSSamples, BWSamples []float64
+	grouped                *[2]SampleStats // bw, iops of a Grouped entry
 }
 
 // IOPS over runtime.
@@ -121,7 +124,8 @@ func (d *DirResult) BW(runtime time.Duration) float64 {
 	return float64(d.Bytes) / runtime.Seconds()
 }
 
-// JobResult is one job (all its clones merged, as fio's group_reporting).
+// JobResult is one job (all its clones merged, as fio's group_reporting),
+// or in Grouped's result a reporting group's jobs (Members).
 type JobResult struct {
 	Job     *Job
 	Devices []DeviceInfo
@@ -152,6 +156,12 @@ type JobResult struct {
 	// CPUUsage: not the job's own, which goroutines cannot give).
 	CPU CPUUsage
 	Err error
+	// Members are the jobs a Grouped entry reports (group_reporting), in
+	// order; nil for a job's own result.
+	Members []*JobResult
+	// clonesRuntime is the sum of the clones' runtimes (fio's
+	// job_runtime once group_reporting merges them).
+	clonesRuntime time.Duration
 }
 
 // Dir returns the result of op.
@@ -178,6 +188,12 @@ type Sample struct {
 	P999    int64
 	Max     int64
 	Ramp    bool // the interval was (partly) in ramp_time
+	// Partial: the few ms a phase's load ended in, after its last whole
+	// interval (under 90% of the interval; a phase shorter than one
+	// interval has its own rate). Its I/Os are in the results;
+	// as a rate it would be a dip that never happened, so the progress
+	// line and the CSV series leave it out.
+	Partial bool
 }
 
 // Result is a whole run.

@@ -23,8 +23,10 @@ const terseFioVersion = "nvmftest-fio-3"
 // mean, stdev in us, 20 clat percentiles as P%=us, lat, bw min, max,
 // agg %, mean, stdev; CPU; I/O depths; latency distribution in us and ms),
 // then fio's description when the job has one. There are no disk
-// utilization fields: nvmftest drives no local disk.
+// utilization fields: nvmftest drives no local disk. A group_reporting
+// group is one line (see Grouped).
 func WriteTerse(w io.Writer, r *Result) error {
+	r = Grouped(r)
 	var b bytes.Buffer
 	for _, jr := range r.Jobs {
 		errno := 0
@@ -92,12 +94,12 @@ func terseDir(b *bytes.Buffer, d *DirResult, runtime time.Duration) {
 		fmt.Fprintf(b, ";%f%%=%d", FioPercentiles[i], v)
 	}
 	terseLat(b, d.Lat)
-	lo, hi, mean, dev := meanDev(d.BWSamples)
+	s := d.BWStats()
 	agg := 0.0
-	if len(d.BWSamples) > 0 {
+	if s.N > 0 {
 		agg = 100
 	}
-	fmt.Fprintf(b, ";%d;%d;%f%%;%f;%f", int64(lo/1024), int64(hi/1024), agg, mean/1024, dev/1024)
+	fmt.Fprintf(b, ";%d;%d;%f%%;%f;%f", int64(s.Min/1024), int64(s.Max/1024), agg, s.Mean/1024, s.Stddev/1024)
 }
 
 // terseLat writes min, max (integer us), mean and stdev (us).

@@ -174,7 +174,9 @@ func writeBenchFiles(dir string, loads []*loadgen.Result) error {
 		merged.Jobs = nil
 		merged.Series = nil
 		for _, l := range loads {
-			merged.Jobs = append(merged.Jobs, l.Jobs...)
+			// Each load's group_reporting groups are grouped apart: their
+			// groupids restart at 0, and two loads are never one group.
+			merged.Jobs = append(merged.Jobs, loadgen.Grouped(l).Jobs...)
 			merged.Elapsed = max(merged.Elapsed, l.Start.Add(l.Elapsed).Sub(merged.Start))
 		}
 		all = &merged
