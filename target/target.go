@@ -510,10 +510,20 @@ func (t *Target) newSubsystem(c SubsystemConfig) (*subsystem, error) {
 	for _, p := range c.Ports {
 		s.ports[p] = true
 	}
+	// Namespaces without an NSID get the lowest ones free once every
+	// explicit NSID is taken: a namespace listed before "nsid: 1" must not
+	// get 1 and then be replaced by it.
+	taken := &nsTable{}
+	for _, nc := range c.Namespaces {
+		if nc.NSID != 0 {
+			taken = taken.with(&namespace{id: nc.NSID})
+		}
+	}
 	tbl := &nsTable{}
 	for _, nc := range c.Namespaces {
 		if nc.NSID == 0 {
-			nc.NSID = tbl.free()
+			nc.NSID = taken.free()
+			taken = taken.with(&namespace{id: nc.NSID})
 		}
 		ns, err := openNamespace(c.NQN, nc)
 		if err != nil {
@@ -853,4 +863,20 @@ func (t *Target) GenCtr() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.genctr
+}
+
+// Namespaces returns the configuration of the namespaces subnqn has now,
+// by NSID, each with the NSID it was given (nil for an unknown subsystem).
+func (t *Target) Namespaces(subnqn string) []NamespaceConfig {
+	s, err := t.subsystem(subnqn)
+	if err != nil {
+		return nil
+	}
+	var l []NamespaceConfig
+	for _, ns := range s.table().list() {
+		c := ns.cfg
+		c.NSID = ns.id
+		l = append(l, c)
+	}
+	return l
 }

@@ -105,8 +105,13 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 		for i := range cfg.Listeners {
 			cfg.Listeners[i].PortID = uint16(i + 1)
 		}
-		for i := range cfg.Subsystems {
-			cfg.Subsystems[i].Ports = nil
+		// The configured port IDs name listeners --listen replaced: a
+		// restriction to them cannot be kept, and dropping it would
+		// expose a subsystem where its configuration says it must not be.
+		for _, s := range cfg.Subsystems {
+			if len(s.Ports) > 0 {
+				return cfg, fmt.Errorf("subsystem %s has ports: %v in %s, which --listen/--discovery-listen would drop (they replace the configured listeners): change the listeners in the configuration instead", s.NQN, portList(s.Ports), f.config)
+			}
 		}
 	}
 	if f.subnqn != "" || len(f.ns) > 0 || len(f.allowHosts) > 0 {
@@ -144,7 +149,19 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
+	if len(cfg.Subsystems) == 0 && f.ctlSocket == "" {
+		return cfg, errors.New("no subsystems configured: the target would serve nothing (add subsystems: to the configuration, or give --ctl-socket PATH to add them with nvmftest target ctl add-subsystem)")
+	}
 	return cfg, nil
+}
+
+// portList writes port IDs as YAML does: [1, 2].
+func portList(l []uint16) string {
+	s := make([]string, len(l))
+	for i, p := range l {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return "[" + strings.Join(s, ", ") + "]"
 }
 
 // quirkHelp lists the quirks, one line each, for --help.
@@ -201,6 +218,12 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 		defer stopCtl()
 	}
 	printReach(stdout, tg)
+	if f.ctlSocket != "" {
+		fmt.Fprintf(stdout, "control socket %s\n  nvmftest target ctl --socket %s ports\n  nvmftest target stats --socket %s\n", f.ctlSocket, f.ctlSocket, f.ctlSocket)
+	}
+	if len(cfg.Subsystems) == 0 {
+		fmt.Fprintln(stderr, "nvmftest: warning: no subsystems configured; add them with nvmftest target ctl --socket "+f.ctlSocket+" add-subsystem nqn=NQN")
+	}
 	if f.readyCallback != nil {
 		f.readyCallback(tg)
 	}
@@ -225,16 +248,13 @@ func printReach(w io.Writer, tg *target.Target) {
 			hosts = fmt.Sprintf("%d allowed host(s)", len(s.Hosts))
 		}
 		fmt.Fprintf(w, "subsystem %s (%s)\n", s.NQN, hosts)
-		for _, ns := range s.Namespaces {
+		// The namespaces as served, with the NSIDs those without one got.
+		for _, ns := range tg.Namespaces(s.NQN) {
 			bs := ns.BlockSize
 			if bs == 0 {
 				bs = 512
 			}
-			id := strconv.FormatUint(uint64(ns.NSID), 10)
-			if ns.NSID == 0 {
-				id = "(next free ID)"
-			}
-			desc := fmt.Sprintf("  namespace %s: %s %s, %d-byte blocks", id, ns.Backend, ns.Size, bs)
+			desc := fmt.Sprintf("  namespace %d: %s %s, %d-byte blocks", ns.NSID, ns.Backend, ns.Size, bs)
 			if ns.Path != "" {
 				desc += ", " + ns.Path
 			}
@@ -255,8 +275,19 @@ func printReach(w io.Writer, tg *target.Target) {
 				if len(s.Ports) > 0 && !containsPort(s.Ports, l.PortID) {
 					continue
 				}
-				fmt.Fprintf(w, "  nvme connect -t tcp -a %s -s %s -n %s\n", host, port, s.NQN)
-				fmt.Fprintf(w, "  nvmftest connect -t tcp -a %s -s %s -n %s\n", host, port, s.NQN)
+				// A host-restricted subsystem needs the host NQN
+				// given (-q): the host's default one is not allowed.
+				qs := []string{""}
+				if !s.AllowAnyHost && len(s.Hosts) > 0 {
+					qs = qs[:0]
+					for _, h := range s.Hosts {
+						qs = append(qs, " -q "+h)
+					}
+				}
+				for _, q := range qs {
+					fmt.Fprintf(w, "  nvme connect -t tcp -a %s -s %s -n %s%s\n", host, port, s.NQN, q)
+					fmt.Fprintf(w, "  nvmftest connect -t tcp -a %s -s %s -n %s%s\n", host, port, s.NQN, q)
+				}
 			}
 		}
 	}

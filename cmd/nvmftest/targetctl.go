@@ -39,6 +39,18 @@ import (
 // ctlEnv names the environment variable that gives ctl its socket.
 const ctlEnv = "NVMFTEST_CTL_SOCKET"
 
+// ctlVerbs lists the verbs, for --help and for ctl without a verb.
+const ctlVerbs = `  set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
+  port-down         port=PORTID
+  port-up           port=PORTID
+  add-namespace     subnqn=NQN [nsid=N] [size=64MiB] [block_size=512] (no nsid: the lowest free one)
+  remove-namespace  subnqn=NQN nsid=N
+  resize-namespace  subnqn=NQN nsid=N size=SIZE (grow or shrink; hosts get a Namespace Attribute Changed event)
+  add-subsystem     nqn=NQN [allow_any_host=true] [hosts=NQN,...]
+  remove-subsystem  nqn=NQN
+  ports             (prints the ports, their state and ANA states as JSON)
+  stats             (prints per-controller, queue and namespace counters as JSON; "nvmftest target stats" shows a table)`
+
 type ctlRequest struct {
 	Verb string            `json:"verb"`
 	Args map[string]string `json:"args"`
@@ -110,29 +122,28 @@ func newTargetCtlCmd() *cobra.Command {
 		Long: `Send one action to a running "nvmftest target --ctl-socket PATH".
 
 Verbs (the conformance suites' control contract):
-  set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
-  port-down         port=PORTID
-  port-up           port=PORTID
-  add-namespace     subnqn=NQN [nsid=N] [size=64MiB] [block_size=512]
-  remove-namespace  subnqn=NQN nsid=N
-  resize-namespace  subnqn=NQN nsid=N size=SIZE (grow or shrink; hosts get a Namespace Attribute Changed event)
-  add-subsystem     nqn=NQN [allow_any_host=true] [hosts=NQN,...]
-  remove-subsystem  nqn=NQN
-  ports             (prints the ports, their state and ANA states as JSON)
+` + ctlVerbs + `
 
 Exit status 3 means the target does not support the verb, so
 "nvmftest target ctl --socket PATH" works as a --control command.`,
 		Example: `  nvmftest target --ctl-socket /tmp/t.sock &
   nvmftest target ctl --socket /tmp/t.sock set-ana-state port=1 group=1 state=inaccessible
   nvmftest target ctl --socket /tmp/t.sock port-down port=1`,
-		Args:         cobra.MinimumNArgs(1),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				// A first try without a verb gets the verbs, not
+				// cobra's "requires at least 1 arg(s)".
+				return usageError{errors.New("no verb; the verbs are:\n" + ctlVerbs)}
+			}
 			if sock == "" {
 				sock = os.Getenv(ctlEnv)
 			}
 			if sock == "" {
 				return usagef("no control socket (use --socket PATH or %s)", ctlEnv)
+			}
+			if err := checkCtlSocket(sock); err != nil {
+				return err
 			}
 			c := ctlClient(sock)
 			if args[0] == "ports" {
@@ -167,4 +178,19 @@ Exit status 3 means the target does not support the verb, so
 	}
 	cmd.Flags().StringVar(&sock, "socket", "", "control socket `PATH` of the running target (default $"+ctlEnv+")")
 	return cmd
+}
+
+// checkCtlSocket says, in one line, what to do when there is no control
+// socket at path (rather than an HTTP client's dial error).
+func checkCtlSocket(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return ctlExit{fmt.Errorf("no target control socket at %s: start the target with --ctl-socket %s", path, path), 1}
+	case err != nil:
+		return ctlExit{fmt.Errorf("target control socket %s: %v", path, err), 1}
+	case fi.Mode()&os.ModeSocket == 0:
+		return ctlExit{fmt.Errorf("%s is not a socket: start the target with --ctl-socket PATH and give that PATH", path), 1}
+	}
+	return nil
 }
