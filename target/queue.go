@@ -65,6 +65,8 @@ type command struct {
 	grantNext  *command // commands one release granted, to send R2Ts for
 
 	ns       *namespace
+	st       *nsStats  // I/O queues: the counters the command goes to
+	start    time.Time // I/O queues: when the command arrived
 	dw0, dw1 uint32
 	ploc     uint16 // parameter error location for the error log
 
@@ -195,8 +197,11 @@ type queue struct {
 
 	auth *authState // DH-HMAC-CHAP, when the host must authenticate
 
-	// statistics for the SMART log
-	readCmds, writeCmds, bytesRead, bytesWritten atomic.Uint64
+	// Counters per namespace (stats.go): the receive goroutine adds to
+	// stats under statMu, which readers take.
+	statMu   sync.Mutex
+	stats    []*nsStats
+	lastStat *nsStats // receive goroutine only
 }
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
@@ -631,6 +636,10 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	c.state = stateExec
 	c.dw0, c.dw1, c.ploc = 0, 0, 0
 	c.ns = nil
+	c.st = nil
+	if q.qid != 0 {
+		c.start = time.Now()
+	}
 	c.ddgst = false
 	c.fuseReady = false
 	c.fuseAbort = 0
@@ -656,6 +665,9 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	q.fuseFailNext = false
 
 	st := q.prepare(c, inLen)
+	if q.qid != 0 && q.ctrl != nil {
+		c.st = q.statFor(c.ns)
+	}
 	if st == statusMDTSClose {
 		return q.fatalf(tcp.FESDataLimitExceeded, 0, "mdts-close quirk: a command longer than MDTS")
 	}
@@ -1052,6 +1064,9 @@ func (q *queue) complete(c *command, st nvme.Status) {
 		st = q.failed(c, st)
 	}
 	c.resp.CQE = nvme.CQE{DW0: c.dw0, DW1: c.dw1, SQHD: q.sqhdValue(), SQID: q.qid, CID: c.sqe.CID, Status: st}
+	if c.st != nil {
+		c.st.record(c, st)
+	}
 	q.outstanding.Add(-1)
 	_ = q.conn.Send(&c.resp, nil)
 	q.put(c)

@@ -70,6 +70,15 @@ type Target struct {
 	wg sync.WaitGroup
 
 	capture *capture.Dir // nil: no packet traces
+
+	// Counters (stats.go). retired is what queues that have ended
+	// counted, under mu.
+	started0     time.Time
+	accepted     atomic.Uint64 // connections accepted
+	associations atomic.Uint64 // controllers created
+	retired      IOStats
+	statsMu      sync.Mutex
+	refusedBy    map[string]uint64 // refused connections and Connects by reason
 }
 
 type port struct {
@@ -94,6 +103,8 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 		adding:     make(map[string]struct{}),
 		done:       make(chan struct{}),
 		nextCntlid: 1,
+		started0:   time.Now(),
+		refusedBy:  map[string]uint64{},
 		icd:        uint32(cfg.InCapsuleDataSize.mustBytes()),
 		maxH2C:     uint32(cfg.MaxH2CData.mustBytes()),
 		c2hSize:    uint32(cfg.C2HDataSize.mustBytes()),
@@ -255,6 +266,7 @@ func remoteIP(nc net.Conn) string {
 // (with how many were refused) so that a flood does not flood the log.
 func (t *Target) refuse(nc net.Conn, portID uint16, why string) {
 	nc.Close()
+	t.countRefused(why)
 	n := t.refused.Add(1)
 	now := time.Now().UnixNano()
 	last := t.refusedAt.Load()
@@ -312,16 +324,24 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 	t.queues[q] = struct{}{}
 	t.wg.Add(1)
 	t.mu.Unlock()
+	t.accepted.Add(1)
+	t.log.Debug("connection accepted", "remote", nc.RemoteAddr().String(), "port_id", portID)
 	go func() {
 		defer t.wg.Done()
 		q.serve()
 		t.mu.Lock()
+		t.retireQueue(q)
 		delete(t.queues, q)
 		p.conns--
 		if t.addrConns[ip]--; t.addrConns[ip] <= 0 {
 			delete(t.addrConns, ip)
 		}
 		t.mu.Unlock()
+		args := []any{"remote", nc.RemoteAddr().String(), "port_id", portID}
+		if q.ctrl != nil {
+			args = append(args, "cntlid", q.ctrl.cntlid, "qid", q.qid, "host", q.ctrl.host, "subnqn", q.ctrl.subNQN())
+		}
+		t.log.Debug("connection closed", args...)
 	}()
 }
 
@@ -615,6 +635,9 @@ type namespace struct {
 	// fused pair exclusively. A pointer, so the namespace a resize puts in
 	// its place shares it with commands still running on this one.
 	cw *sync.RWMutex
+	// st is the namespace's counters of queues that have ended; shared,
+	// like cw, with the namespace a resize puts in its place.
+	st *nsTotals
 }
 
 func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
@@ -622,7 +645,7 @@ func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize, cw: new(sync.RWMutex)}
+	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize, cw: new(sync.RWMutex), st: new(nsTotals)}
 	for 1<<ns.shift < ns.bs {
 		ns.shift++
 	}
