@@ -477,3 +477,6 @@ func (c *controller) subNQN() string {
 	}
 	return c.sub.nqn
 }
+
+// Uptime is the time since the target was made.
+func (t *Target) Uptime() time.Duration { return time.Since(t.started0) }

@@ -139,7 +139,7 @@ func TestStatsAndSMARTCountIO(t *testing.T) {
 	addr := tg.Addrs()[0]
 	a := admin(t, addr, testNQN, 0)
 	q := ioQueue(t, addr, a.cntlid, 1, 0)
-	ioLoop(t, q, true, 10, 4)  // 10 writes of 4 KiB to NSID 1
+	ioLoop(t, q, true, 10, 4) // 10 writes of 4 KiB to NSID 1
 	ioLoop(t, q, false, 7, 4) // 7 reads of 4 KiB from NSID 1
 	// One read past the end of NSID 1: an error, LBA Out of Range.
 	s := nvme.ReadCmd(1, 1<<20, 1)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/nvmftest/nvmftest/target"
@@ -36,6 +39,7 @@ type targetFlags struct {
 	allowHosts    []string
 	verbose       bool
 	ctlSocket     string
+	metrics       string
 	capture       string
 	quirks        []string
 	readyCallback func(*target.Target) // tests
@@ -76,11 +80,12 @@ allowed personality of other targets (which they must pass):
 	fl.StringVar(&f.subnqn, "subnqn", "", "`NQN` of the (first) subsystem")
 	fl.StringArrayVar(&f.ns, "ns", nil, "namespace `BACKEND:SIZE[:PATH]`, e.g. mem:256MiB, null:1TiB, file:10GiB:/tmp/ns.img (repeatable; replaces the configured ones)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only this host `NQN` may connect (repeatable; default any host)")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and controller")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and I/O queue too (debug); without it: controllers created and ended, refused Connects and their reasons, errors")
 	fl.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every accepted connection into `DIR` (created if missing; overrides capture: in the configuration)")
 	fl.StringArrayVar(&f.quirks, "quirk", nil, "give the target the quirk `NAME` (repeatable; adds to quirks: in the configuration; see above)")
-	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl)")
-	cmd.AddCommand(newTargetCtlCmd())
+	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl and target stats)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://`HOST:PORT`/metrics (e.g. 127.0.0.1:9420)")
+	cmd.AddCommand(newTargetCtlCmd(), newTargetStatsCmd())
 	return cmd
 }
 
@@ -196,9 +201,11 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	if err != nil {
 		return usageError{err}
 	}
-	level := slog.LevelWarn
+	// Quiet but not mute: controllers, refused Connects and errors by
+	// default; every connection and queue with -v.
+	level := slog.LevelInfo
 	if f.verbose {
-		level = slog.LevelInfo
+		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	tg, err := target.New(cfg, target.WithLogger(log))
@@ -217,7 +224,20 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 		}
 		defer stopCtl()
 	}
+	var metricsAddr string
+	if f.metrics != "" {
+		stopMetrics, addr, err := serveTargetMetrics(tg, f.metrics)
+		if err != nil {
+			tg.Close()
+			return err
+		}
+		defer stopMetrics()
+		metricsAddr = addr
+	}
 	printReach(stdout, tg)
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", metricsAddr)
+	}
 	if f.ctlSocket != "" {
 		fmt.Fprintf(stdout, "control socket %s\n  nvmftest target ctl --socket %s ports\n  nvmftest target stats --socket %s\n", f.ctlSocket, f.ctlSocket, f.ctlSocket)
 	}
@@ -234,7 +254,41 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	defer stop()
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")
-	return tg.Close()
+	err = tg.Close()
+	printSummary(stdout, tg.Stats())
+	return err
+}
+
+// printSummary tells what the target served, when it stops.
+func printSummary(w io.Writer, st target.Stats) {
+	t := &st.Total
+	refused := uint64(0)
+	for _, n := range st.RefusedConnects {
+		refused += n
+	}
+	fmt.Fprintf(w, "served for %s: %d connection(s), %d association(s); %d I/O command(s) (%d read, %d write, %d other), %s read, %s written, %d error(s); %d refused connect(s)",
+		st.Uptime, st.Accepted, st.Associations, t.Commands(), t.Reads, t.Writes, t.Others,
+		humanize.IBytes(t.BytesRead), humanize.IBytes(t.BytesWritten), t.Errors, refused)
+	if refused > 0 {
+		fmt.Fprintf(w, " (%s)", reasonList(st.RefusedConnects))
+	}
+	fmt.Fprintln(w)
+}
+
+// reasonList writes counts by reason, most first: "unknown subsystem: 3, ...".
+func reasonList(m map[string]uint64) string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return cmp.Compare(m[b], m[a])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printReach tells how to connect to the running target.
