@@ -86,8 +86,8 @@ type controller struct {
 // newController creates and registers a controller, or says why it may
 // not (see admitController). cntlid names the controller asked for (the
 // static-model quirk), 0 any.
-func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16) (*controller, admitError) {
-	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
+func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16, remote string) (*controller, admitError) {
+	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid, remote: remote,
 		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {

@@ -198,7 +198,7 @@ func (q *queue) connect(c *command) {
 			// peer does not hold an association for ever.
 			kato = t.cfg.DiscoveryKATO
 		}
-		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato, want)
+		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato, want, q.nc.RemoteAddr().String())
 		switch why {
 		case admitRemoved:
 			q.refusedConnect("subsystem removed", args, &d)
@@ -234,7 +234,6 @@ func (q *queue) connect(c *command) {
 			return
 		}
 		ctrl.queues[0] = q
-		ctrl.remote = q.nc.RemoteAddr().String()
 		ctrl.mu.Unlock()
 		q.install(ctrl, 0, args)
 		t.associations.Add(1)
@@ -322,6 +321,8 @@ func (q *queue) connect(c *command) {
 func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	q.ctrl = ctrl
 	q.qid = qid
+	q.statQID.Store(uint32(qid))
+	q.statCtrl.Store(ctrl)
 	q.size = uint32(args.SQSIZE) + 1
 	q.flowOff = args.CATTR&nvme.CATTRDisableSQFlow != 0 && !q.t.quirks.c2hSuccessKeepsFlow
 	q.fetched.Store(1) // the Connect itself

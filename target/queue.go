@@ -202,6 +202,10 @@ type queue struct {
 	statMu   sync.Mutex
 	stats    []*nsStats
 	lastStat *nsStats // receive goroutine only
+	// statCtrl and statQID are ctrl and qid for readers on other
+	// goroutines (Stats), set once by install.
+	statCtrl atomic.Pointer[controller]
+	statQID  atomic.Uint32
 }
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
@@ -363,7 +367,7 @@ func (q *queue) serve() {
 				if q.t.quirks.h2cTermReqIgnored {
 					continue
 				}
-				q.t.log.Info("host terminated the connection", "fes", v.FES, "fei", v.FEI)
+				q.t.log.Info("host terminated the connection", append(q.logAttrs(), "fes", v.FES, "fei", v.FEI)...)
 				if q.t.quirks.h2cTermReqAnswered {
 					_ = q.conn.SendRaw(tcp.AppendPDU(nil, &tcp.TermReq{FES: tcp.FESPDUSequenceError}, nil, tcp.EncodeOptions{}))
 				}
@@ -442,7 +446,7 @@ func (q *queue) fail(err error) {
 	var fe *tcp.FatalError
 	switch {
 	case errors.As(err, &fe):
-		q.t.log.Warn("fatal transport error", "remote", q.nc.RemoteAddr().String(), "err", fe.Error())
+		q.t.log.Warn("fatal transport error", append(q.logAttrs(), "err", fe.Error())...)
 		if q.t.quirks.fatalStreakRefuses {
 			q.t.fatalStreak.Add(1)
 		}
@@ -451,11 +455,22 @@ func (q *queue) fail(err error) {
 		}
 		q.terminate(fe)
 	case errors.Is(err, errR2TTimeout), errors.Is(err, tcp.ErrWriteStalled):
-		q.t.log.Warn("peer stalled; closing the connection", "remote", q.nc.RemoteAddr().String(), "qid", q.qid, "err", err)
+		q.t.log.Warn("peer stalled; closing the connection", append(q.logAttrs(), "err", err)...)
 	case errors.Is(err, errClose), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	default:
 		q.t.log.Debug("connection ended", "remote", q.nc.RemoteAddr().String(), "err", err)
 	}
+}
+
+// logAttrs are the attributes that say which connection a log line is
+// about: the peer, and once connected the controller, queue, host and
+// subsystem. Receive goroutine only.
+func (q *queue) logAttrs() []any {
+	l := []any{"remote", q.nc.RemoteAddr().String(), "port_id", q.port.cfg.PortID}
+	if c := q.ctrl; c != nil {
+		l = append(l, "cntlid", c.cntlid, "qid", q.qid, "host", c.host, "subnqn", c.subNQN())
+	}
+	return l
 }
 
 func (q *queue) cleanup() {

@@ -433,9 +433,10 @@ func (t *Target) Stats() Stats {
 		var qs QueueStats
 		q.queueStats(&qs.IOStats, byNS)
 		st.Total.Add(&qs.IOStats)
-		if cs := byCtrl[q.ctrl]; cs != nil && q.qid != 0 {
+		qid := uint16(q.statQID.Load())
+		if cs := byCtrl[q.statCtrl.Load()]; cs != nil && qid != 0 {
 			cs.IOStats.Add(&qs.IOStats)
-			qs.QID, qs.Remote = q.qid, q.nc.RemoteAddr().String()
+			qs.QID, qs.Remote = qid, q.nc.RemoteAddr().String()
 			qs.fill()
 			cs.Queues = append(cs.Queues, qs)
 		}

@@ -337,11 +337,7 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 			delete(t.addrConns, ip)
 		}
 		t.mu.Unlock()
-		args := []any{"remote", nc.RemoteAddr().String(), "port_id", portID}
-		if q.ctrl != nil {
-			args = append(args, "cntlid", q.ctrl.cntlid, "qid", q.qid, "host", q.ctrl.host, "subnqn", q.ctrl.subNQN())
-		}
-		t.log.Debug("connection closed", args...)
+		t.log.Debug("connection closed", q.logAttrs()...)
 	}()
 }
 
