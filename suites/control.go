@@ -18,7 +18,7 @@ import (
 //
 //	add-subsystem     nqn=NQN [allow_any_host=true|false] [hosts=NQN,NQN...]
 //	remove-subsystem  nqn=NQN
-//	add-namespace     subnqn=NQN nsid=N size=SIZE [block_size=512|4096]
+//	add-namespace     subnqn=NQN [nsid=N] size=SIZE [block_size=512|4096] (no nsid: the lowest free one)
 //	remove-namespace  subnqn=NQN nsid=N
 //	resize-namespace  subnqn=NQN nsid=N size=SIZE
 //	set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
@@ -69,9 +69,13 @@ func (c ReferenceControl) Do(_ context.Context, a Action) error {
 	case VerbRemoveSubsystem:
 		return c.T.RemoveSubsystem(a.Args["nqn"])
 	case VerbAddNamespace:
-		nsid, err := nsidArg(a)
-		if err != nil {
-			return err
+		var nsid uint32 // 0: the target picks the lowest free NSID
+		if _, given := a.Args["nsid"]; given {
+			n, err := nsidArg(a)
+			if err != nil {
+				return err
+			}
+			nsid = n
 		}
 		nc := target.NamespaceConfig{NSID: nsid, Backend: target.BackendMem, Size: target.Size(a.Args["size"]), BlockSize: 512}
 		if nc.Size == "" {

@@ -365,21 +365,23 @@ func (q *queue) getLogPage(c *command) {
 				page = zero.Append(page)
 				break
 			}
-			ctrl.mu.Lock()
-			for _, x := range ctrl.queues {
-				if x != nil {
-					if !q.t.quirks.smartReadsStatic {
-						l.HostReadCommands += x.readCmds.Load()
-					}
-					l.HostWriteCommands += x.writeCmds.Load()
-					l.DataUnitsRead += x.bytesRead.Load()
-					l.DataUnitsWritten += x.bytesWritten.Load()
+			// What the subsystem's namespaces served since the target
+			// started, through every association (as nvmet reports its
+			// block devices' counts), not only this controller's.
+			var io IOStats
+			q.t.mu.Lock()
+			if ctrl.sub != nil {
+				for _, ns := range ctrl.sub.table().list() {
+					x := q.t.nsIOStats(ns.st)
+					io.Add(&x)
 				}
 			}
+			q.t.mu.Unlock()
+			l.HostReadCommands, l.HostWriteCommands = io.ReadOK, io.WriteOK
+			l.DataUnitsRead, l.DataUnitsWritten = dataUnits(io.BytesRead), dataUnits(io.BytesWritten)
+			ctrl.mu.Lock()
 			l.NumErrLogEntries = ctrl.errCnt
 			ctrl.mu.Unlock()
-			l.DataUnitsRead = (l.DataUnitsRead/512 + 999) / 1000
-			l.DataUnitsWritten = (l.DataUnitsWritten/512 + 999) / 1000
 			page = l.Append(page)
 		case nvme.LogFirmwareSlot:
 			l := nvme.FirmwareSlotLog{AFI: 1, FRS: [7]string{"1.0"}}
@@ -658,4 +660,13 @@ func (q *queue) features(c *command, set bool) {
 		c.ploc = 44
 	}
 	q.complete(c, st)
+}
+
+// dataUnits converts bytes to SMART Data Units: thousands of 512-byte
+// units, rounded up ("a value of 1 corresponds to 1,000 units of 512
+// bytes ... one indicates that the number of 512 byte data units read is
+// from 1 to 1,000", NVMe Base 2.0 Figure 208).
+func dataUnits(bytes uint64) uint64 {
+	units := (bytes + 511) / 512
+	return (units + 999) / 1000
 }

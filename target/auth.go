@@ -182,7 +182,8 @@ func (q *queue) authSend(c *command) {
 		}
 	case h.Type == nvme.AuthCommonMessages && h.ID == nvme.AuthFailure2ID:
 		// The host refused our response: the association ends.
-		q.t.log.Warn("host failed controller authentication", "host", a.h.nqn, "qid", q.qid)
+		q.t.countRefused("auth failure")
+		q.t.log.Warn("connect refused: host failed controller authentication", "reason", "auth failure", "remote", q.nc.RemoteAddr().String(), "host", a.h.nqn, "qid", q.qid, "cntlid", q.ctrl.cntlid, "subnqn", q.ctrl.subNQN())
 		a.fail(nvme.AuthFailed)
 		closeAfter = true
 	case h.ID != a.step || h.Type != nvme.AuthDHCHAPMessages:
@@ -191,7 +192,9 @@ func (q *queue) authSend(c *command) {
 		a.fail(nvme.AuthIncorrectPayload)
 	case h.ID == nvme.AuthReplyID:
 		if why := a.reply(c.buf, q.ctrl.host, q.ctrl.sub.nqn); why != 0 {
-			q.t.log.Warn("host authentication failed", "host", a.h.nqn, "qid", q.qid, "reason", why)
+			q.t.countRefused("auth failure")
+			q.t.log.Warn("connect refused: host authentication failed", "reason", "auth failure", "remote", q.nc.RemoteAddr().String(),
+				"host", a.h.nqn, "qid", q.qid, "cntlid", q.ctrl.cntlid, "subnqn", q.ctrl.subNQN(), "auth_status", why)
 			a.fail(why)
 		} else {
 			a.step = nvme.AuthSuccess1ID

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -277,9 +279,139 @@ func ParseConfig(data []byte) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+		return c, fmt.Errorf("config: %s", explainYAMLError(err, data))
 	}
 	return c, c.Validate()
+}
+
+var (
+	yamlLineRe    = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlUnknownRe = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+	yamlTypeRe    = regexp.MustCompile("^line (\\d+): cannot unmarshal !!\\w+ `(.*)` into (\\S+)$")
+)
+
+// explainYAMLError rewrites a YAML decoding error for people: one line, the
+// line that is wrong, unknown keys with a "did you mean" and no Go types.
+func explainYAMLError(err error, data []byte) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, 0, len(te.Errors))
+		for _, e := range te.Errors {
+			msgs = append(msgs, explainYAMLField(strings.TrimSpace(e)))
+		}
+		return strings.Join(msgs, "; ")
+	}
+	m := yamlLineRe.FindStringSubmatch(err.Error())
+	if m == nil {
+		return strings.ReplaceAll(strings.TrimPrefix(err.Error(), "yaml: "), "\n", "; ")
+	}
+	// The parser names the line where the enclosing block began; the line
+	// at fault is the first one at which the document stops parsing.
+	lines := strings.SplitAfter(string(data), "\n")
+	var v any
+	for n := 1; n <= len(lines); n++ {
+		if yaml.Unmarshal([]byte(strings.Join(lines[:n], "")), &v) != nil {
+			return fmt.Sprintf("line %d: %s (check the indentation of %q and the lines above it)", n, m[2], strings.TrimRight(lines[n-1], "\r\n"))
+		}
+	}
+	return "line " + m[1] + ": " + m[2]
+}
+
+// explainYAMLField rewrites one of the decoder's per-field errors.
+func explainYAMLField(e string) string {
+	if m := yamlUnknownRe.FindStringSubmatch(e); m != nil {
+		known := yamlKeys[strings.TrimPrefix(m[3], "target.")]
+		if best := closestKey(m[2], known); best != "" {
+			return fmt.Sprintf("line %s: unknown key %q (did you mean %s?)", m[1], m[2], best)
+		}
+		return fmt.Sprintf("line %s: unknown key %q (known here: %s)", m[1], m[2], strings.Join(known, ", "))
+	}
+	if m := yamlTypeRe.FindStringSubmatch(e); m != nil {
+		want := "a value of another kind"
+		switch t := m[3]; {
+		case strings.HasPrefix(t, "uint"), strings.HasPrefix(t, "int"):
+			want = "a whole number"
+		case t == "bool":
+			want = "true or false"
+		case t == "time.Duration":
+			want = "a duration (e.g. 10s, 2m)"
+		case strings.HasPrefix(t, "[]"):
+			want = "a list"
+		case strings.HasPrefix(t, "map"), strings.HasPrefix(t, "target."):
+			want = "a mapping (key: value lines)"
+		case t == "string":
+			want = "a string"
+		}
+		return fmt.Sprintf("line %s: %q is not %s", m[1], m[2], want)
+	}
+	return e
+}
+
+// yamlKeys lists the keys each configuration type takes, by Go type name.
+var yamlKeys = func() map[string][]string {
+	keys := map[string][]string{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Slice || t.Kind() == reflect.Map || t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || keys[t.Name()] != nil {
+			return
+		}
+		var l []string
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			l = append(l, name)
+		}
+		keys[t.Name()] = l
+		for i := range t.NumField() {
+			walk(t.Field(i).Type)
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+	return keys
+}()
+
+// closestKey returns the known key that key is most likely a misspelling
+// of: the same once case and underscores are ignored, or within two
+// edits; "" if none is close.
+func closestKey(key string, known []string) string {
+	norm := func(s string) string { return strings.ToLower(strings.NewReplacer("_", "", "-", "").Replace(s)) }
+	best, bestD := "", 3
+	for _, k := range known {
+		if norm(k) == norm(key) {
+			return k
+		}
+		if d := editDistance(norm(k), norm(key)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 // quoteNullBackend turns "backend: null", which YAML reads as no value,

@@ -94,7 +94,7 @@ func TestConfigErrors(t *testing.T) {
 		return base + "subsystems:\n  - nqn: nqn.2014-08.io.example:d\n    allow_any_host: true\n    namespaces:\n" + ns
 	}
 	for _, tc := range []struct{ yaml, want string }{
-		{"bogus: 1\n" + base, "field bogus not found"},
+		{"bogus: 1\n" + base, `line 1: unknown key "bogus"`},
 		{"listeners: []\n", "listeners: none configured"},
 		{`listeners: [{address: "nope"}]`, `listeners[0].address: "nope" is not host:port`},
 		{base + "mdts: 3000\n", "mdts: 3000 must be a power of two"},
@@ -166,6 +166,36 @@ func TestQuirkTable(t *testing.T) {
 		seen[q.Name] = true
 		if newQuirkSet([]string{q.Name}) == (quirkSet{}) {
 			t.Errorf("quirk %s sets nothing", q.Name)
+		}
+	}
+}
+
+// TestConfigErrorsSayWhere: a YAML syntax error names the line that is
+// wrong (not the start of its block), and an unknown key gets its line and
+// a "did you mean", without Go type names (review item 17).
+func TestConfigErrorsSayWhere(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want []string
+	}{
+		{"listeners:\n  - address: 127.0.0.1:4420\n    port_id: 1\n   serve: io\n", []string{"line 4:", "serve: io"}},
+		{"listeners:\n  - address: 127.0.0.1:4420\n    portid: 1\n", []string{`line 3: unknown key "portid" (did you mean port_id?)`}},
+		{"listeners:\n  - address: 127.0.0.1:4420\nsubsystems:\n  - nqn: nqn.2014-08.io.nvmftest:x\n    alow_any_host: true\n    namespaces:\n      - {backend: mem, size: 1MiB, blocksize: 512}\n",
+			[]string{`line 5: unknown key "alow_any_host" (did you mean allow_any_host?)`, `line 7: unknown key "blocksize" (did you mean block_size?)`}},
+		{"listeners:\n  - address: 127.0.0.1:4420\n    frobnicate: 1\n", []string{`line 3: unknown key "frobnicate" (known here: address, port_id, serve, ana_states)`}},
+	} {
+		_, err := ParseConfig([]byte(tc.yaml))
+		if err == nil {
+			t.Errorf("%q: no error", tc.yaml)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q lacks %q", tc.yaml, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "target.") || strings.Contains(err.Error(), ";  ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error %q shows Go types or odd separators", tc.yaml, err)
 		}
 	}
 }

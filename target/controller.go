@@ -1,6 +1,8 @@
 package target
 
 import (
+	"context"
+	"log/slog"
 	"math/bits"
 	"sync"
 	"sync/atomic"
@@ -33,6 +35,11 @@ type controller struct {
 	cntlid uint16
 	host   string
 	hostid [16]byte
+	remote string // the admin queue's peer address
+
+	// retired is what the association's I/O queues that have ended
+	// counted, under Target.mu (stats.go).
+	retired IOStats
 
 	enabled atomic.Bool
 	// ended is set, under mu, when the association ends (kill): from
@@ -79,8 +86,8 @@ type controller struct {
 // newController creates and registers a controller, or says why it may
 // not (see admitController). cntlid names the controller asked for (the
 // static-model quirk), 0 any.
-func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16) (*controller, admitError) {
-	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid,
+func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16, remote string) (*controller, admitError) {
+	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid, remote: remote,
 		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
@@ -224,7 +231,11 @@ func (c *controller) kill(why string) {
 		delete(c.t.ctrls, c.cntlid)
 	}
 	c.t.mu.Unlock()
-	c.t.log.Info("association ended", "cntlid", c.cntlid, "host", c.host, "why", why)
+	lvl := slog.LevelInfo
+	if c.disc {
+		lvl = slog.LevelDebug
+	}
+	c.t.log.Log(context.Background(), lvl, "association ended", "cntlid", c.cntlid, "subnqn", c.subNQN(), "host", c.host, "remote", c.remote, "why", why)
 	for _, q := range qs {
 		if q != nil {
 			q.nc.Close()

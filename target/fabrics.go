@@ -1,6 +1,8 @@
 package target
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -81,6 +83,16 @@ func (q *queue) disconnect(c *command) {
 // concurrent RemoveSubsystem must not slip through.
 var testHookConnectLookedUp func()
 
+// refusedConnect logs a refused Connect with its reason at the default
+// level ("why can't my host connect?" must have an answer on the target
+// side) and counts it by reason.
+func (q *queue) refusedConnect(reason string, args nvme.Connect, d *nvme.ConnectData, extra ...any) {
+	q.t.countRefused(reason)
+	l := []any{"reason", reason, "remote", q.nc.RemoteAddr().String(), "port_id", q.port.cfg.PortID,
+		"qid", args.QID, "cntlid", d.CNTLID, "subnqn", d.SubNQN, "host", d.HostNQN}
+	q.t.log.Warn("connect refused", append(l, extra...)...)
+}
+
 func (q *queue) connectInvalid(c *command, inData bool, off uint16) {
 	c.dw0 = nvme.ConnectInvalidParam(inData, off)
 	c.ploc = off
@@ -100,10 +112,12 @@ func (q *queue) connect(c *command) {
 	}
 	var d nvme.ConnectData
 	if err := d.Decode(c.buf); err != nil {
+		q.refusedConnect("malformed connect data", args, &d)
 		q.complete(c, nvme.StatusSGLInvalidDataLength)
 		return
 	}
 	if args.RECFMT != 0 && !t.quirks.connectRECFMTIgnored {
+		q.refusedConnect("incompatible format (RECFMT)", args, &d, "recfmt", args.RECFMT)
 		c.ploc = nvme.ConnectOffRECFMT
 		q.complete(c, nvme.StatusConnectIncompatibleFormat)
 		return
@@ -121,6 +135,14 @@ func (q *queue) connect(c *command) {
 	switch {
 	case disc && !q.port.cfg.servesDiscovery(),
 		!disc && (sub == nil || !sub.onPort(q.port)):
+		switch {
+		case disc:
+			q.refusedConnect("discovery not served on this port", args, &d)
+		case sub == nil:
+			q.refusedConnect("unknown subsystem", args, &d)
+		default:
+			q.refusedConnect("subsystem not exported on this port", args, &d)
+		}
 		if !disc && sub == nil && t.quirks.unknownSubNQNInvalidHost {
 			q.complete(c, nvme.StatusConnectInvalidHost)
 			return
@@ -129,12 +151,14 @@ func (q *queue) connect(c *command) {
 		return
 	}
 	if sub != nil && !sub.hostAllowed(d.HostNQN) {
+		q.refusedConnect("host not allowed", args, &d)
 		c.dw0 = nvme.ConnectInvalidParam(true, nvme.ConnectDataOffHOSTNQN)
 		c.ploc = nvme.ConnectDataOffHOSTNQN
 		q.complete(c, nvme.StatusConnectInvalidHost)
 		return
 	}
 	if args.SQSIZE == 0 && !t.quirks.connectSQSIZEZero || int(args.SQSIZE) >= t.cfg.QueueSize && !(args.QID != 0 && t.quirks.ioqSQSIZEUnchecked) && !(args.QID == 0 && t.quirks.adminSQSIZEUnbounded) {
+		q.refusedConnect("queue size", args, &d, "sqsize", args.SQSIZE, "max", t.cfg.QueueSize-1)
 		q.connectInvalid(c, false, nvme.ConnectOffSQSIZE)
 		return
 	}
@@ -149,10 +173,12 @@ func (q *queue) connect(c *command) {
 			case d.CNTLID >= 1 && d.CNTLID <= maxCNTLID:
 				want = d.CNTLID
 			default:
+				q.refusedConnect("bad CNTLID", args, &d)
 				q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 				return
 			}
 		case d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored:
+			q.refusedConnect("bad CNTLID (want FFFFh, the dynamic model)", args, &d)
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
@@ -161,6 +187,7 @@ func (q *queue) connect(c *command) {
 		// max_kato it refuses.
 		if t.cfg.MaxKATO > 0 && kato > t.cfg.MaxKATO ||
 			t.quirks.katoAbove60sRefused && kato > time.Minute || disc && kato == 0 && t.quirks.discKATO0Refused {
+			q.refusedConnect("keep alive timeout", args, &d, "kato", kato, "max_kato", t.cfg.MaxKATO)
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
 		}
@@ -171,9 +198,10 @@ func (q *queue) connect(c *command) {
 			// peer does not hold an association for ever.
 			kato = t.cfg.DiscoveryKATO
 		}
-		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato, want)
+		ctrl, why := t.newController(sub, q.port, d.HostNQN, d.HostID, kato, want, q.nc.RemoteAddr().String())
 		switch why {
 		case admitRemoved:
+			q.refusedConnect("subsystem removed", args, &d)
 			q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
 			return
 		case admitHostLimit, admitNoControllerID:
@@ -184,7 +212,7 @@ func (q *queue) connect(c *command) {
 			if why == admitNoControllerID {
 				reason = "every controller ID in use"
 			}
-			t.log.Warn("connect refused: controller busy", "host", d.HostNQN, "subnqn", d.SubNQN, "why", reason)
+			q.refusedConnect("controller busy: "+reason, args, &d)
 			q.complete(c, nvme.StatusConnectControllerBusy)
 			return
 		}
@@ -197,8 +225,10 @@ func (q *queue) connect(c *command) {
 			removed := sub != nil && sub.removed
 			t.mu.Unlock()
 			if removed {
+				q.refusedConnect("subsystem removed", args, &d)
 				q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
 			} else {
+				q.refusedConnect("controller busy: association ended", args, &d)
 				q.complete(c, nvme.StatusConnectControllerBusy)
 			}
 			return
@@ -206,18 +236,38 @@ func (q *queue) connect(c *command) {
 		ctrl.queues[0] = q
 		ctrl.mu.Unlock()
 		q.install(ctrl, 0, args)
-		t.log.Info("controller created", "cntlid", ctrl.cntlid, "subnqn", d.SubNQN, "host", d.HostNQN, "kato", kato)
+		t.associations.Add(1)
+		// I/O controllers' lifecycle is at the default level; discovery
+		// controllers come and go with every nvme discover: debug.
+		lvl := slog.LevelInfo
+		if disc {
+			lvl = slog.LevelDebug
+		}
+		t.log.Log(context.Background(), lvl, "controller created", "cntlid", ctrl.cntlid, "subnqn", d.SubNQN, "host", d.HostNQN,
+			"remote", ctrl.remote, "port_id", q.port.cfg.PortID, "kato", kato, "sqsize", args.SQSIZE)
 	} else {
 		t.mu.Lock()
 		ctrl := t.ctrls[d.CNTLID]
 		t.mu.Unlock()
 		hostOK := ctrl != nil && (ctrl.host == d.HostNQN && ctrl.hostid == d.HostID || t.quirks.ioqHostUnchecked)
 		if ctrl == nil && t.quirks.ioqUnknownCNTLIDSeqErr {
+			q.refusedConnect("bad CNTLID (no such controller)", args, &d)
 			q.complete(c, nvme.StatusCommandSequenceError)
 			return
 		}
 		discIOQ := ctrl != nil && ctrl.disc && t.quirks.discIOQAccepted
 		if ctrl == nil || ctrl.sub != sub || ctrl.disc && !discIOQ || !hostOK {
+			why := "bad CNTLID (no such controller)"
+			switch {
+			case ctrl == nil:
+			case ctrl.sub != sub:
+				why = "bad CNTLID (a controller of another subsystem)"
+			case ctrl.disc && !discIOQ:
+				why = "bad CNTLID (an I/O queue for a discovery controller)"
+			default:
+				why = "bad CNTLID (host NQN or host ID differ from the admin queue's)"
+			}
+			q.refusedConnect(why, args, &d)
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 			return
 		}
@@ -227,11 +277,13 @@ func (q *queue) connect(c *command) {
 			ctrl.queues = append(ctrl.queues, make([]*queue, int(args.QID)+1-len(ctrl.queues))...)
 		case int(args.QID) >= len(ctrl.queues):
 			ctrl.mu.Unlock()
+			q.refusedConnect("QID above the queues granted", args, &d, "queues", len(ctrl.queues)-1)
 			q.connectInvalid(c, false, nvme.ConnectOffQID)
 			return
 		case ctrl.queues[args.QID] != nil && !t.quirks.connectDuplicateAccepted || ctrl.ended.Load():
 			// nvmet: "qid already created" is a Command Sequence Error.
 			ctrl.mu.Unlock()
+			q.refusedConnect("QID in use or association ended", args, &d)
 			c.ploc = nvme.ConnectOffQID
 			st := nvme.StatusCommandSequenceError
 			if t.quirks.qidDupInvalidQID && !ctrl.ended.Load() {
@@ -245,12 +297,15 @@ func (q *queue) connect(c *command) {
 			// create an I/O Queue while the controller is disabled"; no
 			// field is at fault, so no IATTR/IPO (suites FAB-IOQ-002).
 			ctrl.mu.Unlock()
+			q.refusedConnect("I/O queue before the controller is enabled", args, &d)
 			q.complete(c, nvme.StatusConnectInvalidParameters)
 			return
 		}
 		ctrl.queues[args.QID] = q
 		ctrl.mu.Unlock()
 		q.install(ctrl, args.QID, args)
+		t.log.Debug("I/O queue connected", "cntlid", ctrl.cntlid, "qid", args.QID, "subnqn", d.SubNQN, "host", d.HostNQN,
+			"remote", q.nc.RemoteAddr().String(), "sqsize", args.SQSIZE)
 	}
 	c.dw0 = uint32(q.ctrl.cntlid) | q.authRequired(d.HostNQN, sub)
 	if t.quirks.fatalStreakRefuses {
@@ -266,6 +321,8 @@ func (q *queue) connect(c *command) {
 func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	q.ctrl = ctrl
 	q.qid = qid
+	q.statQID.Store(uint32(qid))
+	q.statCtrl.Store(ctrl)
 	q.size = uint32(args.SQSIZE) + 1
 	q.flowOff = args.CATTR&nvme.CATTRDisableSQFlow != 0 && !q.t.quirks.c2hSuccessKeepsFlow
 	q.fetched.Store(1) // the Connect itself

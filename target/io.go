@@ -98,10 +98,11 @@ func (q *queue) execIO(c *command) {
 			st = q.ioError(ns, nvme.StatusUnrecoveredRead)
 			break
 		}
-		q.readCmds.Add(1)
-		q.bytesRead.Add(uint64(len(data)))
 		success := q.flowOff && q.t.cfg.C2HSuccess
 		if err := q.sendData(c, data, success); err != nil || success {
+			if c.st != nil {
+				c.st.record(c, nvme.StatusSuccess) // no response capsule: complete is not called
+			}
 			q.outstanding.Add(-1)
 			q.put(c)
 			return
@@ -184,8 +185,6 @@ func (q *queue) write(ns *namespace, b []byte, off int64, fua bool) nvme.Status 
 	if err != nil {
 		return q.ioError(ns, nvme.StatusWriteFault)
 	}
-	q.writeCmds.Add(1)
-	q.bytesWritten.Add(uint64(len(b)))
 	return nvme.StatusSuccess
 }
 
@@ -196,7 +195,6 @@ func (q *queue) compare(ns *namespace, want []byte, off int64) nvme.Status {
 	if _, err := ns.b.ReadAt(got, off); err != nil {
 		return q.ioError(ns, nvme.StatusUnrecoveredRead)
 	}
-	q.readCmds.Add(1)
 	if !bytes.Equal(got, want) {
 		return nvme.StatusCompareFailure
 	}
@@ -230,9 +228,6 @@ func (q *queue) execFused(first, second *command) {
 		st2 = nvme.StatusSuccess
 		if err != nil {
 			st2 = q.ioError(ns, nvme.StatusWriteFault)
-		} else {
-			q.writeCmds.Add(1)
-			q.bytesWritten.Add(uint64(len(second.buf)))
 		}
 	}
 	ns.cw.Unlock()

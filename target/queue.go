@@ -65,6 +65,8 @@ type command struct {
 	grantNext  *command // commands one release granted, to send R2Ts for
 
 	ns       *namespace
+	st       *nsStats  // I/O queues: the counters the command goes to
+	start    time.Time // I/O queues: when the command arrived
 	dw0, dw1 uint32
 	ploc     uint16 // parameter error location for the error log
 
@@ -195,8 +197,15 @@ type queue struct {
 
 	auth *authState // DH-HMAC-CHAP, when the host must authenticate
 
-	// statistics for the SMART log
-	readCmds, writeCmds, bytesRead, bytesWritten atomic.Uint64
+	// Counters per namespace (stats.go): the receive goroutine adds to
+	// stats under statMu, which readers take.
+	statMu   sync.Mutex
+	stats    []*nsStats
+	lastStat *nsStats // receive goroutine only
+	// statCtrl and statQID are ctrl and qid for readers on other
+	// goroutines (Stats), set once by install.
+	statCtrl atomic.Pointer[controller]
+	statQID  atomic.Uint32
 }
 
 func newQueue(t *Target, p *port, nc net.Conn) *queue {
@@ -358,7 +367,7 @@ func (q *queue) serve() {
 				if q.t.quirks.h2cTermReqIgnored {
 					continue
 				}
-				q.t.log.Info("host terminated the connection", "fes", v.FES, "fei", v.FEI)
+				q.t.log.Info("host terminated the connection", append(q.logAttrs(), "fes", v.FES, "fei", v.FEI)...)
 				if q.t.quirks.h2cTermReqAnswered {
 					_ = q.conn.SendRaw(tcp.AppendPDU(nil, &tcp.TermReq{FES: tcp.FESPDUSequenceError}, nil, tcp.EncodeOptions{}))
 				}
@@ -437,7 +446,7 @@ func (q *queue) fail(err error) {
 	var fe *tcp.FatalError
 	switch {
 	case errors.As(err, &fe):
-		q.t.log.Warn("fatal transport error", "remote", q.nc.RemoteAddr().String(), "err", fe.Error())
+		q.t.log.Warn("fatal transport error", append(q.logAttrs(), "err", fe.Error())...)
 		if q.t.quirks.fatalStreakRefuses {
 			q.t.fatalStreak.Add(1)
 		}
@@ -446,11 +455,22 @@ func (q *queue) fail(err error) {
 		}
 		q.terminate(fe)
 	case errors.Is(err, errR2TTimeout), errors.Is(err, tcp.ErrWriteStalled):
-		q.t.log.Warn("peer stalled; closing the connection", "remote", q.nc.RemoteAddr().String(), "qid", q.qid, "err", err)
+		q.t.log.Warn("peer stalled; closing the connection", append(q.logAttrs(), "err", err)...)
 	case errors.Is(err, errClose), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	default:
 		q.t.log.Debug("connection ended", "remote", q.nc.RemoteAddr().String(), "err", err)
 	}
+}
+
+// logAttrs are the attributes that say which connection a log line is
+// about: the peer, and once connected the controller, queue, host and
+// subsystem. Receive goroutine only.
+func (q *queue) logAttrs() []any {
+	l := []any{"remote", q.nc.RemoteAddr().String(), "port_id", q.port.cfg.PortID}
+	if c := q.ctrl; c != nil {
+		l = append(l, "cntlid", c.cntlid, "qid", q.qid, "host", c.host, "subnqn", c.subNQN())
+	}
+	return l
 }
 
 func (q *queue) cleanup() {
@@ -631,6 +651,10 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	c.state = stateExec
 	c.dw0, c.dw1, c.ploc = 0, 0, 0
 	c.ns = nil
+	c.st = nil
+	if q.qid != 0 {
+		c.start = time.Now()
+	}
 	c.ddgst = false
 	c.fuseReady = false
 	c.fuseAbort = 0
@@ -656,6 +680,9 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 	q.fuseFailNext = false
 
 	st := q.prepare(c, inLen)
+	if q.qid != 0 && q.ctrl != nil {
+		c.st = q.statFor(c.ns)
+	}
 	if st == statusMDTSClose {
 		return q.fatalf(tcp.FESDataLimitExceeded, 0, "mdts-close quirk: a command longer than MDTS")
 	}
@@ -1052,6 +1079,9 @@ func (q *queue) complete(c *command, st nvme.Status) {
 		st = q.failed(c, st)
 	}
 	c.resp.CQE = nvme.CQE{DW0: c.dw0, DW1: c.dw1, SQHD: q.sqhdValue(), SQID: q.qid, CID: c.sqe.CID, Status: st}
+	if c.st != nil {
+		c.st.record(c, st)
+	}
 	q.outstanding.Add(-1)
 	_ = q.conn.Send(&c.resp, nil)
 	q.put(c)

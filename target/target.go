@@ -70,6 +70,15 @@ type Target struct {
 	wg sync.WaitGroup
 
 	capture *capture.Dir // nil: no packet traces
+
+	// Counters (stats.go). retired is what queues that have ended
+	// counted, under mu.
+	started0     time.Time
+	accepted     atomic.Uint64 // connections accepted
+	associations atomic.Uint64 // controllers created
+	retired      IOStats
+	statsMu      sync.Mutex
+	refusedBy    map[string]uint64 // refused connections and Connects by reason
 }
 
 type port struct {
@@ -94,6 +103,8 @@ func New(cfg Config, opts ...Option) (*Target, error) {
 		adding:     make(map[string]struct{}),
 		done:       make(chan struct{}),
 		nextCntlid: 1,
+		started0:   time.Now(),
+		refusedBy:  map[string]uint64{},
 		icd:        uint32(cfg.InCapsuleDataSize.mustBytes()),
 		maxH2C:     uint32(cfg.MaxH2CData.mustBytes()),
 		c2hSize:    uint32(cfg.C2HDataSize.mustBytes()),
@@ -255,6 +266,7 @@ func remoteIP(nc net.Conn) string {
 // (with how many were refused) so that a flood does not flood the log.
 func (t *Target) refuse(nc net.Conn, portID uint16, why string) {
 	nc.Close()
+	t.countRefused(why)
 	n := t.refused.Add(1)
 	now := time.Now().UnixNano()
 	last := t.refusedAt.Load()
@@ -312,16 +324,20 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 	t.queues[q] = struct{}{}
 	t.wg.Add(1)
 	t.mu.Unlock()
+	t.accepted.Add(1)
+	t.log.Debug("connection accepted", "remote", nc.RemoteAddr().String(), "port_id", portID)
 	go func() {
 		defer t.wg.Done()
 		q.serve()
 		t.mu.Lock()
+		t.retireQueue(q)
 		delete(t.queues, q)
 		p.conns--
 		if t.addrConns[ip]--; t.addrConns[ip] <= 0 {
 			delete(t.addrConns, ip)
 		}
 		t.mu.Unlock()
+		t.log.Debug("connection closed", q.logAttrs()...)
 	}()
 }
 
@@ -510,10 +526,20 @@ func (t *Target) newSubsystem(c SubsystemConfig) (*subsystem, error) {
 	for _, p := range c.Ports {
 		s.ports[p] = true
 	}
+	// Namespaces without an NSID get the lowest ones free once every
+	// explicit NSID is taken: a namespace listed before "nsid: 1" must not
+	// get 1 and then be replaced by it.
+	taken := &nsTable{}
+	for _, nc := range c.Namespaces {
+		if nc.NSID != 0 {
+			taken = taken.with(&namespace{id: nc.NSID})
+		}
+	}
 	tbl := &nsTable{}
 	for _, nc := range c.Namespaces {
 		if nc.NSID == 0 {
-			nc.NSID = tbl.free()
+			nc.NSID = taken.free()
+			taken = taken.with(&namespace{id: nc.NSID})
 		}
 		ns, err := openNamespace(c.NQN, nc)
 		if err != nil {
@@ -605,6 +631,9 @@ type namespace struct {
 	// fused pair exclusively. A pointer, so the namespace a resize puts in
 	// its place shares it with commands still running on this one.
 	cw *sync.RWMutex
+	// st is the namespace's counters of queues that have ended; shared,
+	// like cw, with the namespace a resize puts in its place.
+	st *nsTotals
 }
 
 func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
@@ -612,7 +641,7 @@ func openNamespace(subnqn string, c NamespaceConfig) (*namespace, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize, cw: new(sync.RWMutex)}
+	ns := &namespace{id: c.NSID, cfg: c, b: b, bs: c.BlockSize, cw: new(sync.RWMutex), st: new(nsTotals)}
 	for 1<<ns.shift < ns.bs {
 		ns.shift++
 	}
@@ -853,4 +882,20 @@ func (t *Target) GenCtr() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.genctr
+}
+
+// Namespaces returns the configuration of the namespaces subnqn has now,
+// by NSID, each with the NSID it was given (nil for an unknown subsystem).
+func (t *Target) Namespaces(subnqn string) []NamespaceConfig {
+	s, err := t.subsystem(subnqn)
+	if err != nil {
+		return nil
+	}
+	var l []NamespaceConfig
+	for _, ns := range s.table().list() {
+		c := ns.cfg
+		c.NSID = ns.id
+		l = append(l, c)
+	}
+	return l
 }

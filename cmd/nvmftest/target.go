@@ -1,11 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/nvmftest/nvmftest/target"
@@ -36,6 +39,7 @@ type targetFlags struct {
 	allowHosts    []string
 	verbose       bool
 	ctlSocket     string
+	metrics       string
 	capture       string
 	quirks        []string
 	readyCallback func(*target.Target) // tests
@@ -76,11 +80,12 @@ allowed personality of other targets (which they must pass):
 	fl.StringVar(&f.subnqn, "subnqn", "", "`NQN` of the (first) subsystem")
 	fl.StringArrayVar(&f.ns, "ns", nil, "namespace `BACKEND:SIZE[:PATH]`, e.g. mem:256MiB, null:1TiB, file:10GiB:/tmp/ns.img (repeatable; replaces the configured ones)")
 	fl.StringArrayVar(&f.allowHosts, "allow-host", nil, "only this host `NQN` may connect (repeatable; default any host)")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and controller")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "log every connection and I/O queue too (debug); without it: controllers created and ended, refused Connects and their reasons, errors")
 	fl.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every accepted connection into `DIR` (created if missing; overrides capture: in the configuration)")
 	fl.StringArrayVar(&f.quirks, "quirk", nil, "give the target the quirk `NAME` (repeatable; adds to quirks: in the configuration; see above)")
-	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl)")
-	cmd.AddCommand(newTargetCtlCmd())
+	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl and target stats)")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://`HOST:PORT`/metrics (e.g. 127.0.0.1:9420)")
+	cmd.AddCommand(newTargetCtlCmd(), newTargetStatsCmd())
 	return cmd
 }
 
@@ -105,8 +110,13 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 		for i := range cfg.Listeners {
 			cfg.Listeners[i].PortID = uint16(i + 1)
 		}
-		for i := range cfg.Subsystems {
-			cfg.Subsystems[i].Ports = nil
+		// The configured port IDs name listeners --listen replaced: a
+		// restriction to them cannot be kept, and dropping it would
+		// expose a subsystem where its configuration says it must not be.
+		for _, s := range cfg.Subsystems {
+			if len(s.Ports) > 0 {
+				return cfg, fmt.Errorf("subsystem %s has ports: %v in %s, which --listen/--discovery-listen would drop (they replace the configured listeners): change the listeners in the configuration instead", s.NQN, portList(s.Ports), f.config)
+			}
 		}
 	}
 	if f.subnqn != "" || len(f.ns) > 0 || len(f.allowHosts) > 0 {
@@ -144,7 +154,19 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
+	if len(cfg.Subsystems) == 0 && f.ctlSocket == "" {
+		return cfg, errors.New("no subsystems configured: the target would serve nothing (add subsystems: to the configuration, or give --ctl-socket PATH to add them with nvmftest target ctl add-subsystem)")
+	}
 	return cfg, nil
+}
+
+// portList writes port IDs as YAML does: [1, 2].
+func portList(l []uint16) string {
+	s := make([]string, len(l))
+	for i, p := range l {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return "[" + strings.Join(s, ", ") + "]"
 }
 
 // quirkHelp lists the quirks, one line each, for --help.
@@ -179,9 +201,11 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	if err != nil {
 		return usageError{err}
 	}
-	level := slog.LevelWarn
+	// Quiet but not mute: controllers, refused Connects and errors by
+	// default; every connection and queue with -v.
+	level := slog.LevelInfo
 	if f.verbose {
-		level = slog.LevelInfo
+		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	tg, err := target.New(cfg, target.WithLogger(log))
@@ -200,7 +224,26 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 		}
 		defer stopCtl()
 	}
+	var metricsAddr string
+	if f.metrics != "" {
+		stopMetrics, addr, err := serveTargetMetrics(tg, f.metrics)
+		if err != nil {
+			tg.Close()
+			return err
+		}
+		defer stopMetrics()
+		metricsAddr = addr
+	}
 	printReach(stdout, tg)
+	if metricsAddr != "" {
+		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", metricsAddr)
+	}
+	if f.ctlSocket != "" {
+		fmt.Fprintf(stdout, "control socket %s\n  nvmftest target ctl --socket %s ports\n  nvmftest target stats --socket %s\n", f.ctlSocket, f.ctlSocket, f.ctlSocket)
+	}
+	if len(cfg.Subsystems) == 0 {
+		fmt.Fprintln(stderr, "nvmftest: warning: no subsystems configured; add them with nvmftest target ctl --socket "+f.ctlSocket+" add-subsystem nqn=NQN")
+	}
 	if f.readyCallback != nil {
 		f.readyCallback(tg)
 	}
@@ -211,7 +254,41 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	defer stop()
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down")
-	return tg.Close()
+	err = tg.Close()
+	printSummary(stdout, tg.Stats())
+	return err
+}
+
+// printSummary tells what the target served, when it stops.
+func printSummary(w io.Writer, st target.Stats) {
+	t := &st.Total
+	refused := uint64(0)
+	for _, n := range st.RefusedConnects {
+		refused += n
+	}
+	fmt.Fprintf(w, "served for %s: %d connection(s), %d association(s); %d I/O command(s) (%d read, %d write, %d other), %s read, %s written, %d error(s); %d refused connect(s)",
+		st.Uptime, st.Accepted, st.Associations, t.Commands(), t.Reads, t.Writes, t.Others,
+		humanize.IBytes(t.BytesRead), humanize.IBytes(t.BytesWritten), t.Errors, refused)
+	if refused > 0 {
+		fmt.Fprintf(w, " (%s)", reasonList(st.RefusedConnects))
+	}
+	fmt.Fprintln(w)
+}
+
+// reasonList writes counts by reason, most first: "unknown subsystem: 3, ...".
+func reasonList(m map[string]uint64) string {
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return cmp.Compare(m[b], m[a])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
 }
 
 // printReach tells how to connect to the running target.
@@ -225,16 +302,13 @@ func printReach(w io.Writer, tg *target.Target) {
 			hosts = fmt.Sprintf("%d allowed host(s)", len(s.Hosts))
 		}
 		fmt.Fprintf(w, "subsystem %s (%s)\n", s.NQN, hosts)
-		for _, ns := range s.Namespaces {
+		// The namespaces as served, with the NSIDs those without one got.
+		for _, ns := range tg.Namespaces(s.NQN) {
 			bs := ns.BlockSize
 			if bs == 0 {
 				bs = 512
 			}
-			id := strconv.FormatUint(uint64(ns.NSID), 10)
-			if ns.NSID == 0 {
-				id = "(next free ID)"
-			}
-			desc := fmt.Sprintf("  namespace %s: %s %s, %d-byte blocks", id, ns.Backend, ns.Size, bs)
+			desc := fmt.Sprintf("  namespace %d: %s %s, %d-byte blocks", ns.NSID, ns.Backend, ns.Size, bs)
 			if ns.Path != "" {
 				desc += ", " + ns.Path
 			}
@@ -255,8 +329,19 @@ func printReach(w io.Writer, tg *target.Target) {
 				if len(s.Ports) > 0 && !containsPort(s.Ports, l.PortID) {
 					continue
 				}
-				fmt.Fprintf(w, "  nvme connect -t tcp -a %s -s %s -n %s\n", host, port, s.NQN)
-				fmt.Fprintf(w, "  nvmftest connect -t tcp -a %s -s %s -n %s\n", host, port, s.NQN)
+				// A host-restricted subsystem needs the host NQN
+				// given (-q): the host's default one is not allowed.
+				qs := []string{""}
+				if !s.AllowAnyHost && len(s.Hosts) > 0 {
+					qs = qs[:0]
+					for _, h := range s.Hosts {
+						qs = append(qs, " -q "+h)
+					}
+				}
+				for _, q := range qs {
+					fmt.Fprintf(w, "  nvme connect -t tcp -a %s -s %s -n %s%s\n", host, port, s.NQN, q)
+					fmt.Fprintf(w, "  nvmftest connect -t tcp -a %s -s %s -n %s%s\n", host, port, s.NQN, q)
+				}
 			}
 		}
 	}

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nvmftest/nvmftest/target"
 )
@@ -95,5 +99,62 @@ func TestTargetCmdServes(t *testing.T) {
 	want := "nvme connect -t tcp -a 127.0.0.1 -s " + port + " -n " + target.DefaultSubsystemNQN
 	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "nvme discover") {
 		t.Fatalf("output %q lacks %q", out.String(), want)
+	}
+}
+
+// TestTargetConfigTraps: review item 17. A subsystem's ports: restriction
+// is not dropped silently under --listen, the banner shows the NSID a
+// namespace gets and the -q a restricted subsystem needs, and a
+// configuration that serves no subsystem is refused unless subsystems can
+// be added through a control socket.
+func TestTargetConfigTraps(t *testing.T) {
+	dir := t.TempDir()
+	restricted := filepath.Join(dir, "restricted.yaml")
+	os.WriteFile(restricted, []byte(`listeners:
+  - address: 127.0.0.1:0
+  - address: 127.0.0.1:0
+subsystems:
+  - nqn: nqn.2014-08.io.nvmftest:restricted
+    allow_any_host: true
+    ports: [2]
+`), 0o644)
+	_, err := buildTargetConfig(&targetFlags{config: restricted, listen: []string{"127.0.0.1:0"}})
+	if err == nil || !strings.Contains(err.Error(), "ports: [2]") || !strings.Contains(err.Error(), "--listen") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("--config with ports: and --listen: %v, want one line refusing the combination", err)
+	}
+
+	empty := filepath.Join(dir, "empty.yaml")
+	os.WriteFile(empty, []byte("listeners:\n  - address: 127.0.0.1:0\n"), 0o644)
+	bounded, stop := context.WithTimeout(context.Background(), 5*time.Second) // started: a failure, not a hang
+	defer stop()
+	err = runTarget(bounded, io.Discard, io.Discard, &targetFlags{config: empty})
+	var ec interface{ ExitCode() int }
+	if err == nil || !strings.Contains(err.Error(), "no subsystems") || !errors.As(err, &ec) || ec.ExitCode() != 2 {
+		t.Errorf("config without subsystems: %v, want a usage error", err)
+	}
+
+	hosts := filepath.Join(dir, "hosts.yaml")
+	os.WriteFile(hosts, []byte(`listeners:
+  - address: 127.0.0.1:0
+subsystems:
+  - nqn: nqn.2014-08.io.nvmftest:locked
+    hosts: [nqn.2014-08.io.nvmftest:h1]
+    namespaces:
+      - {backend: mem, size: 1MiB}
+      - {nsid: 1, backend: mem, size: 1MiB}
+`), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &targetFlags{config: hosts, readyCallback: func(*target.Target) { cancel() }}
+	var out bytes.Buffer
+	if err := runTarget(ctx, &out, &out, f); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"namespace 2: mem 1MiB", "namespace 1: mem 1MiB", "-n nqn.2014-08.io.nvmftest:locked -q nqn.2014-08.io.nvmftest:h1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("banner lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "next free") {
+		t.Errorf("banner does not say which NSID:\n%s", out.String())
 	}
 }

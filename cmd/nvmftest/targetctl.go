@@ -27,17 +27,32 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/nvmftest/nvmftest/failover"
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
+	"github.com/nvmftest/nvmftest/target/metrics"
 )
 
 // ctlEnv names the environment variable that gives ctl its socket.
 const ctlEnv = "NVMFTEST_CTL_SOCKET"
+
+// ctlVerbs lists the verbs, for --help and for ctl without a verb.
+const ctlVerbs = `  set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
+  port-down         port=PORTID
+  port-up           port=PORTID
+  add-namespace     subnqn=NQN [nsid=N] [size=64MiB] [block_size=512] (no nsid: the lowest free one)
+  remove-namespace  subnqn=NQN nsid=N
+  resize-namespace  subnqn=NQN nsid=N size=SIZE (grow or shrink; hosts get a Namespace Attribute Changed event)
+  add-subsystem     nqn=NQN [allow_any_host=true] [hosts=NQN,...]
+  remove-subsystem  nqn=NQN
+  ports             (prints the ports, their state and ANA states as JSON)
+  stats             (prints per-controller, queue and namespace counters as JSON; "nvmftest target stats" shows a table)`
 
 type ctlRequest struct {
 	Verb string            `json:"verb"`
@@ -75,6 +90,10 @@ func serveTargetCtl(tg *target.Target, path string) (func(), error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(tg.Ports())
 	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(tg.Stats())
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() {
@@ -110,33 +129,32 @@ func newTargetCtlCmd() *cobra.Command {
 		Long: `Send one action to a running "nvmftest target --ctl-socket PATH".
 
 Verbs (the conformance suites' control contract):
-  set-ana-state     port=PORTID group=GRPID state=optimized|non-optimized|inaccessible|persistent-loss|change
-  port-down         port=PORTID
-  port-up           port=PORTID
-  add-namespace     subnqn=NQN [nsid=N] [size=64MiB] [block_size=512]
-  remove-namespace  subnqn=NQN nsid=N
-  resize-namespace  subnqn=NQN nsid=N size=SIZE (grow or shrink; hosts get a Namespace Attribute Changed event)
-  add-subsystem     nqn=NQN [allow_any_host=true] [hosts=NQN,...]
-  remove-subsystem  nqn=NQN
-  ports             (prints the ports, their state and ANA states as JSON)
+` + ctlVerbs + `
 
 Exit status 3 means the target does not support the verb, so
 "nvmftest target ctl --socket PATH" works as a --control command.`,
 		Example: `  nvmftest target --ctl-socket /tmp/t.sock &
   nvmftest target ctl --socket /tmp/t.sock set-ana-state port=1 group=1 state=inaccessible
   nvmftest target ctl --socket /tmp/t.sock port-down port=1`,
-		Args:         cobra.MinimumNArgs(1),
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				// A first try without a verb gets the verbs, not
+				// cobra's "requires at least 1 arg(s)".
+				return usageError{errors.New("no verb; the verbs are:\n" + ctlVerbs)}
+			}
 			if sock == "" {
 				sock = os.Getenv(ctlEnv)
 			}
 			if sock == "" {
 				return usagef("no control socket (use --socket PATH or %s)", ctlEnv)
 			}
+			if err := checkCtlSocket(sock); err != nil {
+				return err
+			}
 			c := ctlClient(sock)
-			if args[0] == "ports" {
-				resp, err := c.Get("http://target/v1/ports")
+			if args[0] == "ports" || args[0] == "stats" {
+				resp, err := c.Get("http://target/v1/" + args[0])
 				if err != nil {
 					return err
 				}
@@ -167,4 +185,159 @@ Exit status 3 means the target does not support the verb, so
 	}
 	cmd.Flags().StringVar(&sock, "socket", "", "control socket `PATH` of the running target (default $"+ctlEnv+")")
 	return cmd
+}
+
+// checkCtlSocket says, in one line, what to do when there is no control
+// socket at path (rather than an HTTP client's dial error).
+func checkCtlSocket(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return ctlExit{fmt.Errorf("no target control socket at %s: start the target with --ctl-socket %s", path, path), 1}
+	case err != nil:
+		return ctlExit{fmt.Errorf("target control socket %s: %v", path, err), 1}
+	case fi.Mode()&os.ModeSocket == 0:
+		return ctlExit{fmt.Errorf("%s is not a socket: start the target with --ctl-socket PATH and give that PATH", path), 1}
+	}
+	return nil
+}
+
+// serveTargetMetrics serves tg's Prometheus metrics on addr; it returns
+// a function that stops the server and the address it listens on.
+func serveTargetMetrics(tg *target.Target, addr string) (func(), string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler(tg))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, ln.Addr().String(), nil
+}
+
+// fetchStats reads the stats of the target serving the control socket.
+func fetchStats(sock string) (target.Stats, []byte, error) {
+	var st target.Stats
+	if err := checkCtlSocket(sock); err != nil {
+		return st, nil, err
+	}
+	resp, err := ctlClient(sock).Get("http://target/v1/stats")
+	if err != nil {
+		return st, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return st, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, nil, ctlExit{fmt.Errorf("stats: %s", strings.TrimSpace(string(raw))), 1}
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return st, nil, fmt.Errorf("stats: %v", err)
+	}
+	return st, raw, nil
+}
+
+func newTargetStatsCmd() *cobra.Command {
+	var sock, format string
+	cmd := &cobra.Command{
+		Use:   "stats",
+		Short: "Show a running nvmftest target's counters: controllers, queues, namespaces",
+		Long: `Show what a running "nvmftest target --ctl-socket PATH" has served: per
+namespace (since the target started), per live controller and I/O queue:
+commands, bytes, errors by status and latency percentiles; refused
+connects by reason. -o json prints the control socket's stats as they are.`,
+		Example: `  nvmftest target stats --socket /tmp/t.sock
+  nvmftest target stats --socket /tmp/t.sock -o json`,
+		Args:         cobra.NoArgs,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if sock == "" {
+				sock = os.Getenv(ctlEnv)
+			}
+			if sock == "" {
+				return usagef("no control socket (use --socket PATH or %s)", ctlEnv)
+			}
+			if format != "table" && format != "json" {
+				return usagef("-o %q: use table or json", format)
+			}
+			st, raw, err := fetchStats(sock)
+			if err != nil {
+				return err
+			}
+			if format == "json" {
+				_, err := cmd.OutOrStdout().Write(raw)
+				return err
+			}
+			writeStatsTable(cmd.OutOrStdout(), &st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&sock, "socket", "", "control socket `PATH` of the running target (default $"+ctlEnv+")")
+	cmd.Flags().StringVarP(&format, "output", "o", "table", "output `FORMAT`: table or json")
+	return cmd
+}
+
+// writeStatsTable prints stats for people.
+func writeStatsTable(w io.Writer, st *target.Stats) {
+	fmt.Fprintf(w, "up %s; %d connection(s) open, %d accepted; %d association(s) served, %d I/O controller(s) live\n",
+		st.Uptime, st.Connections, st.Accepted, st.Associations, len(st.Controllers))
+	refused := uint64(0)
+	for _, n := range st.RefusedConnects {
+		refused += n
+	}
+	if refused > 0 {
+		fmt.Fprintf(w, "refused connects: %s\n", reasonList(st.RefusedConnects))
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "\tREADS\tWRITES\tOTHER\tREAD\tWRITTEN\tERRORS\tREAD p50/p99 µs\tWRITE p50/p99 µs\t"
+	row := func(name string, s *target.IOStats) {
+		lat := func(op string) string {
+			l, ok := s.Latency[op]
+			if !ok {
+				return "-"
+			}
+			return fmt.Sprintf("%d/%d", l.P50Us, l.P99Us)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t\n", name, s.Reads, s.Writes, s.Others,
+			humanize.IBytes(s.BytesRead), humanize.IBytes(s.BytesWritten), s.Errors, lat("read"), lat("write"))
+	}
+	fmt.Fprintln(tw, "NAMESPACE"+header)
+	for _, s := range st.Subsystems {
+		for _, n := range s.Namespaces {
+			row(fmt.Sprintf("%s/%d", s.NQN, n.NSID), &n.IOStats)
+		}
+	}
+	row("total", &st.Total)
+	tw.Flush()
+	if len(st.Controllers) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "CONTROLLER / QUEUE"+header)
+		for _, c := range st.Controllers {
+			row(fmt.Sprintf("cntlid %d %s %s from %s", c.CNTLID, c.Subsystem, c.Host, c.Remote), &c.IOStats)
+			for _, q := range c.Queues {
+				row(fmt.Sprintf("qid %d", q.QID), &q.IOStats)
+			}
+		}
+		tw.Flush()
+	}
+	var errs []string
+	for _, s := range st.Subsystems {
+		for _, n := range s.Namespaces {
+			if len(n.ErrorsByStatus) > 0 {
+				errs = append(errs, fmt.Sprintf("  %s/%d: %s", s.NQN, n.NSID, reasonList(n.ErrorsByStatus)))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(w, "\nerrors by status:")
+		fmt.Fprintln(w, strings.Join(errs, "\n"))
+	}
 }

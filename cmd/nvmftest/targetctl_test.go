@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nvmftest/nvmftest/nvme"
@@ -64,4 +66,75 @@ func TestTargetCtl(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTargetCtlFirstUse: what a first user of target ctl meets (review
+// item 12): add-namespace without nsid picks the next free NSID, ctl with
+// no verb lists the verbs, a socket that is not there says how to start
+// the target with one, and the banner names the control socket.
+func TestTargetCtlFirstUse(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "ctl.sock")
+	f := &targetFlags{listen: []string{"127.0.0.1:0"}, ns: []string{"mem:4MiB"}, ctlSocket: sock}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	ready := make(chan *target.Target, 1)
+	f.readyCallback = func(tg *target.Target) { ready <- tg }
+	var tout syncBuffer
+	go func() { done <- runTarget(ctx, &tout, &tout, f) }()
+	tg := <-ready
+	if !strings.Contains(tout.String(), "control socket "+sock) {
+		t.Errorf("banner does not name the control socket:\n%s", tout.String())
+	}
+	ctl := func(args ...string) (int, string) {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"target", "ctl"}, args...), nil, &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := ctl("--socket", sock, "add-namespace", "subnqn="+target.DefaultSubsystemNQN, "size=1MiB"); code != 0 {
+		t.Fatalf("add-namespace without nsid: %d %s", code, out)
+	}
+	if code, out := ctl("--socket", sock, "add-namespace", "subnqn="+target.DefaultSubsystemNQN, "size=1MiB"); code != 0 {
+		t.Fatalf("second add-namespace without nsid: %d %s", code, out)
+	}
+	var ids []uint32
+	for _, ns := range tg.Namespaces(target.DefaultSubsystemNQN) {
+		ids = append(ids, ns.NSID)
+	}
+	if fmt.Sprint(ids) != "[1 2 3]" {
+		t.Errorf("namespaces %v after two add-namespace without nsid, want [1 2 3]", ids)
+	}
+	code, out := ctl("--socket", sock)
+	if code != 2 || !strings.Contains(out, "set-ana-state") || !strings.Contains(out, "add-namespace") || strings.Contains(out, "requires at least") {
+		t.Errorf("ctl with no verb: %d %q, want the verbs listed and exit 2", code, out)
+	}
+	missing := filepath.Join(t.TempDir(), "nonexist.sock")
+	code, out = ctl("--socket", missing, "ports")
+	want := "no target control socket at " + missing + ": start the target with --ctl-socket " + missing
+	if code == 0 || !strings.Contains(out, want) || strings.Contains(out, "http://") {
+		t.Errorf("missing socket: %d %q, want %q", code, out, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer the target's goroutines may write while a
+// test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
