@@ -124,7 +124,7 @@ func newPlot(title, x, y string) *plot.Plot {
 		&p.X.Tick.Label, &p.Y.Tick.Label, &p.Legend.TextStyle} {
 		setFont(s)
 	}
-	p.Y.Tick.Marker = plainTicks{}
+	p.Y.Tick.Marker = plainTicks
 	p.Add(plotter.NewGrid())
 	return p
 }
@@ -134,51 +134,34 @@ func newPlot(title, x, y string) *plot.Plot {
 func newTimePlot(title, y string) *plot.Plot {
 	p := newPlot(title, "time (s)", y)
 	p.X.Min = 0
-	p.X.Tick.Marker = plainTicks{}
+	p.X.Tick.Marker = plainTicks
 	return p
 }
 
-// plainTicks are gonum's default ticks labelled without trailing zeros
-// (50000, not 50000.00).
-type plainTicks struct{}
+// labelTicks are gonum's default ticks with each label written by the
+// function: numbers as people read them rather than gonum's %g.
+type labelTicks func(float64) string
 
-func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+func (l labelTicks) Ticks(lo, hi float64) []plot.Tick {
 	t := plot.DefaultTicks{}.Ticks(lo, hi)
 	for i := range t {
 		if t[i].Label != "" {
-			t[i].Label = strconv.FormatFloat(t[i].Value, 'f', -1, 32) // float32: 0.3, not 0.30000000000000004
+			// float32: 0.3, not 0.30000000000000004.
+			t[i].Label = l(float64(float32(t[i].Value)))
 		}
 	}
 	return t
 }
 
-// siTicks are gonum's default ticks labelled with SI suffixes, as people
-// read IOPS: 500k, 1M, 1.5M (not 500000).
-type siTicks struct{}
-
-func (siTicks) Ticks(lo, hi float64) []plot.Tick {
-	t := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i := range t {
-		if t[i].Label != "" {
-			t[i].Label = fmtSI(float64(float32(t[i].Value)))
-		}
-	}
-	return t
-}
-
-// latencyTicks label an axis of latencies in µs with the unit that reads
-// best at each tick: 250 µs, 1.5 ms.
-type latencyTicks struct{}
-
-func (latencyTicks) Ticks(lo, hi float64) []plot.Tick {
-	t := plot.DefaultTicks{}.Ticks(lo, hi)
-	for i := range t {
-		if t[i].Label != "" {
-			t[i].Label = fmtLatTick(float64(float32(t[i].Value)))
-		}
-	}
-	return t
-}
+var (
+	// plainTicks: without trailing zeros (50000, not 50000.00).
+	plainTicks = labelTicks(func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 32) })
+	// siTicks: SI suffixes, as people read IOPS (500k, 1M, 1.5M).
+	siTicks = labelTicks(fmtSI)
+	// latencyTicks: latencies in µs with the unit that reads best at
+	// each tick (250 µs, 1.5 ms).
+	latencyTicks = labelTicks(fmtLatTick)
+)
 
 // yFrom0 puts the y axis at 0 .. a little above ymax, so the highest point
 // does not sit on the frame.
@@ -232,7 +215,7 @@ func percentileLabel(k int) string {
 // distribution against 1/(1-p) on a log axis.
 func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newPlot("Latency by percentile", "percentile", "latency")
-	p.Y.Tick.Marker = latencyTicks{}
+	p.Y.Tick.Marker = latencyTicks
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = percentileTicks{}
 	hi := 10.0
@@ -258,7 +241,7 @@ func latencyDistributionPlot(bench []BenchSummary) (*plot.Plot, error) {
 // iopsPlot plots IOPS over time.
 func iopsPlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newTimePlot("IOPS over time", "IOPS")
-	p.Y.Tick.Marker = siTicks{}
+	p.Y.Tick.Marker = siTicks
 	ymax := 0.0
 	for i, b := range bench {
 		var pts plotter.XYs
@@ -287,7 +270,7 @@ func wholeIntervals(series []SeriesPoint) []SeriesPoint {
 // latencyOverTimePlot plots p50 (solid) and p99 (dashed) over time.
 func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
 	p := newTimePlot("Latency over time (p50 solid, p99 dashed)", "latency")
-	p.Y.Tick.Marker = latencyTicks{}
+	p.Y.Tick.Marker = latencyTicks
 	ymax := 0.0
 	for i, b := range bench {
 		var p50, p99 plotter.XYs
@@ -321,7 +304,7 @@ func latencyOverTimePlot(bench []BenchSummary) (*plot.Plot, error) {
 // millisecond) share one label, "6–9", numbered as in the timeline table.
 func failoverPlot(rep *failover.Report) (*plot.Plot, error) {
 	p := newTimePlot("Per-path IOPS, "+rep.Scenario, "IOPS")
-	p.Y.Tick.Marker = siTicks{}
+	p.Y.Tick.Marker = siTicks
 	npaths := len(rep.Paths)
 	ymax := 1.0
 	xmax := 0.0
