@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"os/exec"
@@ -54,14 +53,8 @@ func TestFailoverExternalWithControl(t *testing.T) {
 	}
 	sock := filepath.Join(dir, "ctl.sock")
 	f := &targetFlags{listen: []string{"127.0.0.1:0", "127.0.0.1:0"}, ns: []string{"mem:64MiB"}, ctlSocket: sock}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan *target.Target, 1)
-	done := make(chan error, 1)
-	f.readyCallback = func(tg *target.Target) { ready <- tg }
-	var tout bytes.Buffer
-	go func() { done <- runTarget(ctx, &tout, &tout, f) }()
-	tg := <-ready
+	rt := startTarget(t, f)
+	tg := rt.tg
 	a1, a2 := tg.Addrs()[0].(*net.TCPAddr), tg.Addrs()[1].String()
 	var out, errb bytes.Buffer
 	code := run([]string{"failover", "--scenario", "ana-transition", "-a", a1.IP.String(), "-s", strconv.Itoa(a1.Port),
@@ -73,8 +66,7 @@ func TestFailoverExternalWithControl(t *testing.T) {
 	if st, _ := tg.ANAState(2, 1); st != nvme.ANAOptimized {
 		t.Errorf("port 2 left in ANA state %#x", st)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := rt.stop(); err != nil {
 		t.Fatal(err)
 	}
 }

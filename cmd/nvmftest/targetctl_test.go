@@ -16,14 +16,8 @@ import (
 func TestTargetCtl(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	f := &targetFlags{listen: []string{"127.0.0.1:0", "127.0.0.1:0"}, ns: []string{"mem:4MiB"}, ctlSocket: sock}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	ready := make(chan *target.Target, 1)
-	f.readyCallback = func(tg *target.Target) { ready <- tg }
-	var tout bytes.Buffer
-	go func() { done <- runTarget(ctx, &tout, &tout, f) }()
-	tg := <-ready
+	rt := startTarget(t, f)
+	tg := rt.tg
 	ctl := func(args ...string) (int, string) {
 		var out, errb bytes.Buffer
 		code := run(append([]string{"target", "ctl", "--socket", sock}, args...), nil, &out, &errb)
@@ -62,8 +56,7 @@ func TestTargetCtl(t *testing.T) {
 	if code, _ := ctl("port-down", "nokv"); code != 2 {
 		t.Fatalf("bad argument exit %d, want 2", code)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := rt.stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -75,14 +68,8 @@ func TestTargetCtl(t *testing.T) {
 func TestTargetCtlFirstUse(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	f := &targetFlags{listen: []string{"127.0.0.1:0"}, ns: []string{"mem:4MiB"}, ctlSocket: sock}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	ready := make(chan *target.Target, 1)
-	f.readyCallback = func(tg *target.Target) { ready <- tg }
-	var tout syncBuffer
-	go func() { done <- runTarget(ctx, &tout, &tout, f) }()
-	tg := <-ready
+	rt := startTarget(t, f)
+	tg, tout := rt.tg, rt.out
 	if !strings.Contains(tout.String(), "control socket "+sock) {
 		t.Errorf("banner does not name the control socket:\n%s", tout.String())
 	}
@@ -114,8 +101,7 @@ func TestTargetCtlFirstUse(t *testing.T) {
 	if code == 0 || !strings.Contains(out, want) || strings.Contains(out, "http://") {
 		t.Errorf("missing socket: %d %q, want %q", code, out, want)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := rt.stop(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -137,4 +123,36 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// runningTarget is `nvmftest target` with f, running inside the test.
+type runningTarget struct {
+	tg   *target.Target
+	out  *syncBuffer // its console: banner, logs, shutdown summary
+	stop func() error
+}
+
+// startTarget runs the target command with f until stop (or the test's
+// end); stop returns what runTarget returned.
+func startTarget(t *testing.T, f *targetFlags) *runningTarget {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan *target.Target, 1)
+	f.readyCallback = func(tg *target.Target) { ready <- tg }
+	rt := &runningTarget{out: &syncBuffer{}}
+	go func() { done <- runTarget(ctx, rt.out, rt.out, f) }()
+	var once sync.Once
+	var err error
+	rt.stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = rt.stop() })
+	select {
+	case rt.tg = <-ready:
+	case err := <-done:
+		t.Fatalf("target did not start: %v\n%s", err, rt.out.String())
+	}
+	return rt
 }

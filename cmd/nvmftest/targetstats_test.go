@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
@@ -25,14 +24,8 @@ import (
 func TestTargetStatsMetricsSummary(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
 	f := &targetFlags{listen: []string{"127.0.0.1:0"}, ns: []string{"mem:4MiB"}, ctlSocket: sock, metrics: "127.0.0.1:0"}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	ready := make(chan *target.Target, 1)
-	f.readyCallback = func(tg *target.Target) { ready <- tg }
-	var tout syncBuffer
-	go func() { done <- runTarget(ctx, &tout, &tout, f) }()
-	tg := <-ready
+	rt := startTarget(t, f)
+	tg, tout := rt.tg, rt.out
 	h, p, _ := net.SplitHostPort(tg.Addrs()[0].String())
 	withNQN := []string{"-t", "tcp", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN}
 
@@ -124,8 +117,7 @@ func TestTargetStatsMetricsSummary(t *testing.T) {
 		t.Errorf("latency is %v, want a histogram", fams["nvmftest_target_latency_seconds"].GetType())
 	}
 
-	cancel()
-	if err := <-done; err != nil {
+	if err := rt.stop(); err != nil {
 		t.Fatal(err)
 	}
 	summary := tout.String()
