@@ -48,6 +48,8 @@ type connFlags struct {
 	tos        int              // -T: IP type of service
 	ctrlLoss   int              // -l: accepted; no host command reconnects
 	reconnect  int              // -c: accepted; no host command reconnects
+	sqflowOff  bool             // -d: Connect I/O queues with SQ flow control disabled
+	duplicate  bool             // -D: accepted; every command makes its own association
 	fs         *pflag.FlagSet   // to tell a flag given from its default
 
 	defPort  string
@@ -92,7 +94,9 @@ func addConnFlags(c *cobra.Command, f *connFlags) {
 	if f.ioQueues {
 		fs.IntVarP(&f.nrIO, "nr-io-queues", "i", 0, "number of I/O queues (default: number of CPUs for connect, 1 otherwise)")
 		fs.IntVarP(&f.queueSize, "queue-size", "Q", initiator.DefaultQueueSize, "I/O queue size")
+		fs.BoolVarP(&f.sqflowOff, "disable-sqflow", shortFree(fs, "d"), false, "ask to disable SQ flow control on the I/O queues (Connect CATTR bit 2; the controller may refuse)")
 	}
+	fs.BoolVarP(&f.duplicate, "duplicate-connect", shortFree(fs, "D"), false, "accepted for nvme-cli scripts: every nvmftest command makes an association of its own anyway")
 	fs.DurationVar(&f.timeout, "timeout", initiator.DefaultTimeout, "command timeout")
 	fs.DurationVar(&f.connTmo, "connect-timeout", 0, fmt.Sprintf("time limit of each TCP connect to the target, for a host that drops SYNs (default %v, or --timeout if shorter)", initiator.DefaultConnectTimeout))
 	fs.StringVarP(&f.output, "output-format", "o", "normal", "output format: normal or json")
@@ -191,6 +195,8 @@ func (f *connFlags) options(defaultIO int) initiator.Options {
 		HostTraddr:       f.hostTraddr,
 		HostIface:        f.hostIface,
 		TOS:              f.tos,
+
+		DisableSQFlowControl: f.sqflowOff,
 	}
 	if f.hostid != "" {
 		o.HostID, _ = initiator.ParseHostID(f.hostid)

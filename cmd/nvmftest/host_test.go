@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nvmftest/nvmftest/target"
 	"github.com/nvmftest/nvmftest/target/targettest"
 )
@@ -166,5 +168,19 @@ func TestDemoCommand(t *testing.T) {
 		if code != 2 || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and one line", args, code, stderr)
 		}
+	}
+}
+
+// TestNVMeCLIConnectFlags: nvme-cli's -d (disable SQ flow control) reaches
+// the Connect of every I/O queue, and -D is accepted where scripts pass it.
+func TestNVMeCLIConnectFlags(t *testing.T) {
+	c := &cobra.Command{Use: "x"}
+	f := &connFlags{defPort: "4420", ioQueues: true}
+	addConnFlags(c, f)
+	if err := c.Flags().Parse([]string{"-a", "127.0.0.1", "-n", "nqn.x", "-d", "-D"}); err != nil {
+		t.Fatal(err)
+	}
+	if o := f.options(1); !o.DisableSQFlowControl {
+		t.Error("-d did not ask for SQ flow control disabled")
 	}
 }
