@@ -46,8 +46,19 @@ type fioArg struct{ name, val string }
 // as fio reads its command line.
 type fioFlag struct {
 	name string
+	bool bool // may be given bare (--time_based)
 	args *[]fioArg
 	last string
+}
+
+// fioArgNames name the value a numeric fio option takes in --help
+// (--iodepth int, not --iodepth string); options absent take text.
+var fioArgNames = map[string]string{
+	"iodepth": "int", "numjobs": "int", "rwmixread": "int", "rwmixwrite": "int", "loops": "int",
+	"number_ios": "int", "thinktime_blocks": "int", "log_avg_msec": "int", "randseed": "int",
+	"bs": "size", "blocksize": "size", "size": "size", "offset": "size", "io_size": "size", "io_limit": "size",
+	"runtime": "time", "timeout": "time", "ramp_time": "time", "startdelay": "time", "thinktime": "time",
+	"rate": "bytes/s", "rate_iops": "iops",
 }
 
 func (v *fioFlag) Set(s string) error {
@@ -56,7 +67,15 @@ func (v *fioFlag) Set(s string) error {
 	return nil
 }
 func (v *fioFlag) String() string { return v.last }
-func (v *fioFlag) Type() string   { return "string" }
+func (v *fioFlag) Type() string {
+	if v.bool {
+		return "bool" // help shows --time_based[=1]
+	}
+	if a, ok := fioArgNames[v.name]; ok {
+		return a
+	}
+	return "string"
+}
 
 // addFioFlags adds a flag for every fio option loadgen takes (aliases
 // included) and for those it accepts without effect. Names nvmftest
@@ -68,7 +87,7 @@ func addFioFlags(c *cobra.Command, f *benchFlags) {
 		if fs.Lookup(name) != nil {
 			return
 		}
-		fs.Var(&fioFlag{name: name, args: &f.fio}, name, usage)
+		fs.Var(&fioFlag{name: name, args: &f.fio, bool: isBool}, name, usage)
 		if isBool {
 			fs.Lookup(name).NoOptDefVal = "1"
 		}

@@ -181,3 +181,14 @@ func TestBenchProgressSumsPhases(t *testing.T) {
 		t.Errorf("benchProgress with a job of no runtime = %q", got)
 	}
 }
+
+// TestBenchHelpNamesValueTypes: numeric fio flags say what they take
+// (review item 14: every fio flag showed "string").
+func TestBenchHelpNamesValueTypes(t *testing.T) {
+	_, out, _ := runCLI(t, "", "bench", "--help")
+	for _, want := range []string{"--iodepth int", "--bs size", "--runtime time", "--time_based[=1]"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench --help lacks %q", want)
+		}
+	}
+}
