@@ -110,6 +110,11 @@ type Requirement struct {
 	// Text quotes the governing words of the specification (a few words,
 	// enough to find the sentence).
 	Text string `json:"text,omitempty"`
+	// Statements are the IDs of the normative statements the check
+	// enforces, in the scheme of the spec-coverage inventory: T-<NVMe/TCP
+	// section>-NN and B-<Base section or figure>-NN (e.g. "B-6.3-16",
+	// "T-3.5.1-02"); `conform --matrix` is built from them.
+	Statements []string `json:"statements,omitempty"`
 	// Unfailable, when not empty, says why no reference-target quirk or
 	// fault injection can make this check fail (the sensitivity test
 	// holds every other check to failing on some deviation).
