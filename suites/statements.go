@@ -331,11 +331,19 @@ func derive(s Statement, checks []string) Coverage {
 }
 
 func naReason(s Statement) string {
+	// The inventory's notes say "NT: why"; the reason says it in words.
+	nt := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(s.Note, "NT"), ":"))
+	if nt == "." {
+		nt = ""
+	}
 	switch s.Status {
 	case StTLS:
-		return "TLS is not implemented: " + orNone(s.Note)
+		if strings.HasPrefix(s.Note, "NT") {
+			return withWhy("TLS is not implemented, and this is not observable by a host-side test", nt)
+		}
+		return withWhy("TLS is not implemented", s.Note)
 	case StNT:
-		return "not observable by a host-side test: " + s.Note
+		return withWhy("not observable by a host-side test", nt)
 	case StNA:
 		return "cannot arise over NVMe/TCP: " + s.Note
 	case StHost:
@@ -346,11 +354,11 @@ func naReason(s Statement) string {
 	return s.Note
 }
 
-func orNone(s string) string {
-	if s == "" {
-		return "no check"
+func withWhy(what, why string) string {
+	if why == "" {
+		return what
 	}
-	return s
+	return what + ": " + why
 }
 
 // contradictions are the inventory's contradicting checks that still do
