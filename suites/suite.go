@@ -145,6 +145,7 @@ func register(r Requirement) Requirement {
 		panic(fmt.Sprintf("suites: requirement %s is %s but its keyword %q makes it %s", r.ID, r.Level, r.Keyword, lvl))
 	}
 	r.Level = lvl
+	r.Statements = mergeStatements(r.Statements, existingStatements[r.ID])
 	switch r.Binds {
 	case Controller, Both:
 	default:

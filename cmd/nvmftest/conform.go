@@ -50,6 +50,7 @@ func newConformCmd() *cobra.Command {
 		strict, list                                     bool
 		listFormat                                       string
 	)
+	var matrix matrixFlags
 	c := &cobra.Command{
 		Use:   "conform -t tcp -a ADDR -s PORT -n SUBNQN",
 		Short: "Check an NVMe/TCP target against the specifications, requirement by requirement",
@@ -85,6 +86,9 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 			out := cmd.OutOrStdout()
 			if list || cmd.Flags().Changed("list-format") {
 				return listRequirements(out, listFormat)
+			}
+			if matrix.on || cmd.Flags().Changed("output-format") {
+				return matrix.write(out)
 			}
 			if transport != "tcp" {
 				return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
@@ -214,6 +218,7 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 	fs.BoolVar(&strict, "strict", false, "fail (exit 1) on recommended and optional failures too")
 	fs.BoolVar(&list, "list", false, "list every requirement (ID, level, keyword, whom it binds, section, title) and exit")
 	fs.StringVar(&listFormat, "list-format", "text", "with --list: text or markdown (the traceability table)")
+	matrix.register(fs)
 	return c
 }
 
