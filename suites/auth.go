@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 
@@ -168,15 +169,17 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Title:      "on an admin queue whose Connect response set AUTHREQ.ATR, a Property Get before authentication fails with Authentication Required (01/91), and an Identify with Authentication Required or, the controller being disabled, Command Sequence Error"}, func(ctx context.Context, s *Spec) {
 			r, _ := s.authAdmin(ctx)
 			_, _, err := r.Command(nvme.PropertyGetCmd(0, nvme.PropCAP, true), nil)
-			s.Conform("Property Get CAP: "+Outcome(err), "Property Get CAP: "+stAuthRequired)
+			prop := Outcome(err)
 			// Identify falls under two rules at once: the gate, and "A
 			// disabled controller shall abort all commands other than
 			// Fabrics commands on the Admin Queue with a status code of
 			// Command Sequence Error" (3.3.2.3); either status obeys one.
 			_, _, err = r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)
-			if obs := Outcome(err); obs != stSeqError {
-				s.Conform("Identify: "+obs, "Identify: "+stAuthRequired)
+			id, wantID := Outcome(err), stAuthRequired
+			if id == stSeqError {
+				wantID = stSeqError
 			}
+			s.Conform("Property Get CAP: "+prop+"; Identify: "+id, "Property Get CAP: "+stAuthRequired+"; Identify: "+wantID)
 		})
 		Check(Requirement{ID: "FAB-AUTH-002", Section: secQueueState, Keyword: Shall, Binds: Controller,
 			Statements: []string{"B-3.3.2.3-01"},
@@ -200,10 +203,9 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Title:      "after DH-HMAC-CHAP has succeeded on an admin queue, an Authentication Send (AUTH_Negotiate) and an Authentication Receive there fail with Command Sequence Error (00/0C)"}, func(ctx context.Context, s *Spec) {
 			r, _ := s.authAdmin(ctx)
 			s.authenticate(r, 0)
-			err := authCmd(r, true, nvme.AuthSECPDHCHAP, negotiate(), 0)
-			s.Conform("Authentication Send: "+Outcome(err), "Authentication Send: "+stSeqError)
-			err = authCmd(r, false, nvme.AuthSECPDHCHAP, nil, 4096)
-			s.Conform("Authentication Receive: "+Outcome(err), "Authentication Receive: "+stSeqError)
+			snd := Outcome(authCmd(r, true, nvme.AuthSECPDHCHAP, negotiate(), 0))
+			rcv := Outcome(authCmd(r, false, nvme.AuthSECPDHCHAP, nil, 4096))
+			s.Conform("Authentication Send: "+snd+"; Authentication Receive: "+rcv, "Authentication Send: "+stSeqError+"; Authentication Receive: "+stSeqError)
 		})
 		// "Invalid Parameter indicated" is SPC-5's wording, carried over
 		// from Security Send/Receive; NVMe's status for an invalid field
@@ -260,10 +262,13 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Statements: []string{"B-6.3-17"},
 			Text:       "The Controller shall abort a Connect command with a status code of Connect Invalid Parameters if: ... the host specifies a Controller ID value in the range FFF0h to FFFDh",
 			Title:      "admin Connects with CNTLID FFF0h, FFF7h and FFFDh each fail 01/82 with IATTR 1 and IPO 16 (CNTLID)"}, func(ctx context.Context, s *Spec) {
+			var obs, want []string
 			for _, id := range []uint16{0xFFF0, 0xFFF7, 0xFFFD} {
 				cqe, err := s.connect(s.Raw(ctx, plainIC), connectArgs{SQSIZE: 31, CNTLID: id})
-				s.Conform(fmt.Sprintf("CNTLID %#x: %s", id, ConnectOutcome(cqe, err)), fmt.Sprintf("CNTLID %#x: %s", id, invalidParam(true, nvme.ConnectDataOffCNTLID)))
+				obs = append(obs, fmt.Sprintf("CNTLID %#x: %s", id, ConnectOutcome(cqe, err)))
+				want = append(want, fmt.Sprintf("CNTLID %#x: %s", id, invalidParam(true, nvme.ConnectDataOffCNTLID)))
 			}
+			s.Conform(strings.Join(obs, "; "), strings.Join(want, "; "))
 		})
 		Check(Requirement{ID: "FAB-FCTYPE-001", Section: secFabricsSQE, Keyword: Shall, Binds: Controller,
 			Statements: []string{"B-F94-01"},
@@ -272,6 +277,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			r := s.Raw(ctx, plainIC)
 			_, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1})
 			s.Must(err, "admin Connect")
+			var obs, want []string
 			for _, ft := range []uint8{0x02, 0x07} {
 				// Fig. 541 lists 00h, 01h, 04h, 05h, 06h and 08h, and C0h
 				// to FFh as vendor specific: "Fabrics Command Types not
@@ -279,8 +285,10 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 				sqe := nvme.DisconnectCmd(0)
 				sqe.NSID = sqe.NSID&^0xFF | uint32(ft)
 				_, _, err := r.Command(sqe, nil)
-				s.Conform(fmt.Sprintf("FCTYPE %#02x: %s", ft, Outcome(err)), fmt.Sprintf("FCTYPE %#02x: %s", ft, stInvalidField))
+				obs = append(obs, fmt.Sprintf("FCTYPE %#02x: %s", ft, Outcome(err)))
+				want = append(want, fmt.Sprintf("FCTYPE %#02x: %s", ft, stInvalidField))
 			}
+			s.Conform(strings.Join(obs, "; "), strings.Join(want, "; "))
 		})
 	})
 
