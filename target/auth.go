@@ -125,7 +125,7 @@ func (q *queue) authRequired(hostnqn string, sub *subsystem) uint32 {
 }
 
 // authPending reports that the queue must authenticate before commands
-// other than Authentication Send/Receive and Disconnect.
+// other than Authentication Send/Receive (NVMe Base 2.2 3.3.2.3).
 func (q *queue) authPending() bool {
 	return q.auth != nil && !q.auth.done && !q.t.quirks.authGateOpen
 }

@@ -1269,6 +1269,10 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 			// controller has only its Admin Queue).
 			return nvme.StatusInvalidQueueType
 		}
+		if q.authPending() {
+			// 3.3.2.3: all commands but the authentication ones.
+			return nvme.StatusAuthenticationRequired
+		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.FabricsAuthSend, nvme.FabricsAuthReceive:
 		return q.prepareAuth(c, inLen)
