@@ -91,6 +91,12 @@ func Run(ctx context.Context, out io.Writer, o Options) (string, error) {
 	// 1. Target.
 	cfg := target.DefaultConfig()
 	cfg.Listeners = []target.ListenerConfig{{Address: o.Address, PortID: 1, Serve: target.ServeAll}}
+	// A subsystem that authenticates one host (DH-HMAC-CHAP), so the
+	// conformance run's FAB-AUTH checks have a gate to try.
+	authKey := nvme.NewDHCHAPKey(nvme.HashSHA256).String()
+	cfg.Subsystems = append(cfg.Subsystems, target.SubsystemConfig{NQN: demoAuthNQN, AllowAnyHost: true,
+		Namespaces: []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "1GiB"}}})
+	cfg.DHCHAP = append(cfg.DHCHAP, target.DHCHAPHost{HostNQN: demoAuthHost, Key: authKey})
 	tgt, err := target.New(cfg)
 	if err != nil {
 		return dir, step.fail("start target", err)
@@ -170,7 +176,7 @@ func Run(ctx context.Context, out io.Writer, o Options) (string, error) {
 	fmt.Fprintf(out, "      packet trace of steps 2-5: %s (tshark -r FILE -d tcp.port==%s,nvme-tcp; in Wireshark, Decode As NVMe/TCP)\n", filepath.Join(dir, smokeTrace), port)
 
 	// 6. Conformance.
-	sum, err := conformance(ctx, out, tgt, addr, subnqn, filepath.Join(dir, "conformance"))
+	sum, err := conformance(ctx, out, tgt, addr, subnqn, authKey, filepath.Join(dir, "conformance"))
 	if err != nil {
 		return dir, step.fail("conformance", err)
 	}
@@ -229,10 +235,16 @@ func Run(ctx context.Context, out io.Writer, o Options) (string, error) {
 	return dir, nil
 }
 
+// The demo target's subsystem that requires DH-HMAC-CHAP of one host.
+const (
+	demoAuthNQN  = "nqn.2014-08.io.nvmftest:auth"
+	demoAuthHost = "nqn.2014-08.io.nvmftest:auth-host"
+)
+
 // conformance runs every check against the demo's target, with the
 // reference control so the checks that change the target run too. Each
 // check's line goes to conformance.txt; out gets a line per area.
-func conformance(ctx context.Context, out io.Writer, tgt *target.Target, addr, subnqn, dir string) (suites.Summary, error) {
+func conformance(ctx context.Context, out io.Writer, tgt *target.Target, addr, subnqn, authKey, dir string) (suites.Summary, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return suites.Summary{}, err
 	}
@@ -242,7 +254,8 @@ func conformance(ctx context.Context, out io.Writer, tgt *target.Target, addr, s
 	}
 	defer log.Close()
 	p := &progress{out: out, log: log}
-	cfg := suites.Config{Address: addr, SubNQN: subnqn, WritableNSID: 1, Control: suites.ReferenceControl{T: tgt}}
+	cfg := suites.Config{Address: addr, SubNQN: subnqn, WritableNSID: 1, Control: suites.ReferenceControl{T: tgt},
+		AuthSubNQN: demoAuthNQN, AuthHostNQN: demoAuthHost, DHCHAPSecret: authKey}
 	sum, err := suites.Run(&demoT{}, cfg, nil, suites.RunOptions{ReportDir: dir, Out: p, Quiet: true})
 	p.flush()
 	return sum, err

@@ -23,8 +23,51 @@ var ErrAuthFailed = errors.New("DH-HMAC-CHAP authentication failed")
 // (NVMe Base 2.0 8.13): Negotiate, Challenge, Reply, Success1 and, when
 // the controller is authenticated too, Success2.
 func authenticate(ctx context.Context, q *Queue, o *Options, subnqn string) error {
+	send := func(b []byte) error {
+		_, err := q.Exec(ctx, nvme.AuthSendCmd(0, uint32(len(b))), b, ToController)
+		return err
+	}
+	recv := func(al uint32) ([]byte, error) {
+		b := make([]byte, al)
+		// AL is an allocation length: a controller may send just the
+		// message (SPDK does), nvmet and ours send all of AL.
+		r := &Request{SQE: nvme.AuthReceiveCmd(0, al), Data: b, Dir: FromController, AllowShort: true}
+		if err := q.Do(ctx, r); err != nil {
+			return nil, err
+		}
+		return b[:r.Received()], nil
+	}
+	return dhchap(q.qid, o, subnqn, send, recv)
+}
+
+// Authenticate runs DH-HMAC-CHAP (as Connect does when the Connect
+// response sets AUTHREQ) on a raw queue whose Connect has succeeded, with
+// o's HostNQN and secrets: for conformance checks that look at the queue
+// before, during and after authentication. qid only names the queue in
+// errors.
+func (r *Raw) Authenticate(qid uint16, o Options, subnqn string) error {
+	// A zero SGL lets Command describe the data: in-capsule for a
+	// message, the length of a read for a reply.
+	send := func(b []byte) error {
+		sqe := nvme.AuthSendCmd(0, uint32(len(b)))
+		sqe.DPTR = nvme.SGLDescriptor{}
+		_, _, err := r.Command(sqe, b)
+		return err
+	}
+	recv := func(al uint32) ([]byte, error) {
+		sqe := nvme.AuthReceiveCmd(0, al)
+		sqe.DPTR = nvme.SGLDescriptor{Length: al}
+		_, b, err := r.Command(sqe, nil)
+		return b, err
+	}
+	return dhchap(qid, &o, subnqn, send, recv)
+}
+
+// dhchap is one DH-HMAC-CHAP transaction over send (Authentication Send
+// of a message) and recv (Authentication Receive of up to al bytes).
+func dhchap(qid uint16, o *Options, subnqn string, send func([]byte) error, recvAL func(al uint32) ([]byte, error)) error {
 	if o.DHCHAPSecret == "" {
-		return fmt.Errorf("queue %d: %w: the controller requires authentication and no DH-HMAC-CHAP secret is set (Options.DHCHAPSecret)", q.qid, ErrAuthFailed)
+		return fmt.Errorf("queue %d: %w: the controller requires authentication and no DH-HMAC-CHAP secret is set (Options.DHCHAPSecret)", qid, ErrAuthFailed)
 	}
 	key, err := nvme.ParseDHCHAPSecret(o.DHCHAPSecret)
 	if err != nil {
@@ -40,21 +83,13 @@ func authenticate(ctx context.Context, q *Queue, o *Options, subnqn string) erro
 	}
 	tid := uint16(authTID.Add(1))
 	fail := func(format string, args ...any) error {
-		return fmt.Errorf("queue %d: %w: %s", q.qid, ErrAuthFailed, fmt.Sprintf(format, args...))
-	}
-	send := func(b []byte) error {
-		_, err := q.Exec(ctx, nvme.AuthSendCmd(0, uint32(len(b))), b, ToController)
-		return err
+		return fmt.Errorf("queue %d: %w: %s", qid, ErrAuthFailed, fmt.Sprintf(format, args...))
 	}
 	recv := func(want uint8) ([]byte, error) {
-		b := make([]byte, authBufSize)
-		// AL is an allocation length: a controller may send just the
-		// message (SPDK does), nvmet and ours send all of AL.
-		r := &Request{SQE: nvme.AuthReceiveCmd(0, authBufSize), Data: b, Dir: FromController, AllowShort: true}
-		if err := q.Do(ctx, r); err != nil {
+		b, err := recvAL(authBufSize)
+		if err != nil {
 			return nil, err
 		}
-		b = b[:r.Received()]
 		h, err := nvme.PeekAuth(b)
 		if err != nil {
 			return nil, fail("short message")
@@ -80,7 +115,7 @@ func authenticate(ctx context.Context, q *Queue, o *Options, subnqn string) erro
 		Hashes:   []uint8{nvme.HashSHA256, nvme.HashSHA384, nvme.HashSHA512},
 		DHGroups: []uint8{nvme.DHGroupNull, nvme.DHGroupFFDHE2048, nvme.DHGroupFFDHE3072, nvme.DHGroupFFDHE4096, nvme.DHGroupFFDHE6144, nvme.DHGroupFFDHE8192}}
 	if err := send(neg.Append(nil)); err != nil {
-		return fmt.Errorf("queue %d: AUTH_Negotiate: %w", q.qid, err)
+		return fmt.Errorf("queue %d: AUTH_Negotiate: %w", qid, err)
 	}
 	b, err := recv(nvme.AuthChallengeID)
 	if err != nil {
@@ -121,7 +156,7 @@ func authenticate(ctx context.Context, q *Queue, o *Options, subnqn string) erro
 		reply.CValid, reply.C2, reply.Seq = true, c2, nvme.RandomSeq()
 	}
 	if err := send(reply.Append(nil)); err != nil {
-		return fmt.Errorf("queue %d: DH-HMAC-CHAP_Reply: %w", q.qid, err)
+		return fmt.Errorf("queue %d: DH-HMAC-CHAP_Reply: %w", qid, err)
 	}
 	b, err = recv(nvme.AuthSuccess1ID)
 	if err != nil {
@@ -143,7 +178,7 @@ func authenticate(ctx context.Context, q *Queue, o *Options, subnqn string) erro
 	}
 	s2 := nvme.DHCHAPSuccess2{TID: tid}
 	if err := send(s2.Append(nil)); err != nil {
-		return fmt.Errorf("queue %d: DH-HMAC-CHAP_Success2: %w", q.qid, err)
+		return fmt.Errorf("queue %d: DH-HMAC-CHAP_Success2: %w", qid, err)
 	}
 	return nil
 }

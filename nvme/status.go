@@ -77,8 +77,11 @@ const (
 	StatusConnectInvalidParameters  Status = 0x182
 	StatusConnectRestartDiscovery   Status = 0x183
 	StatusConnectInvalidHost        Status = 0x184
-	StatusDiscoveryRestart          Status = 0x190
-	StatusAuthenticationRequired    Status = 0x191
+	// StatusInvalidQueueType: a Disconnect on the Admin Queue (NVMe Base
+	// 2.2 Fig. 105, 85h).
+	StatusInvalidQueueType       Status = 0x185
+	StatusDiscoveryRestart       Status = 0x190
+	StatusAuthenticationRequired Status = 0x191
 
 	// NVM command set specific.
 	StatusConflictingAttributes Status = 0x180
@@ -174,6 +177,7 @@ var statusNames = map[Status]string{
 	StatusConnectInvalidParameters:  "Connect Invalid Parameters / Attempted Write to Read Only Range",
 	StatusConnectRestartDiscovery:   "Connect Restart Discovery",
 	StatusConnectInvalidHost:        "Connect Invalid Host",
+	StatusInvalidQueueType:          "Invalid Queue Type",
 	StatusDiscoveryRestart:          "Discovery Restart",
 	StatusAuthenticationRequired:    "Authentication Required",
 

@@ -211,8 +211,24 @@ func startFreezingProxy(t *testing.T, to string) *freezingProxy {
 			p.mu.Lock()
 			p.up = append(p.up, u)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c) }()
-			go func() { _, _ = io.Copy(c, u) }() // ends when frozen, leaving c open
+			go func() {
+				// The host closed its side: close the target's too, as a
+				// direct connection would, or every association of the
+				// run would stay (and reach max_associations_per_host).
+				_, _ = io.Copy(u, c)
+				_ = u.Close()
+			}()
+			go func() {
+				// Ends when frozen, leaving c open; before that, the
+				// target closed: so does the host's side.
+				_, _ = io.Copy(c, u)
+				p.mu.Lock()
+				cold := p.cold
+				p.mu.Unlock()
+				if !cold {
+					_ = c.Close()
+				}
+			}()
 		}
 	}()
 	return p

@@ -59,6 +59,7 @@ func quirkTarget(t *testing.T, quirks ...string) Config {
 		NQN: restrictedNQN, Hosts: []string{otherHost},
 		Namespaces: []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "1GiB"}},
 	})
+	key := addAuthSubsystem(&cfg)
 	cfg.Quirks = quirks
 	tg := targettest.Start(t, cfg)
 	return Config{
@@ -67,6 +68,9 @@ func quirkTarget(t *testing.T, quirks ...string) Config {
 		WritableNSID:     1,
 		Control:          ReferenceControl{T: tg},
 		RestrictedSubNQN: restrictedNQN,
+		AuthSubNQN:       authNQN,
+		AuthHostNQN:      authHost,
+		DHCHAPSecret:     key,
 	}
 }
 

@@ -40,7 +40,7 @@ type quirkExpectation struct {
 // and edit the lists from the "failed" lines it prints.
 func quirkExpect() map[string]quirkExpectation {
 	all := coreQuirkExpect()
-	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect()} {
+	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect()} {
 		for name, e := range more {
 			all[name] = e
 		}
@@ -133,7 +133,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		"cc-readback-no-en":                   {fail: ids("FAB-PROP-026")},
 		"property-size-unchecked":             {fail: ids("FAB-PROP-013 FAB-PROP-014 FAB-PROP-020")},
 		"ioq-property-get-ok":                 {fail: ids("FAB-IOQ-011")},
-		"connect-cntlid-ignored":              {fail: ids("FAB-CONN-004 FAB-CONN-005")},
+		"connect-cntlid-ignored":              {fail: ids("FAB-CONN-004 FAB-CONN-005 FAB-CNTLID-001")},
 		"connect-unknown-subnqn-invalid-host": {fail: ids("FAB-CONN-008 FAB-IOQ-009")},
 		"ioq-host-unchecked":                  {fail: ids("FAB-IOQ-006 FAB-IOQ-012")},
 		"ioq-sqsize-unchecked":                {fail: ids("FAB-IOQ-007")},

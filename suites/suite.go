@@ -308,6 +308,14 @@ type Config struct {
 	// RestrictedSubNQN names a subsystem on Address that does not allow
 	// HostNQN, for the Connect Invalid Host check; empty skips it.
 	RestrictedSubNQN string
+	// AuthSubNQN names a subsystem on Address that requires in-band
+	// authentication (DH-HMAC-CHAP) of AuthHostNQN, whose secret is
+	// DHCHAPSecret (and DHCHAPCtrlSecret, to authenticate the controller
+	// too), for the FAB-AUTH checks; empty skips them. AuthHostNQN
+	// defaults to HostNQN.
+	AuthSubNQN                     string
+	AuthHostNQN                    string
+	DHCHAPSecret, DHCHAPCtrlSecret string
 }
 
 // Control performs actions on the target's side, as blktests'

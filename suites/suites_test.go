@@ -40,6 +40,7 @@ func referenceTarget(t *testing.T) (*target.Target, Config) {
 		NQN: restrictedNQN, Hosts: []string{otherHost},
 		Namespaces: []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "1GiB"}},
 	})
+	key := addAuthSubsystem(&cfg)
 	tg := targettest.Start(t, cfg)
 	return tg, Config{
 		Address:          tg.Addrs()[0].String(),
@@ -47,7 +48,30 @@ func referenceTarget(t *testing.T) (*target.Target, Config) {
 		WritableNSID:     1,
 		Control:          ReferenceControl{T: tg},
 		RestrictedSubNQN: restrictedNQN,
+		AuthSubNQN:       authNQN,
+		AuthHostNQN:      authHost,
+		DHCHAPSecret:     key,
 	}
+}
+
+// authNQN is a subsystem of the test target that any host may use, and
+// authHost a host the target authenticates (DH-HMAC-CHAP, SHA-256, no DH
+// group), so the FAB-AUTH checks have a gate to try.
+const (
+	authNQN  = "nqn.2014-08.io.nvmftest:auth"
+	authHost = "nqn.2014-08.io.nvmftest:auth-host"
+)
+
+// addAuthSubsystem adds authNQN and authHost's DH-HMAC-CHAP entry to cfg
+// and returns the host's secret.
+func addAuthSubsystem(cfg *target.Config) string {
+	key := nvme.NewDHCHAPKey(nvme.HashSHA256).String()
+	cfg.Subsystems = append(cfg.Subsystems, target.SubsystemConfig{
+		NQN: authNQN, AllowAnyHost: true,
+		Namespaces: []target.NamespaceConfig{{NSID: 1, Backend: target.BackendNull, Size: "1GiB"}},
+	})
+	cfg.DHCHAP = append(cfg.DHCHAP, target.DHCHAPHost{HostNQN: authHost, Key: key})
+	return key
 }
 
 // referenceProfile documents where the reference target departs from what

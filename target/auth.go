@@ -125,8 +125,15 @@ func (q *queue) authRequired(hostnqn string, sub *subsystem) uint32 {
 }
 
 // authPending reports that the queue must authenticate before commands
-// other than Authentication Send/Receive and Disconnect.
-func (q *queue) authPending() bool { return q.auth != nil && !q.auth.done }
+// other than Authentication Send/Receive (NVMe Base 2.2 3.3.2.3).
+func (q *queue) authPending() bool {
+	return q.auth != nil && !q.auth.done && !q.t.quirks.authGateOpen
+}
+
+// authComplete reports that the queue's authentication transaction has
+// succeeded and ended (Success1 sent, or Success2 received when the host
+// authenticated the controller too).
+func (q *queue) authComplete() bool { return q.auth != nil && q.auth.done && q.auth.step == 0 }
 
 // maxAuthData bounds an Authentication Send or Receive (a Reply with
 // ffdhe8192 and SHA-512 is 1168 bytes; Linux receives into 4 KiB).
@@ -140,9 +147,16 @@ func (q *queue) prepareAuth(c *command, inLen uint32) nvme.Status {
 		c.ploc = 4
 		return nvme.StatusInvalidOpcode
 	}
+	if q.authComplete() && !q.t.quirks.authRepeatAccepted {
+		// NVMe Base 2.2 3.3.2.3: "After the NVMe in-band authentication
+		// has been performed successfully on a queue, then a controller
+		// shall abort all authentication commands on that queue with a
+		// status code of Command Sequence Error."
+		return nvme.StatusCommandSequenceError
+	}
 	secp, s0, s1, n := nvme.DecodeAuthCmd(&c.sqe)
 	switch {
-	case secp != nvme.AuthSECPDHCHAP:
+	case secp != nvme.AuthSECPDHCHAP && !q.t.quirks.authSECPUnchecked:
 		c.ploc = nvme.AuthOffSECP
 		return nvme.StatusInvalidField
 	case s0 != nvme.AuthSPSP0:

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"time"
@@ -122,6 +123,15 @@ func (q *queue) connect(c *command) {
 		q.complete(c, nvme.StatusConnectIncompatibleFormat)
 		return
 	}
+	if !t.quirks.hostNQNUnchecked && !validNQNField(c.buf[nvme.ConnectDataOffHOSTNQN:nvme.ConnectDataOffHOSTNQN+nqnFieldLen]) {
+		// NVMe Base 2.2 6.3: Connect Invalid Parameters if "there is a
+		// syntax error in the Host NQN or NVM Subsystem NQN value (refer
+		// to section 4.7)". A Subsystem NQN with a syntax error names no
+		// subsystem either, and is refused at SUBNQN below.
+		q.refusedConnect("host NQN syntax", args, &d)
+		q.connectInvalid(c, true, nvme.ConnectDataOffHOSTNQN)
+		return
+	}
 	disc := d.SubNQN == nvme.DiscoveryNQN || d.SubNQN == t.discoveryNQN()
 	var sub *subsystem
 	t.mu.Lock()
@@ -148,6 +158,17 @@ func (q *queue) connect(c *command) {
 			return
 		}
 		q.connectInvalid(c, true, nvme.ConnectDataOffSUBNQN)
+		return
+	}
+	if sub != nil && d.HostNQN == d.SubNQN && !t.quirks.hostEqualsSubAccepted {
+		// NVMe Base 2.2 6.3: with DH-HMAC-CHAP supported (it is, for
+		// every subsystem here), a Host NQN identical to the Subsystem NQN
+		// "shall abort the command with a status code of Connect Invalid
+		// Host".
+		q.refusedConnect("host NQN equals subsystem NQN", args, &d)
+		c.dw0 = nvme.ConnectInvalidParam(true, nvme.ConnectDataOffHOSTNQN)
+		c.ploc = nvme.ConnectDataOffHOSTNQN
+		q.complete(c, nvme.StatusConnectInvalidHost)
 		return
 	}
 	if sub != nil && !sub.hostAllowed(d.HostNQN) {
@@ -177,6 +198,7 @@ func (q *queue) connect(c *command) {
 				q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
 				return
 			}
+		case d.CNTLID >= 0xFFF0 && d.CNTLID <= 0xFFFD && t.quirks.cntlidFFF0Accepted:
 		case d.CNTLID != nvme.CNTLIDDynamic && !t.quirks.connectCNTLIDIgnored:
 			q.refusedConnect("bad CNTLID (want FFFFh, the dynamic model)", args, &d)
 			q.connectInvalid(c, true, nvme.ConnectDataOffCNTLID)
@@ -441,4 +463,17 @@ func (q *queue) propertySet(c *command) {
 	}
 	q.ctrl.setCC(uint32(v))
 	q.complete(c, nvme.StatusSuccess)
+}
+
+// nqnFieldLen is the size of the Host NQN and Subsystem NQN fields of the
+// Connect data (NVMe Base 2.2 Fig. 547).
+const nqnFieldLen = 256
+
+// validNQNField reports whether an NQN field of the Connect data holds a
+// valid NQN (NVMe Base 2.2 4.7): NUL terminated within the field, at most
+// 223 bytes, in the "nqn.yyyy-mm." form. The bytes after the NUL are not
+// judged: 4.7 says nothing about them.
+func validNQNField(b []byte) bool {
+	n := bytes.IndexByte(b, 0)
+	return n >= 0 && ValidNQN(string(b[:n]))
 }

@@ -367,9 +367,6 @@ func fuzzSeeds() [][]byte {
 		s.cmd(nvme.AsyncEventRequestCmd(), nil)
 		s.cmd(nvme.AsyncEventRequestCmd(), nil)
 		s.cmd(nvme.AbortCmd(0, 1), nil)
-		if dg == 0 {
-			s.cmd(nvme.DisconnectCmd(0), nil)
-		}
 		seeds = append(seeds, s.bytes())
 	}
 
@@ -531,13 +528,13 @@ func fuzzStateSeeds() []fuzzStateSeed {
 		s.cmd(nvme.KeepAliveCmd(), nil)                  // the failed first is forgotten
 		s.cmd(nvme.WriteCmd(1, 0, 1), make([]byte, 512)) // an NVM command on the admin queue
 		s.cmd(fuse(nvme.KeepAliveCmd(), nvme.FuseMask), nil)
-		s.cmd(nvme.DisconnectCmd(0), nil)
-		s.cmd(nvme.KeepAliveCmd(), nil) // after Disconnect
+		s.cmd(nvme.DisconnectCmd(0), nil) // refused on the Admin Queue (NVMe Base 2.2 6.4)
+		s.cmd(nvme.KeepAliveCmd(), nil)   // the queue is still there
 		seq, inv, fail := nvme.StatusCommandSequenceError, nvme.StatusInvalidField, nvme.StatusAbortFusedFail
 		seeds = append(seeds, fuzzStateSeed{"before and after Connect, fused admin on " + nqn, s.bytes(),
 			[]nvme.Status{seq, seq, seq, seq, seq, seq, nvme.StatusSuccess, seq, seq, nvme.StatusSuccess,
 				inv, fail, inv, fail, inv, fail, nvme.StatusAbortFusedMissing, inv, nvme.StatusSuccess,
-				nvme.StatusInvalidOpcode, inv, nvme.StatusSuccess}, 0})
+				nvme.StatusInvalidOpcode, inv, nvme.StatusInvalidQueueType, nvme.StatusSuccess}, 0})
 	}
 	{
 		s := newSession(fuzzIO, 0)

@@ -307,7 +307,7 @@ func TestConnectionStorm(t *testing.T) {
 
 func stormRound(addr string, ra *rawAssoc, kind int, buf []byte) error {
 	switch kind {
-	case 0: // Connect, then Disconnect
+	case 0: // Connect, then a Disconnect the admin queue refuses, then close
 		nc, st, err := ra.open(addr, buf)
 		if err != nil {
 			return err
@@ -324,9 +324,10 @@ func stormRound(addr string, ra *rawAssoc, kind int, buf []byte) error {
 		if _, err := io.ReadFull(nc, buf[:24]); err != nil {
 			return fmt.Errorf("disconnect response: %w", err)
 		}
-		// The target closes after the response.
-		if err := readEOF(nc, buf); err != nil {
-			return fmt.Errorf("after Disconnect: %w", err)
+		// NVMe Base 2.2 6.4: a Disconnect on an Admin Queue is aborted
+		// with Invalid Queue Type; the host then drops the connection.
+		if st := nvme.Status(binary.LittleEndian.Uint16(buf[8+14:]) >> 1); st.Code() != nvme.StatusInvalidQueueType {
+			return fmt.Errorf("admin-queue Disconnect: %v", st)
 		}
 	case 1: // Connect, then drop the socket
 		nc, _, err := ra.open(addr, buf)

@@ -1262,6 +1262,17 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.ctrl == nil {
 			return nvme.StatusCommandSequenceError
 		}
+		if q.qid == 0 && !q.t.quirks.adminDisconnectAccepted {
+			// NVMe Base 2.2 6.4: "If a Disconnect command is submitted on
+			// an Admin Queue, then the controller shall abort the command
+			// with a status code of Invalid Queue Type" (a discovery
+			// controller has only its Admin Queue).
+			return nvme.StatusInvalidQueueType
+		}
+		if q.authPending() {
+			// 3.3.2.3: all commands but the authentication ones.
+			return nvme.StatusAuthenticationRequired
+		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.FabricsAuthSend, nvme.FabricsAuthReceive:
 		return q.prepareAuth(c, inLen)
@@ -1270,5 +1281,16 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		return nvme.StatusCommandSequenceError
 	}
 	c.ploc = 4
-	return nvme.StatusInvalidOpcode
+	if c.sqe.FCType() >= fctypeVendorSpecific || q.t.quirks.fctypeReservedInvalidOpcode {
+		return nvme.StatusInvalidOpcode // a vendor specific command we do not have
+	}
+	// NVMe Base 2.2 4.1.2 Fig. 94: "If this field is set to a reserved
+	// value, then the command shall be aborted with a status code of
+	// Invalid Field in Command."
+	return nvme.StatusInvalidField
 }
+
+// fctypeVendorSpecific is the first vendor specific Fabrics Command Type
+// (NVMe Base 2.2 Fig. 541: C0h to FFh); the other unlisted ones are
+// reserved.
+const fctypeVendorSpecific = 0xC0

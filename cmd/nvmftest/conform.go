@@ -15,6 +15,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/internal/interrupt"
+	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/reports"
 	"github.com/nvmftest/nvmftest/suites"
 )
@@ -45,6 +46,7 @@ func newConformCmd() *cobra.Command {
 		discAddr, profile, labelFilter, reportDir        string
 		traces, captureDir                               string
 		control, restricted                              string
+		authNQN, authHostNQN, dhchapSecret, dhchapCtrl   string
 		allowWrites                                      uint32
 		timeout, suiteTimeout                            time.Duration
 		strict, list                                     bool
@@ -110,6 +112,21 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				WritableNSID:     allowWrites,
 				Timeout:          timeout,
 				RestrictedSubNQN: restricted,
+				AuthSubNQN:       authNQN,
+				AuthHostNQN:      authHostNQN,
+				DHCHAPSecret:     dhchapSecret,
+				DHCHAPCtrlSecret: dhchapCtrl,
+			}
+			if authNQN != "" && dhchapSecret == "" {
+				return usagef("--auth-nqn needs the host's key: give it with --dhchap-secret DHHC-1:...")
+			}
+			for _, k := range []struct{ flag, v string }{{"--dhchap-secret", dhchapSecret}, {"--dhchap-ctrl-secret", dhchapCtrl}} {
+				if k.v == "" {
+					continue
+				}
+				if _, err := nvme.ParseDHCHAPSecret(k.v); err != nil {
+					return usagef("invalid %s: %v (want a DHHC-1:hh:base64: secret, as nvme gen-dhchap-key prints)", k.flag, err)
+				}
 			}
 			if hostid != "" {
 				id, err := initiator.ParseHostID(hostid)
@@ -213,6 +230,10 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 	fs.StringVar(&captureDir, "capture", "", "write each check's connections as `DIR`/ID.pcapng (every check's unless --traces says otherwise; default with --report-dir: its conformance/traces)")
 	fs.StringVar(&control, "control", "", `command performing target-side actions, run as "CMD VERB key=value..."`)
 	fs.StringVar(&restricted, "restricted-nqn", "", "a subsystem on the same port that does not allow this host (for the invalid-host check)")
+	fs.StringVar(&authNQN, "auth-nqn", "", "a subsystem on the same port that requires DH-HMAC-CHAP authentication of --auth-hostnqn (for the FAB-AUTH checks)")
+	fs.StringVar(&authHostNQN, "auth-hostnqn", "", "host NQN the --auth-nqn subsystem authenticates (default: --hostnqn)")
+	fs.StringVar(&dhchapSecret, "dhchap-secret", "", "the --auth-hostnqn host's DH-HMAC-CHAP secret (DHHC-1:hh:...:), as nvme connect's")
+	fs.StringVar(&dhchapCtrl, "dhchap-ctrl-secret", "", "the controller's DH-HMAC-CHAP secret, to authenticate the controller too (optional)")
 	fs.DurationVar(&timeout, "timeout", suites.DefaultStepTimeout, "time limit of each check")
 	fs.DurationVar(&suiteTimeout, "suite-timeout", time.Hour, "time limit of the whole run")
 	fs.BoolVar(&strict, "strict", false, "fail (exit 1) on recommended and optional failures too")
