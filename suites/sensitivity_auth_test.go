@@ -12,8 +12,7 @@ func authQuirkExpect() map[string]quirkExpectation {
 		"connect-hostnqn-unchecked":      {fail: ids("FAB-NQN-001 FAB-NQN-002 FAB-NQN-003")},
 		"hostnqn-equals-subnqn-accepted": {fail: ids("FAB-AUTH-006")},
 		// The gate on the admin queue and on an I/O queue.
-		"auth-gate-open":       {fail: ids("FAB-AUTH-001 FAB-AUTH-002")},
-		"auth-repeat-accepted": {fail: ids("FAB-AUTH-003")},
-		"auth-secp-unchecked":  {fail: ids("FAB-AUTH-004 FAB-AUTH-005")},
+		"auth-gate-open":      {fail: ids("FAB-AUTH-001 FAB-AUTH-002")},
+		"auth-secp-unchecked": {fail: ids("FAB-AUTH-004 FAB-AUTH-005")},
 	}
 }

@@ -12,7 +12,6 @@ type authQuirks struct {
 	hostNQNUnchecked            bool
 	hostEqualsSubAccepted       bool
 	authGateOpen                bool
-	authRepeatAccepted          bool
 	authSECPUnchecked           bool
 }
 
@@ -36,9 +35,6 @@ var authQuirkTable = []Quirk{
 	{Name: "auth-gate-open", Kind: QuirkDeviation,
 		Does: "serves every command on a queue whose Connect response set AUTHREQ.ATR before DH-HMAC-CHAP has succeeded (NVMe Base 2.2 3.3.2.3: such a controller shall abort all commands other than authentication commands with Authentication Required)",
 		set:  func(s *quirkSet) { s.authGateOpen = true }},
-	{Name: "auth-repeat-accepted", Kind: QuirkDeviation,
-		Does: "accepts Authentication Send/Receive on a queue that has already authenticated and restarts the transaction (NVMe Base 2.2 3.3.2.3: after successful authentication the controller shall abort all authentication commands on that queue with Command Sequence Error)",
-		set:  func(s *quirkSet) { s.authRepeatAccepted = true }},
 	{Name: "auth-secp-unchecked", Kind: QuirkDeviation,
 		Does: "ignores the SECP of Authentication Send/Receive and runs DH-HMAC-CHAP whatever its value (NVMe Base 2.2 6.1 Fig. 542, 6.2 Fig. 544: a reserved Security Protocol shall be aborted with Invalid Parameter indicated)",
 		set:  func(s *quirkSet) { s.authSECPUnchecked = true }},
