@@ -337,14 +337,27 @@ func ConnectOutcome(cqe nvme.CQE, err error) string {
 type connectArgs struct {
 	RECFMT, QID, SQSIZE uint16
 	CATTR               uint8
-	KATO                uint32
-	CNTLID              uint16
-	SubNQN, HostNQN     string
-	HostID              *[16]byte
-	DataLen             int // 0: 1024
+	// KATO of an admin Connect; 0 sends rawAdminKATO unless KATOZero.
+	KATO            uint32
+	KATOZero        bool // send KATO 0 on an admin Connect, as asked
+	CNTLID          uint16
+	SubNQN, HostNQN string
+	HostID          *[16]byte
+	DataLen         int // 0: 1024
 }
 
-// connect sends the Connect a describes on r.
+// rawAdminKATO is the KATO, in ms, of the raw admin Connects to the
+// subsystem under test: NVMe/TCP requires keep alive (NVMe/TCP 1.0 3.4)
+// and a command that clears KATO to 0h there "shall" be aborted with Keep
+// Alive Timeout Invalid (NVMe Base 2.2 3.9.1), Connect included, so a
+// Connect with KATO 0 may be refused (FAB-CONN-031 judges how). 120 s is
+// the default KATO NVMe Base 2.1 5.1.25.1.8 gives transports that require
+// keep alive; no check keeps a raw admin queue enabled that long, so the
+// timer (which only a Keep Alive restarts) never ends one.
+const rawAdminKATO = 120_000
+
+// connect sends the Connect a describes on r; an admin Connect that names
+// no KATO gets rawAdminKATO.
 func (s *Spec) connect(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
 	if a.SubNQN == "" {
 		a.SubNQN = s.Target.Config.SubNQN
@@ -355,6 +368,9 @@ func (s *Spec) connect(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
 	hostID := s.hostID(s.hostNQN())
 	if a.HostID != nil {
 		hostID = *a.HostID
+	}
+	if a.QID == 0 && a.KATO == 0 && !a.KATOZero {
+		a.KATO = rawAdminKATO
 	}
 	cd := nvme.ConnectData{HostID: hostID, CNTLID: a.CNTLID, SubNQN: a.SubNQN, HostNQN: a.HostNQN}
 	data := cd.Append(nil)

@@ -620,6 +620,11 @@ func (q *queue) features(c *command, set bool) {
 			switch {
 			case q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO:
 				st = nvme.StatusKeepAliveInvalid
+			case kato == 0 && !q.t.quirks.setKATO0Accepted:
+				// NVMe/TCP requires keep alive (NVMe/TCP 1.0 3.4), so
+				// clearing KATO to 0h is refused and KATO stays (NVMe
+				// Base 2.2 3.9.1).
+				st = nvme.StatusKeepAliveInvalid
 			case q.t.quirks.katoSetIgnored:
 			default:
 				ctrl.kato = q.t.katoFor(kato)
