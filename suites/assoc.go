@@ -10,6 +10,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // Checks on what a Connect negotiates for the life of an association and
@@ -159,5 +160,66 @@ var _ = Describe("admin", Label("admin"), func() {
 		s.Conform(Outcome(err), StatusOutcome(nvme.StatusKeepAliveInvalid))
 		after := s.getKATO(ctx, c)
 		s.Conform(fmt.Sprintf("KATO %d ms", after.Milliseconds()), fmt.Sprintf("KATO %d ms", before.Milliseconds()))
+	})
+})
+
+var _ = Describe("Transport", Label("transport"), func() {
+	// NVMe/TCP 1.0 3.3.2.1: "The SUCCESS flag may be set to '1' in the
+	// last C2HData PDU only if the controller supports disabling
+	// Submission Queue Head Pointer (SQHD) updates"; with SUCCESS "no
+	// Response Capsule is sent", without it the controller "shall send a
+	// Response Capsule". TCP-DATA-001 reads on a queue with SQ flow
+	// control on; this reads on an admin queue whose Connect asked for it
+	// off (DISSQFC), where SUCCESS is at home if the controller agreed
+	// (SQHD FFFFh) and out of place if it kept flow control on the very
+	// queue that asked.
+	Check(Requirement{ID: "TCP-DATA-031", Section: secC2HData + "; " + secConnect, Keyword: Shall, Binds: Controller,
+		Text:       "The SUCCESS flag may be set to '1' in the last C2HData PDU only if the controller supports disabling Submission Queue Head Pointer (SQHD) updates; If the SUCCESS flag is cleared to '0' in the last C2HData PDU of a command, then the controller shall send a Response Capsule",
+		Statements: []string{"T-3.3.2.1-06", "T-3.3.2.1-08", "T-3.3.2.1-10"},
+		Title:      "on an admin queue whose Connect asked to disable SQ flow control, a read's last C2HData carries SUCCESS only if the controller agreed (SQHD FFFFh), and then no response capsule follows; without SUCCESS one does"}, func(ctx context.Context, s *Spec) {
+		r := s.Raw(ctx, plainIC)
+		cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CATTR: nvme.CATTRDisableSQFlow})
+		if err != nil {
+			Skip(fmt.Sprintf("%s: the admin Connect with DISSQFC failed (%s), so no queue asked for SQ flow control off (FAB-CONN-033 judges that)", s.Req.ID, ConnectOutcome(cqe, err)))
+		}
+		disabled := cqe.SQHD == 0xFFFF
+		s.enableRaw(ctx, r)
+		sqe := nvme.IdentifyCmd(nvme.CNSController, 0, 0)
+		sqe.CID = r.NextCID()
+		s.Must(r.Conn.Send(&tcp.CapsuleCmd{SQE: sqe}, nil), "send Identify")
+		success, responded := false, false
+		for !success && !responded {
+			p, _, _, err := r.Recv(0)
+			s.Must(err, "receive the Identify data")
+			switch v := p.(type) {
+			case *tcp.C2HData:
+				success = v.Success
+			case *tcp.CapsuleResp:
+				responded = v.CQE.CID == sqe.CID
+			}
+		}
+		AddReportEntry("observed", fmt.Sprintf("%s: SQ flow control disabled: %v, C2HData SUCCESS: %v", s.Req.ID, disabled, success))
+		if !success {
+			return // the Identify's own response capsule came
+		}
+		if !disabled {
+			s.Conform("C2HData SUCCESS on a queue whose DISSQFC request the controller refused", "SUCCESS only where SQ flow control is disabled")
+		}
+		// SUCCESS completed the Identify: the next response must answer
+		// the next command.
+		pg := nvme.PropertyGetCmd(r.NextCID(), nvme.PropVS, false)
+		s.Must(r.Conn.Send(&tcp.CapsuleCmd{SQE: pg}, nil), "send Property Get")
+		p, _, _, err := r.Recv(0)
+		s.Must(err, "receive the Property Get response")
+		obs := "the next command's response"
+		switch resp, ok := p.(*tcp.CapsuleResp); {
+		case !ok:
+			obs = "PDU " + p.Type().String()
+		case resp.CQE.CID == sqe.CID:
+			obs = "a Response Capsule after C2HData SUCCESS"
+		case resp.CQE.CID != pg.CID:
+			obs = fmt.Sprintf("a response for CID %d", resp.CQE.CID)
+		}
+		s.Conform(obs, "the next command's response")
 	})
 })

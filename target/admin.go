@@ -90,7 +90,10 @@ func (q *queue) execAdmin(c *command) {
 
 // finishData sends c.buf and completes c.
 func (q *queue) finishData(c *command) {
-	success := q.t.quirks.c2hSuccessKeepsFlow
+	// SUCCESS only where the host asked for SQ flow control off and got
+	// it, as on I/O queues (NVMe/TCP 1.0 3.3.2.1); the quirk sends it on
+	// every admin queue and never disables flow control.
+	success := q.t.quirks.c2hSuccessKeepsFlow || q.flowOff && q.t.cfg.C2HSuccess
 	if err := q.sendData(c, c.buf, success); err != nil || success {
 		q.outstanding.Add(-1)
 		q.put(c)
