@@ -353,7 +353,8 @@ type connectArgs struct {
 // Connect with KATO 0 may be refused (FAB-CONN-031 judges how). 120 s is
 // the default KATO NVMe Base 2.1 5.1.25.1.8 gives transports that require
 // keep alive; no check keeps a raw admin queue enabled that long, so the
-// timer (which only a Keep Alive restarts) never ends one.
+// timer (which a Keep Alive restarts, and without Traffic Based Keep
+// Alive nothing else) never ends one.
 const rawAdminKATO = 120_000
 
 // connect sends the Connect a describes on r; an admin Connect that names
