@@ -2,6 +2,7 @@ package suites
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -179,7 +180,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 	// queue that asked.
 	Check(Requirement{ID: "TCP-DATA-031", Section: secC2HData + "; " + secConnect, Keyword: Shall, Binds: Controller,
 		Text:       "The SUCCESS flag may be set to '1' in the last C2HData PDU only if the controller supports disabling Submission Queue Head Pointer (SQHD) updates; If the SUCCESS flag is cleared to '0' in the last C2HData PDU of a command, then the controller shall send a Response Capsule",
-		Statements: []string{"T-3.3.2.1-06", "T-3.3.2.1-08", "T-3.3.2.1-10"},
+		Statements: []string{"T-3.3.2.1-06", "T-3.3.2.1-08", "T-3.3.2.1-09", "T-3.3.2.1-10"},
 		Title:      "on an admin queue whose Connect asked to disable SQ flow control, a read's last C2HData carries SUCCESS only if the controller agreed (SQHD FFFFh), and then no response capsule follows; without SUCCESS one does"}, func(ctx context.Context, s *Spec) {
 		r := s.Raw(ctx, plainIC)
 		cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CATTR: nvme.CATTRDisableSQFlow})
@@ -194,6 +195,11 @@ var _ = Describe("Transport", Label("transport"), func() {
 		success, responded := false, false
 		for !success && !responded {
 			p, _, _, err := r.Recv(0)
+			var fe *tcp.FatalError
+			if errors.As(err, &fe) {
+				// e.g. SUCCESS without LAST_PDU (T-3.3.2.1-09)
+				s.Conform("C2HData a host must treat as a fatal error ("+fe.Reason+")", "C2HData ending with LAST_PDU")
+			}
 			s.Must(err, "receive the Identify data")
 			switch v := p.(type) {
 			case *tcp.C2HData:
