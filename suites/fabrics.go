@@ -359,8 +359,9 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Conform(after, "nothing, or close")
 		})
 		Check(Requirement{ID: "FAB-DISC-002", Section: secIOQDeletion + "; " + secDisconnect, Keyword: Indicative, Binds: Controller,
-			Text:  "If both the host and the controller support deletion of an individual I/O Queue, then the termination of an individual I/O Queue impacts only that I/O Queue (i.e., the association ... not impacted)",
-			Title: "after a Disconnect, with individual I/O queue deletion supported on both sides, the association lives on and the freed QID can be connected again"}, func(ctx context.Context, s *Spec) {
+			Text:       "If both the host and the controller support deletion of an individual I/O Queue, then the termination of an individual I/O Queue impacts only that I/O Queue (i.e., the association ... not impacted)",
+			Statements: []string{"B-3.3.2.4-01", "B-3.3.2.4-02"},
+			Title:      "after a Disconnect, with individual I/O queue deletion supported on both sides, the association lives on and the freed QID can be connected again"}, func(ctx context.Context, s *Spec) {
 			io, cntlid, obs := disconnect(ctx, s)
 			s.Conform(obs, "success")
 			// The queue is deleted; the host may delete the connection.

@@ -337,14 +337,35 @@ func ConnectOutcome(cqe nvme.CQE, err error) string {
 type connectArgs struct {
 	RECFMT, QID, SQSIZE uint16
 	CATTR               uint8
-	KATO                uint32
-	CNTLID              uint16
-	SubNQN, HostNQN     string
-	HostID              *[16]byte
-	DataLen             int // 0: 1024
+	// KATO of an admin Connect; 0 sends rawAdminKATO unless KATOZero.
+	KATO            uint32
+	KATOZero        bool // send KATO 0 on an admin Connect, as asked
+	CNTLID          uint16
+	SubNQN, HostNQN string
+	HostID          *[16]byte
+	DataLen         int // 0: 1024
 }
 
-// connect sends the Connect a describes on r.
+// rawAdminKATO is the KATO of the raw admin Connects to the subsystem
+// under test: NVMe/TCP requires keep alive (NVMe/TCP 1.0 3.4) and a
+// command that clears KATO to 0h there "shall" be aborted with Keep Alive
+// Timeout Invalid (NVMe Base 2.2 3.9.1), Connect included, so a Connect
+// with KATO 0 may be refused (FAB-CONN-031 judges how). The timer, which
+// a Keep Alive restarts (and without Traffic Based Keep Alive nothing
+// else), must outlast the check that keeps the raw admin queue enabled:
+// twice the check's time bound, and at least 30 s. That stays below a
+// minute for the default bound, so that a controller with a lower
+// maximum KATO than the text allows fails FAB-CONN-013 alone.
+func (s *Spec) rawAdminKATO() uint32 {
+	t := s.Target.Config.Timeout
+	if t <= 0 {
+		t = DefaultStepTimeout
+	}
+	return uint32(max(2*t, 30*time.Second) / time.Millisecond)
+}
+
+// connect sends the Connect a describes on r; an admin Connect that names
+// no KATO gets rawAdminKATO.
 func (s *Spec) connect(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
 	if a.SubNQN == "" {
 		a.SubNQN = s.Target.Config.SubNQN
@@ -355,6 +376,9 @@ func (s *Spec) connect(r *initiator.Raw, a connectArgs) (nvme.CQE, error) {
 	hostID := s.hostID(s.hostNQN())
 	if a.HostID != nil {
 		hostID = *a.HostID
+	}
+	if a.QID == 0 && a.KATO == 0 && !a.KATOZero {
+		a.KATO = s.rawAdminKATO()
 	}
 	cd := nvme.ConnectData{HostID: hostID, CNTLID: a.CNTLID, SubNQN: a.SubNQN, HostNQN: a.HostNQN}
 	data := cd.Append(nil)

@@ -714,8 +714,9 @@ var _ = Describe("Transport", Label("transport"), func() {
 		// flow control, as this admin queue, it is NVMe Base 2.1 3.3.2.7's
 		// SQHD update optimization, which SPDK uses, so it passes.
 		Check(Requirement{ID: "TCP-DATA-001", Section: secC2HData, Keyword: Shall, Binds: Controller,
-			Title: "C2HData for a read run in order to the end of the buffer, LAST_PDU on the last; SUCCESS replaces the response, from a controller that can disable SQ flow control",
-			Text:  "The first C2HData PDU of a command shall start with an offset of zero and subsequent C2HData PDUs for the command shall transfer data sequentially"}, func(ctx context.Context, s *Spec) {
+			Title:      "C2HData for a read run in order to the end of the buffer, LAST_PDU on the last; SUCCESS replaces the response, from a controller that can disable SQ flow control",
+			Text:       "The first C2HData PDU of a command shall start with an offset of zero and subsequent C2HData PDUs for the command shall transfer data sequentially",
+			Statements: []string{"T-3.3.2.1-01", "T-3.3.2.1-05", "T-3.3.2.1-06", "T-3.3.2.1-08", "T-3.3.2.1-10"}}, func(ctx context.Context, s *Spec) {
 			r, _, _ := s.EnabledAdmin(ctx, plainIC)
 			sqe := nvme.IdentifyCmd(nvme.CNSController, 0, 0)
 			sqe.CID = r.NextCID()

@@ -90,7 +90,10 @@ func (q *queue) execAdmin(c *command) {
 
 // finishData sends c.buf and completes c.
 func (q *queue) finishData(c *command) {
-	success := q.t.quirks.c2hSuccessKeepsFlow
+	// SUCCESS only where the host asked for SQ flow control off and got
+	// it, as on I/O queues (NVMe/TCP 1.0 3.3.2.1); the quirk sends it on
+	// every admin queue and never disables flow control.
+	success := q.t.quirks.c2hSuccessKeepsFlow || q.flowOff && q.t.cfg.C2HSuccess
 	if err := q.sendData(c, c.buf, success); err != nil || success {
 		q.outstanding.Add(-1)
 		q.put(c)
@@ -619,6 +622,11 @@ func (q *queue) features(c *command, set bool) {
 			kato := time.Duration(v) * time.Millisecond
 			switch {
 			case q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO:
+				st = nvme.StatusKeepAliveInvalid
+			case kato == 0 && !q.t.quirks.setKATO0Accepted:
+				// NVMe/TCP requires keep alive (NVMe/TCP 1.0 3.4), so
+				// clearing KATO to 0h is refused and KATO stays (NVMe
+				// Base 2.2 3.9.1).
 				st = nvme.StatusKeepAliveInvalid
 			case q.t.quirks.katoSetIgnored:
 			default:

@@ -74,6 +74,9 @@ type controller struct {
 	errs    [errorLogEntries]nvme.ErrorLogEntry
 	errCnt  uint64
 	numQ    uint16
+	// indivIOQDel is the admin Connect's CATTR.INDIVIOQDELS: the host
+	// supports deleting one I/O queue without ending the association.
+	indivIOQDel bool
 
 	// nsAtCreation is the active NSIDs when the controller was made, for
 	// the active-list-stale quirk only.

@@ -74,10 +74,28 @@ func (q *queue) disconnect(c *command) {
 	// Closing the tcp.Conn (not q.nc) lets the responses go out.
 	_ = q.conn.Uncork()
 	_ = q.conn.Close()
-	if q.t.quirks.disconnectEndsAssoc && q.qid != 0 {
-		q.ctrl.kill("disconnect of an I/O queue (disconnect-ends-association)")
+	if q.qid == 0 {
+		return
+	}
+	ctrl := q.ctrl
+	ctrl.mu.Lock()
+	indiv := ctrl.indivIOQDel
+	ctrl.mu.Unlock()
+	switch {
+	case q.t.quirks.disconnectEndsAssoc:
+		ctrl.kill("disconnect of an I/O queue (disconnect-ends-association)")
+	case !indiv && !q.t.quirks.disconnectKeepsAssocHost:
+		// NVMe Base 2.2 3.3.2.4: "If either the host or the controller
+		// does not support deletion of an individual I/O Queue, then the
+		// deletion of an individual I/O Queue ... causes the association
+		// to be terminated." The host said so in its admin Connect.
+		ctrl.kill("disconnect of an I/O queue; the admin Connect did not set CATTR.INDIVIOQDELS")
 	}
 }
+
+// cattrIndivIOQDel is Connect CATTR bit 3, INDIVIOQDELS: the host supports
+// deleting individual I/O queues (NVMe Base 2.2 Fig. 546).
+const cattrIndivIOQDel = 1 << 3
 
 // testHookConnectLookedUp, if set by a test, runs between a Connect's
 // subsystem lookup and its controller's registration: the window a
@@ -183,6 +201,11 @@ func (q *queue) connect(c *command) {
 		q.connectInvalid(c, false, nvme.ConnectOffSQSIZE)
 		return
 	}
+	if args.CATTR&nvme.CATTRDisableSQFlow != 0 && t.quirks.dissqfcRefused {
+		q.refusedConnect("SQ flow control cannot be disabled (dissqfc-connect-refused)", args, &d)
+		q.connectInvalid(c, false, nvme.ConnectOffCATTR)
+		return
+	}
 	if args.QID == 0 {
 		var want uint16 // a specific controller, in the static model
 		switch {
@@ -208,7 +231,8 @@ func (q *queue) connect(c *command) {
 		// Below min_kato the controller raises it (katoFor); above
 		// max_kato it refuses.
 		if t.cfg.MaxKATO > 0 && kato > t.cfg.MaxKATO ||
-			t.quirks.katoAbove60sRefused && kato > time.Minute || disc && kato == 0 && t.quirks.discKATO0Refused {
+			t.quirks.katoAbove60sRefused && kato > time.Minute || disc && kato == 0 && t.quirks.discKATO0Refused ||
+			!disc && kato == 0 && t.quirks.connectKATO0Refused {
 			q.refusedConnect("keep alive timeout", args, &d, "kato", kato, "max_kato", t.cfg.MaxKATO)
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
@@ -256,6 +280,7 @@ func (q *queue) connect(c *command) {
 			return
 		}
 		ctrl.queues[0] = q
+		ctrl.indivIOQDel = args.CATTR&cattrIndivIOQDel != 0
 		ctrl.mu.Unlock()
 		q.install(ctrl, 0, args)
 		t.associations.Add(1)
@@ -335,6 +360,13 @@ func (q *queue) connect(c *command) {
 	}
 	if args.QID != 0 && t.quirks.ioqConnectDW0Zero {
 		c.dw0 &^= 0xFFFF
+	}
+	if t.quirks.connectSQHDUnasked && !q.flowOff {
+		// The Connect response alone says FFFFh; flow control stays on.
+		q.flowOff = true
+		q.complete(c, nvme.StatusSuccess)
+		q.flowOff = false
+		return
 	}
 	q.complete(c, nvme.StatusSuccess)
 }

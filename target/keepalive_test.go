@@ -31,21 +31,26 @@ func TestKATORoundedToKAS(t *testing.T) {
 	if k := getKATO(); k != 200 {
 		t.Fatalf("Connect KATO 150 ms: Get Features %d ms, want 200", k)
 	}
-	for _, c := range []struct{ set, want uint32 }{{1150, 1200}, {5000, 5000}, {1, 100}, {0, 0}, {60001, 60100}} {
+	for _, c := range []struct{ set, want uint32 }{{1150, 1200}, {5000, 5000}, {1, 100}, {60001, 60100}} {
 		r := a.exec(nvme.SetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, c.set, false), nil, false, nil)
 		mustOK(t, r)
 		if k := getKATO(); k != c.want {
 			t.Fatalf("Set Features KATO %d ms: Get Features %d ms, want %d", c.set, k, c.want)
 		}
 	}
+	// KATO 0 would turn keep alive off, which NVMe/TCP requires: refused
+	// with Keep Alive Timeout Invalid, KATO unchanged (NVMe Base 2.2 3.9.1).
+	wantStatus(t, a.exec(nvme.SetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, 0, false), nil, false, nil), nvme.StatusKeepAliveInvalid)
+	if k := getKATO(); k != 60100 {
+		t.Fatalf("after Set Features KATO 0: Get Features %d ms, want 60100 (unchanged)", k)
+	}
 }
 
 // TestKATORaisedToMinKATO: a KATO below min_kato, in Connect or Set
 // Features, is raised to min_kato ("the controller sets the Keep Alive
 // Timeout value to that minimum value", NVMe Base 2.2 3.9.1), not refused
-// with Keep Alive Timeout Invalid; KATO 0 (no keep alive) is not a
-// timeout below the minimum and stays 0; above max_kato Set Features is
-// still refused.
+// with Keep Alive Timeout Invalid; above max_kato Set Features is still
+// refused.
 func TestKATORaisedToMinKATO(t *testing.T) {
 	cfg := testConfig()
 	cfg.MinKATO, cfg.MaxKATO = 1050*time.Millisecond, time.Minute
@@ -61,7 +66,7 @@ func TestKATORaisedToMinKATO(t *testing.T) {
 	if k := getKATO(); k != 1100 {
 		t.Fatalf("Connect KATO 500 ms with min_kato 1.05 s: Get Features %d ms, want 1100", k)
 	}
-	for _, c := range []struct{ set, want uint32 }{{5000, 5000}, {200, 1100}, {0, 0}, {1, 1100}} {
+	for _, c := range []struct{ set, want uint32 }{{5000, 5000}, {200, 1100}, {1, 1100}} {
 		r := a.exec(nvme.SetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, c.set, false), nil, false, nil)
 		mustOK(t, r)
 		if k := getKATO(); k != c.want {

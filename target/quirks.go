@@ -132,6 +132,7 @@ type quirkSet struct {
 	fabricsQuirks
 	adminIOQuirks
 	authQuirks
+	katoFlowQuirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -146,7 +147,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{
