@@ -182,6 +182,10 @@ func TestDisconnectCompletesLast(t *testing.T) {
 	if got[cids[0]] != nvme.StatusSuccess || got[cids[1]] != nvme.StatusAbortSQDeleted || got[cids[2]] != nvme.StatusSuccess {
 		t.Fatalf("statuses %v", got)
 	}
-	// Disconnect ended the I/O queue only.
-	mustOK(t, a.exec(nvme.KeepAliveCmd(), nil, false, nil))
+	// The admin Connect left CATTR.INDIVIOQDELS clear, so deleting the
+	// I/O queue ends the association (Base 2.2 3.3.2.4): the admin queue
+	// answers no more.
+	if cqe, err := a.try(nvme.KeepAliveCmd(), nil, false, nil); err == nil {
+		t.Fatalf("admin queue still answers (%v) after a Disconnect without INDIVIOQDELS", cqe.Status)
+	}
 }
