@@ -154,6 +154,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		if t.quirks.discoveryNonPersist {
 			id.KAS, id.OAES = 0, 0
 		}
+		if t.quirks.discOAESNoLogChange {
+			id.OAES &^= nvme.AECDiscovery
+		}
 		return id
 	}
 	if t.quirks.iorcszWrong {
@@ -337,6 +340,14 @@ func (q *queue) getLogPage(c *command) {
 		}
 	} else {
 		switch lid {
+		case nvme.LogDiscovery:
+			// Not an I/O controller's page (it falls to the default's
+			// refusal below) unless the io-discovery-log-served quirk.
+			if !q.t.quirks.ioDiscoveryLog {
+				supported = false
+				break
+			}
+			page = q.t.discoveryLog(page, ctrl.host, q)
 		case nvme.LogError:
 			ctrl.mu.Lock()
 			for i := range ctrl.errs {
@@ -547,6 +558,9 @@ func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.Di
 	}
 	if t.quirks.discASQSZSmall {
 		e.ASQSZ = 16
+	}
+	if t.quirks.discEntryCNTLIDSpecific && subtype == nvme.SubtypeNVM {
+		e.CNTLID = 1
 	}
 	if t.quirks.discTRSVCIDName {
 		e.TRSVCID = "nvme"

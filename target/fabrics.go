@@ -191,6 +191,15 @@ func (q *queue) connect(c *command) {
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
 		}
+		if disc && kato != 0 && t.quirks.discoveryNonPersist {
+			// A Discovery controller without explicit persistent
+			// connections supports no Asynchronous Events, so it "shall
+			// return a status value of Connect Invalid Parameters" for a
+			// non-zero KATO (NVMe Base 2.2 3.1.3.3).
+			q.refusedConnect("keep alive timeout (no explicit persistent discovery connections)", args, &d, "kato", kato)
+			q.connectInvalid(c, false, nvme.ConnectOffKATO)
+			return
+		}
 		if disc && kato == 0 {
 			// A discovery host that asks for no keep alive gets the
 			// Discovery controller activity timeout (NVMe Base 2.1
@@ -232,6 +241,13 @@ func (q *queue) connect(c *command) {
 				q.complete(c, nvme.StatusConnectControllerBusy)
 			}
 			return
+		}
+		if disc && args.KATO != 0 && !t.quirks.discKATONoAEN {
+			// A non-zero KATO asks for an explicit persistent connection
+			// and its notices: the Discovery controller "shall enable
+			// Asynchronous Discovery Log Event Notifications" (NVMe Base
+			// 2.2 3.1.3.3.1).
+			ctrl.aec = nvme.AECDiscovery
 		}
 		ctrl.queues[0] = q
 		ctrl.mu.Unlock()
@@ -277,6 +293,9 @@ func (q *queue) connect(c *command) {
 			ctrl.queues = append(ctrl.queues, make([]*queue, int(args.QID)+1-len(ctrl.queues))...)
 		case int(args.QID) >= len(ctrl.queues):
 			ctrl.mu.Unlock()
+			if t.quirks.connectFailLogged {
+				ctrl.logError(args.QID, &c.sqe, nvme.StatusConnectInvalidParameters, nvme.ConnectOffQID)
+			}
 			q.refusedConnect("QID above the queues granted", args, &d, "queues", len(ctrl.queues)-1)
 			q.connectInvalid(c, false, nvme.ConnectOffQID)
 			return
