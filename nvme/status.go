@@ -77,6 +77,7 @@ const (
 	StatusConnectInvalidParameters  Status = 0x182
 	StatusConnectRestartDiscovery   Status = 0x183
 	StatusConnectInvalidHost        Status = 0x184
+	StatusInvalidQueueType          Status = 0x185 // Disconnect sent on an admin queue
 	StatusDiscoveryRestart          Status = 0x190
 	StatusAuthenticationRequired    Status = 0x191
 
@@ -174,6 +175,7 @@ var statusNames = map[Status]string{
 	StatusConnectInvalidParameters:  "Connect Invalid Parameters / Attempted Write to Read Only Range",
 	StatusConnectRestartDiscovery:   "Connect Restart Discovery",
 	StatusConnectInvalidHost:        "Connect Invalid Host",
+	StatusInvalidQueueType:          "Invalid Queue Type",
 	StatusDiscoveryRestart:          "Discovery Restart",
 	StatusAuthenticationRequired:    "Authentication Required",
 

@@ -37,7 +37,7 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		if !disc && s.Opcode == nvme.AdminKeepAlive && q.t.quirks.keepAliveUnsupported {
 			break
 		}
-		if disc && q.t.quirks.discoveryNonPersist {
+		if disc && q.t.quirks.discoveryNonPersist && !(s.Opcode == nvme.AdminKeepAlive && q.t.quirks.discNonPersistKeepAlive) {
 			// No explicit persistent connections: these commands are
 			// prohibited (NVMe Base 2.1 Figure 28 note 6).
 			break

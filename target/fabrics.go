@@ -369,6 +369,9 @@ func (q *queue) propertyGet(c *command) {
 		q.complete(c, nvme.StatusSuccess)
 		return
 	}
+	if q.reservedPropertySize(c) {
+		return
+	}
 	var v uint64
 	anySize := q.t.quirks.propSizeUnchecked
 	ctrl.mu.Lock()
@@ -429,7 +432,24 @@ func definedProperty(off uint32) bool {
 	return false
 }
 
+// reservedPropertySize fails a Property Get or Set whose ATTRIB size
+// (PRS, PUS: bits 2:0) is a reserved value, 010b to 111b, and reports
+// whether it did: "Receipt of reserved coded values in defined fields in
+// commands shall be reported as an error" (NVMe Base 2.2 1.4.1.6, Figs.
+// 552 and 554).
+func (q *queue) reservedPropertySize(c *command) bool {
+	if c.sqe.CDW10&7 <= nvme.PropertySize8 || q.t.quirks.propReservedSizeOK {
+		return false
+	}
+	c.ploc = 40
+	q.complete(c, nvme.StatusInvalidField)
+	return true
+}
+
 func (q *queue) propertySet(c *command) {
+	if q.reservedPropertySize(c) {
+		return
+	}
 	off, size8, v := nvme.DecodeProperty(&c.sqe)
 	if q.t.quirks.readOnlyPropWritable && (off == nvme.PropCAP && size8 || off == nvme.PropVS && !size8) {
 		q.ctrl.mu.Lock()

@@ -534,10 +534,17 @@ func fuzzStateSeeds() []fuzzStateSeed {
 		s.cmd(nvme.DisconnectCmd(0), nil)
 		s.cmd(nvme.KeepAliveCmd(), nil) // after Disconnect
 		seq, inv, fail := nvme.StatusCommandSequenceError, nvme.StatusInvalidField, nvme.StatusAbortFusedFail
+		// The admin queue's Disconnect: a Discovery controller supports
+		// none (NVMe Base 2.2 3.1.3.3: Invalid Queue Type, 6.4) and the
+		// Keep Alive after it runs.
+		tail := []nvme.Status{nvme.StatusSuccess}
+		if nqn == nvme.DiscoveryNQN {
+			tail = []nvme.Status{nvme.StatusInvalidQueueType, nvme.StatusSuccess}
+		}
 		seeds = append(seeds, fuzzStateSeed{"before and after Connect, fused admin on " + nqn, s.bytes(),
-			[]nvme.Status{seq, seq, seq, seq, seq, seq, nvme.StatusSuccess, seq, seq, nvme.StatusSuccess,
+			append([]nvme.Status{seq, seq, seq, seq, seq, seq, nvme.StatusSuccess, seq, seq, nvme.StatusSuccess,
 				inv, fail, inv, fail, inv, fail, nvme.StatusAbortFusedMissing, inv, nvme.StatusSuccess,
-				nvme.StatusInvalidOpcode, inv, nvme.StatusSuccess}, 0})
+				nvme.StatusInvalidOpcode, inv}, tail...), 0})
 	}
 	{
 		s := newSession(fuzzIO, 0)

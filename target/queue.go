@@ -1286,6 +1286,12 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.ctrl == nil {
 			return nvme.StatusCommandSequenceError
 		}
+		if q.qid == 0 && q.ctrl.disc && !q.t.quirks.discDisconnectOK {
+			// A Discovery controller "shall not support the Disconnect
+			// command" (NVMe Base 2.2 3.1.3.3), and one submitted on an
+			// Admin Queue gets Invalid Queue Type (6.4).
+			return nvme.StatusInvalidQueueType
+		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.FabricsAuthSend, nvme.FabricsAuthReceive:
 		return q.prepareAuth(c, inLen)

@@ -16,6 +16,9 @@ type discRulesQuirks struct {
 	r2tMisaligned           bool
 	hdgstFEIZero            bool
 	connectFailLogged       bool
+	discDisconnectOK        bool
+	discNonPersistKeepAlive bool
+	propReservedSizeOK      bool
 }
 
 // discRulesQuirkTable lists them, in the format of quirkTable.
@@ -50,4 +53,13 @@ var discRulesQuirkTable = []Quirk{
 	{Name: "failed-connect-error-logged", Kind: QuirkDeviation,
 		Does: "records an I/O queue Connect it refuses for a QID above the queues granted in the Error Information log of the controller it names (NVMe Base 2.2 6.3: for a Connect command that fails, the controller shall not add an entry to the Error Information log page)",
 		set:  func(s *quirkSet) { s.connectFailLogged = true }},
+	{Name: "discovery-disconnect-accepted", Kind: QuirkDeviation,
+		Does: "a discovery controller completes a Disconnect on its admin queue successfully and ends the association (NVMe Base 2.2 3.1.3.3: a Discovery controller shall not support the Disconnect command; 6.4: on an Admin Queue, Invalid Queue Type)",
+		set:  func(s *quirkSet) { s.discDisconnectOK = true }},
+	{Name: "discovery-non-persistent-keep-alive", Kind: QuirkDeviation,
+		Does: "the discovery-non-persistent personality (KAS 0, no EPCSD, Set Features refused), except that Keep Alive completes successfully (NVMe Base 2.2 3.1.3.3: Discovery controllers that do not support explicit persistent connections shall not support Keep Alive commands)",
+		set:  func(s *quirkSet) { s.discoveryNonPersist, s.discNonPersistKeepAlive = true, true }},
+	{Name: "property-reserved-size-accepted", Kind: QuirkDeviation,
+		Does: "takes a reserved Property Get or Set size (ATTRIB bits 2:0 from 010b) for 4 bytes (NVMe Base 2.2 6.5, 6.6: PRS and PUS 010b to 111b are reserved; 1.4.1.6: receipt of reserved coded values in defined fields in commands shall be reported as an error)",
+		set:  func(s *quirkSet) { s.propReservedSizeOK = true }},
 }
