@@ -9,6 +9,7 @@ package suites
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -129,5 +130,54 @@ var _ = Describe("discovery", Label("discovery"), func() {
 		c := s.adminController(ctx)
 		_, err := getLogRaw(ctx, c, nvme.LogDiscovery, 0, 0, nvme.DiscoveryLogEntrySize)
 		s.conformOneOf(Outcome(err), StatusOutcome(nvme.StatusInvalidLogPage), stInvalidField)
+	})
+
+	// Disconnect on the admin queue of a discovery controller: the
+	// command is not supported there (3.1.3.3) and, on any Admin Queue,
+	// "the controller shall abort the command with a status code of
+	// Invalid Queue Type" (6.4); either way an error status, and the
+	// association goes on.
+	Check(Requirement{ID: "DISC-RULE-005", Section: secDiscCtrl + "; " + secDisconnect, Keyword: Shall, Binds: Controller,
+		Statements: []string{"B-3.1.3.3-13"},
+		Text:       "A Discovery controller shall not support the Disconnect command (3.1.3.3); If a Disconnect command is submitted on an Admin Queue, then the controller shall abort the command with a status code of Invalid Queue Type (6.4)",
+		Title:      "a discovery controller fails a Disconnect on its admin queue with an error status and keeps the association"}, func(ctx context.Context, s *Spec) {
+		r := s.DialDiscovery(ctx)
+		_, err := r.Initialize(plainIC)
+		s.skipIfICRespRefused(err)
+		s.mustOK(err, "connection initialization")
+		_, err = s.connectRaw(r, nvme.DiscoveryNQN, 0, cntlidAnyDynamic, initiator.AdminQueueSize-1, 0, 0)
+		s.skipIfDiscoveryConnectRefused(err)
+		s.mustOK(err, "admin Connect")
+		s.enableRaw(ctx, r)
+		_, _, err = r.Command(nvme.DisconnectCmd(0), nil)
+		obs := Outcome(err)
+		AddReportEntry("observed", fmt.Sprintf("%s: Disconnect: %s", s.Req.ID, obs))
+		if strings.HasPrefix(obs, "status ") {
+			obs = "an error status"
+		}
+		s.Conform("Disconnect: "+obs, "Disconnect: an error status")
+		_, _, err = r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)
+		s.Conform("Identify after the Disconnect: "+Outcome(err), "Identify after the Disconnect: success")
+	})
+
+	// Keep Alive is for explicit persistent connections only: without
+	// them "Discovery controllers ... shall not support Keep Alive
+	// commands" (3.1.3.3; Fig. 28 note 6: prohibited). DISC-CMD-005
+	// holds the ones with them to Keep Alive.
+	Check(Requirement{ID: "DISC-RULE-006", Section: secDiscCtrl + "; " + secAdminCmds, Keyword: Shall, Binds: Controller,
+		Statements: []string{"B-3.1.3.3-11"},
+		Text:       "Discovery controllers that do not support explicit persistent connections shall not support Keep Alive commands (3.1.3.3); Keep Alive: For Discovery controllers that do not support explicit persistent connections, this command is prohibited (Fig. 28 note 6)",
+		Title:      "a discovery controller without explicit persistent connections (no EPCSD, KAS 0) fails Keep Alive with an error status"}, func(ctx context.Context, s *Spec) {
+		c := s.ConnectDiscovery(ctx)
+		if p := s.discoveryPersistence(ctx, c); p.Persistent() {
+			s.Lacks("a discovery controller without explicit persistent connections (it claims them: " + p.String() + "; DISC-CMD-005 judges Keep Alive there)")
+		}
+		_, err := c.Admin().Exec(ctx, nvme.KeepAliveCmd(), nil, initiator.NoData)
+		obs := Outcome(err)
+		AddReportEntry("observed", fmt.Sprintf("%s: Keep Alive: %s", s.Req.ID, obs))
+		if strings.HasPrefix(obs, "status ") {
+			obs = "an error status"
+		}
+		s.Conform("Keep Alive: "+obs, "Keep Alive: an error status")
 	})
 })

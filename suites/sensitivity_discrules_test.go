@@ -14,5 +14,9 @@ func discRulesQuirkExpect() map[string]quirkExpectation {
 		"r2t-misaligned":                  {fail: ids("TCP-ALIGN-002")},
 		"hdgst-fei-zero":                  {fail: ids("TCP-HDGST-001")},
 		"failed-connect-error-logged":     {fail: ids("FAB-ERRLOG-001")},
+		"discovery-disconnect-accepted":   {fail: ids("DISC-RULE-005")},
+		// Non-persistent otherwise: DISC-CMD-005 skips, as it must.
+		"discovery-non-persistent-keep-alive": {fail: ids("DISC-RULE-006")},
+		"property-reserved-size-accepted":     {fail: ids("FAB-PROPRSV-001 FAB-PROPRSV-002")},
 	}
 }
