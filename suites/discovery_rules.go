@@ -180,4 +180,24 @@ var _ = Describe("discovery", Label("discovery"), func() {
 		}
 		s.Conform("Keep Alive: "+obs, "Keep Alive: an error status")
 	})
+
+	// Port 8009 is the discovery port; an I/O controller behind it would
+	// collide with the Discovery controller hosts look for there.
+	Check(Requirement{ID: "DISC-RULE-007", Section: secTCPPort, Keyword: Should, Binds: Controller,
+		Statements: []string{"T-3.1.2-02"},
+		Text:       "TCP port 8009 is the default TCP port for NVMe/TCP Discovery controllers. There is no default TCP port for NVMe/TCP I/O controllers ... NVMe/TCP I/O controllers should not use TCP port 8009",
+		Title:      "no TCP discovery log entry of an NVM subsystem (SUBTYPE 2) names port 8009"}, func(ctx context.Context, s *Spec) {
+		c := s.ConnectDiscovery(ctx)
+		_, l := s.readDiscoveryLog(ctx, c)
+		for i, e := range tcpEntries(l) {
+			if e.SUBTYPE != nvme.SubtypeNVM {
+				continue
+			}
+			obs := "TRSVCID not 8009"
+			if e.TRSVCID == "8009" {
+				obs = "TRSVCID 8009"
+			}
+			s.Conform(fmt.Sprintf("entry %d (%s): %s", i, e.SUBNQN, obs), fmt.Sprintf("entry %d (%s): TRSVCID not 8009", i, e.SUBNQN))
+		}
+	})
 })

@@ -205,8 +205,10 @@ var _ = Describe("Transport", Label("transport"), func() {
 })
 
 var _ = Describe("io", Label("io"), func() {
-	// An offset past anything a capsule can hold is invalid whatever
-	// offsets a controller allows inside the capsule; the length is the
+	// NVMe/TCP "does not use ICDOFF to control the in-capsule data
+	// offset, thus ICDOFF shall be cleared to '0'" (3.3.1), so any
+	// non-zero offset is invalid there; the check uses one past anything
+	// a capsule can hold, invalid on any transport. The length is the
 	// block the Write moves, so no other SGL status applies.
 	Check(Requirement{ID: "IO-SGLOFF-001", Section: secCapsuleSGL, Keyword: Shall, Binds: Controller,
 		Statements: []string{"B-3.3.2.1.3-01"},

@@ -562,6 +562,9 @@ func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.Di
 	if t.quirks.discEntryCNTLIDSpecific && subtype == nvme.SubtypeNVM {
 		e.CNTLID = 1
 	}
+	if t.quirks.nvmEntryPort8009 && subtype == nvme.SubtypeNVM {
+		e.TRSVCID = "8009"
+	}
 	if t.quirks.discTRSVCIDName {
 		e.TRSVCID = "nvme"
 	}

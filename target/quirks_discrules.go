@@ -19,6 +19,7 @@ type discRulesQuirks struct {
 	discDisconnectOK        bool
 	discNonPersistKeepAlive bool
 	propReservedSizeOK      bool
+	nvmEntryPort8009        bool
 }
 
 // discRulesQuirkTable lists them, in the format of quirkTable.
@@ -62,4 +63,7 @@ var discRulesQuirkTable = []Quirk{
 	{Name: "property-reserved-size-accepted", Kind: QuirkDeviation,
 		Does: "takes a reserved Property Get or Set size (ATTRIB bits 2:0 from 010b) for 4 bytes (NVMe Base 2.2 6.5, 6.6: PRS and PUS 010b to 111b are reserved; 1.4.1.6: receipt of reserved coded values in defined fields in commands shall be reported as an error)",
 		set:  func(s *quirkSet) { s.propReservedSizeOK = true }},
+	{Name: "nvm-entry-port-8009", Kind: QuirkDeviation,
+		Does: "gives the discovery log entries of NVM subsystems TRSVCID 8009, the discovery port (NVMe/TCP 1.0 3.1.2: NVMe/TCP I/O controllers should not use TCP port 8009)",
+		set:  func(s *quirkSet) { s.nvmEntryPort8009 = true }},
 }
