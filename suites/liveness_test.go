@@ -211,8 +211,25 @@ func startFreezingProxy(t *testing.T, to string) *freezingProxy {
 			p.mu.Lock()
 			p.up = append(p.up, u)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c) }()
-			go func() { _, _ = io.Copy(c, u) }() // ends when frozen, leaving c open
+			go func() {
+				// The host closed (or the test ended): close towards the
+				// target too, as a direct connection would, so that its
+				// association ends instead of counting against
+				// max_associations_per_host for the rest of the run.
+				_, _ = io.Copy(u, c)
+				_ = u.Close()
+			}()
+			go func() {
+				// The target closed: so does the proxy, unless it is
+				// frozen, which leaves c open and silent.
+				_, _ = io.Copy(c, u)
+				p.mu.Lock()
+				cold := p.cold
+				p.mu.Unlock()
+				if !cold {
+					_ = c.Close()
+				}
+			}()
 		}
 	}()
 	return p
