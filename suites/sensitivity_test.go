@@ -40,7 +40,7 @@ type quirkExpectation struct {
 // and edit the lists from the "failed" lines it prints.
 func quirkExpect() map[string]quirkExpectation {
 	all := coreQuirkExpect()
-	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect()} {
+	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect()} {
 		for name, e := range more {
 			all[name] = e
 		}
@@ -67,7 +67,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		TCP-PDU-010 TCP-PDU-011 TCP-PDU-012 TCP-PDU-013 TCP-PDU-014
 		TCP-PDU-015 TCP-PDU-016 TCP-PDU-017 TCP-PDU-018 TCP-PDU-019
 		TCP-PDU-021 TCP-PDU-022 TCP-PDU-023 TCP-PDU-024 TCP-PDU-025
-		TCP-PDU-026 TCP-PDU-027 TCP-PDU-028 TCP-PDU-029`)},
+		TCP-PDU-026 TCP-PDU-027 TCP-PDU-028 TCP-PDU-029 TCP-HDGST-001`)},
 		"termreq-no-header":       {fail: ids("TCP-FATAL-002")},
 		"process-after-fatal":     {fail: ids("TCP-FATAL-003")},
 		"accept-foreign-hostnqn":  {fail: ids("FAB-CONN-009")},
@@ -93,12 +93,12 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		// FCATT says static while the subsystem hands out controllers
 		// dynamically: the model check and the model-dependent Connect
 		// check (which then expects FFFFh refused) both see the lie.
-		"identify-fcatt-static":    {fail: ids("ADM-ID-011 FAB-CONN-005")},
+		"identify-fcatt-static":    {fail: ids("ADM-ID-011 FAB-CONN-005 DISC-RULE-003")},
 		"identify-cntrltype-zero":  {fail: ids("ADM-ID-012 DISC-ID-002")},
 		"identify-kas-zero":        {fail: ids("ADM-ID-013")},
 		"identify-cns-reserved-ok": {fail: ids("ADM-ID-015")},
 		"features-reserved-ok":     {fail: ids("ADM-FEAT-006")},
-		"log-page-reserved-ok":     {fail: ids("ADM-LOG-010 DISC-CMD-002")},
+		"log-page-reserved-ok":     {fail: ids("ADM-LOG-010 DISC-CMD-002 DISC-RULE-004")},
 		"aer-limit-ignored":        {fail: ids("ADM-AER-001")},
 		"keepalive-unsupported": {fail: ids("ADM-KA-001 ADM-KA-003"),
 			// keeps its association alive with Keep Alive while it waits

@@ -37,7 +37,7 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		if !disc && s.Opcode == nvme.AdminKeepAlive && q.t.quirks.keepAliveUnsupported {
 			break
 		}
-		if disc && q.t.quirks.discoveryNonPersist {
+		if disc && q.t.quirks.discoveryNonPersist && !(s.Opcode == nvme.AdminKeepAlive && q.t.quirks.discNonPersistKeepAlive) {
 			// No explicit persistent connections: these commands are
 			// prohibited (NVMe Base 2.1 Figure 28 note 6).
 			break
@@ -156,6 +156,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		id.SUBNQN = t.discoveryNQN()
 		if t.quirks.discoveryNonPersist {
 			id.KAS, id.OAES = 0, 0
+		}
+		if t.quirks.discOAESNoLogChange {
+			id.OAES &^= nvme.AECDiscovery
 		}
 		return id
 	}
@@ -340,6 +343,14 @@ func (q *queue) getLogPage(c *command) {
 		}
 	} else {
 		switch lid {
+		case nvme.LogDiscovery:
+			// Not an I/O controller's page (it falls to the default's
+			// refusal below) unless the io-discovery-log-served quirk.
+			if !q.t.quirks.ioDiscoveryLog {
+				supported = false
+				break
+			}
+			page = q.t.discoveryLog(page, ctrl.host, q)
 		case nvme.LogError:
 			ctrl.mu.Lock()
 			for i := range ctrl.errs {
@@ -550,6 +561,12 @@ func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.Di
 	}
 	if t.quirks.discASQSZSmall {
 		e.ASQSZ = 16
+	}
+	if t.quirks.discEntryCNTLIDSpecific && subtype == nvme.SubtypeNVM {
+		e.CNTLID = 1
+	}
+	if t.quirks.nvmEntryPort8009 && subtype == nvme.SubtypeNVM {
+		e.TRSVCID = "8009"
 	}
 	if t.quirks.discTRSVCIDName {
 		e.TRSVCID = "nvme"

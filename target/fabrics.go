@@ -237,6 +237,15 @@ func (q *queue) connect(c *command) {
 			q.connectInvalid(c, false, nvme.ConnectOffKATO)
 			return
 		}
+		if disc && kato != 0 && t.quirks.discoveryNonPersist {
+			// A Discovery controller without explicit persistent
+			// connections supports no Asynchronous Events, so it "shall
+			// return a status value of Connect Invalid Parameters" for a
+			// non-zero KATO (NVMe Base 2.2 3.1.3.3).
+			q.refusedConnect("keep alive timeout (no explicit persistent discovery connections)", args, &d, "kato", kato)
+			q.connectInvalid(c, false, nvme.ConnectOffKATO)
+			return
+		}
 		if disc && kato == 0 {
 			// A discovery host that asks for no keep alive gets the
 			// Discovery controller activity timeout (NVMe Base 2.1
@@ -278,6 +287,13 @@ func (q *queue) connect(c *command) {
 				q.complete(c, nvme.StatusConnectControllerBusy)
 			}
 			return
+		}
+		if disc && args.KATO != 0 && !t.quirks.discKATONoAEN {
+			// A non-zero KATO asks for an explicit persistent connection
+			// and its notices: the Discovery controller "shall enable
+			// Asynchronous Discovery Log Event Notifications" (NVMe Base
+			// 2.2 3.1.3.3.1).
+			ctrl.aec = nvme.AECDiscovery
 		}
 		ctrl.queues[0] = q
 		ctrl.indivIOQDel = args.CATTR&cattrIndivIOQDel != 0
@@ -324,6 +340,9 @@ func (q *queue) connect(c *command) {
 			ctrl.queues = append(ctrl.queues, make([]*queue, int(args.QID)+1-len(ctrl.queues))...)
 		case int(args.QID) >= len(ctrl.queues):
 			ctrl.mu.Unlock()
+			if t.quirks.connectFailLogged {
+				ctrl.logError(args.QID, &c.sqe, nvme.StatusConnectInvalidParameters, nvme.ConnectOffQID)
+			}
 			q.refusedConnect("QID above the queues granted", args, &d, "queues", len(ctrl.queues)-1)
 			q.connectInvalid(c, false, nvme.ConnectOffQID)
 			return
@@ -404,6 +423,9 @@ func (q *queue) propertyGet(c *command) {
 		q.complete(c, nvme.StatusSuccess)
 		return
 	}
+	if q.reservedPropertySize(c) {
+		return
+	}
 	var v uint64
 	anySize := q.t.quirks.propSizeUnchecked
 	ctrl.mu.Lock()
@@ -464,7 +486,24 @@ func definedProperty(off uint32) bool {
 	return false
 }
 
+// reservedPropertySize fails a Property Get or Set whose ATTRIB size
+// (PRS, PUS: bits 2:0) is a reserved value, 010b to 111b, and reports
+// whether it did: "Receipt of reserved coded values in defined fields in
+// commands shall be reported as an error" (NVMe Base 2.2 1.4.1.6, Figs.
+// 552 and 554).
+func (q *queue) reservedPropertySize(c *command) bool {
+	if c.sqe.CDW10&7 <= nvme.PropertySize8 || q.t.quirks.propReservedSizeOK {
+		return false
+	}
+	c.ploc = 40
+	q.complete(c, nvme.StatusInvalidField)
+	return true
+}
+
 func (q *queue) propertySet(c *command) {
+	if q.reservedPropertySize(c) {
+		return
+	}
 	off, size8, v := nvme.DecodeProperty(&c.sqe)
 	if q.t.quirks.readOnlyPropWritable && (off == nvme.PropCAP && size8 || off == nvme.PropVS && !size8) {
 		q.ctrl.mu.Lock()

@@ -105,6 +105,11 @@ func TestMalformedSequences(t *testing.T) {
 		offPLEN  = 4
 	)
 	fatal := func(fes uint16, fei uint32) outcome { return outcome{term: true, fes: fes, fei: fei} }
+	// The header digest of a Keep Alive capsule as the digest case
+	// below damages it: FES 03h's FEI is the HDGST received (NVMe/TCP
+	// 1.0 3.6.2.5).
+	kaPDU := tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: nvme.KeepAliveCmd()}, nil, tcp.EncodeOptions{Digests: tcp.Digests{Header: true}})
+	badHDGST := binary.LittleEndian.Uint32(kaPDU[len(kaPDU)-tcp.DigestSize:]) ^ 0x40<<16
 	cases := []struct {
 		name string
 		// run sends the sequence on a fresh connection (raw: before ICReq)
@@ -236,7 +241,7 @@ func TestMalformedSequences(t *testing.T) {
 			b[len(b)-2] ^= 0x40
 			_ = io.conn.SendRaw(b)
 			*c = *io
-		}, fatal(tcp.FESHeaderDigestError, 0)},
+		}, fatal(tcp.FESHeaderDigestError, badHDGST)},
 		{"data digest error (a command error unless data_digest_fatal)", false, func(t *testing.T, c *client) {
 			io := dial(t, addr, tcp.DgstData)
 			sqe := connectSQE(0, 31, 0, 0)

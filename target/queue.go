@@ -516,10 +516,13 @@ func (q *queue) terminate(fe *tcp.FatalError) {
 	if qk.noTermReq {
 		return
 	}
-	if qk.termReqFESUnsupported || qk.termReqNoHeader {
+	if qk.termReqFESUnsupported || qk.termReqNoHeader || qk.hdgstFEIZero && fe.FES == tcp.FESHeaderDigestError {
 		x := *fe
 		if qk.termReqFESUnsupported {
 			x.FES = tcp.FESUnsupportedParameter
+		}
+		if qk.hdgstFEIZero && fe.FES == tcp.FESHeaderDigestError {
+			x.FEI = 0
 		}
 		if qk.termReqNoHeader {
 			x.Header = nil
@@ -789,6 +792,11 @@ func (q *queue) sendR2T(c *command) error {
 		second := tcp.R2T{CCCID: c.r2t.CCCID, TTAG: c.ttag, R2TO: c.r2t.R2TL, R2TL: c.xfer - c.r2t.R2TL}
 		return q.conn.SendPair(&c.r2t, nil, &second, nil)
 	}
+	if q.t.quirks.r2tMisaligned && c.xfer >= 8 {
+		// The first R2T asks for an odd number of bytes; onH2CData
+		// sends the second, for the rest, once they are in.
+		c.r2t.R2TL = c.xfer/2 | 1
+	}
 	return q.conn.Send(&c.r2t, nil)
 }
 
@@ -886,8 +894,8 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	if uint64(d.DATAO)+uint64(d.DATAL) > uint64(c.xfer) {
 		return q.fatalf(tcp.FESDataOutOfRange, 0, "H2CData outside the data the R2T asked for")
 	}
-	half := c.r2t.R2TL // the end of the first R2T under r2t-exceeds-maxr2t
-	split := q.t.quirks.r2tPastMAXR2T && half < c.xfer
+	half := c.r2t.R2TL // the end of the first R2T under r2t-exceeds-maxr2t or r2t-misaligned
+	split := (q.t.quirks.r2tPastMAXR2T || q.t.quirks.r2tMisaligned) && half < c.xfer
 	if split && d.DATAO < half && d.DATAO+d.DATAL > half {
 		return q.fatalf(tcp.FESDataOutOfRange, 0, "H2CData outside the data the R2T asked for")
 	}
@@ -909,6 +917,10 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 		return q.fatalf(tcp.FESInvalidHeaderField, 1, "H2CData LAST_PDU flag does not match the end of the data")
 	}
 	if !done {
+		if split && q.t.quirks.r2tMisaligned && c.recvd == half {
+			second := tcp.R2T{CCCID: c.r2t.CCCID, TTAG: c.ttag, R2TO: half, R2TL: c.xfer - half}
+			return q.conn.Send(&second, nil)
+		}
 		return nil
 	}
 	q.r2tMu.Lock()
@@ -1120,8 +1132,11 @@ func (q *queue) failed(c *command, st nvme.Status) nvme.Status {
 // follows.
 func (q *queue) sendData(c *command, data []byte, success bool) error {
 	max := int(q.t.c2hSize)
-	for off := 0; off < len(data); off += max {
-		n := min(max, len(data)-off)
+	for off, n := 0, 0; off < len(data); off += n {
+		n = min(max, len(data)-off)
+		if off == 0 && q.t.quirks.c2hMisaligned && len(data) > 8 {
+			n = min(n, len(data)/2|1) // odd: neither DATAL nor the next DATAO a dword multiple
+		}
 		last := off+n == len(data)
 		c.c2h = tcp.C2HData{CCCID: c.sqe.CID, DATAO: uint32(off), DATAL: uint32(n), Last: last && !q.t.quirks.c2hNoLastPDU, Success: last && success}
 		if err := q.conn.Send(&c.c2h, data[off:off+n]); err != nil {
@@ -1151,7 +1166,7 @@ func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.S
 		if !h2c {
 			return nvme.StatusInvalidField
 		}
-		if d.Addr != 0 {
+		if d.Addr != 0 && !q.t.quirks.sglOffsetIgnored {
 			return nvme.StatusSGLInvalidOffset
 		}
 		if d.Length != inLen && !(d.Length < inLen && (q.t.quirks.icdOverrunShifted || q.t.quirks.icdOverrunAccept)) {
@@ -1162,7 +1177,16 @@ func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.S
 			return nvme.StatusSGLInvalidDataLength
 		}
 	default:
-		return nvme.StatusSGLInvalidType
+		// NVMe/TCP 1.0 3.3.2: the two descriptors above are the ones the
+		// transport supports; anything else is SGL Descriptor Type
+		// Invalid, unless the sgl-unsupported-type-accepted quirk takes
+		// it for a Transport SGL Data Block.
+		if !q.t.quirks.sglAnyType {
+			return nvme.StatusSGLInvalidType
+		}
+		if inLen > 0 {
+			return nvme.StatusSGLInvalidDataLength
+		}
 	}
 	// A data SGL longer than the transfer is processed normally (SGLS bit
 	// 18, LLDTS, is set): only want bytes move. Hosts rely on it; Linux
@@ -1262,7 +1286,7 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.ctrl == nil {
 			return nvme.StatusCommandSequenceError
 		}
-		if q.qid == 0 && !q.t.quirks.adminDisconnectAccepted {
+		if q.qid == 0 && !q.t.quirks.adminDisconnectAccepted && !(q.ctrl.disc && q.t.quirks.discDisconnectOK) {
 			// NVMe Base 2.2 6.4: "If a Disconnect command is submitted on
 			// an Admin Queue, then the controller shall abort the command
 			// with a status code of Invalid Queue Type" (a discovery

@@ -133,6 +133,7 @@ type quirkSet struct {
 	adminIOQuirks
 	authQuirks
 	katoFlowQuirks
+	discRulesQuirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -147,7 +148,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{

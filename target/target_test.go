@@ -489,7 +489,8 @@ func TestMalformedPDUs(t *testing.T) {
 		b := tcp.AppendPDU(nil, &tcp.CapsuleCmd{SQE: sqe}, nil, tcp.EncodeOptions{Digests: tcp.Digests{Header: true}})
 		b[len(b)-1] ^= 1
 		_ = c.conn.SendRaw(b)
-		c.expectTerm(tcp.FESHeaderDigestError, 0)
+		// FEI: the HDGST as received (NVMe/TCP 1.0 3.6.2.5).
+		c.expectTerm(tcp.FESHeaderDigestError, binary.LittleEndian.Uint32(b[len(b)-tcp.DigestSize:]))
 	})
 	t.Run("H2CData bad offset", func(t *testing.T) {
 		c := ioQueue(t, addr, good.cntlid, 2, 0)

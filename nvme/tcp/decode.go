@@ -118,7 +118,9 @@ func (r *Rules) check(ch *CommonHeader, hdr []byte, p PDU) (Layout, *FatalError)
 	if digestible(ch.Type) && r.Header {
 		want := Checksum(hdr[:hlen])
 		if got := binary.LittleEndian.Uint32(hdr[hlen:]); got != want {
-			return l, fatal(FESHeaderDigestError, 0, hdr, "%v header digest %#08x, want %#08x", ch.Type, got, want)
+			// For FES 03h the FEI "indicates the HDGST that was
+			// received" (NVMe/TCP 1.0 3.6.2.4, 3.6.2.5).
+			return l, fatal(FESHeaderDigestError, got, hdr, "%v header digest %#08x, want %#08x", ch.Type, got, want)
 		}
 	}
 	plen := int64(ch.PLEN)

@@ -231,7 +231,9 @@ func TestMutateHeaderDigest(t *testing.T) {
 			for bit := 0; bit < 8; bit++ {
 				b := bytes.Clone(orig)
 				b[pos] ^= 1 << bit
-				wantFatal(t, fmt.Sprintf("%s byte %d bit %d", s.name, pos, bit), b, r, FESHeaderDigestError, 0)
+				// The FEI carries the HDGST as received (NVMe/TCP 1.0
+				// 3.6.2.5: "the HDGST that was received").
+				wantFatal(t, fmt.Sprintf("%s byte %d bit %d", s.name, pos, bit), b, r, FESHeaderDigestError, binary.LittleEndian.Uint32(b[hlen:]))
 			}
 		}
 		// A PDO change is a header change too when it stays legal.
@@ -239,7 +241,7 @@ func TestMutateHeaderDigest(t *testing.T) {
 			b := bytes.Clone(orig)
 			b[offPDO] += 4
 			putPLEN(b, binary.LittleEndian.Uint32(b[offPLEN:])+4)
-			wantFatal(t, s.name+" pdo+4", b, r, FESHeaderDigestError, 0)
+			wantFatal(t, s.name+" pdo+4", b, r, FESHeaderDigestError, binary.LittleEndian.Uint32(b[hlen:]))
 		}
 	}
 }
