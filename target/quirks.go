@@ -131,6 +131,7 @@ type quirkSet struct {
 	transportQuirks
 	fabricsQuirks
 	adminIOQuirks
+	assocQuirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -145,7 +146,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, assocQuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{

@@ -1,0 +1,402 @@
+package suites
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
+)
+
+// Checks of what ends a connection or an association, and of what a
+// controller must no longer do once one has ended (issue 19): PDUs after
+// a fatal error, malformed H2CTermReqs, submission queue overruns and the
+// loss of the admin connection.
+
+// Sections of NVMe Base 2.2 these checks cite.
+const (
+	secAssociation = "NVMe Base 2.2 3.1.2"   // message-based controller architecture: when an association ends
+	secSQFlowOff   = "NVMe Base 2.2 3.3.2.5" // SQ flow control disabled
+	secSQFull      = "NVMe Base 2.2 3.3.2.6" // Submission Queue flow control
+	secKATOActive  = "NVMe Base 2.2 3.9.2"   // Keep Alive Timer activation
+)
+
+// assocLBA is the block the fatal-error side-effect check writes; no
+// other check reads it.
+const assocLBA = 40
+
+var _ = Describe("Transport", Label("transport"), func() {
+	Describe("termination", Label("transport-fatal"), func() {
+		// TCP-FATAL-003 sends its command after the C2HTermReq. Here it
+		// travels in the same TCP segment as the bad PDU, so it is
+		// already in the controller's receive buffer when the error is
+		// found: the case of a controller that has lost PDU framing and
+		// would run the bytes that follow as commands. The command is a
+		// Write with in-capsule data, so running it would also show on a
+		// second association.
+		Check(Requirement{ID: "TCP-TERM-001", Section: secFatal, Keyword: Shall, Binds: Controller,
+			Statements: []string{"T-3.5.1-02"},
+			Title:      "after a fatal error the controller runs no PDU that follows the offending one, even one already received in the same TCP segment",
+			Text:       "When a controller detects a fatal error, that controller shall: 1. stop processing any PDUs that arrive on the connection"}, func(ctx context.Context, s *Spec) {
+			io := s.SetupIO(ctx, plainIC)
+			if io.inCapsule() < io.bs {
+				s.Lacks(fmt.Sprintf("in-capsule data of one %d-byte block in I/O commands (IOCCSZ %d)", io.bs, io.id.IOCCSZ))
+			}
+			// A known content first, so a Write that ran shows.
+			before := bytes.Repeat([]byte{0x5A}, int(io.bs))
+			w0 := nvme.WriteCmd(io.nsid, assocLBA, 1)
+			nvme.SetInCapsule(&w0, io.bs)
+			_, _, err := io.io.Command(w0, before)
+			s.Must(err, "Write of the block's known content")
+
+			pattern := bytes.Repeat([]byte{0xC3}, int(io.bs))
+			w := nvme.WriteCmd(io.nsid, assocLBA, 1)
+			w.CID = io.io.NextCID()
+			nvme.SetInCapsule(&w, io.bs)
+			seg := append(append([]byte(nil), referenceFatal...), encode(io.io, &tcp.CapsuleCmd{SQE: w}, pattern)...)
+			s.Must(io.io.SendBytes(seg), "send the bad PDU and a Write in one segment")
+
+			obs := "not processed"
+			deadline := time.Now().Add(s.fatalWait() + processWait)
+			for time.Until(deadline) > 0 {
+				p, _, _, err := io.io.Recv(time.Until(deadline))
+				if err != nil {
+					break // silence or the end of the connection
+				}
+				switch v := p.(type) {
+				case *tcp.CapsuleResp:
+					if v.CQE.CID == w.CID {
+						obs = fmt.Sprintf("a response (%s) to the Write that followed the bad PDU", StatusOutcome(v.CQE.Status))
+					}
+				case *tcp.TermReq:
+					continue // the expected reaction; TCP-PDU-002 judges its FES
+				}
+				if obs != "not processed" {
+					break
+				}
+			}
+			_ = io.io.Close() // the host's duty after a C2HTermReq
+			_ = io.admin.Close()
+			if obs == "not processed" {
+				// No response is not enough: the Write may have run with
+				// its response lost. A second association reads the block.
+				r := s.SetupIO(ctx, plainIC)
+				rd := nvme.ReadCmd(r.nsid, assocLBA, 1)
+				nvme.SetDataLength(&rd, r.bs)
+				_, data, err := r.io.Command(rd, nil)
+				s.Must(err, "Read of the block on a second association")
+				if bytes.Equal(data, pattern) {
+					obs = "the Write that followed the bad PDU reached the namespace"
+				}
+			}
+			s.Conform(obs, "not processed")
+			s.TargetAlive(ctx)
+		})
+		// The two length bounds of an H2CTermReq: the controller ignores
+		// the PDU and closes "immediately". A controller that takes it
+		// for a fatal error of its own and waits for the host to close
+		// (3.5.1's rule for C2HTermReq) does not; it gets the bound a
+		// fatal error's reaction gets (fatalWait), not the 30 s a
+		// well-formed H2CTermReq allows (TCP-PDU-020). A C2HTermReq
+		// before the close is noted, not judged: the text asks for the
+		// close.
+		for i, c := range []struct {
+			stmt, title, text string
+			plen              uint32
+			data              int
+		}{
+			{"T-3.5.1-17", "an H2CTermReq with PLEN above 152 is ignored and the controller terminates the connection immediately",
+				"The controller shall ignore a H2CTermReq PDU with a PDU length (PLEN) that exceeds 152 bytes ... and shall terminate the connection immediately", 160, 136},
+			{"T-3.5.1-18", "an H2CTermReq with PLEN below 24 is ignored and the controller terminates the connection immediately",
+				"the controller shall ignore a H2CTermReq PDU with PLEN less than 24 bytes and shall terminate the connection immediately", 16, 0},
+		} {
+			Check(Requirement{ID: fmt.Sprintf("TCP-TERM-%03d", 2+i), Section: secFatal, Keyword: Shall, Binds: Controller,
+				Statements: []string{c.stmt}, Title: c.title, Text: c.text}, func(ctx context.Context, s *Spec) {
+				r, _ := s.rawAdmin(ctx, plainIC)
+				b := tcp.AppendPDU(nil, &tcp.TermReq{H2C: true, FES: tcp.FESInvalidHeaderField}, make([]byte, c.data), tcp.EncodeOptions{})
+				binary.LittleEndian.PutUint32(b[4:], c.plen)
+				sendQuiet(r, b)
+				s.Conform(awaitTermination(r, s.fatalWait()), "connection terminated")
+				s.TargetAlive(ctx)
+			})
+		}
+	})
+})
+
+var _ = Describe("Fabrics", Label("fabrics"), func() {
+	Describe("association lifetime", Label("fabrics-association"), func() {
+		// A two-entry I/O queue (SQSIZE 1) holds one capsule. A Write
+		// without in-capsule data stays outstanding until the host
+		// sends its data, so once its R2T is in, the controller cannot
+		// have completed it, and no SQHD can have freed its entry: a
+		// second capsule now goes to a full queue (with SQ flow
+		// control), or makes the outstanding commands reach the queue
+		// size (without). The text binds the controller only "if [it]
+		// detects" that: one that took the capsule and ran it normally
+		// passes (reported). One that detects it must end the
+		// association; CSTS.CFS is then unreadable (the association
+		// ended), so what is judged is that the association ends: the
+		// admin connection too is closed, or stops answering. What
+		// fails: the overrunning command completed with an error, or
+		// the I/O connection ended while the association lives on.
+		for i, c := range []struct {
+			stmt, sec, text, title string
+			cattr                  uint8
+		}{
+			{"B-3.3.2.6-03", secSQFull,
+				"If the controller detects that the host has submitted a command capsule to a full Submission Queue, then the controller shall: a) stop processing commands and set the Controller Fatal Status (CSTS.CFS) bit to '1' ...; and b) terminate the NVMe Transport connection and end the association",
+				"a capsule sent to a full submission queue is either processed normally (not detected) or ends the connection and the association", 0},
+			{"B-3.3.2.5-04", secSQFlowOff,
+				"If the controller detects that the number of outstanding commands for a queue pair is greater than or equal to the size of the Submission Queue, then the controller shall: a) stop processing commands and set the Controller Fatal Status (CSTS.CFS) bit to '1' ...; and b) terminate the NVMe Transport connection and end the association",
+				"with SQ flow control disabled, as many outstanding commands as the queue size are either processed normally (not detected) or end the connection and the association", nvme.CATTRDisableSQFlow},
+		} {
+			Check(Requirement{ID: fmt.Sprintf("FAB-ASSOC-%03d", 1+i), Section: c.sec, Keyword: Shall, Binds: Controller,
+				Statements: []string{c.stmt}, Title: c.title, Text: c.text}, func(ctx context.Context, s *Spec) {
+				io := s.setupSmallIO(ctx, c.cattr)
+				n := io.r2tSize(io.bs)
+				_, r2t := s.startWrite(io, n)
+				rd := nvme.ReadCmd(io.nsid, 0, 1)
+				rd.CID = io.io.NextCID()
+				nvme.SetDataLength(&rd, io.bs)
+				s.Must(io.io.Conn.Send(&tcp.CapsuleCmd{SQE: rd}, nil), "send the Read to the full queue")
+				obs := s.overrunReaction(io, rd.CID, r2t, n)
+				if obs == "connection terminated" {
+					obs = s.associationEnded(io.admin)
+				}
+				s.OneOf(obs, overrunEnded, "not detected")
+				s.TargetAlive(ctx)
+			})
+		}
+
+		// The admin connection closes; the association, and with it the
+		// I/O queues, end. The text names no time; a controller that
+		// misses the close still ends the association when its keep
+		// alive timer expires, so the check allows KATO (as the
+		// controller reports it after rounding) plus CQT and a margin,
+		// and keeps the I/O connection silent meanwhile: an I/O command
+		// could restart a traffic-based keep alive timer.
+		Check(Requirement{ID: "FAB-ASSOC-003", Section: secAssociation, Keyword: Indicative, Binds: Controller,
+			Statements: []string{"B-3.1.2-04"},
+			Title:      "losing the admin queue's connection ends the association: its I/O connections close or their commands fail",
+			Text:       "An association between a host and controller is terminated if: ... the NVMe Transport connection is lost between the host and controller for the Admin Queue"}, func(ctx context.Context, s *Spec) {
+			nsid := s.RequireWritable()
+			admin := s.Raw(ctx, plainIC)
+			cqe, err := s.connectAnyModel(admin, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, KATO: 2000})
+			s.Must(err, "admin Connect with KATO 2 s")
+			cntlid := uint16(cqe.DW0)
+			v, err := propGet(admin, nvme.PropCAP, true)
+			s.mustProperty(err, nvme.PropCAP)
+			cp := nvme.CAP(v)
+			s.Must(propSet(admin, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
+			s.waitReady(ctx, admin, cp)
+			id := s.identifyCtrl(admin)
+			kcqe, _, err := admin.Command(nvme.GetFeaturesCmd(nvme.FeatKeepAliveTimer, 0, 0), nil)
+			s.Must(err, "Get Features Keep Alive Timer")
+			kato := time.Duration(kcqe.DW0) * time.Millisecond
+			s.skipIfMQESZero(cp)
+			io := s.IOQueue(ctx, plainIC, cntlid, 1, min(31, cp.MQES()))
+			rd := nvme.ReadCmd(nsid, 0, 1)
+			var ns nvme.IdentifyNamespace
+			_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0), nil)
+			s.Must(err, "Identify Namespace")
+			s.Must(ns.Decode(data), "decode Identify Namespace")
+			nvme.SetDataLength(&rd, ns.BlockSize())
+			_, _, err = io.Command(rd, nil)
+			s.Must(err, "Read on the I/O queue before the admin connection closes")
+
+			_ = admin.Close()
+			bound := kato + time.Duration(id.CQT)*time.Millisecond + s.fatalWait()
+			obs := fmt.Sprintf("the I/O queue still completes commands %v after its admin connection closed (KATO %v, CQT %d ms)", bound.Round(time.Millisecond), kato, id.CQT)
+			p, _, _, err := io.Recv(bound)
+			switch {
+			case err != nil && fatalErrOutcome(err) != "no reaction":
+				obs = "association ended" // the I/O connection closed
+			case err == nil:
+				obs = "association ended" // a C2HTermReq or any PDU nobody asked for: the controller ends the queue
+				if _, ok := p.(*tcp.TermReq); !ok {
+					obs = fmt.Sprintf("an unexpected %v on the idle I/O queue", p.Type())
+				}
+			default:
+				// Still open: its commands must fail.
+				_, _, err := io.Command(rd, nil)
+				if err != nil {
+					obs = "association ended"
+					AddReportEntry("observed", fmt.Sprintf("after the admin connection closed the I/O queue stayed open and a Read failed: %s", Outcome(err)))
+				}
+			}
+			_ = io.Close()
+			s.Conform(obs, "association ended")
+			s.TargetAlive(ctx)
+		})
+
+		// Connect asks for a short KATO; the host then stays silent past
+		// it without enabling the controller. The timer is inactive until
+		// CC.EN and CSTS.RDY are 1, so the association must still be
+		// there to enable. KATO is the first multiple of the KAS
+		// granularity (read on an association of its own) from 1 s, so
+		// that rounding does not make the wait too short; the wait is
+		// twice that, and the host sends nothing meanwhile, which no
+		// keep alive mode counts as traffic.
+		Check(Requirement{ID: "FAB-ASSOC-004", Section: secKATOActive, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-3.9.2-01"},
+			Title:      "no Keep Alive Timeout before the controller is enabled: an association silent past its KATO between Connect and CC.EN=1 can still be enabled and used",
+			Text:       "The Keep Alive Timer is active if: CC.EN is set to '1'; CSTS.RDY is set to '1'; ... Otherwise, the Keep Alive Timer is inactive, and a Keep Alive Timeout ... shall not occur on the controller"}, func(ctx context.Context, s *Spec) {
+			probe, _, _ := s.EnabledAdmin(ctx, plainIC)
+			kas := s.identifyCtrl(probe).KAS
+			_ = probe.Close()
+			if kas == 0 {
+				s.Lacks("the Keep Alive Timer feature (KAS 0)")
+			}
+			granule := time.Duration(kas) * 100 * time.Millisecond
+			kato := (time.Second + granule - 1) / granule * granule
+			r := s.Raw(ctx, plainIC)
+			_, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, KATO: uint32(kato / time.Millisecond)})
+			s.Must(err, fmt.Sprintf("admin Connect with KATO %v", kato))
+			wait := 2 * kato
+			obs := "association alive"
+			if p, _, _, err := r.Recv(wait); err == nil {
+				obs = fmt.Sprintf("an unexpected %v on the idle admin queue before CC.EN=1", p.Type())
+			} else if o := fatalErrOutcome(err); o != "no reaction" {
+				obs = fmt.Sprintf("the association ended (%s) within %v of a Connect with KATO %v, before CC.EN=1", o, wait, kato)
+			}
+			if obs == "association alive" {
+				v, err := propGet(r, nvme.PropCAP, true)
+				if err == nil {
+					err = propSet(r, nvme.PropCC, false, ccEnable)
+				}
+				if err == nil {
+					if _, ok, werr := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(nvme.CAP(v))+10*time.Second); werr != nil || !ok {
+						err = fmt.Errorf("CSTS.RDY did not become 1 (%v)", werr)
+					}
+				}
+				if err == nil {
+					_, _, err = r.Command(nvme.IdentifyCmd(nvme.CNSController, 0, 0), nil)
+				}
+				if err != nil {
+					obs = fmt.Sprintf("after %v silent before CC.EN=1 (KATO %v) enabling and using the controller failed: %s", wait, kato, Outcome(err))
+				}
+			}
+			_ = r.Close()
+			s.Conform(obs, "association alive")
+		})
+	})
+})
+
+// setupSmallIO is SetupIO with a two-entry I/O queue (SQSIZE 1), connected
+// with cattr; it skips the check when CATTR asks to disable SQ flow
+// control and the Connect response's SQHD (FFFFh only then) says the
+// controller keeps it.
+func (s *Spec) setupSmallIO(ctx context.Context, cattr uint8) *ioSetup {
+	GinkgoHelper()
+	nsid := s.RequireWritable()
+	admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
+	id := s.identifyCtrl(admin)
+	_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0), nil)
+	s.Must(err, fmt.Sprintf("Identify Namespace %d", nsid))
+	var ns nvme.IdentifyNamespace
+	s.Must(ns.Decode(data), "decode Identify Namespace")
+	if ns.NSZE == 0 {
+		Fail(fmt.Sprintf("%s: namespace %d (--allow-writes) is not active", s.Req.ID, nsid))
+	}
+	s.skipIfMQESZero(cp)
+	r := s.Raw(ctx, plainIC)
+	cqe, err := s.connect(r, connectArgs{QID: 1, SQSIZE: 1, CNTLID: cntlid, CATTR: cattr})
+	s.Must(err, "Connect I/O queue 1 with SQSIZE 1")
+	if cattr&nvme.CATTRDisableSQFlow != 0 && cqe.SQHD != 0xFFFF {
+		s.Lacks("disabling SQ flow control (the Connect response's SQHD is not FFFFh)")
+	}
+	return &ioSetup{admin: admin, io: r, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
+}
+
+// overrunReaction watches the I/O queue after the Read (cid) went to a
+// full queue, while the Write of n bytes waits for its data (r2t):
+// "connection terminated" (closed, reset or a C2HTermReq), "not detected"
+// when both commands complete successfully once the Write's data is sent,
+// or what went wrong.
+func (s *Spec) overrunReaction(io *ioSetup, cid uint16, r2t *tcp.R2T, n uint32) string {
+	GinkgoHelper()
+	r := io.io
+	sent := false
+	done := map[uint16]bool{}
+	deadline := time.Now().Add(processWait + s.fatalWait())
+	for len(done) < 2 {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return "no completion for the two commands"
+		}
+		if !sent {
+			wait = min(wait, processWait)
+		}
+		p, _, _, err := r.Recv(wait)
+		if err != nil {
+			o := fatalErrOutcome(err)
+			if o != "no reaction" {
+				return "connection terminated"
+			}
+			if sent {
+				return "no completion for the two commands"
+			}
+			// Nothing yet: the Read may wait behind the Write. The Write's
+			// data lets both finish.
+			sendQuiet(r, h2cData(r, r2t.CCCID, r2t.TTAG, 0, make([]byte, n), true))
+			sent = true
+			continue
+		}
+		switch v := p.(type) {
+		case *tcp.TermReq:
+			_ = r.Close() // the host's duty
+			return "connection terminated"
+		case *tcp.CapsuleResp:
+			if !v.CQE.Status.Success() {
+				return fmt.Sprintf("a command completed with %s instead of the overrun being ignored or ending the association", StatusOutcome(v.CQE.Status))
+			}
+			done[v.CQE.CID] = true
+		case *tcp.C2HData:
+			if v.Success {
+				done[v.CCCID] = true
+			}
+		}
+		if done[cid] && !sent {
+			// The Read ran: the controller did not take the queue for
+			// full. The Write still needs its data.
+			sendQuiet(r, h2cData(r, r2t.CCCID, r2t.TTAG, 0, make([]byte, n), true))
+			sent = true
+		}
+	}
+	AddReportEntry("observed", "the controller processed the command sent to the full queue (it did not detect the overrun, which the text allows)")
+	return "not detected"
+}
+
+// overrunEnded is the reaction to a detected overrun the text asks for.
+const overrunEnded = "connection and association ended"
+
+// associationEnded judges, after an overrun ended the I/O connection,
+// whether the association ended too: its admin connection closes or
+// stops answering within the bound a fatal reaction gets. It polls CSTS
+// meanwhile, to report CFS.
+func (s *Spec) associationEnded(admin *initiator.Raw) string {
+	deadline := time.Now().Add(s.fatalWait())
+	var csts uint64
+	for {
+		v, err := propGet(admin, nvme.PropCSTS, false)
+		if err != nil {
+			var st nvme.Status
+			if errors.As(err, &st) {
+				AddReportEntry("observed", fmt.Sprintf("after the overrun the admin queue fails Property Get with %s", Outcome(err)))
+			}
+			return overrunEnded
+		}
+		csts = v
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("the I/O connection ended but the association lives on (CSTS %#x, CFS %d)", csts, csts>>1&1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

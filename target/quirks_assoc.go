@@ -1,0 +1,27 @@
+package target
+
+// assocQuirks are the quirks that prove the association-lifetime and
+// termination checks (suites/association.go) can fail, one field each,
+// embedded in quirkSet.
+type assocQuirks struct {
+	h2cTermReqBadPLENFatal bool
+	sqOverrunConnOnly      bool
+	adminLossKeepsAssoc    bool
+	katoFromConnect        bool
+}
+
+// assocQuirkTable lists them, in the format of quirkTable.
+var assocQuirkTable = []Quirk{
+	{Name: "h2ctermreq-bad-plen-fatal", Kind: QuirkDeviation,
+		Does: "treats an H2CTermReq whose PLEN is outside 24..152 as a fatal error: sends a C2HTermReq and waits for the host to close (NVMe/TCP 1.0 3.5.1: the controller shall ignore it and shall terminate the connection immediately)",
+		set:  func(s *quirkSet) { s.h2cTermReqBadPLENFatal = true }},
+	{Name: "sq-overrun-connection-only", Kind: QuirkDeviation,
+		Does: "on a capsule sent to a full submission queue ends only that connection: CSTS.CFS stays clear and the association lives on (NVMe Base 2.2 3.3.2.5, 3.3.2.6: stop, set CSTS.CFS, terminate the connection and end the association)",
+		set:  func(s *quirkSet) { s.sqOverrunConnOnly = true }},
+	{Name: "admin-loss-keeps-association", Kind: QuirkDeviation,
+		Does: "when the admin queue's connection is lost keeps the association, its I/O queues serving commands, and stops its keep alive timer (NVMe Base 2.2 3.1.2: an association is terminated if the connection for the Admin Queue is lost)",
+		set:  func(s *quirkSet) { s.adminLossKeepsAssoc = true }},
+	{Name: "kato-from-connect", Kind: QuirkDeviation,
+		Does: "starts the keep alive timer at Connect, before the controller is enabled, and keeps it running while disabled (NVMe Base 2.2 3.9.2: unless CC.EN and CSTS.RDY are 1 the Keep Alive Timer is inactive and a Keep Alive Timeout shall not occur)",
+		set:  func(s *quirkSet) { s.katoFromConnect = true }},
+}
