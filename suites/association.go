@@ -26,7 +26,41 @@ const (
 	secSQFlowOff   = "NVMe Base 2.2 3.3.2.5" // SQ flow control disabled
 	secSQFull      = "NVMe Base 2.2 3.3.2.6" // Submission Queue flow control
 	secKATOActive  = "NVMe Base 2.2 3.9.2"   // Keep Alive Timer activation
+	secQueueInit   = "NVMe Base 2.2 3.3.2.3" // Queue Initialization and Queue State
 )
+
+// readOwner is the check that judges that a Read on a connected I/O queue
+// completes; the checks here that only use a Read as a probe skip,
+// pointing there, when it fails with a status (one root cause, one
+// failing check).
+const readOwner = "FAB-IOQ-010"
+
+// mustProbeRead is Must for a Read a check uses as a probe.
+func (s *Spec) mustProbeRead(err error, what string) {
+	GinkgoHelper()
+	var st nvme.Status
+	if errors.As(err, &st) {
+		Skip(fmt.Sprintf("%s: %s failed (%s), so this check has no probe; %s judges Reads", s.Req.ID, what, Outcome(err), readOwner))
+	}
+	s.Must(err, what)
+}
+
+// awaitR2T reads until an R2T (the caller has one command waiting for
+// one), or the completion of cid.
+func awaitR2T(r *initiator.Raw, cid uint16) (*tcp.R2T, error) {
+	for {
+		p, _, _, err := r.Recv(0)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok := p.(*tcp.R2T); ok {
+			return v, nil
+		}
+		if v, ok := p.(*tcp.CapsuleResp); ok && v.CQE.CID == cid {
+			return nil, fmt.Errorf("the Write completed (%s) without asking for its data", StatusOutcome(v.CQE.Status))
+		}
+	}
+}
 
 // assocLBA is the block the fatal-error side-effect check writes; no
 // other check reads it.
@@ -91,7 +125,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 				rd := nvme.ReadCmd(r.nsid, assocLBA, 1)
 				nvme.SetDataLength(&rd, r.bs)
 				_, data, err := r.io.Command(rd, nil)
-				s.Must(err, "Read of the block on a second association")
+				s.mustProbeRead(err, "Read of the block on a second association")
 				if bytes.Equal(data, pattern) {
 					obs = "the Write that followed the bad PDU reached the namespace"
 				}
@@ -209,7 +243,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Must(ns.Decode(data), "decode Identify Namespace")
 			nvme.SetDataLength(&rd, ns.BlockSize())
 			_, _, err = io.Command(rd, nil)
-			s.Must(err, "Read on the I/O queue before the admin connection closes")
+			s.mustProbeRead(err, "Read on the I/O queue before the admin connection closes")
 
 			_ = admin.Close()
 			bound := kato + time.Duration(id.CQT)*time.Millisecond + s.fatalWait()
@@ -234,6 +268,156 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			_ = io.Close()
 			s.Conform(obs, "association ended")
 			s.TargetAlive(ctx)
+		})
+
+		// Writes in flight when the Disconnect arrives: one waiting for
+		// its data (its R2T is in, the data withheld) and, where the
+		// controller takes in-capsule data, a few more sent in the same
+		// segment as the Disconnect. Each may complete (any status)
+		// before the Disconnect's completion, or never; none may complete
+		// after it. A Disconnect refused with a status (Controller Busy:
+		// "not able to delete the I/O Queue") deletes nothing and is
+		// noted. A write still without a completion when the Disconnect
+		// completed then gets its data: it must not reach the namespace
+		// ("no further command processing").
+		Check(Requirement{ID: "FAB-ASSOC-005", Section: secDisconnect, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.4-04"},
+			Title:      "the Disconnect's completion is the last on its I/O queue: writes in flight complete before it or never, and none is processed after it",
+			Text:       "The completion queue entry for the Disconnect command shall be the last entry submitted to the I/O Queue Completion queue ... The controller shall ensure that no further command processing is performed for any command on an I/O queue after sending the completion queue entry for the Disconnect command"}, func(ctx context.Context, s *Spec) {
+			io := s.SetupIO(ctx, plainIC)
+			// The withheld write: a block of known content first.
+			n := io.r2tSize(io.bs)
+			lba := uint64(assocLBA + 8)
+			before := bytes.Repeat([]byte{0x5A}, int(n))
+			w0 := nvme.WriteCmd(io.nsid, lba, n/io.bs)
+			nvme.SetDataLength(&w0, n)
+			_, _, err := io.io.Command(w0, before)
+			s.Must(err, "Write of the blocks' known content")
+			wsqe := nvme.WriteCmd(io.nsid, lba, n/io.bs)
+			wsqe.CID = io.io.NextCID()
+			nvme.SetDataLength(&wsqe, n)
+			s.Must(io.io.Conn.Send(&tcp.CapsuleCmd{SQE: wsqe}, nil), "send the Write without its data")
+			r2t, err := awaitR2T(io.io, wsqe.CID)
+			s.Must(err, "waiting for the Write's R2T")
+
+			inflight := map[uint16]string{wsqe.CID: "the Write waiting for its data"}
+			var seg []byte
+			if ic := io.inCapsule(); ic >= io.bs {
+				data := make([]byte, min(ic, 8*io.bs)/io.bs*io.bs)
+				for i := range 4 {
+					w := nvme.WriteCmd(io.nsid, uint64(assocLBA+16+16*i), uint32(len(data))/io.bs)
+					w.CID = io.io.NextCID()
+					nvme.SetInCapsule(&w, uint32(len(data)))
+					inflight[w.CID] = "an in-capsule Write sent with the Disconnect"
+					seg = append(seg, encode(io.io, &tcp.CapsuleCmd{SQE: w}, data)...)
+				}
+			}
+			disc := nvme.DisconnectCmd(io.io.NextCID())
+			seg = append(seg, encode(io.io, &tcp.CapsuleCmd{SQE: disc}, nil)...)
+			s.Must(io.io.SendBytes(seg), "send the Writes and the Disconnect")
+
+			obs := "Disconnect completion last"
+			var discSt *nvme.Status
+			completed := map[uint16]bool{}
+			deadline := time.Now().Add(s.fatalWait() + processWait)
+			for discSt == nil || time.Until(deadline) > 0 {
+				if discSt != nil && time.Until(deadline) > processWait {
+					deadline = time.Now().Add(processWait) // after the Disconnect's: look a while longer
+				}
+				wait := time.Until(deadline)
+				if wait <= 0 {
+					break
+				}
+				p, _, _, err := io.io.Recv(wait)
+				if err != nil {
+					break // silence, or the connection closed
+				}
+				var cid uint16
+				switch v := p.(type) {
+				case *tcp.CapsuleResp:
+					if v.CQE.CID == disc.CID && discSt == nil {
+						st := v.CQE.Status
+						discSt = &st
+						continue
+					}
+					cid = v.CQE.CID
+				case *tcp.C2HData:
+					cid = v.CCCID
+				case *tcp.R2T:
+					cid = v.CCCID
+				default:
+					continue
+				}
+				what, ours := inflight[cid]
+				if !ours {
+					continue // not a command of this check's (FAB-DISC-001 judges strays)
+				}
+				if discSt != nil && discSt.Success() {
+					obs = fmt.Sprintf("a %v for %s (CID %d) after the Disconnect's completion", p.Type(), what, cid)
+					break
+				}
+				completed[cid] = true
+			}
+			switch {
+			case discSt == nil:
+				obs = "no completion for the Disconnect"
+			case !discSt.Success():
+				AddReportEntry("observed", fmt.Sprintf("the Disconnect with writes in flight completed with %s: the queue was not deleted", StatusOutcome(*discSt)))
+				obs = "Disconnect completion last"
+			case obs == "Disconnect completion last" && !completed[wsqe.CID]:
+				// The withheld write never completed: its data now must
+				// not be written.
+				sendQuiet(io.io, h2cData(io.io, wsqe.CID, r2t.TTAG, 0, bytes.Repeat([]byte{0xC3}, int(n)), true))
+				time.Sleep(processWait)
+				_ = io.io.Close()
+				r := s.SetupIO(ctx, plainIC)
+				rd := nvme.ReadCmd(r.nsid, lba, n/r.bs)
+				nvme.SetDataLength(&rd, n)
+				_, got, err := r.io.Command(rd, nil)
+				s.mustProbeRead(err, "Read of the withheld Write's blocks on a second association")
+				if !bytes.Equal(got, before) {
+					obs = "the data of a Write sent before the Disconnect, given after its completion, reached the namespace"
+				}
+			}
+			_ = io.io.Close()
+			s.Conform(obs, "Disconnect completion last")
+		})
+
+		// CC.EN cleared while an I/O queue exists. "A created I/O queue
+		// shall abort all commands with a status code of Command Sequence
+		// Error if the associated controller is disabled"; the Controller
+		// Reset that clearing CC.EN causes also "deletes all I/O
+		// Submission Queues", which over fabrics a controller may carry
+		// out by terminating the queue's connection. Either passes; a
+		// Read that runs, or fails otherwise, does not.
+		Check(Requirement{ID: "FAB-ASSOC-006", Section: secQueueInit, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-3.3.2.3-05"},
+			Title:      "after CC.EN is cleared an existing I/O queue aborts its commands with Command Sequence Error (or its connection ends)",
+			Text:       "A created I/O queue shall abort all commands with a status code of Command Sequence Error if the associated controller is disabled"}, func(ctx context.Context, s *Spec) {
+			io := s.SetupIO(ctx, plainIC)
+			rd := nvme.ReadCmd(io.nsid, 0, 1)
+			nvme.SetDataLength(&rd, io.bs)
+			_, _, err := io.io.Command(rd, nil)
+			s.mustProbeRead(err, "Read while the controller is enabled")
+			s.Must(propSet(io.admin, nvme.PropCC, false, 0), "Property Set CC.EN=0")
+			if _, ok, err := waitCSTS(ctx, io.admin, nvme.CSTSReady, 0, readyTimeout(io.cap)); err != nil || !ok {
+				AddReportEntry("observed", fmt.Sprintf("CSTS.RDY did not clear within CAP.TO after CC.EN=0 (%v): the property checks judge that; the Read goes anyway", err))
+			}
+			_, _, err = io.io.Command(rd, nil)
+			var st nvme.Status
+			obs := "I/O connection terminated"
+			switch {
+			case err == nil:
+				obs = "success"
+			case errors.As(err, &st):
+				obs = StatusOutcome(st)
+			default:
+				if o := fatalErrOutcome(err); o == "no reaction" {
+					obs = "no response"
+				}
+			}
+			_ = io.io.Close()
+			s.OneOf(obs, StatusOutcome(nvme.StatusCommandSequenceError), "I/O connection terminated")
 		})
 
 		// Connect asks for a short KATO; the host then stays silent past

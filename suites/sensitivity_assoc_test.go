@@ -8,5 +8,7 @@ func assocQuirkExpect() map[string]quirkExpectation {
 		"sq-overrun-connection-only":   {fail: ids("FAB-ASSOC-001 FAB-ASSOC-002")},
 		"admin-loss-keeps-association": {fail: ids("FAB-ASSOC-003")},
 		"kato-from-connect":            {fail: ids("FAB-ASSOC-004")},
+		"disconnect-completes-first":   {fail: ids("FAB-ASSOC-005")},
+		"ioq-runs-while-disabled":      {fail: ids("FAB-ASSOC-006")},
 	}
 }

@@ -1238,7 +1238,7 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	if q.authPending() {
 		return nvme.StatusAuthenticationRequired
 	}
-	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) {
+	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) && !(q.qid != 0 && q.t.quirks.ioqRunsDisabled) {
 		return nvme.StatusCommandSequenceError
 	}
 	if q.qid == 0 {

@@ -8,6 +8,8 @@ type assocQuirks struct {
 	sqOverrunConnOnly      bool
 	adminLossKeepsAssoc    bool
 	katoFromConnect        bool
+	disconnectFirst        bool
+	ioqRunsDisabled        bool
 }
 
 // assocQuirkTable lists them, in the format of quirkTable.
@@ -24,4 +26,10 @@ var assocQuirkTable = []Quirk{
 	{Name: "kato-from-connect", Kind: QuirkDeviation,
 		Does: "starts the keep alive timer at Connect, before the controller is enabled, and keeps it running while disabled (NVMe Base 2.2 3.9.2: unless CC.EN and CSTS.RDY are 1 the Keep Alive Timer is inactive and a Keep Alive Timeout shall not occur)",
 		set:  func(s *quirkSet) { s.katoFromConnect = true }},
+	{Name: "disconnect-completes-first", Kind: QuirkDeviation,
+		Does: "completes a Disconnect before the commands still waiting for their data, which it then aborts (NVMe Base 2.2 6.4: the completion queue entry for the Disconnect command shall be the last entry submitted to the I/O Queue Completion Queue)",
+		set:  func(s *quirkSet) { s.disconnectFirst = true }},
+	{Name: "ioq-runs-while-disabled", Kind: QuirkDeviation,
+		Does: "keeps running the commands of an existing I/O queue after CC.EN is cleared (NVMe Base 2.2 3.3.2.3: a created I/O queue shall abort all commands with Command Sequence Error if the associated controller is disabled)",
+		set:  func(s *quirkSet) { s.ioqRunsDisabled = true }},
 }
