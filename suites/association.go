@@ -267,7 +267,11 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			}
 			_ = io.Close()
 			s.Conform(obs, "association ended")
-			s.TargetAlive(ctx)
+			// The wait may have used up the check's context: a fresh one
+			// for the probe.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.fatalWait()+processWait)
+			defer cancel()
+			s.TargetAlive(actx)
 		})
 
 		// Writes in flight when the Disconnect arrives: one waiting for
@@ -450,13 +454,17 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			} else if o := fatalErrOutcome(err); o != "no reaction" {
 				obs = fmt.Sprintf("the association ended (%s) within %v of a Connect with KATO %v, before CC.EN=1", o, wait, kato)
 			}
+			// The wait may have used up the check's context: a fresh one
+			// for enabling.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
 			if obs == "association alive" {
 				v, err := propGet(r, nvme.PropCAP, true)
 				if err == nil {
 					err = propSet(r, nvme.PropCC, false, ccEnable)
 				}
 				if err == nil {
-					if _, ok, werr := waitCSTS(ctx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(nvme.CAP(v))+10*time.Second); werr != nil || !ok {
+					if _, ok, werr := waitCSTS(actx, r, nvme.CSTSReady, nvme.CSTSReady, readyTimeout(nvme.CAP(v))+10*time.Second); werr != nil || !ok {
 						err = fmt.Errorf("CSTS.RDY did not become 1 (%v)", werr)
 					}
 				}
