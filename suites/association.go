@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -27,7 +28,21 @@ const (
 	secSQFull      = "NVMe Base 2.2 3.3.2.6" // Submission Queue flow control
 	secKATOActive  = "NVMe Base 2.2 3.9.2"   // Keep Alive Timer activation
 	secQueueInit   = "NVMe Base 2.2 3.3.2.3" // Queue Initialization and Queue State
+	secIOQDelete   = "NVMe Base 2.2 3.3.2.4" // I/O Queue Deletion
 )
+
+// afterWait is a context for what a check does after a long wait that
+// may have used up its own (the checks here wait for reactions that take
+// seconds): the check's values, a fresh step timeout.
+func (s *Spec) afterWait(ctx context.Context) context.Context {
+	t := s.Target.Config.Timeout
+	if t <= 0 {
+		t = DefaultStepTimeout
+	}
+	c, cancel := context.WithTimeout(context.WithoutCancel(ctx), t)
+	s.Defer(cancel)
+	return c
+}
 
 // readOwner is the check that judges that a Read on a connected I/O queue
 // completes; the checks here that only use a Read as a probe skip,
@@ -121,7 +136,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 			if obs == "not processed" {
 				// No response is not enough: the Write may have run with
 				// its response lost. A second association reads the block.
-				r := s.SetupIO(ctx, plainIC)
+				r := s.SetupIO(s.afterWait(ctx), plainIC)
 				rd := nvme.ReadCmd(r.nsid, assocLBA, 1)
 				nvme.SetDataLength(&rd, r.bs)
 				_, data, err := r.io.Command(rd, nil)
@@ -131,7 +146,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 				}
 			}
 			s.Conform(obs, "not processed")
-			s.TargetAlive(ctx)
+			s.TargetAlive(s.afterWait(ctx))
 		})
 		// The two length bounds of an H2CTermReq: the controller ignores
 		// the PDU and closes "immediately". A controller that takes it
@@ -158,7 +173,7 @@ var _ = Describe("Transport", Label("transport"), func() {
 				binary.LittleEndian.PutUint32(b[4:], c.plen)
 				sendQuiet(r, b)
 				s.Conform(awaitTermination(r, s.fatalWait()), "connection terminated")
-				s.TargetAlive(ctx)
+				s.TargetAlive(s.afterWait(ctx))
 			})
 		}
 	})
@@ -205,7 +220,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 					obs = s.associationEnded(io.admin)
 				}
 				s.OneOf(obs, overrunEnded, "not detected")
-				s.TargetAlive(ctx)
+				s.TargetAlive(s.afterWait(ctx))
 			})
 		}
 
@@ -267,11 +282,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			}
 			_ = io.Close()
 			s.Conform(obs, "association ended")
-			// The wait may have used up the check's context: a fresh one
-			// for the probe.
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.fatalWait()+processWait)
-			defer cancel()
-			s.TargetAlive(actx)
+			s.TargetAlive(s.afterWait(ctx))
 		})
 
 		// Writes in flight when the Disconnect arrives: one waiting for
@@ -374,7 +385,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 				sendQuiet(io.io, h2cData(io.io, wsqe.CID, r2t.TTAG, 0, bytes.Repeat([]byte{0xC3}, int(n)), true))
 				time.Sleep(processWait)
 				_ = io.io.Close()
-				r := s.SetupIO(ctx, plainIC)
+				r := s.SetupIO(s.afterWait(ctx), plainIC)
 				rd := nvme.ReadCmd(r.nsid, lba, n/r.bs)
 				nvme.SetDataLength(&rd, n)
 				_, got, err := r.io.Command(rd, nil)
@@ -424,6 +435,89 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.OneOf(obs, StatusOutcome(nvme.StatusCommandSequenceError), "I/O connection terminated")
 		})
 
+		// The hazard of Base 9.6: a host whose connection is lost retries
+		// its write on another path; a stale copy still running on the
+		// dead one must not overwrite the retry. The controller stops the
+		// lost connection's commands within CQT, so: writes of one
+		// content are sent and the connection is reset at once (SO_LINGER
+		// 0), then, CQT and a margin later, a second association writes
+		// another content to the same blocks; CQT and a margin after
+		// that, the blocks must still hold it. The text bounds nothing
+		// when CQT is 0.
+		Check(Requirement{ID: "FAB-ASSOC-007", Section: secIOQDelete, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-3.3.2.4-06"},
+			Title:      "after losing an I/O connection the controller stops its commands within CQT: a write sent on it never lands over a later write from another association",
+			Text:       "If the controller terminates an NVMe Transport connection or detects an NVMe Transport connection loss, then the controller shall stop processing all commands received on I/O Queues associated with that NVMe Transport connection within the time reported in the CQT field ..., if non-zero"}, func(ctx context.Context, s *Spec) {
+			// The I/O connection is dialled here, so that closing its
+			// socket with SO_LINGER 0 resets it: a loss, not a close.
+			nsid := s.RequireWritable()
+			admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
+			defer admin.Close() // its association lives on: the loss is the I/O connection's alone
+			id := s.identifyCtrl(admin)
+			if id.CQT == 0 {
+				s.Lacks("a Command Quiesce Time (CQT 0: the text then bounds nothing)")
+			}
+			var ns nvme.IdentifyNamespace
+			_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0), nil)
+			s.Must(err, "Identify Namespace")
+			s.Must(ns.Decode(data), "decode Identify Namespace")
+			bs := ns.BlockSize()
+			ioset := &ioSetup{id: id, bs: bs}
+			if ioset.inCapsule() < bs {
+				s.Lacks(fmt.Sprintf("in-capsule data of one %d-byte block in I/O commands (IOCCSZ %d)", bs, id.IOCCSZ))
+			}
+			s.skipIfMQESZero(cp)
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, "tcp", s.Target.Config.Address)
+			s.Must(err, "dial the I/O connection")
+			tc, _ := nc.(*net.TCPConn)
+			io := initiator.NewRaw(nc, tcp.Config{}, s.Options())
+			defer io.Close()
+			_, err = io.Initialize(plainIC)
+			s.Must(err, "initialize the I/O connection")
+			_, err = s.connect(io, connectArgs{QID: 1, SQSIZE: min(31, cp.MQES()), CNTLID: cntlid})
+			s.Must(err, "Connect I/O queue 1")
+			cqt := time.Duration(id.CQT) * time.Millisecond
+			lba := uint64(assocLBA + 96)
+			stale := bytes.Repeat([]byte{0xC3}, int(bs))
+			w := nvme.WriteCmd(nsid, lba, 1)
+			nvme.SetInCapsule(&w, bs)
+			_, _, err = io.Command(w, stale)
+			s.Must(err, "Write on the connection to be lost")
+			var seg []byte
+			for range 8 {
+				w.CID = io.NextCID()
+				seg = append(seg, encode(io, &tcp.CapsuleCmd{SQE: w}, stale)...)
+			}
+			sendQuiet(io, seg)
+			if tc != nil {
+				_ = tc.SetLinger(0)
+			}
+			_ = nc.Close()
+			lost := time.Now()
+
+			time.Sleep(cqt + processWait)
+			r := s.SetupIO(s.afterWait(ctx), plainIC)
+			retry := bytes.Repeat([]byte{0x3C}, int(r.bs))
+			w2 := nvme.WriteCmd(r.nsid, lba, 1)
+			nvme.SetInCapsule(&w2, r.bs)
+			_, _, err = r.io.Command(w2, retry)
+			s.Must(err, "the retried Write on a second association")
+			time.Sleep(cqt + processWait)
+			rd := nvme.ReadCmd(r.nsid, lba, 1)
+			nvme.SetDataLength(&rd, r.bs)
+			_, got, err := r.io.Command(rd, nil)
+			s.mustProbeRead(err, "Read of the block")
+			obs := "retry kept"
+			if !bytes.Equal(got, retry) {
+				obs = fmt.Sprintf("a Write sent on the lost connection landed over a later Write from another association (read %v after the loss, CQT %v)", time.Since(lost).Round(time.Second), cqt)
+				if bytes.Equal(got, stale) {
+					obs = fmt.Sprintf("a Write sent on the lost connection landed over a later Write from another association (CQT %v)", cqt)
+				}
+			}
+			s.Conform(obs, "retry kept")
+		})
+
 		// Connect asks for a short KATO; the host then stays silent past
 		// it without enabling the controller. The timer is inactive until
 		// CC.EN and CSTS.RDY are 1, so the association must still be
@@ -454,10 +548,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			} else if o := fatalErrOutcome(err); o != "no reaction" {
 				obs = fmt.Sprintf("the association ended (%s) within %v of a Connect with KATO %v, before CC.EN=1", o, wait, kato)
 			}
-			// The wait may have used up the check's context: a fresh one
-			// for enabling.
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
+			actx := s.afterWait(ctx)
 			if obs == "association alive" {
 				v, err := propGet(r, nvme.PropCAP, true)
 				if err == nil {

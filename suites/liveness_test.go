@@ -211,8 +211,21 @@ func startFreezingProxy(t *testing.T, to string) *freezingProxy {
 			p.mu.Lock()
 			p.up = append(p.up, u)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(u, c) }()
-			go func() { _, _ = io.Copy(c, u) }() // ends when frozen, leaving c open
+			go func() {
+				_, _ = io.Copy(u, c)
+				// The host closed: so does the target's side, as without
+				// a proxy (an association the host left must not wait
+				// for a keep alive timer, which may be inactive).
+				_ = u.Close()
+			}()
+			go func() {
+				_, _ = io.Copy(c, u) // ends when frozen, leaving c open
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if !p.cold {
+					_ = c.Close() // the target closed: so does the host's side
+				}
+			}()
 		}
 	}()
 	return p

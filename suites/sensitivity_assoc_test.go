@@ -10,5 +10,6 @@ func assocQuirkExpect() map[string]quirkExpectation {
 		"kato-from-connect":            {fail: ids("FAB-ASSOC-004")},
 		"disconnect-completes-first":   {fail: ids("FAB-ASSOC-005")},
 		"ioq-runs-while-disabled":      {fail: ids("FAB-ASSOC-006")},
+		"stale-write-after-loss":       {fail: ids("FAB-ASSOC-007")},
 	}
 }

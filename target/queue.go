@@ -202,6 +202,8 @@ type queue struct {
 	statMu   sync.Mutex
 	stats    []*nsStats
 	lastStat *nsStats // receive goroutine only
+
+	lastWrite atomic.Pointer[staleWrite] // the stale-write-after-loss quirk
 	// statCtrl and statQID are ctrl and qid for readers on other
 	// goroutines (Stats), set once by install.
 	statCtrl atomic.Pointer[controller]
@@ -520,6 +522,10 @@ func (q *queue) endQueue() {
 			c.kill("admin queue closed")
 		case q.endAssoc:
 			c.kill("submission queue overrun")
+		case q.t.quirks.staleWriteAfterLoss && !q.stopped && !c.ended.Load():
+			// An I/O connection lost on its own (not by Disconnect, not
+			// with its association).
+			q.replayStaleWrite()
 		}
 	}
 }

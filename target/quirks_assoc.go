@@ -1,5 +1,7 @@
 package target
 
+import "time"
+
 // assocQuirks are the quirks that prove the association-lifetime and
 // termination checks (suites/association.go) can fail, one field each,
 // embedded in quirkSet.
@@ -10,6 +12,7 @@ type assocQuirks struct {
 	katoFromConnect        bool
 	disconnectFirst        bool
 	ioqRunsDisabled        bool
+	staleWriteAfterLoss    bool
 }
 
 // assocQuirkTable lists them, in the format of quirkTable.
@@ -32,4 +35,33 @@ var assocQuirkTable = []Quirk{
 	{Name: "ioq-runs-while-disabled", Kind: QuirkDeviation,
 		Does: "keeps running the commands of an existing I/O queue after CC.EN is cleared (NVMe Base 2.2 3.3.2.3: a created I/O queue shall abort all commands with Command Sequence Error if the associated controller is disabled)",
 		set:  func(s *quirkSet) { s.ioqRunsDisabled = true }},
+	{Name: "stale-write-after-loss", Kind: QuirkDeviation,
+		Does: "when an I/O queue's connection ends on its own (no Disconnect, its association alive), writes its last Write once more 2.5 s later (past the 1 s CQT it reports), like a stale command still running on a dead path (NVMe Base 2.2 3.3.2.4: stop processing the connection's commands within CQT)",
+		set:  func(s *quirkSet) { s.staleWriteAfterLoss = true }},
+}
+
+// staleWrite is the last Write of an I/O queue, kept by the
+// stale-write-after-loss quirk.
+type staleWrite struct {
+	ns   *namespace
+	data []byte
+	off  int64
+}
+
+// staleWriteDelay is how long after the loss of its connection the
+// stale-write-after-loss quirk replays the last Write: past the CQT the
+// target reports (1000 ms).
+const staleWriteDelay = 2500 * time.Millisecond
+
+// replayStaleWrite is the stale-write-after-loss quirk's late write.
+func (q *queue) replayStaleWrite() {
+	w := q.lastWrite.Load()
+	if w == nil {
+		return
+	}
+	time.AfterFunc(staleWriteDelay, func() {
+		w.ns.cw.RLock()
+		_, _ = w.ns.b.WriteAt(w.data, w.off)
+		w.ns.cw.RUnlock()
+	})
 }
