@@ -509,11 +509,14 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			_, got, err := r.io.Command(rd, nil)
 			s.mustProbeRead(err, "Read of the block")
 			obs := "retry kept"
-			if !bytes.Equal(got, retry) {
+			switch {
+			case bytes.Equal(got, stale):
 				obs = fmt.Sprintf("a Write sent on the lost connection landed over a later Write from another association (read %v after the loss, CQT %v)", time.Since(lost).Round(time.Second), cqt)
-				if bytes.Equal(got, stale) {
-					obs = fmt.Sprintf("a Write sent on the lost connection landed over a later Write from another association (CQT %v)", cqt)
-				}
+			case !bytes.Equal(got, retry):
+				// Neither: the retried Write itself did not stay, which is
+				// what the Write checks judge (one root cause, one failing
+				// check).
+				Skip(fmt.Sprintf("%s: the Write of the second association did not reach the namespace either, so nothing tells a stale write from a lost one (IO-RW-001 judges Writes)", s.Req.ID))
 			}
 			s.Conform(obs, "retry kept")
 		})
