@@ -114,7 +114,9 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 	if why != admitOK {
 		return nil, why
 	}
-	c.armTimer()
+	if t.quirks.katoFromConnect {
+		c.armTimer()
+	}
 	return c, admitOK
 }
 
@@ -128,7 +130,9 @@ func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]
 // per I/O). The timer looks every granule while it runs: a sight of the
 // flag moves kaLast to that moment, which is at most a granule after the
 // command and never before it, and the association ends once kaLast is
-// KATT old.
+// KATT old. The timer runs only while it is active (3.9.2): from
+// CC.EN=1 with CSTS.RDY=1 until the controller is disabled or shut down
+// (setCC), not from Connect.
 
 // kaGranule is the Keep Alive Timer granularity, reported as Identify KAS
 // in 100 ms units (unless the kas-10s quirk reports a coarser one, see
@@ -253,6 +257,32 @@ func (c *controller) removeQueue(q *queue) {
 		c.queues[q.qid] = nil
 	}
 	c.mu.Unlock()
+}
+
+// hasIOQueues reports whether any I/O queue of the association is
+// connected.
+func (c *controller) hasIOQueues() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for qid, q := range c.queues {
+		if qid != 0 && q != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// hasQueues reports whether any queue of the association, admin or I/O,
+// is connected.
+func (c *controller) hasQueues() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, q := range c.queues {
+		if q != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *controller) logError(sqid uint16, s *nvme.SQE, st nvme.Status, ploc uint16) {
@@ -427,17 +457,45 @@ const readyLate = 600 * time.Millisecond
 // ready-after-cap-to quirk's late transition).
 func (c *controller) readyNow() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cc&nvme.CCEnable != 0 && c.csts&(nvme.CSTSFatal|nvme.CSTSShstMask) == 0 && !c.ended.Load() {
+	ready := c.cc&nvme.CCEnable != 0 && c.csts&(nvme.CSTSFatal|nvme.CSTSShstMask) == 0 && !c.ended.Load()
+	if ready {
 		c.csts |= nvme.CSTSReady
 		c.enabled.Store(true)
 	}
+	c.mu.Unlock()
+	if ready {
+		c.armTimer() // the keep alive timer becomes active (setCC)
+	}
 }
 
-// setCC applies a Property Set of CC.
+// setCC applies a Property Set of CC. The keep alive timer follows: NVMe
+// Base 2.2 3.9.2 has it active only while CC.EN and CSTS.RDY are 1 and
+// no shutdown is requested or reported (otherwise "a Keep Alive Timeout
+// ... shall not occur"), and enabling a Fabrics controller whose Connect
+// gave a KATO "shall initialize the Keep Alive Timer".
 func (c *controller) setCC(v uint32) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	wasActive := c.timerActiveLocked()
+	c.setCCLocked(v)
+	active := c.timerActiveLocked()
+	c.mu.Unlock()
+	switch {
+	case active && !wasActive:
+		c.armTimer()
+	case !active && wasActive && !c.t.quirks.katoFromConnect:
+		c.stopTimer()
+	}
+}
+
+// timerActiveLocked reports whether the keep alive timer is active as
+// NVMe Base 2.2 3.9.2 defines it (KATO non-zero aside: armTimer checks
+// that). c.mu is held.
+func (c *controller) timerActiveLocked() bool {
+	return c.cc&nvme.CCEnable != 0 && c.csts&nvme.CSTSReady != 0 &&
+		c.cc&nvme.CCShnMask == 0 && c.csts&nvme.CSTSShstMask == 0
+}
+
+func (c *controller) setCCLocked(v uint32) {
 	old := c.cc
 	c.cc = v
 	if v&nvme.CCEnable != 0 && old&nvme.CCEnable == 0 {

@@ -51,6 +51,9 @@ func (q *queue) disconnect(c *command) {
 	q.r2tOutN.Store(0)
 	q.r2tMu.Unlock()
 	q.stopWorkers()
+	if q.t.quirks.disconnectFirst {
+		q.complete(c, nvme.StatusSuccess)
+	}
 	for _, x := range aborted {
 		// The other half of a fused pair that has its data waits for
 		// this one: it ends too.
@@ -65,7 +68,9 @@ func (q *queue) disconnect(c *command) {
 		q.fuseFirst = nil
 		q.orphan(f, nvme.StatusAbortSQDeleted)
 	}
-	q.complete(c, nvme.StatusSuccess)
+	if !q.t.quirks.disconnectFirst {
+		q.complete(c, nvme.StatusSuccess)
+	}
 	if q.t.quirks.disconnectStrayResponse {
 		stray := tcp.CapsuleResp{CQE: nvme.CQE{CID: 0xFFFF, SQID: q.qid}}
 		_ = q.conn.Send(&stray, nil)

@@ -112,6 +112,9 @@ func (q *queue) execIO(c *command) {
 			break
 		}
 		st = q.write(ns, c.buf, off, s.FUA())
+		if q.t.quirks.staleWriteAfterLoss {
+			q.lastWrite.Store(&staleWrite{ns: ns, data: append([]byte(nil), c.buf...), off: off})
+		}
 	case nvme.CmdCompare:
 		st = q.compare(ns, c.buf, off)
 		if q.t.quirks.compareAlwaysEqual && st.Code() == nvme.StatusCompareFailure {

@@ -199,6 +199,18 @@ func TestMalformedSequences(t *testing.T) {
 		{"H2CTermReq from the host", false, func(t *testing.T, c *client) {
 			_ = c.conn.SendRaw(tcp.AppendPDU(nil, &tcp.TermReq{H2C: true, FES: tcp.FESInvalidHeaderField}, nil, tcp.EncodeOptions{}))
 		}, outcome{closed: true}},
+		// NVMe/TCP 1.0 3.5.1: an H2CTermReq with PLEN above 152 or below
+		// 24 is ignored and the connection closed at once, no C2HTermReq.
+		{"H2CTermReq plen 160", false, func(t *testing.T, c *client) {
+			b := tcp.AppendPDU(nil, &tcp.TermReq{H2C: true, FES: tcp.FESInvalidHeaderField}, make([]byte, 136), tcp.EncodeOptions{})
+			binary.LittleEndian.PutUint32(b[offPLEN:], 160)
+			_ = c.conn.SendRaw(b)
+		}, outcome{closed: true}},
+		{"H2CTermReq plen 16", false, func(t *testing.T, c *client) {
+			b := tcp.AppendPDU(nil, &tcp.TermReq{H2C: true, FES: tcp.FESInvalidHeaderField}, nil, tcp.EncodeOptions{})
+			binary.LittleEndian.PutUint32(b[offPLEN:], 16)
+			_ = c.conn.SendRaw(b)
+		}, outcome{closed: true}},
 		{"H2CData with no command", false, func(t *testing.T, c *client) {
 			_ = c.conn.Send(&tcp.H2CData{CCCID: 1, TTAG: 0, DATAL: 512, Last: true}, make([]byte, 512))
 		}, fatal(tcp.FESInvalidHeaderField, 10)},

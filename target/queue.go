@@ -202,6 +202,8 @@ type queue struct {
 	statMu   sync.Mutex
 	stats    []*nsStats
 	lastStat *nsStats // receive goroutine only
+
+	lastWrite atomic.Pointer[staleWrite] // the stale-write-after-loss quirk
 	// statCtrl and statQID are ctrl and qid for readers on other
 	// goroutines (Stats), set once by install.
 	statCtrl atomic.Pointer[controller]
@@ -407,7 +409,7 @@ func (q *queue) serve() {
 // 3.5.1 would.
 func (q *queue) keepGoingAfter(err error) bool {
 	var fe *tcp.FatalError
-	if !errors.As(err, &fe) {
+	if !errors.As(err, &fe) || badTermReqPLEN(fe) && !q.t.quirks.h2cTermReqBadPLENFatal {
 		return false
 	}
 	t := tcp.TermReq{FES: fe.FES, FEI: fe.FEI}
@@ -445,6 +447,12 @@ func earliest(a, b time.Time) time.Time {
 func (q *queue) fail(err error) {
 	var fe *tcp.FatalError
 	switch {
+	case errors.As(err, &fe) && badTermReqPLEN(fe) && !q.t.quirks.h2cTermReqBadPLENFatal:
+		// NVMe/TCP 1.0 3.5.1: "the controller shall ignore a H2CTermReq
+		// PDU with a PDU length (PLEN) that exceeds 152 bytes ... [or]
+		// less than 24 bytes and shall terminate the connection
+		// immediately": no C2HTermReq, no wait for the host.
+		q.t.log.Warn("H2CTermReq with an invalid PLEN; closing the connection", append(q.logAttrs(), "err", fe.Error())...)
 	case errors.As(err, &fe):
 		q.t.log.Warn("fatal transport error", append(q.logAttrs(), "err", fe.Error())...)
 		if q.t.quirks.fatalStreakRefuses {
@@ -460,6 +468,14 @@ func (q *queue) fail(err error) {
 	default:
 		q.t.log.Debug("connection ended", "remote", q.nc.RemoteAddr().String(), "err", err)
 	}
+}
+
+// badTermReqPLEN reports whether fe is the host's H2CTermReq with a PLEN
+// outside 24..152, which the controller ignores (NVMe/TCP 1.0 3.5.1).
+func badTermReqPLEN(fe *tcp.FatalError) bool {
+	const offPLEN = 4
+	return len(fe.Header) > 0 && tcp.PDUType(fe.Header[0]) == tcp.TypeH2CTermReq &&
+		fe.FES == tcp.FESInvalidHeaderField && fe.FEI == offPLEN
 }
 
 // logAttrs are the attributes that say which connection a log line is
@@ -495,10 +511,21 @@ func (q *queue) endQueue() {
 		// its caller (it may be waiting for the host to close it).
 		c.removeQueue(q)
 		switch {
+		case q.qid == 0 && q.t.quirks.adminLossKeepsAssoc && c.hasIOQueues():
+			// The deviation: the association outlives its admin queue
+			// while it has I/O queues (it ends with the last of them, so
+			// the quirk leaks no controller).
+			c.stopTimer()
+		case q.qid != 0 && q.t.quirks.adminLossKeepsAssoc && !c.hasQueues():
+			c.kill("last queue closed after the admin queue")
 		case q.qid == 0:
 			c.kill("admin queue closed")
 		case q.endAssoc:
 			c.kill("submission queue overrun")
+		case q.t.quirks.staleWriteAfterLoss && !q.stopped && !c.ended.Load():
+			// An I/O connection lost on its own (not by Disconnect, not
+			// with its association).
+			q.replayStaleWrite()
 		}
 	}
 }
@@ -586,6 +613,9 @@ const (
 // CSTS.CFS, terminate the connection and end the association. The
 // connection ends with a C2HTermReq (PDU sequence error).
 func (q *queue) overrun(reason string) error {
+	if q.t.quirks.sqOverrunConnOnly {
+		return q.fatalf(tcp.FESPDUSequenceError, 0, reason)
+	}
 	q.endAssoc = true
 	ctrl := q.ctrl
 	ctrl.mu.Lock()
@@ -1238,7 +1268,7 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	if q.authPending() {
 		return nvme.StatusAuthenticationRequired
 	}
-	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) {
+	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) && !(q.qid != 0 && q.t.quirks.ioqRunsDisabled) {
 		return nvme.StatusCommandSequenceError
 	}
 	if q.qid == 0 {

@@ -134,6 +134,7 @@ type quirkSet struct {
 	authQuirks
 	katoFlowQuirks
 	discRulesQuirks
+	assocQuirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -148,7 +149,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{
