@@ -130,11 +130,6 @@ func (q *queue) authPending() bool {
 	return q.auth != nil && !q.auth.done && !q.t.quirks.authGateOpen
 }
 
-// authComplete reports that the queue's authentication transaction has
-// succeeded and ended (Success1 sent, or Success2 received when the host
-// authenticated the controller too).
-func (q *queue) authComplete() bool { return q.auth != nil && q.auth.done && q.auth.step == 0 }
-
 // maxAuthData bounds an Authentication Send or Receive (a Reply with
 // ffdhe8192 and SHA-512 is 1168 bytes; Linux receives into 4 KiB).
 const maxAuthData = 64 << 10
