@@ -634,3 +634,24 @@ func fatalErrOutcome(err error) string {
 	}
 	return "error " + err.Error()
 }
+
+// nextAnswersNext sends a Property Get after a C2HData with SUCCESS
+// completed the command done, and judges that the next PDU on the queue
+// is that Property Get's response: no Response Capsule for done may
+// follow (NVMe/TCP 1.0 3.3.2.1).
+func (s *Spec) nextAnswersNext(r *initiator.Raw, done uint16) {
+	pg := nvme.PropertyGetCmd(r.NextCID(), nvme.PropVS, false)
+	s.Must(r.Conn.Send(&tcp.CapsuleCmd{SQE: pg}, nil), "send Property Get")
+	p, _, _, err := r.Recv(0)
+	s.Must(err, "receive the Property Get response")
+	obs := "the next command's response"
+	switch resp, ok := p.(*tcp.CapsuleResp); {
+	case !ok:
+		obs = "PDU " + p.Type().String()
+	case resp.CQE.CID == done:
+		obs = "a Response Capsule after C2HData SUCCESS"
+	case resp.CQE.CID != pg.CID:
+		obs = fmt.Sprintf("a response for CID %d", resp.CQE.CID)
+	}
+	s.Conform(obs, "the next command's response")
+}

@@ -215,21 +215,8 @@ var _ = Describe("Transport", Label("transport"), func() {
 		if !disabled {
 			s.Conform("C2HData SUCCESS on a queue whose DISSQFC request the controller refused", "SUCCESS only where SQ flow control is disabled")
 		}
-		// SUCCESS completed the Identify: the next response must answer
-		// the next command.
-		pg := nvme.PropertyGetCmd(r.NextCID(), nvme.PropVS, false)
-		s.Must(r.Conn.Send(&tcp.CapsuleCmd{SQE: pg}, nil), "send Property Get")
-		p, _, _, err := r.Recv(0)
-		s.Must(err, "receive the Property Get response")
-		obs := "the next command's response"
-		switch resp, ok := p.(*tcp.CapsuleResp); {
-		case !ok:
-			obs = "PDU " + p.Type().String()
-		case resp.CQE.CID == sqe.CID:
-			obs = "a Response Capsule after C2HData SUCCESS"
-		case resp.CQE.CID != pg.CID:
-			obs = fmt.Sprintf("a response for CID %d", resp.CQE.CID)
-		}
-		s.Conform(obs, "the next command's response")
+		// SUCCESS completed the Identify: the next PDU must answer the
+		// next command, not complete the Identify a second time.
+		s.nextAnswersNext(r, sqe.CID)
 	})
 })

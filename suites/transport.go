@@ -754,27 +754,14 @@ var _ = Describe("Transport", Label("transport"), func() {
 			if !success {
 				return
 			}
-			// The next PDU on the queue must answer the next command, not
-			// complete the Identify a second time.
-			pg := nvme.PropertyGetCmd(r.NextCID(), nvme.PropVS, false)
-			s.Must(r.Conn.Send(&tcp.CapsuleCmd{SQE: pg}, nil), "send Property Get")
-			p, _, _, err := r.Recv(0)
-			s.Must(err, "receive the Property Get response")
-			obs := "the next command's response"
-			switch resp, ok := p.(*tcp.CapsuleResp); {
-			case !ok:
-				obs = "PDU " + p.Type().String()
-			case resp.CQE.CID == sqe.CID:
-				obs = "a Response Capsule after C2HData SUCCESS"
-			case resp.CQE.CID != pg.CID:
-				obs = fmt.Sprintf("a response for CID %d", resp.CQE.CID)
-			}
-			s.Conform(obs, "the next command's response")
+			// SUCCESS completed the Identify: the next PDU must answer the
+			// next command, not complete the Identify a second time.
+			s.nextAnswersNext(r, sqe.CID)
 			// Can the controller disable SQ flow control? Ask on a new
 			// association.
 			r2 := s.Raw(ctx, plainIC)
 			cqe, err := s.connect(r2, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: nvme.CNTLIDDynamic, CATTR: nvme.CATTRDisableSQFlow})
-			obs = "SUCCESS from a controller that disables SQ flow control"
+			obs := "SUCCESS from a controller that disables SQ flow control"
 			switch {
 			case err != nil:
 				obs = "SUCCESS from a controller that fails a Connect asking to disable SQ flow control (" + Outcome(err) + ")"
