@@ -86,7 +86,9 @@ func TestHostTraddr(t *testing.T) {
 			return
 		}
 		defer up.Close()
-		go func() { _, _ = io.Copy(up, nc) }()
+		// The host's close ends the target's side too: a controller whose
+		// host shut it down has no keep-alive timer to end it.
+		go func() { _, _ = io.Copy(up, nc); _ = up.Close() }()
 		_, _ = io.Copy(nc, up)
 	})
 	c, err := initiator.Connect(context.Background(), fwd, target.DefaultSubsystemNQN, initiator.Options{NrIOQueues: -1, HostTraddr: "127.0.0.2", TOS: 0x10})
