@@ -581,17 +581,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 // controller keeps it.
 func (s *Spec) setupSmallIO(ctx context.Context, cattr uint8) *ioSetup {
 	GinkgoHelper()
-	nsid := s.RequireWritable()
-	admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
-	id := s.identifyCtrl(admin)
-	_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0), nil)
-	s.Must(err, fmt.Sprintf("Identify Namespace %d", nsid))
-	var ns nvme.IdentifyNamespace
-	s.Must(ns.Decode(data), "decode Identify Namespace")
-	if ns.NSZE == 0 {
-		Fail(fmt.Sprintf("%s: namespace %d (--allow-writes) is not active", s.Req.ID, nsid))
-	}
-	s.skipIfMQESZero(cp)
+	st, cntlid := s.ioAdmin(ctx)
 	r := s.Raw(ctx, plainIC)
 	cqe, err := s.connect(r, connectArgs{QID: 1, SQSIZE: 1, CNTLID: cntlid, CATTR: cattr})
 	if err != nil && cattr&nvme.CATTRDisableSQFlow != 0 {
@@ -606,7 +596,8 @@ func (s *Spec) setupSmallIO(ctx context.Context, cattr uint8) *ioSetup {
 		// there is no "full queue" to overrun (FAB-CONN-032's finding).
 		Skip(fmt.Sprintf("%s: the Connect response's SQHD is FFFFh without DISSQFC: FAB-CONN-032 judges that", s.Req.ID))
 	}
-	return &ioSetup{admin: admin, io: r, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
+	st.io = r
+	return st
 }
 
 // overrunReaction watches the I/O queue after the Read (cid) went to a

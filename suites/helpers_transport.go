@@ -530,11 +530,21 @@ func (io *ioSetup) inCapsule() uint32 {
 // SetupIO builds an ioSetup; it skips the check unless writes are allowed.
 func (s *Spec) SetupIO(ctx context.Context, req tcp.ICReq) *ioSetup {
 	GinkgoHelper()
+	st, cntlid := s.ioAdmin(ctx)
+	st.io = s.IOQueue(ctx, req, cntlid, 1, min(31, st.cap.MQES()))
+	return st
+}
+
+// ioAdmin is the admin side of an ioSetup (its io left to the caller) and
+// the controller's ID: an enabled admin queue, the controller identified,
+// the writable namespace checked active. It skips the check unless writes
+// are allowed, or when MQES leaves no room for an I/O queue.
+func (s *Spec) ioAdmin(ctx context.Context) (*ioSetup, uint16) {
+	GinkgoHelper()
 	nsid := s.RequireWritable()
 	admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
 	id := s.identifyCtrl(admin)
-	sqe := nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0)
-	_, data, err := admin.Command(sqe, nil)
+	_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, nsid, 0), nil)
 	s.Must(err, fmt.Sprintf("Identify Namespace %d", nsid))
 	var ns nvme.IdentifyNamespace
 	s.Must(ns.Decode(data), "decode Identify Namespace")
@@ -542,8 +552,7 @@ func (s *Spec) SetupIO(ctx context.Context, req tcp.ICReq) *ioSetup {
 		Fail(fmt.Sprintf("%s: namespace %d (--allow-writes) is not active", s.Req.ID, nsid))
 	}
 	s.skipIfMQESZero(cp)
-	io := s.IOQueue(ctx, req, cntlid, 1, min(31, cp.MQES()))
-	return &ioSetup{admin: admin, io: io, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}
+	return &ioSetup{admin: admin, id: id, cap: cp, nsid: nsid, bs: ns.BlockSize()}, cntlid
 }
 
 // r2tSize is the smallest write that a controller must move by R2T:

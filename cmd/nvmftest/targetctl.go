@@ -94,12 +94,9 @@ func serveTargetCtl(tg *target.Target, path string) (func(), error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(tg.Stats())
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	stop := serveHTTP(ln, mux)
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
+		stop()
 		_ = os.Remove(path)
 	}, nil
 }
@@ -211,13 +208,19 @@ func serveTargetMetrics(tg *target.Target, addr string) (func(), string, error) 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(tg))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return serveHTTP(ln, mux), ln.Addr().String(), nil
+}
+
+// serveHTTP serves h on ln until the returned stop, which gives requests
+// in flight two seconds to finish.
+func serveHTTP(ln net.Listener, h http.Handler) (stop func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-	}, ln.Addr().String(), nil
+	}
 }
 
 // fetchStats reads the stats of the target serving the control socket.
