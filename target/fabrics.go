@@ -129,6 +129,15 @@ func (q *queue) connect(c *command) {
 	if t.quirks.connectCIDTruncated {
 		c.sqe.CID &= 0xFF
 	}
+	if t.quirks.fatalStreakRefuses && t.fatalStreak.Load() >= fatalStreakLimit {
+		// Judged at the Connect, not at accept: by then every earlier
+		// connection's fatal error has been counted (the host waited for
+		// its C2HTermReq), so the streak does not race the dial.
+		t.fatalStreak.Store(0)
+		q.refusedConnect("fatal-streak-refuses quirk", args, &nvme.ConnectData{})
+		_ = q.nc.Close()
+		return
+	}
 	if q.ctrl != nil { // connect-duplicate-accepted only (prepareFabrics)
 		c.dw0 = uint32(q.ctrl.cntlid)
 		q.complete(c, nvme.StatusSuccess)

@@ -52,7 +52,7 @@ var transportQuirkTable = []Quirk{
 		Does: "sends C2HTermReqs whose PLEN claims 160 bytes, beyond the 152 allowed (NVMe/TCP 1.0 3.6.2.5)",
 		set:  func(s *quirkSet) { s.termReqPLENWrong = true }},
 	{Name: "fatal-streak-refuses", Kind: QuirkDeviation,
-		Does: "after eight fatal transport errors with no successful Connect in between refuses the next connection (NVMe/TCP 1.0 3.5.1: fatal errors are handled by terminating the connection)",
+		Does: "after six fatal transport errors with no successful Connect in between refuses the next Connect (NVMe/TCP 1.0 3.5.1: fatal errors are handled by terminating the connection)",
 		set:  func(s *quirkSet) { s.fatalStreakRefuses = true }},
 	{Name: "fatal-ends-all-associations", Kind: QuirkDeviation,
 		Does: "on a fatal transport error ends every association of the target (NVMe/TCP 1.0 3.5.1: fatal errors are handled by terminating the connection)",
@@ -84,8 +84,10 @@ var transportQuirkTable = []Quirk{
 }
 
 // fatalStreakLimit is how many fatal errors without a successful Connect
-// in between the fatal-streak-refuses quirk tolerates.
-const fatalStreakLimit = 8
+// in between the fatal-streak-refuses quirk tolerates. It is below the
+// eight TCP-FATAL-004 provokes so that a connection whose error the target
+// has not yet counted when the check connects does not let it pass.
+const fatalStreakLimit = 6
 
 // termReqBadPLEN is the PLEN the termreq-plen-wrong quirk claims.
 const termReqBadPLEN = 160

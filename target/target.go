@@ -302,12 +302,6 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 		return
 	}
 	ip := remoteIP(nc)
-	if t.quirks.fatalStreakRefuses && t.fatalStreak.Load() >= fatalStreakLimit {
-		t.fatalStreak.Store(0)
-		t.mu.Unlock()
-		t.refuse(nc, portID, "fatal-streak-refuses quirk")
-		return
-	}
 	switch {
 	case t.cfg.MaxConnections > 0 && p.conns >= t.cfg.MaxConnections:
 		t.mu.Unlock()
