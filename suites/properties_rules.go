@@ -116,7 +116,7 @@ func (s *Spec) readBlock(v *ioSetup, lba uint64) []byte {
 	rd := nvme.ReadCmd(v.nsid, lba, 1)
 	nvme.SetDataLength(&rd, v.bs)
 	_, got, err := v.io.Command(rd, nil)
-	s.Must(err, fmt.Sprintf("Read of LBA %d on a new association", lba))
+	s.mustProbeRead(err, fmt.Sprintf("Read of LBA %d", lba))
 	return got
 }
 
@@ -244,7 +244,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Title:      "an I/O controller reporting VS 2.0 or later answers a 4-byte Property Get of CRTO (68h)"}, func(ctx context.Context, s *Spec) {
 			r, _ := s.rawAdmin(ctx, plainIC)
 			vs, err := propGet(r, nvme.PropVS, false)
-			s.Must(err, "Property Get VS")
+			s.mustProperty(err, nvme.PropVS)
 			if uint32(vs) < nvme.MakeVersion(2, 0, 0) {
 				s.Lacks("a version with CRTO: VS " + nvme.VersionString(uint32(vs)) + " predates Base 2.0")
 			}
@@ -301,30 +301,31 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Conform(fmt.Sprintf("IOCQES %d IOSQES %d", (v>>20)&0xF, (v>>16)&0xF), "IOCQES 0 IOSQES 0")
 		})
 
-		// CC is written first so that its bytes 03:00 hold a known
-		// non-zero value.
+		// VS is never 0 (MJR is at least 1): the version must be in
+		// bytes 03:00.
 		Check(Requirement{ID: "FAB-PROP-034", Section: secPropGetResp + "; " + secReservedKW, Keyword: Indicative, Binds: Controller,
 			Statements: []string{"B-6.5-03"},
 			Text:       "If the size of the property is four bytes, then the value is specified in bytes 03:00 and bytes 07:04 are reserved (Fig. 553); A reserved bit, byte, word, field, property, or register shall be cleared to 0h (1.4.1.6)",
-			Title:      "4-byte Property Gets of VS, CC (after writing it) and CSTS have bytes 07:04 of the response 0, and CC's value in bytes 03:00"}, func(ctx context.Context, s *Spec) {
+			Title:      "4-byte Property Gets of VS, CC and CSTS have bytes 07:04 of the response 0, and VS's version in bytes 03:00"}, func(ctx context.Context, s *Spec) {
 			r, _ := s.rawAdmin(ctx, plainIC)
-			const cc = ccEnable &^ nvme.CCEnable
-			s.Must(propSet(r, nvme.PropCC, false, cc), "Property Set CC")
 			var bad []string
 			for _, p := range []struct {
 				name string
 				off  uint32
 			}{{"VS", nvme.PropVS}, {"CC", nvme.PropCC}, {"CSTS", nvme.PropCSTS}} {
 				v, err := propGet(r, p.off, false)
+				if p.off == nvme.PropVS {
+					s.mustProperty(err, nvme.PropVS)
+				}
 				s.Must(err, "Property Get "+p.name)
 				if hi := uint32(v >> 32); hi != 0 {
 					bad = append(bad, fmt.Sprintf("%s bytes 07:04 %#x", p.name, hi))
 				}
-				if p.off == nvme.PropCC && uint32(v) != cc {
-					bad = append(bad, fmt.Sprintf("CC bytes 03:00 %#x", uint32(v)))
+				if p.off == nvme.PropVS && uint32(v) == 0 {
+					bad = append(bad, "VS bytes 03:00 0")
 				}
 			}
-			want := fmt.Sprintf("bytes 07:04 0, CC %#x", cc)
+			want := "bytes 07:04 0, VS in bytes 03:00"
 			obs := want
 			if len(bad) > 0 {
 				obs = strings.Join(bad, "; ")
@@ -373,6 +374,9 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			io := s.SetupIO(ctx, plainIC)
 			data := randomData(int(io.bs))
 			s.writeInCapsule(io, propsLBA, data)
+			if !bytes.Equal(s.readBlock(io, propsLBA), data) {
+				Skip(fmt.Sprintf("%s: the Write does not read back even before the reset; the I/O checks (IO-RW-*) judge that", s.Req.ID))
+			}
 			s.resetController(ctx, io.admin, io.cap)
 			got := s.readOnNewAssociation(ctx, propsLBA)
 			obs := "the written data"
@@ -501,6 +505,13 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 				s.checkFail("the Commands Supported and Effects log is %d bytes", len(full))
 			}
 			const n = 64
+			// A controller that does not serve the aligned offset 4 right
+			// does not take offsets for this log at all: ADM-LOG-011
+			// judges that, and the unaligned one says nothing more.
+			_, at4, err := r.Command(nvme.GetLogPageCmd(nvme.LogCommandsEffects, 0, 0, 4, n), nil)
+			if err != nil || !bytes.Equal(at4, full[4:4+n]) {
+				Skip(fmt.Sprintf("%s: a read of the log at the aligned offset 4 does not give its bytes either (%s); ADM-LOG-011 judges Log Page Offsets", s.Req.ID, Outcome(err)))
+			}
 			_, got, err := r.Command(nvme.GetLogPageCmd(nvme.LogCommandsEffects, 0, 0, 6, n), nil)
 			obs := Outcome(err)
 			if err == nil {
@@ -540,17 +551,18 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 
 		// FAB-IOQ-011 sends Property Get; this, Property Set, the other
 		// Fabrics command Fig. 541 does not allow on an I/O queue. The
-		// Set writes CC 0: applied, it would disable the controller.
+		// Set writes CC 0: applied, it would disable the controller, and
+		// CSTS.RDY (not CC, which FAB-PROP-011 judges) shows it.
 		Check(Requirement{ID: "FAB-CTRL-008", Section: secFabricsTypes, Keyword: Shall, Binds: Controller,
 			Statements: []string{"B-6-02"},
 			Text:       "Property Set: I/O Queue: No (Fig. 541); If a Fabrics command that is not supported on an I/O Queue is sent on an I/O Queue, that command shall be aborted with a status code of Invalid Field in Command",
-			Title:      "a Property Set of CC on an I/O queue fails with Invalid Field in Command and leaves CC.EN 1"}, func(ctx context.Context, s *Spec) {
+			Title:      "a Property Set of CC (0) on an I/O queue fails with Invalid Field in Command and the controller stays ready (CSTS.RDY 1)"}, func(ctx context.Context, s *Spec) {
 			admin, cntlid, _ := s.EnabledAdmin(ctx, plainIC)
 			io := s.IOQueue(ctx, plainIC, cntlid, 1, 15)
 			s.Conform(Outcome(propSet(io, nvme.PropCC, false, 0)), stInvalidField)
-			v, err := propGet(admin, nvme.PropCC, false)
-			s.Must(err, "Property Get CC on the admin queue")
-			s.Conform(fmt.Sprintf("CC.EN %d", v&nvme.CCEnable), "CC.EN 1")
+			v, err := propGet(admin, nvme.PropCSTS, false)
+			s.Must(err, "Property Get CSTS on the admin queue")
+			s.Conform(fmt.Sprintf("CSTS.RDY %d", v&nvme.CSTSReady), "CSTS.RDY 1")
 		})
 	})
 })

@@ -104,7 +104,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 			// keeps its association alive with Keep Alive while it waits
 			checkBugs: ids("ADM-AER-001")},
 		"smart-temperature-zero": {fail: ids("ADM-LOG-003")},
-		"admin-before-enable":    {fail: ids("FAB-PROP-021")},
+		"admin-before-enable":    {fail: ids("FAB-PROP-021 FAB-CTRL-003")},
 		"disable-keeps-ready":    {fail: ids("FAB-PROP-024")},
 		"shutdown-never-completes": {fail: ids("FAB-PROP-022 FAB-PROP-023"),
 			slow: "the host library's Close waits for shutdown to complete on every association: about 8 minutes"},
