@@ -77,7 +77,7 @@ var propsQuirkTable = []Quirk{
 		set:  func(s *quirkSet) { s.ioqPropertySetOK = true }},
 }
 
-// propsCAP applies the CAP quirks of this file to v (c's CAP otherwise).
+// propsCAP applies the CAP quirks of this file to v, c's CAP.
 func (c *controller) propsCAP(v uint64) uint64 {
 	q := &c.t.quirks
 	if q.capReservedBit {
@@ -101,10 +101,9 @@ const propCRTO = 0x68
 // undoWrite is what the reset-loses-writes quirk restores at a
 // Controller Reset: the blocks the last completed Write overwrote.
 type undoWrite struct {
-	ns   *namespace
-	old  []byte
-	off  int64
-	from *controller
+	ns  *namespace
+	old []byte
+	off int64
 }
 
 // ccEntrySizes are CC.IOCQES (bits 23:20) and CC.IOSQES (bits 19:16).
@@ -120,7 +119,7 @@ func (q *queue) recordUndo(ns *namespace, b []byte, off int64) {
 	if _, err := ns.b.ReadAt(old, off); err != nil {
 		return
 	}
-	q.ctrl.undo.Store(&undoWrite{ns: ns, old: old, off: off, from: q.ctrl})
+	q.ctrl.undo.Store(&undoWrite{ns: ns, old: old, off: off})
 }
 
 // undoLastWrite is the reset-loses-writes quirk's Controller Reset: the

@@ -26,7 +26,7 @@ func execPSDT(t *testing.T, c *client, sqe nvme.SQE, out []byte) nvme.CQE {
 	return cqe
 }
 
-// propGet is a Property Get on c that must succeed; it returns the CQE.
+// propGetOK is a Property Get on c that must succeed; it returns the CQE.
 func propGetOK(t *testing.T, c *client, off uint32, size8 bool) nvme.CQE {
 	t.Helper()
 	r := c.exec(nvme.PropertyGetCmd(0, off, size8), nil, false, nil)
