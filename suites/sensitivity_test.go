@@ -40,7 +40,7 @@ type quirkExpectation struct {
 // and edit the lists from the "failed" lines it prints.
 func quirkExpect() map[string]quirkExpectation {
 	all := coreQuirkExpect()
-	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect(), assocQuirkExpect()} {
+	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect(), assocQuirkExpect(), propsQuirkExpect()} {
 		for name, e := range more {
 			all[name] = e
 		}
@@ -104,7 +104,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 			// keeps its association alive with Keep Alive while it waits
 			checkBugs: ids("ADM-AER-001")},
 		"smart-temperature-zero": {fail: ids("ADM-LOG-003")},
-		"admin-before-enable":    {fail: ids("FAB-PROP-021")},
+		"admin-before-enable":    {fail: ids("FAB-PROP-021 FAB-CTRL-003")},
 		"disable-keeps-ready":    {fail: ids("FAB-PROP-024")},
 		"shutdown-never-completes": {fail: ids("FAB-PROP-022 FAB-PROP-023"),
 			slow: "the host library's Close waits for shutdown to complete on every association: about 8 minutes"},

@@ -185,7 +185,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.ANAGRPMAX = MaxANAGroups
 	id.NANAGRPID = MaxANAGroups
 	id.SUBNQN = sub.nqn
-	if t.quirks.staticModel {
+	if t.quirks.staticModel || t.quirks.mixedControllerModel && t.thirdLiveController(ctrl) {
 		id.FCATT |= 1 // the static controller model
 	}
 	if sub.volatileCache() {
@@ -460,7 +460,7 @@ func (q *queue) getLogPage(c *command) {
 	if q.t.quirks.logOffsetIgnored && !ctrl.disc || ctrl.disc && q.t.quirks.discLogOffsetIgnored {
 		off = 0
 	}
-	if off&3 != 0 || off > uint64(len(page)) {
+	if off&3 != 0 && !q.t.quirks.logOffsetUnaligned || off > uint64(len(page)) {
 		c.ploc = 48
 		q.complete(c, nvme.StatusInvalidField)
 		return

@@ -36,6 +36,8 @@ type controller struct {
 	host   string
 	hostid [16]byte
 	remote string // the admin queue's peer address
+	// undo is the last completed Write's old data (reset-loses-writes).
+	undo atomic.Pointer[undoWrite]
 
 	// retired is what the association's I/O queues that have ended
 	// counted, under Target.mu (stats.go).
@@ -446,7 +448,7 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capMPSMINAboveMax {
 		v = v&^(0xFF<<48) | 1<<48 // MPSMIN 1 (bits 51:48), MPSMAX 0 (bits 55:52)
 	}
-	return uint64(v)
+	return c.propsCAP(uint64(v))
 }
 
 // readyLate is when an I/O controller becomes ready after CC.EN=1 under
@@ -497,10 +499,19 @@ func (c *controller) timerActiveLocked() bool {
 
 func (c *controller) setCCLocked(v uint32) {
 	old := c.cc
+	if c.disc && !c.t.quirks.discCCEntrySizesKept {
+		// A discovery controller has no I/O queues: IOCQES and IOSQES
+		// are "read-only with a value of 0h" (NVMe Base 2.2 Fig. 41).
+		v &^= ccEntrySizes
+	}
 	c.cc = v
 	if v&nvme.CCEnable != 0 && old&nvme.CCEnable == 0 {
-		// IOSQES 6 and IOCQES 4 are the only legal entry sizes.
-		if ((v>>16)&0xF != 6 || (v>>20)&0xF != 4) && !c.t.quirks.ccEntrySizesUnchecked || (v>>7)&0xF != 0 {
+		if c.t.quirks.resetKeepsSHST {
+			c.csts &^= nvme.CSTSShstMask // late, but before RDY
+		}
+		// IOSQES 6 and IOCQES 4 are the only legal entry sizes (of an
+		// I/O controller: a discovery controller has none).
+		if ((v>>16)&0xF != 6 || (v>>20)&0xF != 4) && !c.t.quirks.ccEntrySizesUnchecked && !c.disc || (v>>7)&0xF != 0 {
 			c.csts |= nvme.CSTSFatal
 		} else if c.t.quirks.readyAfterCAPTO && !c.disc {
 			time.AfterFunc(readyLate, c.readyNow)
@@ -511,6 +522,15 @@ func (c *controller) setCCLocked(v uint32) {
 	}
 	if v&nvme.CCEnable == 0 && old&nvme.CCEnable != 0 {
 		c.csts &^= nvme.CSTSFatal
+		// A Controller Reset ends a reported controller shutdown: "If
+		// this field is set to 10b when a CLR is initiated by a method
+		// other than NVM Subsystem Reset and ... CSTS.ST is cleared to
+		// '0', then that CLR shall clear this field to 00b" (NVMe Base
+		// 2.2 Fig. 42). A shutdown asked in the same write follows.
+		if !c.t.quirks.resetKeepsSHST {
+			c.csts &^= nvme.CSTSShstMask
+		}
+		c.undoLastWrite()
 		if !c.t.quirks.disableKeepsReady {
 			c.csts &^= nvme.CSTSReady
 		}
@@ -524,7 +544,8 @@ func (c *controller) setCCLocked(v uint32) {
 		}
 		c.enabled.Store(false)
 	}
-	if v&nvme.CCShnMask == 0 && old&nvme.CCShnMask != 0 {
+	if v&nvme.CCShnMask == 0 && old&nvme.CCShnMask != 0 && !c.t.quirks.resetKeepsSHST &&
+		!(c.t.quirks.enableKeepsSHST && v&nvme.CCEnable != 0 && old&nvme.CCEnable == 0) {
 		c.csts &^= nvme.CSTSShstMask
 	}
 }

@@ -458,6 +458,9 @@ func (q *queue) propertyGet(c *command) {
 		if ctrl.vsWritten != nil {
 			v = *ctrl.vsWritten
 		}
+		if q.t.quirks.vsUpperBytes && !size8 {
+			v |= v << 32
+		}
 	case (!size8 || anySize) && off == nvme.PropCC:
 		v = uint64(ctrl.cc)
 		if q.t.quirks.ccReadbackNoEN {
@@ -470,6 +473,13 @@ func (q *queue) propertyGet(c *command) {
 		v = ctrl.capReg() >> 32
 	case (!size8 || anySize) && off == nvme.PropCSTS:
 		v = uint64(ctrl.csts)
+	case !size8 && off == propCRTO && !ctrl.disc && q.t.vs >= nvme.MakeVersion(2, 0, 0) && !q.t.quirks.crtoRefused:
+		// CRTO, mandatory for I/O controllers since 2.0 (NVMe Base 2.2
+		// Fig. 33): CRWMT is CAP.TO, which "shall be set to the value
+		// in the CRTO.CRWMT field"; CRIMT is 0 (no CAP.CRMS.CRIMS).
+		v = uint64(nvme.CAP(ctrl.capReg()).TO())
+	case !size8 && off == 0x24 && q.t.quirks.reservedPropAQA:
+		v = 0x001F001F // AQA as a PCIe controller holds it
 	case q.t.quirks.reservedPropertyZero && reservedProperty(off):
 		v = 0 // reserved properties read as 0
 	default:

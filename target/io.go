@@ -111,7 +111,8 @@ func (q *queue) execIO(c *command) {
 		if q.t.quirks.writesDropped {
 			break
 		}
-		st = q.write(ns, c.buf, off, s.FUA())
+		q.recordUndo(ns, c.buf, off)
+		st = q.disabledWriteStatus(q.write(ns, c.buf, off, s.FUA()))
 		if q.t.quirks.staleWriteAfterLoss {
 			q.lastWrite.Store(&staleWrite{ns: ns, data: append([]byte(nil), c.buf...), off: off})
 		}

@@ -1180,7 +1180,8 @@ func (q *queue) sendData(c *command, data []byte, success bool) error {
 // (want bytes, h2c direction) and the in-capsule data received.
 func (q *queue) checkSGL(c *command, want uint32, h2c bool, inLen uint32) nvme.Status {
 	d := &c.sqe.DPTR
-	if c.sqe.Flags&nvme.PSDTMask != nvme.PSDTSGL {
+	if c.sqe.Opcode == nvme.AdminFabrics && !q.fabricsPSDTOK(c.sqe.Flags) ||
+		c.sqe.Opcode != nvme.AdminFabrics && c.sqe.Flags&nvme.PSDTMask != nvme.PSDTSGL {
 		c.ploc = 1
 		return nvme.StatusInvalidField
 	}
@@ -1268,7 +1269,8 @@ func (q *queue) prepare(c *command, inLen uint32) nvme.Status {
 	if q.authPending() {
 		return nvme.StatusAuthenticationRequired
 	}
-	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) && !(q.qid != 0 && q.t.quirks.ioqRunsDisabled) {
+	if !q.ctrl.enabled.Load() && !(q.qid == 0 && q.t.quirks.adminBeforeEnable) && !(q.qid != 0 && q.t.quirks.ioqRunsDisabled) &&
+		!(q.qid != 0 && q.t.quirks.disabledWriteApplied && s.Opcode == nvme.CmdWrite) {
 		return nvme.StatusCommandSequenceError
 	}
 	if q.qid == 0 {
@@ -1302,7 +1304,8 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 			}
 			return nvme.StatusCommandSequenceError
 		}
-		if q.qid != 0 && !(c.sqe.FCType() == nvme.FabricsPropertyGet && q.t.quirks.ioqPropertyGetOK) {
+		if q.qid != 0 && !(c.sqe.FCType() == nvme.FabricsPropertyGet && q.t.quirks.ioqPropertyGetOK) &&
+			!(c.sqe.FCType() == nvme.FabricsPropertySet && q.t.quirks.ioqPropertySetOK) {
 			// NVMe Base 2.2 6, Fig. 541 note 3: a Fabrics command not
 			// supported on an I/O queue "shall be aborted with a status
 			// code of Invalid Field in Command" (suites FAB-IOQ-011).
