@@ -448,8 +448,17 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capMPSMINAboveMax {
 		v = v&^(0xFF<<48) | 1<<48 // MPSMIN 1 (bits 51:48), MPSMAX 0 (bits 55:52)
 	}
+	if c.t.vs >= nvme.MakeVersion(2, 0, 0) {
+		// CAP.CRMS.CRWMS (bit 59): "shall be set to '1' on controllers
+		// compliant with NVM Express Base Specification, Revision 2.0
+		// and later" (NVMe Base 2.2 Fig. 36); CRTO answers for it.
+		v |= capCRWMS
+	}
 	return c.propsCAP(uint64(v))
 }
+
+// capCRWMS is CAP.CRMS.CRWMS, Controller Ready With Media Support.
+const capCRWMS = 1 << 59
 
 // readyLate is when an I/O controller becomes ready after CC.EN=1 under
 // the ready-after-cap-to quirk: later than the CAP.TO (500 ms) it reports.
