@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -148,6 +149,36 @@ func aerOutcome(c *initiator.Controller, wait time.Duration) (string, error) {
 	case <-t.C:
 		return "outstanding", nil
 	}
+}
+
+// entriesAt returns the log's TCP entries of NVM subsystem nqn that name
+// addr (host:port, the host resolved), and whether any TCP entry at all
+// names one of addr's IP addresses: when none does, the log describes
+// the fabric from the other side of an address translation and says
+// nothing about the addresses this host reaches.
+func entriesAt(l *nvme.DiscoveryLog, nqn, addr string) (at []nvme.DiscoveryLogEntry, sameView bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, false
+	}
+	ips, err := net.LookupHost(host)
+	if err != nil {
+		ips = []string{host}
+	}
+	same := func(traddr string) bool {
+		ip := net.ParseIP(traddr)
+		return slices.ContainsFunc(ips, func(s string) bool { return traddr == s || ip != nil && ip.Equal(net.ParseIP(s)) })
+	}
+	for _, e := range tcpEntries(l) {
+		if !same(e.TRADDR) {
+			continue
+		}
+		sameView = true
+		if e.SUBNQN == nqn && e.SUBTYPE == nvme.SubtypeNVM && e.TRSVCID == port {
+			at = append(at, e)
+		}
+	}
+	return at, sameView
 }
 
 var _ = Describe("discovery", Label("discovery"), func() {
@@ -472,5 +503,81 @@ var _ = Describe("discovery", Label("discovery"), func() {
 		if torn != "" {
 			s.Conform(torn, "one set of records per GENCTR")
 		}
+	})
+	Check(Requirement{ID: "DISC-RULE-022", Section: secDiscCtrl, Keyword: Should, Binds: Controller,
+		Statements: []string{"B-3.1.3.3-07"},
+		Text:       "The set of Discovery Log Page Entries should include all applicable addresses on the same fabric as the Discovery Service and may include addresses on other fabrics",
+		Title:      "the discovery log lists the subsystem under test at the address it is tested at (TRADDR and TRSVCID), unless the log's addresses are all behind an address translation"}, func(ctx context.Context, s *Spec) {
+		c := s.ConnectDiscovery(ctx)
+		_, l := s.readDiscoveryLog(ctx, c)
+		at, same := entriesAt(l, s.Target.Config.SubNQN, s.Target.Config.Address)
+		if !same {
+			Skip(fmt.Sprintf("%s: no TCP entry of the discovery log names a host address of %s: the log describes the fabric from behind an address translation", s.Req.ID, s.Target.Config.Address))
+		}
+		obs := "listed"
+		if len(at) == 0 {
+			obs = "not listed"
+		}
+		s.Conform(fmt.Sprintf("%s at %s: %s", s.Target.Config.SubNQN, s.Target.Config.Address, obs), fmt.Sprintf("%s at %s: listed", s.Target.Config.SubNQN, s.Target.Config.Address))
+	})
+
+	// SQFCD clear: the controller requires SQ flow control, so an I/O
+	// queue Connect that asks to disable it is refused or leaves it on
+	// (a Connect response SQHD other than FFFFh). SQFCD set: either
+	// answer is allowed ("may accept or reject"), and only reported.
+	Check(Requirement{ID: "DISC-RULE-023", Section: secDiscEntry21, Keyword: May, Binds: Controller,
+		Statements: []string{"B-L70-15"},
+		Text:       "SQ Flow Control Disable (SQFCD): If this bit is set to '1', then the controller is capable of disabling SQ flow control. A controller that is capable of disabling SQ flow control may accept or reject a host request to disable SQ flow control. If this bit is cleared to '0', then the controller requires use of SQ flow control",
+		Title:      "an I/O queue Connect asking to disable SQ flow control (CATTR bit 2) is refused or keeps flow control on (SQHD not FFFFh) when the subsystem's log entry clears TREQ.SQFCD; with SQFCD set either answer passes"}, func(ctx context.Context, s *Spec) {
+		c := s.ConnectDiscovery(ctx)
+		_, l := s.readDiscoveryLog(ctx, c)
+		at, _ := entriesAt(l, s.Target.Config.SubNQN, s.Target.Config.Address)
+		if len(at) == 0 {
+			s.Lacks("a discovery log entry for the subsystem at the address under test (DISC-RULE-022 judges that)")
+		}
+		sqfcd := at[0].TREQ&nvme.TREQDisableSQFlow != 0
+		_, cntlid, _ := s.EnabledAdmin(ctx, plainIC)
+		r := s.Raw(ctx, plainIC)
+		cqe, err := s.connect(r, connectArgs{QID: 1, SQSIZE: 31, CNTLID: cntlid, CATTR: nvme.CATTRDisableSQFlow})
+		obs := "refused (" + Outcome(err) + ")"
+		switch {
+		case err == nil && cqe.SQHD == 0xFFFF:
+			obs = "flow control disabled"
+		case err == nil:
+			obs = "flow control kept"
+		}
+		AddReportEntry("observed", fmt.Sprintf("%s: TREQ %#x; I/O queue Connect with DISSQFC: %s", s.Req.ID, at[0].TREQ, obs))
+		if sqfcd {
+			return // may accept or reject
+		}
+		if obs != "flow control disabled" {
+			obs = "flow control required"
+		}
+		s.Conform("SQFCD clear: "+obs, "SQFCD clear: flow control required")
+	})
+
+	// Reading the log in pieces while it changes: each piece is a single
+	// read and succeeds, or the controller says Discover Restart.
+	Check(Requirement{ID: "DISC-RULE-024", Section: secDiscLog21, Keyword: May, Binds: Controller,
+		Statements: []string{"B-L70-11"},
+		Text:       "If the log page contents change during this command sequence, then the controller may return a status code of Discover Restart",
+		Title:      "with extended data for Get Log Page (LPA bit 2), reading the discovery log past the header after a subsystem was added since the header read succeeds or fails with Discover Restart (needs a target control)"}, func(ctx context.Context, s *Spec) {
+		c := s.ConnectDiscovery(ctx)
+		if c.IdentifyData().LPA&(1<<2) == 0 {
+			s.Lacks("extended data for Get Log Page (LPA bit 2), which gives the Log Page Offset fields")
+		}
+		s.RequireControl("add a subsystem")
+		_, err := getLogRaw(ctx, c, nvme.LogDiscovery, 0, 0, nvme.DiscoveryLogHeaderSize)
+		s.mustOK(err, "Get Log Page 70h (header)")
+		nqn := scratchNQN("restart")
+		s.act(ctx, "add a subsystem", Action{Verb: "add-subsystem", Args: map[string]string{"nqn": nqn}},
+			&Action{Verb: "remove-subsystem", Args: map[string]string{"nqn": nqn}})
+		_, err = getLogRaw(ctx, c, nvme.LogDiscovery, 0, nvme.DiscoveryLogHeaderSize, nvme.DiscoveryLogEntrySize)
+		obs := Outcome(err)
+		if obs == "success" || isDiscoverRestart(err) {
+			AddReportEntry("observed", fmt.Sprintf("%s: read at offset 1024 after the change: %s", s.Req.ID, obs))
+			obs = "success or Discover Restart"
+		}
+		s.Conform("read at offset 1024 after the change: "+obs, "read at offset 1024 after the change: success or Discover Restart")
 	})
 })

@@ -22,6 +22,9 @@ func discRules2QuirkExpect() map[string]quirkExpectation {
 		"discovery-index-offset-ignored":    {fail: ids("DISC-RULE-020")},
 		// readDiscoveryLog re-reads until header and log agree, so the
 		// GENCTR checks (DISC-LOG-012/013) see the new counter.
-		"discovery-genctr-lags": {fail: ids("DISC-RULE-021")},
+		"discovery-genctr-lags":             {fail: ids("DISC-RULE-021")},
+		"discovery-read-after-change-error": {fail: ids("DISC-RULE-024")},
+		"discovery-entry-port-shifted":      {fail: ids("DISC-RULE-022")},
+		"discovery-sqfcd-clear":             {fail: ids("DISC-RULE-023")},
 	}
 }

@@ -140,7 +140,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		"ioq-cntlid-unknown-seq-error":        {fail: ids("FAB-IOQ-005")},
 		"discovery-identify-ns-ok":            {fail: ids("DISC-CMD-001")},
 		"discovery-nvm-admin-ok":              {fail: ids("DISC-CMD-003")},
-		"discovery-trsvcid-name":              {fail: ids("DISC-LOG-004")},
+		"discovery-trsvcid-name":              {fail: ids("DISC-LOG-004 DISC-RULE-022")},
 		"discovery-adrfam-wrong":              {fail: ids("DISC-LOG-003")},
 		"discovery-sectype-bad":               {fail: ids("DISC-LOG-005")},
 		"inactive-ns-nonzero":                 {fail: ids("ADM-NS-003")},

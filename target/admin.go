@@ -497,6 +497,17 @@ func (q *queue) getLogPage(c *command) {
 		q.complete(c, nvme.StatusInvalidField)
 		return
 	}
+	if ctrl.disc && lid == nvme.LogDiscovery && q.t.quirks.discReadAfterChangeError {
+		q.t.mu.Lock()
+		gen := q.t.genctr
+		q.t.mu.Unlock()
+		if off == 0 {
+			ctrl.discGenRead = gen
+		} else if gen != ctrl.discGenRead {
+			q.complete(c, nvme.StatusInternalError)
+			return
+		}
+	}
 	n := copy(c.buf, page[off:])
 	clear(c.buf[n:])
 	if h := testHookLogPage.Load(); h != nil {
@@ -542,6 +553,14 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 				}
 				if t.quirks.staticModel {
 					e.CNTLID = nvme.CNTLIDStatic
+				}
+				if t.quirks.discEntryPortShifted {
+					if p, err := strconv.Atoi(e.TRSVCID); err == nil {
+						e.TRSVCID = strconv.Itoa(p + 1)
+					}
+				}
+				if t.quirks.discSQFCDClear {
+					e.TREQ &^= nvme.TREQDisableSQFlow
 				}
 				if t.quirks.discNCCSet {
 					e.EFLAGS |= nvme.EFlagsNCC

@@ -36,6 +36,9 @@ type controller struct {
 	host   string
 	hostid [16]byte
 	remote string // the admin queue's peer address
+	// discGenRead is the GENCTR at this discovery controller's last read
+	// of the Discovery log from offset 0 (discovery-read-after-change-error).
+	discGenRead uint64
 
 	// retired is what the association's I/O queues that have ended
 	// counted, under Target.mu (stats.go).

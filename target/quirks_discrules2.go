@@ -22,6 +22,9 @@ type discRules2Quirks struct {
 	discCDCNoExtended        bool
 	discIndexOffsetIgnored   bool
 	discGENCTRLags           bool
+	discReadAfterChangeError bool
+	discEntryPortShifted     bool
+	discSQFCDClear           bool
 }
 
 // dctypeCDC is Identify Controller DCTYPE 2, a Centralized Discovery
@@ -91,4 +94,13 @@ var discRules2QuirkTable = []Quirk{
 	{Name: "discovery-genctr-lags", Kind: QuirkDeviation,
 		Does: "the Discovery log header carries the GENCTR of the read before, so the first read after a change pairs the old counter with the new entries (NVMe Base 2.1 5.1.12.3.1: a single Get Log Page command used to read the Discovery log page shall be atomic)",
 		set:  func(s *quirkSet) { s.discGENCTRLags = true }},
+	{Name: "discovery-read-after-change-error", Kind: QuirkDeviation,
+		Does: "fails a Get Log Page of the Discovery log at a non-zero offset with Internal Error when the log changed since the controller's last read from offset 0 (NVMe Base 2.1 5.1.12.3.1: if the log page contents change during this command sequence, then the controller may return a status code of Discover Restart)",
+		set:  func(s *quirkSet) { s.discReadAfterChangeError = true }},
+	{Name: "discovery-entry-port-shifted", Kind: QuirkDeviation,
+		Does: "gives the discovery log entries of NVM subsystems the TRSVCID of the port above the one they listen on, so no entry names the address the subsystem is reached at (NVMe Base 2.2 3.1.3.3: the set of Discovery Log Page Entries should include all applicable addresses on the same fabric as the Discovery Service)",
+		set:  func(s *quirkSet) { s.discEntryPortShifted = true }},
+	{Name: "discovery-sqfcd-clear", Kind: QuirkDeviation,
+		Does: "clears TREQ.SQFCD in the NVM subsystem entries (the controller requires SQ flow control) but still disables SQ flow control when a Connect asks (NVMe Base 2.1 Figure 294: if this bit is cleared to '0', then the controller requires use of SQ flow control)",
+		set:  func(s *quirkSet) { s.discSQFCDClear = true }},
 }
