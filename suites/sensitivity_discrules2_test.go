@@ -26,5 +26,6 @@ func discRules2QuirkExpect() map[string]quirkExpectation {
 		"discovery-read-after-change-error": {fail: ids("DISC-RULE-024")},
 		"discovery-entry-port-shifted":      {fail: ids("DISC-RULE-022")},
 		"discovery-sqfcd-clear":             {fail: ids("DISC-RULE-023")},
+		"static-controller-shared":          {fail: ids("DISC-RULE-025")},
 	}
 }

@@ -25,6 +25,7 @@ type discRules2Quirks struct {
 	discReadAfterChangeError bool
 	discEntryPortShifted     bool
 	discSQFCDClear           bool
+	staticCtrlShared         bool
 }
 
 // dctypeCDC is Identify Controller DCTYPE 2, a Centralized Discovery
@@ -103,4 +104,7 @@ var discRules2QuirkTable = []Quirk{
 	{Name: "discovery-sqfcd-clear", Kind: QuirkDeviation,
 		Does: "clears TREQ.SQFCD in the NVM subsystem entries (the controller requires SQ flow control) but still disables SQ flow control when a Connect asks (NVMe Base 2.1 Figure 294: if this bit is cleared to '0', then the controller requires use of SQ flow control)",
 		set:  func(s *quirkSet) { s.discSQFCDClear = true }},
+	{Name: "static-controller-shared", Kind: QuirkDeviation,
+		Does: "the static-model personality, except that an admin Connect naming a controller that is associated gets that controller ID, a second association with it (NVMe Base 2.2 3.1.2: while a controller is associated with a host, that controller is busy, and no other associations may be made with that controller)",
+		set:  func(s *quirkSet) { s.staticModel, s.staticCtrlShared = true, true }},
 }

@@ -383,7 +383,7 @@ func (t *Target) admitController(c *controller) admitError {
 		first, last = maxCNTLID+1, nvme.CNTLIDStatic-1
 	}
 	if c.cntlid != 0 { // a specific static controller: busy while associated
-		if t.ctrls[c.cntlid] != nil {
+		if t.ctrls[c.cntlid] != nil && !t.quirks.staticCtrlShared {
 			return admitNoControllerID
 		}
 		t.ctrls[c.cntlid] = c
