@@ -641,4 +641,38 @@ var _ = Describe("discovery", Label("discovery"), func() {
 		}
 		s.Conform(obs, "no second association")
 	})
+	// "Incremented by one" per change: one change may alter several
+	// entries (a subsystem on two ports), but every change alters one at
+	// least, so the counter moves by at least 1 and at most the number of
+	// entries added and removed.
+	Check(Requirement{ID: "DISC-RULE-026", Section: secDiscLog21, Keyword: Indicative, Binds: Controller,
+		Statements: []string{"B-L70-17"},
+		Text:       "GENCTR: For each change in the Discovery Log Page, this counter is incremented by one (header wording as libnvme quotes it)",
+		Title:      "adding a subsystem moves GENCTR up by at most the number of entries it adds (not at all: DISC-LOG-012) (needs a target control)"}, func(ctx context.Context, s *Spec) {
+		s.RequireControl("add a subsystem")
+		c := s.ConnectDiscovery(ctx)
+		_, before := s.readDiscoveryLog(ctx, c)
+		nqn := scratchNQN("genctr")
+		s.act(ctx, "add a subsystem", Action{Verb: "add-subsystem", Args: map[string]string{"nqn": nqn}},
+			&Action{Verb: "remove-subsystem", Args: map[string]string{"nqn": nqn}})
+		_, after := s.readDiscoveryLog(ctx, c)
+		changed := 0
+		for _, e := range after.Entries {
+			if e.SUBNQN == nqn {
+				changed++
+			}
+		}
+		if changed == 0 {
+			s.Lacks("a log entry for the added subsystem (DISC-LOG-012 judges that)")
+		}
+		step := after.GENCTR - before.GENCTR // wraps like the counter
+		if step == 0 {
+			Skip(fmt.Sprintf("%s: GENCTR stayed %d (DISC-LOG-012 judges a counter that does not move)", s.Req.ID, after.GENCTR))
+		}
+		obs := fmt.Sprintf("GENCTR up by 1 to %d", changed)
+		if step > uint64(changed) {
+			obs = fmt.Sprintf("GENCTR %d -> %d (step %d) for %d new entries", before.GENCTR, after.GENCTR, int64(step), changed)
+		}
+		s.Conform(obs, fmt.Sprintf("GENCTR up by 1 to %d", changed))
+	})
 })

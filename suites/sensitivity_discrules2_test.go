@@ -27,5 +27,6 @@ func discRules2QuirkExpect() map[string]quirkExpectation {
 		"discovery-entry-port-shifted":      {fail: ids("DISC-RULE-022")},
 		"discovery-sqfcd-clear":             {fail: ids("DISC-RULE-023")},
 		"static-controller-shared":          {fail: ids("DISC-RULE-025")},
+		"discovery-genctr-step-two":         {fail: ids("DISC-RULE-026")},
 	}
 }

@@ -26,6 +26,7 @@ type discRules2Quirks struct {
 	discEntryPortShifted     bool
 	discSQFCDClear           bool
 	staticCtrlShared         bool
+	discGENCTRStepTwo        bool
 }
 
 // dctypeCDC is Identify Controller DCTYPE 2, a Centralized Discovery
@@ -107,4 +108,7 @@ var discRules2QuirkTable = []Quirk{
 	{Name: "static-controller-shared", Kind: QuirkDeviation,
 		Does: "the static-model personality, except that an admin Connect naming a controller that is associated gets that controller ID, a second association with it (NVMe Base 2.2 3.1.2: while a controller is associated with a host, that controller is busy, and no other associations may be made with that controller)",
 		set:  func(s *quirkSet) { s.staticModel, s.staticCtrlShared = true, true }},
+	{Name: "discovery-genctr-step-two", Kind: QuirkDeviation,
+		Does: "adds 2 to the Discovery log's GENCTR for each change (NVMe Base 2.1 Figure 296, as libnvme quotes it: for each change in the Discovery Log Page, this counter is incremented by one)",
+		set:  func(s *quirkSet) { s.discGENCTRStepTwo = true }},
 }

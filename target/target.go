@@ -863,6 +863,9 @@ func (t *Target) discoveryChanged() {
 	if !t.quirks.discGENCTRFrozen {
 		t.genctr++
 	}
+	if t.quirks.discGENCTRStepTwo {
+		t.genctr++
+	}
 	var l []*controller
 	for _, c := range t.ctrls {
 		if c.disc {
