@@ -319,8 +319,8 @@ var _ = Describe("discovery", Label("discovery"), func() {
 	// Get Features of a prohibited feature: Invalid Field in Command, or
 	// Invalid Command Opcode where Get Features itself is prohibited
 	// (no explicit persistent connections, Fig. 28 note 6).
-	Check(Requirement{ID: "DISC-RULE-013", Section: secFeatSupport, Keyword: Shall, Binds: Controller,
-		Statements: []string{"B-F32-01"},
+	Check(Requirement{ID: "DISC-RULE-013", Section: secFeatSupport + "; " + secAdminCmds + " note 6", Keyword: Shall, Binds: Controller,
+		Statements: []string{"B-F32-01", "B-F28-03"},
 		Text:       "Asynchronous Event Configuration 0Bh and Keep Alive Timer 0Fh: M10 for Discovery; 10. For Discovery controllers that support explicit persistent connections, this feature is mandatory. For Discovery controllers that do not support explicit persistent connections, this feature is prohibited; every other feature of Figure 32 but 78h, 79h, 7Dh to 7Fh (optional): P for Discovery",
 		Title:      "a discovery controller answers Get Features of Asynchronous Event Configuration and Keep Alive Timer if it supports explicit persistent connections and refuses them otherwise, and refuses every feature Figure 32 prohibits on it"}, func(ctx context.Context, s *Spec) {
 		c := s.ConnectDiscovery(ctx)
