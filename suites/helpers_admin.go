@@ -347,13 +347,24 @@ func (s *Spec) readDiscoveryLog(ctx context.Context, c *initiator.Controller) ([
 	GinkgoHelper()
 	for range 3 {
 		hdr := make([]byte, nvme.DiscoveryLogHeaderSize)
-		s.mustOK(c.GetLogPage(ctx, nvme.LogDiscovery, 0, 0, 0, hdr), "Get Log Page 70h (header)")
+		if err := c.GetLogPage(ctx, nvme.LogDiscovery, 0, 0, 0, hdr); isDiscoverRestart(err) {
+			// "the controller may return a status code of Discover
+			// Restart" when the log changed during a read sequence
+			// (Base 2.1 5.1.12.3.1): start over.
+			continue
+		} else {
+			s.mustOK(err, "Get Log Page 70h (header)")
+		}
 		gen, numrec, _, _ := nvme.DecodeDiscoveryLogHeader(hdr)
 		if numrec > 4096 {
 			s.checkFail("discovery log NUMREC %d is implausible", numrec)
 		}
 		full := make([]byte, nvme.DiscoveryLogHeaderSize+int(numrec)*nvme.DiscoveryLogEntrySize)
-		s.mustOK(c.GetLogPage(ctx, nvme.LogDiscovery, 0, 0, 0, full), "Get Log Page 70h")
+		if err := c.GetLogPage(ctx, nvme.LogDiscovery, 0, 0, 0, full); isDiscoverRestart(err) {
+			continue
+		} else {
+			s.mustOK(err, "Get Log Page 70h")
+		}
 		gen2, numrec2, _, _ := nvme.DecodeDiscoveryLogHeader(full)
 		if gen2 != gen || numrec2 != numrec {
 			continue
@@ -369,6 +380,13 @@ func (s *Spec) readDiscoveryLog(ctx context.Context, c *initiator.Controller) ([
 	// nothing else about it can be judged.
 	Skip(fmt.Sprintf("%s: the discovery log's GENCTR kept changing over three reads with nothing changed, so no consistent log could be read (%s judges that)", s.Req.ID, genctrOwner))
 	return nil, nil
+}
+
+// isDiscoverRestart reports whether err is a Discover Restart status
+// (01h/90h), whatever its DNR and More bits.
+func isDiscoverRestart(err error) bool {
+	var st nvme.Status
+	return errors.As(err, &st) && st.Code() == nvme.StatusDiscoveryRestart
 }
 
 // waitEvent waits for an asynchronous event.

@@ -18,6 +18,6 @@ func discRulesQuirkExpect() map[string]quirkExpectation {
 		// Non-persistent otherwise: DISC-CMD-005 skips, as it must.
 		"discovery-non-persistent-keep-alive": {fail: ids("DISC-RULE-006")},
 		"property-reserved-size-accepted":     {fail: ids("FAB-PROPRSV-001 FAB-PROPRSV-002")},
-		"nvm-entry-port-8009":                 {fail: ids("DISC-RULE-007")},
+		"nvm-entry-port-8009":                 {fail: ids("DISC-RULE-007 DISC-RULE-022")},
 	}
 }

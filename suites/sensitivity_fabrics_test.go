@@ -8,7 +8,7 @@ func fabricsQuirkExpect() map[string]quirkExpectation {
 		"discovery-kato0-refused":          {fail: ids("DISC-CONN-001 DISC-CONN-002")},
 		"discovery-ioq-accepted":           {fail: ids("DISC-CONN-003")},
 		"discovery-log-recfmt-1":           {fail: ids("DISC-LOG-001")},
-		"discovery-log-offset-ignored":     {fail: ids("DISC-LOG-009 DISC-LOG-010")},
+		"discovery-log-offset-ignored":     {fail: ids("DISC-LOG-009 DISC-LOG-010 DISC-RULE-020")},
 		"discovery-genctr-frozen":          {fail: ids("DISC-LOG-012 DISC-LOG-013")},
 		"discovery-referral-dangling":      {fail: ids("DISC-REF-001")},
 		"connect-cid-truncated":            {fail: ids("FAB-CONN-002")},

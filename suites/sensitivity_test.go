@@ -40,7 +40,7 @@ type quirkExpectation struct {
 // and edit the lists from the "failed" lines it prints.
 func quirkExpect() map[string]quirkExpectation {
 	all := coreQuirkExpect()
-	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect(), assocQuirkExpect(), propsQuirkExpect()} {
+	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect(), assocQuirkExpect(), propsQuirkExpect(), discRules2QuirkExpect()} {
 		for name, e := range more {
 			all[name] = e
 		}
@@ -93,12 +93,12 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		// FCATT says static while the subsystem hands out controllers
 		// dynamically: the model check and the model-dependent Connect
 		// check (which then expects FFFFh refused) both see the lie.
-		"identify-fcatt-static":    {fail: ids("ADM-ID-011 FAB-CONN-005 DISC-RULE-003")},
+		"identify-fcatt-static":    {fail: ids("ADM-ID-011 FAB-CONN-005 DISC-RULE-003 DISC-RULE-008")},
 		"identify-cntrltype-zero":  {fail: ids("ADM-ID-012 DISC-ID-002")},
 		"identify-kas-zero":        {fail: ids("ADM-ID-013")},
 		"identify-cns-reserved-ok": {fail: ids("ADM-ID-015")},
-		"features-reserved-ok":     {fail: ids("ADM-FEAT-006")},
-		"log-page-reserved-ok":     {fail: ids("ADM-LOG-010 DISC-CMD-002 DISC-RULE-004")},
+		"features-reserved-ok":     {fail: ids("ADM-FEAT-006 DISC-RULE-013")},
+		"log-page-reserved-ok":     {fail: ids("ADM-LOG-010 DISC-CMD-002 DISC-RULE-004 DISC-RULE-011")},
 		"aer-limit-ignored":        {fail: ids("ADM-AER-001")},
 		"keepalive-unsupported": {fail: ids("ADM-KA-001 ADM-KA-003"),
 			// keeps its association alive with Keep Alive while it waits
@@ -140,7 +140,7 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		"ioq-cntlid-unknown-seq-error":        {fail: ids("FAB-IOQ-005")},
 		"discovery-identify-ns-ok":            {fail: ids("DISC-CMD-001")},
 		"discovery-nvm-admin-ok":              {fail: ids("DISC-CMD-003")},
-		"discovery-trsvcid-name":              {fail: ids("DISC-LOG-004")},
+		"discovery-trsvcid-name":              {fail: ids("DISC-LOG-004 DISC-RULE-022")},
 		"discovery-adrfam-wrong":              {fail: ids("DISC-LOG-003")},
 		"discovery-sectype-bad":               {fail: ids("DISC-LOG-005")},
 		"inactive-ns-nonzero":                 {fail: ids("ADM-NS-003")},

@@ -29,6 +29,11 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		}
 		return q.checkSGL(c, n, false, inLen)
 	case nvme.AdminGetFeatures:
+		if disc && !q.t.discPersistent() && !q.t.quirks.discNonPersistFeaturesOK {
+			// Prohibited without explicit persistent connections (NVMe
+			// Base 2.2 Figure 28 note 6), as Set Features is below.
+			break
+		}
 		if nvme.FeatureID(s) == nvme.FeatHostIdentifier && !disc {
 			return q.checkSGL(c, 16, false, inLen)
 		}
@@ -44,6 +49,9 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.AdminAsyncEventReq:
+		if disc && (!q.t.discPersistent() && !q.t.quirks.discNonPersistFeaturesOK || q.t.quirks.discAERRefused) {
+			break // Figure 28 note 6, as Get Features above
+		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.AdminAbort:
 		if disc {
@@ -54,6 +62,9 @@ func (q *queue) prepareAdmin(c *command, inLen uint32) nvme.Status {
 		if disc && q.t.quirks.discNVMAdminOK {
 			return q.checkSGL(c, 0, false, inLen)
 		}
+	}
+	if q.t.quirks.prohibitedAdminOK(disc, s.Opcode) {
+		return nvme.StatusSuccess
 	}
 	return nvme.StatusInvalidOpcode
 }
@@ -84,6 +95,10 @@ func (q *queue) execAdmin(c *command) {
 	case adminFormatNVM: // discovery-nvm-admin-ok only (prepareAdmin)
 		q.complete(c, nvme.StatusSuccess)
 	default:
+		if q.t.quirks.prohibitedAdminOK(q.ctrl.disc, c.sqe.Opcode) {
+			q.complete(c, nvme.StatusSuccess)
+			return
+		}
 		q.complete(c, nvme.StatusInvalidOpcode)
 	}
 }
@@ -159,6 +174,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		}
 		if t.quirks.discOAESNoLogChange {
 			id.OAES &^= nvme.AECDiscovery
+		}
+		if t.quirks.discCDCNoExtended {
+			id.DCTYPE = dctypeCDC
 		}
 		return id
 	}
@@ -335,11 +353,20 @@ func (q *queue) getLogPage(c *command) {
 	}
 	supported := true
 	if ctrl.disc {
-		switch lid {
-		case nvme.LogDiscovery:
+		switch {
+		case lid == nvme.LogDiscovery:
 			page = q.t.discoveryLog(page, ctrl.host, q)
-		default:
-			supported = false
+		case q.t.quirks.discMandatoryLogsMissing || !slices.Contains(q.t.discLogs(), lid):
+			supported = q.t.quirks.discIOLogsServed && lid != nvme.LogDiscovery
+			if supported {
+				page = append(page, make([]byte, nvme.LogPageLength(s))...)
+			}
+		case lid == logSupported:
+			page = q.t.discSupportedLogs(page)
+		case lid == nvme.LogCommandsEffects:
+			page = q.t.discCommandsEffects(page)
+		case lid == logFIDSupport:
+			page = q.t.discFIDSupport(page)
 		}
 	} else {
 		switch lid {
@@ -457,6 +484,11 @@ func (q *queue) getLogPage(c *command) {
 		return
 	}
 	off := nvme.LogPageOffset(s)
+	if ctrl.disc && lid == nvme.LogDiscovery && s.CDW14&getLogOT != 0 && !q.t.quirks.discIndexOffsetIgnored {
+		// An index offset (IOS): 0 is the header, n+1 entry n, each
+		// 1024 bytes (NVMe Base 2.1 5.1.12.3.1).
+		off *= nvme.DiscoveryLogEntrySize
+	}
 	if q.t.quirks.logOffsetIgnored && !ctrl.disc || ctrl.disc && q.t.quirks.discLogOffsetIgnored {
 		off = 0
 	}
@@ -464,6 +496,17 @@ func (q *queue) getLogPage(c *command) {
 		c.ploc = 48
 		q.complete(c, nvme.StatusInvalidField)
 		return
+	}
+	if ctrl.disc && lid == nvme.LogDiscovery && q.t.quirks.discReadAfterChangeError {
+		q.t.mu.Lock()
+		gen := q.t.genctr
+		q.t.mu.Unlock()
+		if off == 0 {
+			ctrl.discGenRead = gen
+		} else if gen != ctrl.discGenRead {
+			q.complete(c, nvme.StatusInternalError)
+			return
+		}
 	}
 	n := copy(c.buf, page[off:])
 	clear(c.buf[n:])
@@ -494,6 +537,10 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 		t.genctr++
 	}
 	l := nvme.DiscoveryLog{GENCTR: t.genctr}
+	if t.quirks.discGENCTRLags {
+		// The counter a read shows is the one of the read before.
+		l.GENCTR, t.discGENCTRShown = t.discGENCTRShown, t.genctr
+	}
 	for _, s := range t.subsys {
 		if !s.hostAllowed(host) {
 			continue
@@ -507,6 +554,17 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 				if t.quirks.staticModel {
 					e.CNTLID = nvme.CNTLIDStatic
 				}
+				if t.quirks.discEntryPortShifted {
+					if p, err := strconv.Atoi(e.TRSVCID); err == nil {
+						e.TRSVCID = strconv.Itoa(p + 1)
+					}
+				}
+				if t.quirks.discSQFCDClear {
+					e.TREQ &^= nvme.TREQDisableSQFlow
+				}
+				if t.quirks.discNCCSet {
+					e.EFLAGS |= nvme.EFlagsNCC
+				}
 				l.Entries = append(l.Entries, e)
 			}
 		}
@@ -515,8 +573,11 @@ func (t *Target) discoveryLog(b []byte, host string, q *queue) []byte {
 		if p.cfg.servesDiscovery() {
 			e := t.discEntry(p, q, nvme.SubtypeCurrentDiscovery, t.discoveryNQN())
 			e.EFLAGS = nvme.EFlagsDUPRETINFO | nvme.EFlagsEPCSD
-			if t.quirks.discoveryNonPersist {
+			if t.quirks.discoveryNonPersist || t.quirks.discEPCSDMissing {
 				e.EFLAGS &^= nvme.EFlagsEPCSD
+			}
+			if t.quirks.discOwnEntryStatic {
+				e.CNTLID = nvme.CNTLIDStatic
 			}
 			l.Entries = append(l.Entries, e)
 		}
@@ -600,6 +661,15 @@ func (q *queue) features(c *command, set bool) {
 	// Base 2.x 5.2.26.1.4: without a volatile write cache the Volatile
 	// Write Cache feature does not exist: Invalid Field for Set and Get.
 	// (vwc-inconsistent answers the other way round.)
+	if ctrl.disc && set && q.t.quirks.discAECRefused && fid == nvme.FeatAsyncEventConfig {
+		c.ploc = 40
+		q.complete(c, nvme.StatusInvalidField)
+		return
+	}
+	if ctrl.disc && q.t.quirks.discProhibitedFeatureOK && !slices.Contains(known, fid) {
+		q.complete(c, nvme.StatusSuccess) // dword 0 is 0
+		return
+	}
 	if !slices.Contains(known, fid) || fid == nvme.FeatVolatileWC && ctrl.sub.volatileCache() == q.t.quirks.vwcInconsistent {
 		if q.t.quirks.featuresReservedOK && !set {
 			q.complete(c, nvme.StatusSuccess)

@@ -38,6 +38,9 @@ type controller struct {
 	remote string // the admin queue's peer address
 	// undo is the last completed Write's old data (reset-loses-writes).
 	undo atomic.Pointer[undoWrite]
+	// discGenRead is the GENCTR at this discovery controller's last read
+	// of the Discovery log from offset 0 (discovery-read-after-change-error).
+	discGenRead uint64
 
 	// retired is what the association's I/O queues that have ended
 	// counted, under Target.mu (stats.go).

@@ -134,6 +134,7 @@ type quirkSet struct {
 	authQuirks
 	katoFlowQuirks
 	discRulesQuirks
+	discRules2Quirks
 	assocQuirks
 	propsQuirks
 
@@ -150,7 +151,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{

@@ -47,18 +47,19 @@ type Target struct {
 	dataDigestFatal            bool          // data_digest_fatal or the digest-error-fatal quirk
 	quirks                     quirkSet
 
-	mu         sync.Mutex
-	ports      []*port
-	subsys     []*subsystem
-	ctrls      map[uint16]*controller
-	nextCntlid uint16
-	queues     map[*queue]struct{}
-	addrConns  map[string]int      // open connections by remote IP
-	adding     map[string]struct{} // subsystem NQNs AddSubsystem is opening
-	started    bool
-	closed     bool
-	genctr     uint64
-	anaChg     uint64 // ANA state changes (ana.go)
+	mu              sync.Mutex
+	ports           []*port
+	subsys          []*subsystem
+	ctrls           map[uint16]*controller
+	nextCntlid      uint16
+	queues          map[*queue]struct{}
+	addrConns       map[string]int      // open connections by remote IP
+	adding          map[string]struct{} // subsystem NQNs AddSubsystem is opening
+	started         bool
+	closed          bool
+	genctr          uint64
+	discGENCTRShown uint64 // discovery-genctr-lags: the GENCTR the last read showed
+	anaChg          uint64 // ANA state changes (ana.go)
 
 	done      chan struct{} // closed by Close: ends accept back-offs
 	refusedAt atomic.Int64  // when a refused connection was last logged (unix ns)
@@ -376,7 +377,7 @@ func (t *Target) admitController(c *controller) admitError {
 		first, last = maxCNTLID+1, nvme.CNTLIDStatic-1
 	}
 	if c.cntlid != 0 { // a specific static controller: busy while associated
-		if t.ctrls[c.cntlid] != nil {
+		if t.ctrls[c.cntlid] != nil && !t.quirks.staticCtrlShared {
 			return admitNoControllerID
 		}
 		t.ctrls[c.cntlid] = c
@@ -854,6 +855,9 @@ func (t *Target) RemoveSubsystem(nqn string) error {
 func (t *Target) discoveryChanged() {
 	t.mu.Lock()
 	if !t.quirks.discGENCTRFrozen {
+		t.genctr++
+	}
+	if t.quirks.discGENCTRStepTwo {
 		t.genctr++
 	}
 	var l []*controller
