@@ -190,7 +190,9 @@ func entriesAt(l *nvme.DiscoveryLog, nqn, addr string) (at []nvme.DiscoveryLogEn
 			continue
 		}
 		sameView = true
-		if e.SUBNQN == nqn && e.SUBTYPE == nvme.SubtypeNVM && e.TRSVCID == port {
+		// Any SUBTYPE: an entry naming the subsystem lists it; whether
+		// its SUBTYPE is right is DISC-LOG-002's verdict.
+		if e.SUBNQN == nqn && e.TRSVCID == port {
 			at = append(at, e)
 		}
 	}
