@@ -55,25 +55,28 @@ type controller struct {
 	// feature's scope is the controller; the I/O path reads it lock free.
 	writeThrough atomic.Bool
 
-	mu      sync.Mutex
-	cc      uint32
-	csts    uint32
-	queues  []*queue // by QID
-	kato    time.Duration
-	timer   *time.Timer
-	kaGen   uint64    // bumped on every (re)arm and stop: older timer callbacks quit
-	kaLast  time.Time // the keep alive timer's latest sight of a command
-	aec     uint32
-	masked  uint8
-	evGen   [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
-	evDW0   [eventKinds]uint32 // the latest event's completion DW0 per kind
-	aers    []*command
-	events  []uint32
-	changed []uint32 // changed namespace list
-	ovfl    bool
-	errs    [errorLogEntries]nvme.ErrorLogEntry
-	errCnt  uint64
-	numQ    uint16
+	mu     sync.Mutex
+	cc     uint32
+	csts   uint32
+	queues []*queue // by QID
+	kato   time.Duration
+	// connectedAt is when the Connect made the controller (the
+	// kato-stale-at-enable quirk times its first keep alive from it).
+	connectedAt time.Time
+	timer       *time.Timer
+	kaGen       uint64    // bumped on every (re)arm and stop: older timer callbacks quit
+	kaLast      time.Time // the keep alive timer's latest sight of a command
+	aec         uint32
+	masked      uint8
+	evGen       [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
+	evDW0       [eventKinds]uint32 // the latest event's completion DW0 per kind
+	aers        []*command
+	events      []uint32
+	changed     []uint32 // changed namespace list
+	ovfl        bool
+	errs        [errorLogEntries]nvme.ErrorLogEntry
+	errCnt      uint64
+	numQ        uint16
 	// indivIOQDel is the admin Connect's CATTR.INDIVIOQDELS: the host
 	// supports deleting one I/O queue without ending the association.
 	indivIOQDel bool
@@ -91,7 +94,7 @@ type controller struct {
 // static-model quirk), 0 any.
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16, remote string) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid, remote: remote,
-		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid}
+		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid, connectedAt: time.Now()}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
@@ -180,6 +183,11 @@ func (c *controller) armTimer() {
 	}
 	gen := c.kaGen
 	c.kaLast = time.Now()
+	if c.t.quirks.katoStaleAtEnable && gen == 1 && time.Since(c.connectedAt) >= c.kato {
+		// The first activation, timed from the Connect: already expired.
+		go c.kill("keep alive timeout")
+		return
+	}
 	c.timer = time.AfterFunc(min(kaGranule, c.kato), func() { c.keepAliveCheck(gen) })
 }
 
@@ -231,6 +239,9 @@ func (c *controller) kill(why string) {
 		c.timer.Stop()
 	}
 	qs := append([]*queue(nil), c.queues...)
+	if c.t.quirks.katoKeepsIOQueues && why == "keep alive timeout" {
+		qs = qs[:1]
+	}
 	c.aers = nil
 	c.mu.Unlock()
 	c.t.mu.Lock()
