@@ -55,31 +55,31 @@ type controller struct {
 	// feature's scope is the controller; the I/O path reads it lock free.
 	writeThrough atomic.Bool
 
-	mu     sync.Mutex
-	cc     uint32
-	csts   uint32
-	queues []*queue // by QID
-	kato   time.Duration
-	// connectedAt is when the Connect made the controller (the
-	// kato-stale-at-enable quirk times its first keep alive from it).
-	connectedAt time.Time
-	timer       *time.Timer
-	kaGen       uint64    // bumped on every (re)arm and stop: older timer callbacks quit
-	kaLast      time.Time // the keep alive timer's latest sight of a command
-	aec         uint32
-	masked      uint8
-	evGen       [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
-	evDW0       [eventKinds]uint32 // the latest event's completion DW0 per kind
-	aers        []*command
-	events      []uint32
-	changed     []uint32 // changed namespace list
-	ovfl        bool
-	errs        [errorLogEntries]nvme.ErrorLogEntry
-	errCnt      uint64
-	numQ        uint16
+	mu      sync.Mutex
+	cc      uint32
+	csts    uint32
+	queues  []*queue // by QID
+	kato    time.Duration
+	timer   *time.Timer
+	kaGen   uint64    // bumped on every (re)arm and stop: older timer callbacks quit
+	kaLast  time.Time // the keep alive timer's latest sight of a command
+	aec     uint32
+	masked  uint8
+	evGen   [eventKinds]uint64 // events raised per kind, sent or swallowed by the mask
+	evDW0   [eventKinds]uint32 // the latest event's completion DW0 per kind
+	aers    []*command
+	events  []uint32
+	changed []uint32 // changed namespace list
+	ovfl    bool
+	errs    [errorLogEntries]nvme.ErrorLogEntry
+	errCnt  uint64
+	numQ    uint16
 	// indivIOQDel is the admin Connect's CATTR.INDIVIOQDELS: the host
 	// supports deleting one I/O queue without ending the association.
 	indivIOQDel bool
+	// connectedAt is when the Connect made the controller (the
+	// kato-stale-at-enable quirk times its first keep alive from it).
+	connectedAt time.Time
 
 	// nsAtCreation is the active NSIDs when the controller was made, for
 	// the active-list-stale quirk only.

@@ -151,13 +151,13 @@ type queue struct {
 	w    *tcp.AsyncWriter
 	conn *tcp.Conn // writes through w
 
-	ctrl *controller
-	qid  uint16
-	size uint32 // entries (SQSIZE+1)
+	ctrl    *controller
+	qid     uint16
+	size    uint32 // entries (SQSIZE+1)
+	flowOff bool
 	// maxR2T is the host's ICReq MAXR2T (0's based), for the
 	// r2t-window-repeats quirk.
-	maxR2T  uint32
-	flowOff bool
+	maxR2T uint32
 	// fetched counts the capsules fetched since Connect (which is the
 	// first): SQHD is fetched mod size. reported is the largest fetched
 	// value an SQHD sent to the host has reflected: with SQ flow control
