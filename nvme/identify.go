@@ -25,6 +25,7 @@ const (
 	ONCSWriteUncorrectable = 1 << 1
 	ONCSDSM                = 1 << 2
 	ONCSWriteZeroes        = 1 << 3
+	ONCSSaveSelect         = 1 << 4 // Save in Set Features, Select in Get Features
 	ONCSReservations       = 1 << 5
 
 	VWCPresent = 1 << 0

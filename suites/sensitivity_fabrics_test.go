@@ -14,7 +14,7 @@ func fabricsQuirkExpect() map[string]quirkExpectation {
 		"connect-cid-truncated":            {fail: ids("FAB-CONN-002")},
 		"admin-sqsize-unbounded":           {fail: ids("FAB-CONN-007")},
 		"pre-connect-commands-ok":          {fail: ids("FAB-CONN-010 FAB-CONN-011")},
-		"connect-duplicate-accepted":       {fail: ids("FAB-CONN-012 FAB-IOQ-004")},
+		"connect-duplicate-accepted":       {fail: ids("FAB-CONN-012 FAB-IOQ-004 TCP-IC-021")},
 		"kato-above-60s-refused":           {fail: ids("FAB-CONN-013")},
 		"connect-short-data-invalid-field": {fail: ids("FAB-CONN-014")},
 		"cntlid-shared":                    {fail: ids("FAB-CONN-016")},

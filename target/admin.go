@@ -80,6 +80,14 @@ func (q *queue) execAdmin(c *command) {
 	case nvme.AdminSetFeatures:
 		q.features(c, true)
 	case nvme.AdminKeepAlive:
+		if q.t.quirks.keepAliveLate && !q.ctrl.disc {
+			// A housekeeping pass every KATO/2 answers them.
+			q.ctrl.mu.Lock()
+			late := q.ctrl.kato/2 + 10*time.Millisecond
+			q.ctrl.mu.Unlock()
+			time.AfterFunc(late, func() { q.complete(c, nvme.StatusSuccess) })
+			return
+		}
 		q.complete(c, nvme.StatusSuccess)
 	case nvme.AdminAsyncEventReq:
 		pending, st := q.ctrl.aer(c)
@@ -196,7 +204,7 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 	id.LPA = nvme.LPACommandsEffects | 1<<2 // no per-namespace SMART (bit 0)
 	id.NN = MaxNSID
 	id.MNAN = MaxNSID
-	id.ONCS = nvme.ONCSCompare | nvme.ONCSDSM | nvme.ONCSWriteZeroes
+	id.ONCS = nvme.ONCSCompare | nvme.ONCSDSM | nvme.ONCSWriteZeroes | nvme.ONCSSaveSelect
 	id.FUSES = 1 // Compare and Write
 	id.ANATT = 10
 	id.ANACAP = anaCapAll
@@ -685,6 +693,7 @@ func (q *queue) features(c *command, set bool) {
 		return
 	}
 	v := s.CDW11
+	sel := nvme.FeatureSelect(s)
 	ctrl.mu.Lock()
 	st := nvme.StatusSuccess
 	switch fid {
@@ -708,7 +717,7 @@ func (q *queue) features(c *command, set bool) {
 		if set {
 			kato := time.Duration(v) * time.Millisecond
 			switch {
-			case q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO:
+			case q.t.cfg.MaxKATO > 0 && kato > q.t.cfg.MaxKATO, q.t.quirks.katoMax1h && kato > time.Hour:
 				st = nvme.StatusKeepAliveInvalid
 			case kato == 0 && !q.t.quirks.setKATO0Accepted:
 				// NVMe/TCP requires keep alive (NVMe/TCP 1.0 3.4), so
@@ -744,7 +753,15 @@ func (q *queue) features(c *command, set bool) {
 		}
 	}
 	ctrl.mu.Unlock()
-	if st == nvme.StatusSuccess && set && fid == nvme.FeatKeepAliveTimer {
+	if !set && (sel == nvme.SelDefault || sel == nvme.SelSaved) {
+		// ONCS bit 4: Select is supported. Nothing is saveable (Set
+		// Features with Save fails above), so the saved value is the
+		// default.
+		if d, ok := q.featureDefault(fid); ok {
+			c.dw0 = d
+		}
+	}
+	if st == nvme.StatusSuccess && set && fid == nvme.FeatKeepAliveTimer && !q.t.quirks.setKATONoRestart {
 		ctrl.armTimer()
 	}
 	if st == nvme.StatusSuccess && !set && c.xfer > 0 {
@@ -764,4 +781,27 @@ func (q *queue) features(c *command, set bool) {
 func dataUnits(bytes uint64) uint64 {
 	units := (bytes + 511) / 512
 	return (units + 999) / 1000
+}
+
+// featureDefault is the default value (Get Features Select 001b) of the
+// features whose current value a host can change; the others read the
+// same either way.
+func (q *queue) featureDefault(fid uint8) (uint32, bool) {
+	switch fid {
+	case nvme.FeatKeepAliveTimer:
+		// NVMe/TCP requires keep alive, so the default is 120,000 ms
+		// rounded up to the KAS granularity (NVMe Base 2.1 5.1.25.1.8).
+		if q.t.quirks.katoDefaultZero {
+			return 0, true
+		}
+		return uint32(q.t.roundKATO(2*time.Minute) / time.Millisecond), true
+	case nvme.FeatAsyncEventConfig:
+		if q.ctrl.disc {
+			return 0, true
+		}
+		return nvme.AECNamespaceAttr | nvme.AECANAChange, true
+	case nvme.FeatVolatileWC:
+		return 1, true // the write cache is enabled until a host disables it
+	}
+	return 0, false
 }

@@ -82,6 +82,9 @@ type controller struct {
 	// indivIOQDel is the admin Connect's CATTR.INDIVIOQDELS: the host
 	// supports deleting one I/O queue without ending the association.
 	indivIOQDel bool
+	// connectedAt is when the Connect made the controller (the
+	// kato-stale-at-enable quirk times its first keep alive from it).
+	connectedAt time.Time
 
 	// nsAtCreation is the active NSIDs when the controller was made, for
 	// the active-list-stale quirk only.
@@ -96,7 +99,7 @@ type controller struct {
 // static-model quirk), 0 any.
 func (t *Target) newController(sub *subsystem, p *port, host string, hostid [16]byte, kato time.Duration, cntlid uint16, remote string) (*controller, admitError) {
 	c := &controller{t: t, sub: sub, disc: sub == nil, port: p, host: host, hostid: hostid, remote: remote,
-		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid}
+		kato: t.katoFor(kato), numQ: uint16(t.cfg.IOQueues), cntlid: cntlid, connectedAt: time.Now()}
 	c.aec = nvme.AECNamespaceAttr | nvme.AECANAChange
 	if c.disc {
 		c.aec = 0 // a discovery host asks with Set Features
@@ -185,6 +188,11 @@ func (c *controller) armTimer() {
 	}
 	gen := c.kaGen
 	c.kaLast = time.Now()
+	if c.t.quirks.katoStaleAtEnable && gen == 1 && time.Since(c.connectedAt) >= c.kato {
+		// The first activation, timed from the Connect: already expired.
+		go c.kill("keep alive timeout")
+		return
+	}
 	c.timer = time.AfterFunc(min(kaGranule, c.kato), func() { c.keepAliveCheck(gen) })
 }
 
@@ -236,6 +244,9 @@ func (c *controller) kill(why string) {
 		c.timer.Stop()
 	}
 	qs := append([]*queue(nil), c.queues...)
+	if c.t.quirks.katoKeepsIOQueues && why == "keep alive timeout" {
+		qs = qs[:1]
+	}
 	c.aers = nil
 	c.mu.Unlock()
 	c.t.mu.Lock()

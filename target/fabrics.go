@@ -428,7 +428,11 @@ func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	q.slotCap = min(0xFFFF, max(2*int(q.size), q.t.maxCmd())+aers)
 	q.slotMu.Unlock()
 	if qid == 0 {
-		q.conn.SetLimits(adminCapsuleData, q.t.maxH2C)
+		lim := uint32(adminCapsuleData)
+		if q.t.quirks.adminInCapsule4K {
+			lim = 4096
+		}
+		q.conn.SetLimits(lim, q.t.maxH2C)
 	} else {
 		q.conn.SetLimits(q.t.icd, q.t.maxH2C)
 	}

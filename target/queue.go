@@ -155,6 +155,9 @@ type queue struct {
 	qid     uint16
 	size    uint32 // entries (SQSIZE+1)
 	flowOff bool
+	// maxR2T is the host's ICReq MAXR2T (0's based), for the
+	// r2t-window-repeats quirk.
+	maxR2T uint32
 	// fetched counts the capsules fetched since Connect (which is the
 	// first): SQHD is fetched mod size. reported is the largest fetched
 	// value an SQHD sent to the host has reflected: with SQ flow control
@@ -305,9 +308,13 @@ func (q *queue) serve() {
 	pol.Deviate = qk.deviateIC()
 	req, err := q.conn.ControllerInitialize(pol)
 	if err != nil {
+		if qk.feiNotLowest {
+			err = feiNotLowest(req, err)
+		}
 		q.fail(err)
 		return
 	}
+	q.maxR2T = req.MAXR2T
 	if qk.hpdaIgnored || qk.hdgstRefusedSent || qk.ddgstRefusedSent {
 		// Digests the ICResp refused used anyway; or the host's
 		// alignment ignored.
@@ -556,6 +563,9 @@ func (q *queue) terminate(fe *tcp.FatalError) {
 		}
 		fe = &x
 	}
+	if qk.termReqDataCHOnly || qk.termReqFEIReserved {
+		fe = tcp2TermReq(qk, fe)
+	}
 	if qk.termReqPLENWrong {
 		b := tcp.AppendPDU(nil, &tcp.TermReq{FES: fe.FES, FEI: fe.FEI}, fe.Header, tcp.EncodeOptions{})
 		binary.LittleEndian.PutUint32(b[4:], termReqBadPLEN)
@@ -668,7 +678,7 @@ func (q *queue) onCapsule(sqe *nvme.SQE) error {
 		}
 		// Most commands find the flag already set: a load keeps the
 		// cache line the controller's queues share clean.
-		if !ctrl.activity.Load() {
+		if !ctrl.activity.Load() && (!q.t.quirks.tcp2Traffic() || q.countsAsTraffic(sqe)) {
 			ctrl.activity.Store(true)
 		}
 	}
@@ -827,6 +837,13 @@ func (q *queue) sendR2T(c *command) error {
 		// sends the second, for the rest, once they are in.
 		c.r2t.R2TL = c.xfer/2 | 1
 	}
+	if q.t.quirks.r2tWindowRepeats && q.maxR2T > 0 {
+		dup := c.r2t // a second R2T asking for the same data again
+		return q.conn.SendPair(&c.r2t, nil, &dup, nil)
+	}
+	if q.t.quirks.r2tReservedSet {
+		return q.sendR2TReservedSet(&c.r2t)
+	}
 	return q.conn.Send(&c.r2t, nil)
 }
 
@@ -911,7 +928,13 @@ func (q *queue) onH2CData(d *tcp.H2CData) error {
 	st := c.state
 	q.r2tMu.Unlock()
 	if st != stateData {
+		if q.t.quirks.h2cAfterLastIgnored && c.xfer > 0 && c.recvd == c.xfer && c.sqe.CID == d.CCCID {
+			return nil // Next discards its data
+		}
 		return q.fatalf(tcp.FESInvalidHeaderField, offTTAG, "H2CData for an unknown transfer tag")
+	}
+	if q.t.quirks.r2tInOrderOnly && q.olderR2TOutstanding(c) {
+		return q.fatalf(tcp.FESPDUSequenceError, 0, "H2CData for an R2T sent after one still unanswered")
 	}
 	if c.sqe.CID != d.CCCID && !q.t.quirks.r2tCCCIDWrong {
 		return q.fatalf(tcp.FESInvalidHeaderField, offCCCID, "H2CData CCCID does not match the R2T")

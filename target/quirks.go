@@ -137,6 +137,7 @@ type quirkSet struct {
 	discRules2Quirks
 	assocQuirks
 	propsQuirks
+	tcp2Quirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -151,7 +152,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable, tcp2QuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{

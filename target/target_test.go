@@ -41,7 +41,7 @@ func TestIdentify(t *testing.T) {
 	if id.CNTLID != a.cntlid || id.SUBNQN != testNQN || id.CNTRLTYPE != nvme.CntrlTypeIO ||
 		id.MDTS != 5 || id.NN != MaxNSID || id.IOCCSZ != (64+8192)/16 || id.IORCSZ != 1 ||
 		id.MSDBD != 1 || id.SGLS&nvme.SGLSKeyed != 0 || id.SGLS&nvme.SGLSOffset == 0 ||
-		id.ONCS != nvme.ONCSCompare|nvme.ONCSDSM|nvme.ONCSWriteZeroes || id.FUSES != 1 ||
+		id.ONCS != nvme.ONCSCompare|nvme.ONCSDSM|nvme.ONCSWriteZeroes|nvme.ONCSSaveSelect || id.FUSES != 1 ||
 		id.VWC != 0 || id.KAS == 0 || id.AERL != 3 || id.SQES != 0x66 || id.CQES != 0x44 {
 		t.Fatalf("identify controller %+v", id)
 	}
