@@ -1,0 +1,402 @@
+package suites
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+
+	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/nvme"
+)
+
+// Checks of the message-based queue model and of the Connect and
+// Disconnect fields (issue 19): what SQ flow control disabled does to
+// SQHD, the admin queue size ASQSZ allows, Connect fields the controller
+// ignores or records, what ends with a lost or failed I/O connection, and
+// Disconnect's RECFMT and OFCS.DCS.
+
+// Sections of NVMe Base 2.2 these checks cite.
+const (
+	secQueueSize    = "NVMe Base 2.2 3.3.3.1" // Queue Size
+	secTransportReq = "NVMe Base 2.2 3.3.2.9" // Transport Requirements
+	secDisconnectSQ = "NVMe Base 2.2 6.4 Fig. 550"
+	secDiscTREQ21   = "NVMe Base 2.1 5.1.12.3.1 Fig. 294" // TREQ.ZHIDS
+)
+
+// Connect and Discovery log fields these checks set or read that the nvme
+// package does not name.
+const (
+	treqZHIDS        = 1 << 3 // Discovery log entry TREQ bit 3: Zero Host ID Support
+	hostIDFeatEXHID  = 1      // Get Features Host Identifier CDW11 bit 0: the 128-bit Host Identifier
+	hostIDFeatLength = 16     // its data
+)
+
+// connectSQE is connect for an admin queue asking for any controller of
+// the subsystem's model (as connectAnyModel), with mut applied to the
+// Connect SQE before it is sent: for fields connectArgs does not carry.
+func (s *Spec) connectSQE(r *initiator.Raw, a connectArgs, mut func(*nvme.SQE)) (nvme.CQE, error) {
+	send := func(cntlid uint16) (nvme.CQE, error) {
+		hostID := s.hostID(s.hostNQN())
+		if a.HostID != nil {
+			hostID = *a.HostID
+		}
+		cd := nvme.ConnectData{HostID: hostID, CNTLID: cntlid, SubNQN: s.Target.Config.SubNQN, HostNQN: s.hostNQN()}
+		cmd := nvme.Connect{QID: a.QID, SQSIZE: a.SQSIZE, CATTR: a.CATTR, KATO: s.rawAdminKATO()}
+		sqe := cmd.SQE(0)
+		mut(&sqe)
+		cqe, _, err := r.Command(sqe, cd.Append(nil))
+		return cqe, err
+	}
+	cqe, err := send(cntlidAnyDynamic)
+	if nvme.ConnectRefusedAtCNTLID(cqe, err) {
+		return send(cntlidAnyStatic)
+	}
+	return cqe, err
+}
+
+// subsystemEntry is the discovery log's TCP entry for the subsystem under
+// test (an NVM subsystem entry whose SUBNQN is the configured one); the
+// check skips when the discovery log has none.
+func (s *Spec) subsystemEntry(ctx context.Context) nvme.DiscoveryLogEntry {
+	GinkgoHelper()
+	_, l := s.readDiscoveryLog(ctx, s.ConnectDiscovery(ctx))
+	for _, e := range tcpEntries(l) {
+		if e.SUBTYPE == nvme.SubtypeNVM && e.SUBNQN == s.Target.Config.SubNQN {
+			return e
+		}
+	}
+	s.Lacks(fmt.Sprintf("a TCP discovery log entry for %s", s.Target.Config.SubNQN))
+	return nvme.DiscoveryLogEntry{}
+}
+
+// awaitAssociationEnd polls the admin queue of an association (Property
+// Get CSTS) until it fails or closes, for at most wait: "association
+// ended" and how, or "association alive".
+func awaitAssociationEnd(admin *initiator.Raw, wait time.Duration) string {
+	for end := time.Now().Add(wait); ; time.Sleep(50 * time.Millisecond) {
+		if _, _, err := admin.Command(nvme.PropertyGetCmd(0, nvme.PropCSTS, false), nil); err != nil {
+			return "association ended (admin queue: " + Outcome(err) + ")"
+		}
+		if time.Now().After(end) {
+			return "association alive"
+		}
+	}
+}
+
+var _ = Describe("Fabrics", Label("fabrics"), func() {
+	Describe("queue model", Label("fabrics-queue"), func() {
+		// 3.3.2.5 / 6.3: once a Connect with DISSQFC is answered with
+		// SQHD FFFFh, SQ flow control is off for that queue pair and SQHD
+		// is reserved: cleared to 0h in every later response. Both queue
+		// kinds are asked; a controller that agrees on neither lacks the
+		// feature (FAB-CONN-033 judges the answer itself). The I/O queue
+		// gets Flushes, whose completions always come in response
+		// capsules (no data, so no C2HData SUCCESS shortcut).
+		Check(Requirement{ID: "FAB-CONN-034", Section: secSQFlowOff + "; " + secConnect, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-3.3.2.5-02"},
+			Title:      "after a Connect with DISSQFC answered SQHD FFFFh, every later response on that queue pair carries SQHD 0h",
+			Text:       "If SQ flow control is disabled, then the Submission Queue Head Pointer (SQHD) field is reserved in all Fabrics response capsules for that queue pair after the response to the Connect command (i.e., in all subsequent response capsules for that queue pair, the controller shall clear the SQHD field to 0h ...)"}, func(ctx context.Context, s *Spec) {
+			var bad []string
+			agreed := 0
+			watch := func(q string, r *initiator.Raw, sqe nvme.SQE, what string) {
+				GinkgoHelper()
+				for i := range 4 {
+					cqe, _, err := r.Command(sqe, nil)
+					var st nvme.Status
+					if err != nil && !errors.As(err, &st) {
+						s.Must(err, fmt.Sprintf("%s %d on the %s", what, i+1, q))
+					}
+					if cqe.SQHD != 0 {
+						bad = append(bad, fmt.Sprintf("%s: SQHD %#x in the response to %s %d", q, cqe.SQHD, what, i+1))
+					}
+				}
+			}
+			admin := s.Raw(ctx, plainIC)
+			cqe, err := s.connectAnyModel(admin, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CATTR: nvme.CATTRDisableSQFlow})
+			if err != nil {
+				Skip(fmt.Sprintf("%s: the admin Connect with DISSQFC failed (%s): FAB-CONN-033 judges that", s.Req.ID, ConnectOutcome(cqe, err)))
+			}
+			cntlid := uint16(cqe.DW0)
+			adminOff := cqe.SQHD == 0xFFFF
+			if adminOff {
+				agreed++
+				watch("admin queue", admin, nvme.PropertyGetCmd(0, nvme.PropCSTS, false), "Property Get CSTS")
+			}
+			s.enableRaw(ctx, admin)
+			if adminOff {
+				watch("admin queue", admin, nvme.IdentifyCmd(nvme.CNSController, 0, 0), "Identify Controller")
+			}
+			_, list, err := admin.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
+			s.Must(err, "Identify active namespace list")
+			if ids := nvme.DecodeNSList(list); len(ids) > 0 {
+				io := s.Raw(ctx, plainIC)
+				cqe, err = s.connect(io, connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid, CATTR: nvme.CATTRDisableSQFlow})
+				if err != nil {
+					Skip(fmt.Sprintf("%s: the I/O queue Connect with DISSQFC failed (%s): FAB-CONN-033 judges that", s.Req.ID, ConnectOutcome(cqe, err)))
+				}
+				if cqe.SQHD == 0xFFFF {
+					agreed++
+					watch("I/O queue", io, nvme.FlushCmd(ids[0]), "Flush")
+				}
+			}
+			if agreed == 0 {
+				s.Lacks("disabling SQ flow control (every Connect with DISSQFC was answered with an SQHD other than FFFFh)")
+			}
+			obs := "SQHD 0h in every later response"
+			if len(bad) > 0 {
+				obs = strings.Join(bad, "; ")
+			}
+			s.Conform(obs, "SQHD 0h in every later response")
+		})
+
+		// 3.3.3.1: the admin queue of a message-based controller "is
+		// limited by the value indicated in the ASQSZ field in the
+		// Discovery Log Page Entry"; a larger SQSIZE is one "larger than
+		// the controller supports" (Fig. 546). ASQSZ counts entries,
+		// SQSIZE is 0's based: SQSIZE ASQSZ asks for one entry more.
+		Check(Requirement{ID: "FAB-CONN-037", Section: secQueueSize + "; " + secConnectSQE, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-3.3.3.1-01"},
+			Title:      "an admin Connect for one entry more than the ASQSZ of the subsystem's discovery log entry fails 01/82 with IPO at SQSIZE",
+			Text:       "For Message-based controllers, the maximum size for the Admin Submission Queue is limited by the value indicated in the ASQSZ field in the Discovery Log Page Entry data structure; SQSIZE: If the size is 0h or larger than the controller supports, then a status code of Connect Invalid Parameters shall be returned"}, func(ctx context.Context, s *Spec) {
+			e := s.subsystemEntry(ctx)
+			if e.ASQSZ < 2 || e.ASQSZ >= 4096 {
+				s.Lacks(fmt.Sprintf("an ASQSZ below the 4,096 entries any admin queue is limited to (ASQSZ %d; FAB-CONN-007 judges 4,096)", e.ASQSZ))
+			}
+			r := s.Raw(ctx, plainIC)
+			cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: e.ASQSZ})
+			s.Conform(fmt.Sprintf("ASQSZ %d, SQSIZE %d: %s", e.ASQSZ, e.ASQSZ, ConnectOutcome(cqe, err)),
+				fmt.Sprintf("ASQSZ %d, SQSIZE %d: %s", e.ASQSZ, e.ASQSZ, invalidParam(false, nvme.ConnectOffSQSIZE)))
+		})
+	})
+
+	Describe("Connect fields", Label("fabrics-connect"), func() {
+		// Fig. 546 NVMSETID: "In the Connect command for an Admin Queue,
+		// the: host should clear this field to 0h; controller shall
+		// ignore this field". A value no NVM Set has is sent; ignoring it
+		// means the Connect succeeds as it would with 0h.
+		Check(Requirement{ID: "FAB-CONN-035", Section: secConnectSQE, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.3-30"},
+			Title:      "an admin Connect with a non-zero NVMSETID succeeds: the controller ignores the field on admin queues",
+			Text:       "NVM Set Identifier (NVMSETID): ... In the Connect command for an Admin Queue, the: host should clear this field to 0h; controller shall ignore this field; and Submission Queue is not associated with any NVM Set"}, func(ctx context.Context, s *Spec) {
+			r := s.Raw(ctx, plainIC)
+			cqe, err := s.connectSQE(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1}, func(sqe *nvme.SQE) {
+				sqe.CDW13 = 0xFEDC // NVMSETID, bytes 53:52
+			})
+			s.Conform("NVMSETID FEDCh: "+ConnectOutcome(cqe, err), "NVMSETID FEDCh: success")
+		})
+
+		// Fig. 547 HOSTID: "For a Connect command to create an Admin
+		// Queue ... that completes successfully the controller shall set
+		// the current Host Identifier ... to this value", which Get
+		// Features Host Identifier (81h, EXHID for the 128-bit form)
+		// returns. The Host ID is one this suite uses nowhere else, so a
+		// value left from another association cannot pass for it.
+		Check(Requirement{ID: "FAB-CONN-036", Section: secConnectData, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.3-33"},
+			Title:      "after an admin Connect, Get Features Host Identifier returns the Connect's HOSTID",
+			Text:       "Host Identifier (HOSTID): ... For a Connect command to create an Admin Queue (i.e., the QID field is cleared to 0h) that completes successfully the controller shall set the current Host Identifier (refer to section 5.1.25.1.28.2) to this value"}, func(ctx context.Context, s *Spec) {
+			id := s.hostID(s.hostNQN() + ":FAB-CONN-036")
+			r := s.Raw(ctx, plainIC)
+			_, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, HostID: &id})
+			s.Must(err, "admin Connect with its own HOSTID")
+			s.enableRaw(ctx, r)
+			sqe := nvme.GetFeaturesCmd(nvme.FeatHostIdentifier, 0, 0)
+			sqe.CDW11 = hostIDFeatEXHID
+			nvme.SetDataLength(&sqe, hostIDFeatLength)
+			_, data, err := r.Command(sqe, nil)
+			var st nvme.Status
+			if errors.As(err, &st) {
+				s.Lacks(fmt.Sprintf("Get Features Host Identifier with EXHID (%s)", StatusOutcome(st)))
+			}
+			s.Must(err, "Get Features Host Identifier")
+			obs := "the Connect's HOSTID"
+			if len(data) < hostIDFeatLength || !bytes.Equal(data[:hostIDFeatLength], id[:]) {
+				obs = fmt.Sprintf("Host Identifier %x, the Connect's HOSTID is %x", data, id)
+			}
+			s.Conform(obs, "the Connect's HOSTID")
+		})
+
+		// Fig. 547: for an I/O queue Connect "if this field is cleared to
+		// 0h, then the controller shall ignore this field"; 3.1.2 makes a
+		// Host Identifier of 0h on I/O queue Connects conditional ("if
+		// supported"), and the discovery log entry says whether it is
+		// (TREQ.ZHIDS, Base 2.1 Fig. 294). A controller that claims it
+		// must take the Connect as if the admin queue's HOSTID had been
+		// sent.
+		Check(Requirement{ID: "FAB-IOQ-013", Section: secConnectData + "; " + secDiscTREQ21, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.3-34"},
+			Title:      "where the discovery log entry sets TREQ.ZHIDS, an I/O queue Connect with HOSTID 0h succeeds (the field is ignored)",
+			Text:       "For a Connect command to create an I/O queue (i.e., the QID field is set to a non-zero value): if this field is cleared to 0h, then the controller shall ignore this field; Zero Host ID Support (ZHIDS): If this bit is set to '1', then the controller supports a Host Identifier value of 0h in a Connect command"}, func(ctx context.Context, s *Spec) {
+			if e := s.subsystemEntry(ctx); e.TREQ&treqZHIDS == 0 {
+				s.Lacks(fmt.Sprintf("a Host Identifier of 0h in I/O queue Connects (discovery log entry TREQ %#x: ZHIDS clear)", e.TREQ))
+			}
+			_, cntlid, _ := s.EnabledAdmin(ctx, plainIC)
+			var zero [16]byte
+			r := s.Raw(ctx, plainIC)
+			cqe, err := s.connect(r, connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid, HostID: &zero})
+			s.Conform("HOSTID 0h: "+ConnectOutcome(cqe, err), "HOSTID 0h: success")
+		})
+
+		// Fig. 549: "If a particular controller was specified in the
+		// CNTLID field of the Connect command, then this field shall
+		// contain the same value." FAB-IOQ-001 judges I/O queues; here an
+		// admin Connect of a static-model subsystem names the controller
+		// a first association got (FFFEh), once that association ended.
+		// A refusal (the controller may be busy a while, or not allowed
+		// to this host) is not this rule's case and is reported.
+		Check(Requirement{ID: "FAB-CONN-038", Section: secConnectDW0 + "; " + secConnect, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.3-38"},
+			Title:      "static controller model: an admin Connect naming a specific controller that succeeds returns that CNTLID",
+			Text:       "Controller ID (CNTLID): Specifies the controller ID allocated to the host. If a particular controller was specified in the CNTLID field of the Connect command, then this field shall contain the same value"}, func(ctx context.Context, s *Spec) {
+			if m := s.subsystemModel(ctx); !m.Static {
+				s.Lacks("the static controller model (" + m.How + ")")
+			}
+			first := s.Raw(ctx, plainIC)
+			cqe, err := s.connect(first, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: cntlidAnyStatic})
+			s.Must(err, "admin Connect with CNTLID FFFEh")
+			want := uint16(cqe.DW0)
+			_ = first.Close()
+			var obs string
+			for end := time.Now().Add(s.fatalWait()); ; time.Sleep(100 * time.Millisecond) {
+				r := s.Raw(ctx, plainIC)
+				cqe, err = s.connect(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: want})
+				obs = ConnectOutcome(cqe, err)
+				_ = r.Close()
+				if err == nil || time.Now().After(end) {
+					break
+				}
+			}
+			if err != nil {
+				AddReportEntry("observed", fmt.Sprintf("%s: the Connect naming controller %d, free again, was refused: %s", s.Req.ID, want, obs))
+				return
+			}
+			s.Conform(fmt.Sprintf("CNTLID %d", uint16(cqe.DW0)), fmt.Sprintf("CNTLID %d", want))
+		})
+	})
+
+	Describe("I/O connection loss", Label("fabrics-association"), func() {
+		// 3.1.2: an association "is terminated if ... an NVMe Transport
+		// connection is lost between the host and controller for any I/O
+		// Queue and the host or controller does not support individual
+		// I/O Queue deletion"; 3.3.2.4 says the same of "the termination
+		// of an NVMe Transport connection". The host says it does not by
+		// leaving CATTR.INDIVIOQDELS clear in its admin Connect; then the
+		// host closes the I/O queue's connection without a Disconnect.
+		// The text names no time: the check waits the bound a fatal
+		// reaction gets (a TCP close is seen at once).
+		Check(Requirement{ID: "FAB-IOQ-014", Section: secAssociation + "; " + secIOQDeletion, Keyword: Indicative, Binds: Controller,
+			Statements: []string{"B-3.1.2-04"},
+			Title:      "when the admin Connect left CATTR.INDIVIOQDELS clear, losing an I/O queue's connection ends the association",
+			Text:       "An association between a host and controller is terminated if: ... an NVMe Transport connection is lost between the host and controller for any I/O Queue and the host or controller does not support individual I/O Queue deletion"}, func(ctx context.Context, s *Spec) {
+			admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC) // adminConnect: CATTR 0
+			s.skipIfMQESZero(cp)
+			io := s.IOQueue(ctx, plainIC, cntlid, 1, min(15, cp.MQES()))
+			_, _, err := admin.Command(nvme.PropertyGetCmd(0, nvme.PropCSTS, false), nil)
+			s.Must(err, "Property Get CSTS while the I/O queue is connected")
+			_ = io.Close()
+			obs := awaitAssociationEnd(admin, s.fatalWait())
+			if obs == "association alive" {
+				cqe, err := s.connect(s.Raw(ctx, plainIC), connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid})
+				obs = fmt.Sprintf("association alive %v after the I/O connection closed: the admin queue answers, and an I/O queue Connect to its CNTLID: %s", s.fatalWait(), ConnectOutcome(cqe, err))
+			} else {
+				AddReportEntry("observed", s.Req.ID+": "+obs)
+				obs = "association ended"
+			}
+			s.Conform(obs, "association ended")
+		})
+
+		// 3.3.2.9: unrecoverable transport errors "should cause: the
+		// deletion of the individual I/O Queues ... and the associated
+		// NVMe Transport connection on which that NVMe Transport level
+		// error occurred; or termination of the NVMe Transport connection
+		// and the association". A fatal NVMe/TCP error (a PDU of a
+		// reserved type) on I/O queue 1 of an association whose admin
+		// Connect set INDIVIOQDELS, where deleting the one queue is
+		// possible; after the C2HTermReq the host closes. Then either the
+		// association ended, or it lives and QID 1 can be connected
+		// again (the queue was deleted). An association that lives with
+		// QID 1 still taken did neither.
+		Check(Requirement{ID: "FAB-IOQ-015", Section: secTransportReq + "; " + secFatal, Keyword: Should, Binds: Controller,
+			Statements: []string{"B-3.3.2.9-01"},
+			Title:      "after a fatal transport error on an I/O queue, either that queue is deleted (its QID connects again) or the association ends",
+			Text:       "Transport errors that cause loss of a message or loss of data in a way that the low-level NVMe Transport cannot replay or recover should cause: the deletion of the individual I/O Queues ... and the associated NVMe Transport connection on which that NVMe Transport level error occurred; or termination of the NVMe Transport connection and the association between the host and controller"}, func(ctx context.Context, s *Spec) {
+			admin, cntlid, _ := s.enabledAdminIndivDelete(ctx)
+			io := s.IOQueue(ctx, plainIC, cntlid, 1, 15)
+			sendQuiet(io, referenceFatal)
+			AddReportEntry("observed", fmt.Sprintf("%s: after the bad PDU on I/O queue 1: %s", s.Req.ID, FatalOutcome(io, s.fatalWait())))
+			_ = io.Close() // the host's duty after a C2HTermReq
+			obs := awaitAssociationEnd(admin, processWait)
+			if obs == "association alive" {
+				var last string
+				for range 20 { // the controller frees the queue asynchronously
+					cqe, err := s.connect(s.Raw(s.afterWait(ctx), plainIC), connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid})
+					if last = ConnectOutcome(cqe, err); last == "success" {
+						break
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				obs = "I/O queue deleted"
+				if last != "success" {
+					obs = "association alive and QID 1 still taken (its Connect: " + last + ")"
+				}
+			} else {
+				AddReportEntry("observed", s.Req.ID+": "+obs)
+				obs = "association ended"
+			}
+			s.OneOf(obs, "I/O queue deleted", "association ended")
+		})
+	})
+
+	Describe("Disconnect fields", Label("fabrics-disconnect"), func() {
+		// Fig. 550 RECFMT: "The format of the record specified in this
+		// definition shall be 0h. If the NVM subsystem does not support
+		// the value specified, then a status code of Incompatible Format
+		// shall be returned." No other record format is defined, so 1h
+		// is one no subsystem can support.
+		Check(Requirement{ID: "FAB-DCON-001", Section: secDisconnectSQ, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.4-06"},
+			Title:      "a Disconnect with RECFMT 1h fails with Incompatible Format",
+			Text:       "Record Format (RECFMT): Specifies the format of the Disconnect command capsule. The format of the record specified in this definition shall be 0h. If the NVM subsystem does not support the value specified, then a status code of Incompatible Format shall be returned"}, func(ctx context.Context, s *Spec) {
+			_, cntlid, id := s.enabledAdminIndivDelete(ctx)
+			s.requireDisconnect(id)
+			io := s.IOQueue(ctx, plainIC, cntlid, 1, 15)
+			sqe := nvme.DisconnectCmd(0)
+			sqe.CDW10 = 1 // RECFMT, bytes 41:40
+			_, _, err := io.Command(sqe, nil)
+			s.Conform("RECFMT 1h: "+Outcome(err), "RECFMT 1h: "+StatusOutcome(nvme.StatusConnectIncompatibleFormat))
+		})
+
+		// 3.3.2.4: "The controller indicates support for the deletion of
+		// an individual I/O Queue by setting the Disconnect Command
+		// Support (DCS) bit to '1' in the OFCS field". A controller that
+		// clears DCS says it cannot delete one I/O queue, so a Disconnect
+		// there must not complete successfully (which would say the
+		// queue was deleted); any error status, or ending the
+		// connection, agrees with DCS 0. Controllers that set DCS are
+		// held to deleting the queue by FAB-DISC-001 and FAB-DISC-002.
+		Check(Requirement{ID: "FAB-DCON-002", Section: secIOQDeletion + "; " + secDisconnect, Keyword: Indicative, Binds: Controller,
+			Statements: []string{"B-3.3.2.4-01"},
+			Title:      "a controller whose Identify OFCS.DCS is 0 does not complete a Disconnect successfully (it claims no individual I/O queue deletion)",
+			Text:       "The controller indicates support for the deletion of an individual I/O Queue by setting the Disconnect Command Support (DCS) bit to '1' in the OFCS field of the Identify Controller data structure"}, func(ctx context.Context, s *Spec) {
+			_, cntlid, id := s.enabledAdminIndivDelete(ctx)
+			if id.OFCS&nvme.OFCSDisconnect != 0 {
+				Skip(fmt.Sprintf("%s: Identify OFCS.DCS is 1: FAB-DISC-001 and FAB-DISC-002 judge its Disconnect", s.Req.ID))
+			}
+			io := s.IOQueue(ctx, plainIC, cntlid, 1, 15)
+			_, _, err := io.Command(nvme.DisconnectCmd(0), nil)
+			obs := Outcome(err)
+			if err != nil {
+				AddReportEntry("observed", fmt.Sprintf("%s: Disconnect with OFCS.DCS 0: %s", s.Req.ID, obs))
+				obs = "not completed successfully"
+			} else {
+				obs = "the Disconnect completed successfully (the queue deleted) though OFCS.DCS is 0"
+			}
+			s.Conform(obs, "not completed successfully")
+		})
+	})
+})
