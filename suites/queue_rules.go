@@ -12,6 +12,7 @@ import (
 
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
 // Checks of the message-based queue model and of the Connect and
@@ -26,6 +27,7 @@ const (
 	secTransportReq = "NVMe Base 2.2 3.3.2.9" // Transport Requirements
 	secDisconnectSQ = "NVMe Base 2.2 6.4 Fig. 550"
 	secDiscTREQ21   = "NVMe Base 2.1 5.1.12.3.1 Fig. 294" // TREQ.ZHIDS
+	secSQHDOpt      = "NVMe Base 2.2 3.3.2.7"             // SQ Head Pointer update optimization
 )
 
 // Connect and Discovery log fields these checks set or read that the nvme
@@ -171,6 +173,84 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: e.ASQSZ})
 			s.Conform(fmt.Sprintf("ASQSZ %d, SQSIZE %d: %s", e.ASQSZ, e.ASQSZ, ConnectOutcome(cqe, err)),
 				fmt.Sprintf("ASQSZ %d, SQSIZE %d: %s", e.ASQSZ, e.ASQSZ, invalidParam(false, nvme.ConnectOffSQSIZE)))
+		})
+	})
+
+	Describe("SQ head pointer updates", Label("fabrics-queue"), func() {
+		// 3.3.2.7: a transport may omit SQHD from successful responses
+		// (NVMe/TCP: the last C2HData of a read carries SUCCESS and no
+		// response capsule follows); if it does not send SQHD in every
+		// one, "an SQHD value should be transmitted periodically (e.g.,
+		// in at least one of every n response capsules on a CQ, where n
+		// is 10% of the size of the associated SQ) or more often". Reads
+		// one at a time on a 32-entry I/O queue with SQ flow control:
+		// no run of completions without SQHD may be longer than n-1, n
+		// rounded up (4 for 32 entries). A controller that sends every
+		// completion in a response capsule omits nothing: nothing to
+		// judge.
+		Check(Requirement{ID: "FAB-IOQ-016", Section: secSQHDOpt + "; " + secC2HData, Keyword: Should, Binds: Controller,
+			Statements: []string{"B-3.3.2.7-02"},
+			Title:      "a controller that omits SQHD from some read completions (C2HData SUCCESS) still sends it in at least one of every 10% of the SQ size",
+			Text:       "If an NVMe Transport does not transmit an SQHD value in every response capsule, then an SQHD value should be transmitted periodically (e.g., in at least one of every n response capsules on a CQ, where n is 10% of the size of the associated SQ) or more often"}, func(ctx context.Context, s *Spec) {
+			admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
+			s.skipIfMQESZero(cp)
+			_, list, err := admin.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
+			s.Must(err, "Identify active namespace list")
+			ids := nvme.DecodeNSList(list)
+			if len(ids) == 0 {
+				s.Lacks("an active namespace")
+			}
+			_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, ids[0], 0), nil)
+			s.Must(err, "Identify Namespace")
+			var ns nvme.IdentifyNamespace
+			s.Must(ns.Decode(data), "decode Identify Namespace")
+			sqsize := min(31, cp.MQES())
+			size := int(sqsize) + 1
+			n := (size + 9) / 10 // 10% of the SQ size, rounded up
+			io := s.IOQueue(ctx, plainIC, cntlid, 1, sqsize)
+			run, longest, omitted := 0, 0, 0
+			for i := range 3 * size {
+				rd := nvme.ReadCmd(ids[0], 0, 1)
+				nvme.SetDataLength(&rd, ns.BlockSize())
+				rd.CID = io.NextCID()
+				s.Must(io.Conn.Send(&tcp.CapsuleCmd{SQE: rd}, nil), fmt.Sprintf("send Read %d", i+1))
+				withSQHD := false
+			recv:
+				for {
+					p, _, _, err := io.Recv(0)
+					s.Must(err, fmt.Sprintf("completion of Read %d", i+1))
+					switch v := p.(type) {
+					case *tcp.C2HData:
+						if v.CCCID == rd.CID && v.Success {
+							break recv
+						}
+					case *tcp.CapsuleResp:
+						if v.CQE.CID == rd.CID {
+							if st := v.CQE.Status; !st.Success() {
+								s.mustProbeRead(st, fmt.Sprintf("Read %d", i+1))
+							}
+							withSQHD = true
+							break recv
+						}
+					}
+				}
+				if withSQHD {
+					run = 0
+					continue
+				}
+				omitted++
+				run++
+				longest = max(longest, run)
+			}
+			if omitted == 0 {
+				s.Lacks("omitting SQHD (every read completed with a response capsule)")
+			}
+			AddReportEntry("observed", fmt.Sprintf("%s: %d of %d reads completed without a response capsule", s.Req.ID, omitted, 3*size))
+			obs := "SQHD in at least one of every n completions"
+			if longest >= n {
+				obs = fmt.Sprintf("%d consecutive read completions without SQHD (n, 10%% of the %d-entry SQ rounded up, is %d)", longest, size, n)
+			}
+			s.Conform(obs, "SQHD in at least one of every n completions")
 		})
 	})
 

@@ -14,5 +14,6 @@ func queueQuirkExpect() map[string]quirkExpectation {
 		"ioq-loss-keeps-association":     {fail: ids("FAB-IOQ-014")},
 		"ioq-fatal-keeps-qid":            {fail: ids("FAB-IOQ-015")},
 		"static-cntlid-other":            {fail: ids("FAB-CONN-038")},
+		"sqhd-rarely-sent":               {fail: ids("FAB-IOQ-016")},
 	}
 }

@@ -160,6 +160,8 @@ type queue struct {
 	flowOffAnswered atomic.Bool
 	// fatalEnd: the queue ends after a fatal transport error (terminate).
 	fatalEnd bool
+	// rareCount counts the Reads the sqhd-rarely-sent quirk has seen.
+	rareCount atomic.Uint32
 	// fetched counts the capsules fetched since Connect (which is the
 	// first): SQHD is fetched mod size. reported is the largest fetched
 	// value an SQHD sent to the host has reflected: with SQ flow control

@@ -14,6 +14,7 @@ type queueQuirks struct {
 	ioqLossKeepsAssoc       bool
 	ioqFatalKeepsQID        bool
 	staticCNTLIDOther       bool
+	sqhdRarelySent          bool
 }
 
 // queueQuirkTable lists them, in the format of quirkTable.
@@ -48,6 +49,25 @@ var queueQuirkTable = []Quirk{
 	{Name: "static-cntlid-other", Kind: QuirkDeviation,
 		Does: "static controller model, but an admin Connect naming a specific CNTLID gets any free controller (NVMe Base 2.2 6.3 Fig. 549: if a particular controller was specified, the response CNTLID shall contain the same value)",
 		set:  func(s *quirkSet) { s.staticModel, s.staticCNTLIDOther = true, true }},
+	{Name: "sqhd-rarely-sent", Kind: QuirkDeviation,
+		Does: "on I/O queues with SQ flow control ends 8 of every 9 Reads with a C2HData carrying SUCCESS (no response capsule, so no SQHD) (NVMe Base 2.2 3.3.2.7: an SQHD value should be transmitted in at least one of every n response capsules, n 10% of the SQ size)",
+		set:  func(s *quirkSet) { s.sqhdRarelySent = true }},
+}
+
+// sqhdRarely is the sqhd-rarely-sent quirk's choice for a Read about to
+// send its data: true (SUCCESS, no response capsule) for 8 of every 9.
+// The SQ head it does not report counts as reported, so that the target
+// does not take the host's next commands for an overrun of a queue the
+// host still believes has room.
+func (q *queue) sqhdRarely() bool {
+	if !q.t.quirks.sqhdRarelySent || q.qid == 0 || q.flowOff {
+		return false
+	}
+	if q.rareCount.Add(1)%9 == 0 {
+		return false
+	}
+	q.sqhdValue()
+	return true
 }
 
 // treqZHIDS is Discovery Log Page Entry TREQ bit 3, Zero Host ID Support
