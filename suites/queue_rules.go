@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -325,6 +326,52 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Conform("HOSTID 0h: "+ConnectOutcome(cqe, err), "HOSTID 0h: success")
 		})
 
+		// 6.3: "Connect Invalid Parameters if: ... the Host NQN, NVM
+		// Subsystem NQN, and the Controller ID values specified for an I/O
+		// Queue are not the same as the values specified for the
+		// associated Admin Queue". FAB-IOQ-009 names a subsystem that does
+		// not exist; here the SUBNQN is another subsystem the discovery
+		// log lists at the same address, with this association's CNTLID.
+		// A subsystem that does not allow this host may answer Connect
+		// Invalid Host instead ("If the host is not allowed to establish
+		// an association to any controller in the NVM subsystem"); any
+		// other outcome fails.
+		Check(Requirement{ID: "FAB-IOQ-017", Section: secConnect, Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.3-13"},
+			Title:      "an I/O queue Connect naming another existing subsystem (with this controller's CNTLID) fails with Connect Invalid Parameters (or Connect Invalid Host where that subsystem refuses the host)",
+			Text:       "The Controller shall abort a Connect command with a status code of Connect Invalid Parameters if: ... the Host NQN, NVM Subsystem NQN, and the Controller ID values specified for an I/O Queue are not the same as the values specified for the associated Admin Queue"}, func(ctx context.Context, s *Spec) {
+			_, l := s.readDiscoveryLog(ctx, s.ConnectDiscovery(ctx))
+			var others []string
+			for _, e := range tcpEntries(l) {
+				if e.SUBTYPE == nvme.SubtypeNVM && e.SUBNQN != s.Target.Config.SubNQN && !slices.Contains(others, e.SUBNQN) {
+					others = append(others, e.SUBNQN)
+				}
+			}
+			if len(others) == 0 {
+				s.Lacks("another NVM subsystem in the discovery log")
+			}
+			_, cntlid, _ := s.EnabledAdmin(ctx, plainIC)
+			var bad []string
+			for _, nqn := range others {
+				r := s.Raw(ctx, plainIC)
+				cqe, err := s.connect(r, connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid, SubNQN: nqn})
+				obs := ConnectOutcome(cqe, err)
+				var st nvme.Status
+				switch {
+				case errors.As(err, &st) && (st.Code() == nvme.StatusConnectInvalidParameters || st.Code() == nvme.StatusConnectInvalidHost):
+					AddReportEntry("observed", fmt.Sprintf("%s: I/O queue Connect naming %s: %s", s.Req.ID, nqn, obs))
+				default:
+					bad = append(bad, nqn+": "+obs)
+				}
+				_ = r.Close()
+			}
+			obs := stCIP
+			if len(bad) > 0 {
+				obs = strings.Join(bad, "; ")
+			}
+			s.Conform(obs, stCIP)
+		})
+
 		// Fig. 549: "If a particular controller was specified in the
 		// CNTLID field of the Connect command, then this field shall
 		// contain the same value." FAB-IOQ-001 judges I/O queues; here an
@@ -453,6 +500,79 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			sqe.CDW10 = 1 // RECFMT, bytes 41:40
 			_, _, err := io.Command(sqe, nil)
 			s.Conform("RECFMT 1h: "+Outcome(err), "RECFMT 1h: "+StatusOutcome(nvme.StatusConnectIncompatibleFormat))
+		})
+
+		// 3.3.2.4: with a connection per queue "the controller should
+		// not delete an NVMe Transport connection until after: a
+		// Disconnect command has been received ... and processed; the
+		// responses for commands received ... prior to receiving the
+		// Disconnect command have been sent ...; and the resulting
+		// response for that Disconnect command has been sent ... (i.e.,
+		// this response is the last response sent)". In flight when the
+		// Disconnect comes: a Write waiting for its data (its R2T in, the
+		// data withheld) and reads sent in the same segment as the
+		// Disconnect. Each gets a response (any status; a read's C2HData
+		// with SUCCESS is one) before the Disconnect's, and the
+		// connection stays until that. FAB-ASSOC-005 judges the 6.4 rule
+		// (nothing after the Disconnect's completion); this the should.
+		Check(Requirement{ID: "FAB-DCON-003", Section: secIOQDeletion, Keyword: Should, Binds: Controller,
+			Statements: []string{"B-3.3.2.4-05"},
+			Title:      "a Disconnect with commands in flight answers each of them before its own response, and the connection lasts until that response is sent",
+			Text:       "the controller should not delete an NVMe Transport connection until after: a Disconnect command has been received on the I/O Submission Queue and processed by the controller; the responses for commands received by the controller on that I/O Submission Queue prior to receiving the Disconnect command have been sent to the host ...; and the resulting response for that Disconnect command has been sent ... (i.e., this response is the last response sent)"}, func(ctx context.Context, s *Spec) {
+			st, _ := s.ioAdmin(ctx)
+			_, cntlid, id := s.enabledAdminIndivDelete(ctx)
+			s.requireDisconnect(id)
+			st.io = s.IOQueue(ctx, plainIC, cntlid, 1, min(15, st.cap.MQES()))
+			io := st.io
+			n := st.r2tSize(st.bs)
+			w := nvme.WriteCmd(st.nsid, assocLBA+24, n/st.bs)
+			w.CID = io.NextCID()
+			nvme.SetDataLength(&w, n)
+			s.Must(io.Conn.Send(&tcp.CapsuleCmd{SQE: w}, nil), "send the Write without its data")
+			_, err := awaitR2T(io, w.CID)
+			s.Must(err, "waiting for the Write's R2T")
+			pending := map[uint16]string{w.CID: "the Write waiting for its data"}
+			var seg []byte
+			for range 4 {
+				rd := nvme.ReadCmd(st.nsid, 0, 1)
+				nvme.SetDataLength(&rd, st.bs)
+				rd.CID = io.NextCID()
+				pending[rd.CID] = "a Read sent with the Disconnect"
+				seg = append(seg, encode(io, &tcp.CapsuleCmd{SQE: rd}, nil)...)
+			}
+			disc := nvme.DisconnectCmd(io.NextCID())
+			seg = append(seg, encode(io, &tcp.CapsuleCmd{SQE: disc}, nil)...)
+			s.Must(io.SendBytes(seg), "send the Reads and the Disconnect")
+			obs := ""
+			deadline := time.Now().Add(s.fatalWait() + processWait)
+			for obs == "" {
+				p, _, _, err := io.Recv(time.Until(deadline))
+				if err != nil {
+					obs = fmt.Sprintf("no response for the Disconnect (%s)", fatalErrOutcome(err))
+					break
+				}
+				switch v := p.(type) {
+				case *tcp.CapsuleResp:
+					if v.CQE.CID == disc.CID {
+						obs = "every command answered before the Disconnect's response"
+						if !v.CQE.Status.Success() {
+							AddReportEntry("observed", fmt.Sprintf("%s: the Disconnect completed with %s", s.Req.ID, StatusOutcome(v.CQE.Status)))
+						}
+						for cid, what := range pending {
+							obs = fmt.Sprintf("the Disconnect's response came while %s (CID %d) had none", what, cid)
+							break
+						}
+						continue
+					}
+					delete(pending, v.CQE.CID)
+				case *tcp.C2HData:
+					if v.Success {
+						delete(pending, v.CCCID)
+					}
+				}
+			}
+			_ = io.Close()
+			s.Conform(obs, "every command answered before the Disconnect's response")
 		})
 
 		// 3.3.2.4: "The controller indicates support for the deletion of

@@ -15,5 +15,7 @@ func queueQuirkExpect() map[string]quirkExpectation {
 		"ioq-fatal-keeps-qid":            {fail: ids("FAB-IOQ-015")},
 		"static-cntlid-other":            {fail: ids("FAB-CONN-038")},
 		"sqhd-rarely-sent":               {fail: ids("FAB-IOQ-016")},
+		"ioq-connect-other-subsystem":    {fail: ids("FAB-IOQ-017")},
+		"disconnect-drops-waiting":       {fail: ids("FAB-DCON-003")},
 	}
 }

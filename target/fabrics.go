@@ -54,6 +54,9 @@ func (q *queue) disconnect(c *command) {
 	if q.t.quirks.disconnectFirst {
 		q.complete(c, nvme.StatusSuccess)
 	}
+	if q.t.quirks.disconnectDropsWaiting {
+		aborted = nil // their completions are never sent
+	}
 	for _, x := range aborted {
 		// The other half of a fused pair that has its data waits for
 		// this one: it ends too.
@@ -349,11 +352,12 @@ func (q *queue) connect(c *command) {
 			return
 		}
 		discIOQ := ctrl != nil && ctrl.disc && t.quirks.discIOQAccepted
-		if ctrl == nil || ctrl.sub != sub || ctrl.disc && !discIOQ || !hostOK {
+		otherSub := ctrl != nil && ctrl.sub != sub && !(t.quirks.ioqOtherSubsystem && sub != nil && !ctrl.disc)
+		if ctrl == nil || otherSub || ctrl.disc && !discIOQ || !hostOK {
 			why := "bad CNTLID (no such controller)"
 			switch {
 			case ctrl == nil:
-			case ctrl.sub != sub:
+			case otherSub:
 				why = "bad CNTLID (a controller of another subsystem)"
 			case ctrl.disc && !discIOQ:
 				why = "bad CNTLID (an I/O queue for a discovery controller)"

@@ -15,6 +15,8 @@ type queueQuirks struct {
 	ioqFatalKeepsQID        bool
 	staticCNTLIDOther       bool
 	sqhdRarelySent          bool
+	ioqOtherSubsystem       bool
+	disconnectDropsWaiting  bool
 }
 
 // queueQuirkTable lists them, in the format of quirkTable.
@@ -52,6 +54,12 @@ var queueQuirkTable = []Quirk{
 	{Name: "sqhd-rarely-sent", Kind: QuirkDeviation,
 		Does: "on I/O queues with SQ flow control ends 8 of every 9 Reads with a C2HData carrying SUCCESS (no response capsule, so no SQHD) (NVMe Base 2.2 3.3.2.7: an SQHD value should be transmitted in at least one of every n response capsules, n 10% of the SQ size)",
 		set:  func(s *quirkSet) { s.sqhdRarelySent = true }},
+	{Name: "ioq-connect-other-subsystem", Kind: QuirkDeviation,
+		Does: "accepts an I/O queue Connect whose SUBNQN names another subsystem of the target than its controller's, by CNTLID alone (NVMe Base 2.2 6.3: Connect Invalid Parameters if the NVM Subsystem NQN for an I/O Queue is not the one of its Admin Queue)",
+		set:  func(s *quirkSet) { s.ioqOtherSubsystem = true }},
+	{Name: "disconnect-drops-waiting", Kind: QuirkDeviation,
+		Does: "on a Disconnect drops the commands still waiting for their data without a completion (the Disconnect's completion still last) (NVMe Base 2.2 3.3.2.4: the controller should not delete the connection until the responses for the commands received before the Disconnect have been sent)",
+		set:  func(s *quirkSet) { s.disconnectDropsWaiting = true }},
 }
 
 // sqhdRarely is the sqhd-rarely-sent quirk's choice for a Read about to
