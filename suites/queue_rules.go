@@ -119,6 +119,13 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 					}
 				}
 			}
+			// The namespaces, from an association of its own: no command
+			// with data goes to the queues under test (a read's data may
+			// end with SUCCESS there, which TCP-DATA-031 judges).
+			plain, _, _ := s.EnabledAdmin(ctx, plainIC)
+			_, list, err := plain.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
+			s.Must(err, "Identify active namespace list")
+			_ = plain.Close()
 			admin := s.Raw(ctx, plainIC)
 			cqe, err := s.connectAnyModel(admin, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CATTR: nvme.CATTRDisableSQFlow})
 			if err != nil {
@@ -132,10 +139,8 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			}
 			s.enableRaw(ctx, admin)
 			if adminOff {
-				watch("admin queue", admin, nvme.IdentifyCmd(nvme.CNSController, 0, 0), "Identify Controller")
+				watch("admin queue", admin, nvme.KeepAliveCmd(), "Keep Alive")
 			}
-			_, list, err := admin.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
-			s.Must(err, "Identify active namespace list")
 			if ids := nvme.DecodeNSList(list); len(ids) > 0 {
 				io := s.Raw(ctx, plainIC)
 				cqe, err = s.connect(io, connectArgs{QID: 1, SQSIZE: 15, CNTLID: cntlid, CATTR: nvme.CATTRDisableSQFlow})
@@ -167,8 +172,13 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Title:      "an admin Connect for one entry more than the ASQSZ of the subsystem's discovery log entry fails 01/82 with IPO at SQSIZE",
 			Text:       "For Message-based controllers, the maximum size for the Admin Submission Queue is limited by the value indicated in the ASQSZ field in the Discovery Log Page Entry data structure; SQSIZE: If the size is 0h or larger than the controller supports, then a status code of Connect Invalid Parameters shall be returned"}, func(ctx context.Context, s *Spec) {
 			e := s.subsystemEntry(ctx)
-			if e.ASQSZ < 2 || e.ASQSZ >= 4096 {
+			if e.ASQSZ >= 4096 {
 				s.Lacks(fmt.Sprintf("an ASQSZ below the 4,096 entries any admin queue is limited to (ASQSZ %d; FAB-CONN-007 judges 4,096)", e.ASQSZ))
+			}
+			if e.ASQSZ < 32 {
+				// An ASQSZ below the admin queue every host uses is the
+				// discovery log's error, judged once.
+				Skip(fmt.Sprintf("%s: the entry's ASQSZ is %d, below 32: DISC-LOG-008 judges that", s.Req.ID, e.ASQSZ))
 			}
 			r := s.Raw(ctx, plainIC)
 			cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: e.ASQSZ})
@@ -388,7 +398,9 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			}
 			first := s.Raw(ctx, plainIC)
 			cqe, err := s.connect(first, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, CNTLID: cntlidAnyStatic})
-			s.Must(err, "admin Connect with CNTLID FFFEh")
+			if err != nil {
+				Skip(fmt.Sprintf("%s: the static-model subsystem refused an admin Connect with CNTLID FFFEh (%s): FAB-CONN-005 judges the wildcards", s.Req.ID, ConnectOutcome(cqe, err)))
+			}
 			want := uint16(cqe.DW0)
 			_ = first.Close()
 			var obs string

@@ -55,7 +55,12 @@ func (q *queue) disconnect(c *command) {
 		q.complete(c, nvme.StatusSuccess)
 	}
 	if q.t.quirks.disconnectDropsWaiting {
-		aborted = nil // their completions are never sent
+		// Ended as an abort ends them, but without their completions.
+		for _, x := range aborted {
+			q.outstanding.Add(-1)
+			q.put(x)
+		}
+		aborted = nil
 	}
 	for _, x := range aborted {
 		// The other half of a fused pair that has its data waits for

@@ -160,6 +160,9 @@ type queue struct {
 	flowOffAnswered atomic.Bool
 	// fatalEnd: the queue ends after a fatal transport error (terminate).
 	fatalEnd bool
+	// keepAssoc: the sq-overrun-connection-only quirk ended this queue;
+	// its association lives on whatever the admin Connect said.
+	keepAssoc bool
 	// rareCount counts the Reads the sqhd-rarely-sent quirk has seen.
 	rareCount atomic.Uint32
 	// fetched counts the capsules fetched since Connect (which is the
@@ -540,7 +543,7 @@ func (q *queue) endQueue() {
 			c.mu.Lock()
 			indiv := c.indivIOQDel
 			c.mu.Unlock()
-			if !indiv && !q.t.quirks.ioqLossKeepsAssoc {
+			if !indiv && !q.t.quirks.ioqLossKeepsAssoc && !q.keepAssoc {
 				// NVMe Base 2.2 3.1.2: an association is terminated if
 				// "an NVMe Transport connection is lost ... for any I/O
 				// Queue and the host or controller does not support
@@ -638,6 +641,7 @@ const (
 // connection ends with a C2HTermReq (PDU sequence error).
 func (q *queue) overrun(reason string) error {
 	if q.t.quirks.sqOverrunConnOnly {
+		q.keepAssoc = true // the deviation: not even the I/O-loss rule ends it
 		return q.fatalf(tcp.FESPDUSequenceError, 0, reason)
 	}
 	q.endAssoc = true
