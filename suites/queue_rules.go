@@ -382,6 +382,39 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Conform(obs, stCIP)
 		})
 
+		// 6.1: "The Authentication Receive command data shall not be
+		// retained if there is a loss of communication between the
+		// controller and host". A DH-HMAC-CHAP transaction is begun on an
+		// admin queue of the --auth-nqn subsystem (AUTH_Negotiate sent,
+		// so the controller holds a Challenge for the next Authentication
+		// Receive) and the connection is closed before that Receive. On a
+		// new association the first Authentication Receive, with no Send
+		// before it, must not return that Challenge (TID 77h); an error,
+		// or a message of the new queue's own (e.g. AUTH_Failure1), passes.
+		Check(Requirement{ID: "FAB-CONN-039", Section: "NVMe Base 2.2 6.1", Keyword: Shall, Binds: Controller,
+			Statements: []string{"B-6.1-01"},
+			Title:      "the Challenge prepared for an Authentication Receive is not kept across a lost connection: a new queue's first Authentication Receive does not return it",
+			Text:       "Authentication Receive commands return the appropriate data corresponding to an Authentication Send command as defined by the rules of the Security Protocol. The Authentication Receive command data shall not be retained if there is a loss of communication between the controller and host, or if a Controller Level Reset occurs"}, func(ctx context.Context, s *Spec) {
+			r1, _ := s.authAdmin(ctx)
+			s.Must(authCmd(r1, true, nvme.AuthSECPDHCHAP, negotiate(), 0), "Authentication Send AUTH_Negotiate (TID 77h)")
+			_ = r1.Close()
+			time.Sleep(processWait) // the controller sees the close
+			r2, _ := s.authAdmin(ctx)
+			sqe := nvme.AuthReceiveCmd(0, 4096)
+			sqe.DPTR = nvme.SGLDescriptor{Length: 4096}
+			_, data, err := r2.Command(sqe, nil)
+			obs := "not retained"
+			switch h, perr := nvme.PeekAuth(data); {
+			case err != nil:
+				AddReportEntry("observed", fmt.Sprintf("%s: Authentication Receive on the new queue: %s", s.Req.ID, Outcome(err)))
+			case perr == nil && h.Type == nvme.AuthDHCHAPMessages && h.ID == nvme.AuthChallengeID && h.TID == 0x77:
+				obs = "the new queue's Authentication Receive returned the DH-HMAC-CHAP Challenge (TID 77h) of the transaction begun on the lost connection"
+			default:
+				AddReportEntry("observed", fmt.Sprintf("%s: Authentication Receive on the new queue returned %d bytes (type %#x, id %#x)", s.Req.ID, len(data), h.Type, h.ID))
+			}
+			s.Conform(obs, "not retained")
+		})
+
 		// Fig. 549: "If a particular controller was specified in the
 		// CNTLID field of the Connect command, then this field shall
 		// contain the same value." FAB-IOQ-001 judges I/O queues; here an

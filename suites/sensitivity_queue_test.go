@@ -17,5 +17,6 @@ func queueQuirkExpect() map[string]quirkExpectation {
 		"sqhd-rarely-sent":               {fail: ids("FAB-IOQ-016")},
 		"ioq-connect-other-subsystem":    {fail: ids("FAB-IOQ-017")},
 		"disconnect-drops-waiting":       {fail: ids("FAB-DCON-003")},
+		"auth-receive-retained":          {fail: ids("FAB-CONN-039")},
 	}
 }

@@ -515,6 +515,9 @@ func (q *queue) endQueue() {
 	}
 	q.queueEnded = true
 	q.stopWorkers()
+	if q.t.quirks.authRetained && q.auth != nil && !q.auth.done {
+		retainedAuth.Store(retainKey{q.t, q.auth.h.nqn}, *q.auth)
+	}
 	if c := q.ctrl; c != nil {
 		// Out of c.queues first, so that kill, which closes the
 		// connections of the association's queues, leaves this one to

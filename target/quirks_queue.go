@@ -1,5 +1,7 @@
 package target
 
+import "sync"
+
 // queueQuirks are the quirks that prove the queue-model, Connect-field and
 // Disconnect checks of suites/queue_rules.go (issue 19) can fail, one
 // field each, embedded in quirkSet.
@@ -17,6 +19,7 @@ type queueQuirks struct {
 	sqhdRarelySent          bool
 	ioqOtherSubsystem       bool
 	disconnectDropsWaiting  bool
+	authRetained            bool
 }
 
 // queueQuirkTable lists them, in the format of quirkTable.
@@ -60,7 +63,19 @@ var queueQuirkTable = []Quirk{
 	{Name: "disconnect-drops-waiting", Kind: QuirkDeviation,
 		Does: "on a Disconnect drops the commands still waiting for their data without a completion (the Disconnect's completion still last) (NVMe Base 2.2 3.3.2.4: the controller should not delete the connection until the responses for the commands received before the Disconnect have been sent)",
 		set:  func(s *quirkSet) { s.disconnectDropsWaiting = true }},
+	{Name: "auth-receive-retained", Kind: QuirkDeviation,
+		Does: "keeps the DH-HMAC-CHAP transaction of a queue whose connection was lost before it completed and resumes it on the host's next queue, whose Authentication Receive then returns the Challenge prepared for the lost one (NVMe Base 2.2 6.1: the Authentication Receive command data shall not be retained if there is a loss of communication)",
+		set:  func(s *quirkSet) { s.authRetained = true }},
 }
+
+// retainKey and retainedAuth hold the auth-receive-retained quirk's
+// transactions of lost queues, per target and host.
+type retainKey struct {
+	t    *Target
+	host string
+}
+
+var retainedAuth sync.Map
 
 // sqhdRarely is the sqhd-rarely-sent quirk's choice for a Read about to
 // send its data: true (SUCCESS, no response capsule) for 8 of every 9.
