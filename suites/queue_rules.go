@@ -415,6 +415,44 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Conform(obs, "not retained")
 		})
 
+		// Fig. 549 AUTHREQ: ASCR "If this bit is set to '1', then
+		// authentication ... followed by secure channel establishment is
+		// required and the ATR bit should be cleared to '0'". The admin
+		// Connects of this check, to the subsystem under test and, where
+		// given, the --auth-nqn subsystem as the host it authenticates,
+		// are looked at; none with ASCR set: nothing to judge.
+		Check(Requirement{ID: "FAB-CONN-040", Section: secConnectDW0, Keyword: Should, Binds: Controller,
+			Statements: []string{"B-6.3-39"},
+			Title:      "a Connect response that sets AUTHREQ.ASCR (authentication then secure channel) leaves AUTHREQ.ATR clear",
+			Text:       "Authentication and Secure Channel Required (ASCR): If this bit is set to '1', then authentication using NVMe over Fabrics Authentication protocols followed by secure channel establishment is required and the ATR bit should be cleared to '0'"}, func(ctx context.Context, s *Spec) {
+			type dest struct{ sub, host string }
+			subs := []dest{{s.Target.Config.SubNQN, s.hostNQN()}}
+			if c := s.Target.Config; c.AuthSubNQN != "" {
+				subs = append(subs, dest{c.AuthSubNQN, s.authHostNQN()})
+			}
+			var seen, bad []string
+			for _, t := range subs {
+				r := s.Raw(ctx, plainIC)
+				cqe, err := s.connectAnyModel(r, connectArgs{SQSIZE: initiator.AdminQueueSize - 1, SubNQN: t.sub, HostNQN: t.host})
+				_ = r.Close()
+				if err != nil || cqe.DW0&nvme.ConnectAuthReqASCR == 0 {
+					continue
+				}
+				seen = append(seen, t.sub)
+				if cqe.DW0&nvme.ConnectAuthReqATR != 0 {
+					bad = append(bad, fmt.Sprintf("%s: AUTHREQ %#x, ASCR and ATR both set", t.sub, cqe.DW0>>16))
+				}
+			}
+			if len(seen) == 0 {
+				s.Lacks("a Connect response with AUTHREQ.ASCR set (authentication followed by a secure channel)")
+			}
+			obs := "ATR clear where ASCR is set"
+			if len(bad) > 0 {
+				obs = strings.Join(bad, "; ")
+			}
+			s.Conform(obs, "ATR clear where ASCR is set")
+		})
+
 		// Fig. 549: "If a particular controller was specified in the
 		// CNTLID field of the Connect command, then this field shall
 		// contain the same value." FAB-IOQ-001 judges I/O queues; here an

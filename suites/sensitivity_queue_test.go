@@ -18,5 +18,6 @@ func queueQuirkExpect() map[string]quirkExpectation {
 		"ioq-connect-other-subsystem":    {fail: ids("FAB-IOQ-017")},
 		"disconnect-drops-waiting":       {fail: ids("FAB-DCON-003")},
 		"auth-receive-retained":          {fail: ids("FAB-CONN-039")},
+		"authreq-ascr-with-atr":          {fail: ids("FAB-CONN-040")},
 	}
 }

@@ -127,6 +127,9 @@ func (q *queue) authRequired(hostnqn string, sub *subsystem) uint32 {
 			q.auth = &st
 		}
 	}
+	if q.t.quirks.authReqASCRWithATR {
+		return nvme.ConnectAuthReqATR | nvme.ConnectAuthReqASCR
+	}
 	return nvme.ConnectAuthReqATR
 }
 

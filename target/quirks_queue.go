@@ -20,6 +20,7 @@ type queueQuirks struct {
 	ioqOtherSubsystem       bool
 	disconnectDropsWaiting  bool
 	authRetained            bool
+	authReqASCRWithATR      bool
 }
 
 // queueQuirkTable lists them, in the format of quirkTable.
@@ -66,6 +67,9 @@ var queueQuirkTable = []Quirk{
 	{Name: "auth-receive-retained", Kind: QuirkDeviation,
 		Does: "keeps the DH-HMAC-CHAP transaction of a queue whose connection was lost before it completed and resumes it on the host's next queue, whose Authentication Receive then returns the Challenge prepared for the lost one (NVMe Base 2.2 6.1: the Authentication Receive command data shall not be retained if there is a loss of communication)",
 		set:  func(s *quirkSet) { s.authRetained = true }},
+	{Name: "authreq-ascr-with-atr", Kind: QuirkDeviation,
+		Does: "answers the Connect of a host it authenticates with AUTHREQ.ASCR and AUTHREQ.ATR both set (and goes on as for ATR alone) (NVMe Base 2.2 Fig. 549: if ASCR is set, authentication followed by secure channel establishment is required and the ATR bit should be cleared to '0')",
+		set:  func(s *quirkSet) { s.authReqASCRWithATR = true }},
 }
 
 // retainKey and retainedAuth hold the auth-receive-retained quirk's
