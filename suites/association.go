@@ -320,7 +320,8 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			if ic := io.inCapsule(); ic >= io.bs {
 				data := make([]byte, min(ic, 8*io.bs)/io.bs*io.bs)
 				for i := range 4 {
-					w := nvme.WriteCmd(io.nsid, uint64(assocLBA+16+16*i), uint32(len(data))/io.bs)
+					// Past the withheld write's blocks, which are read back.
+					w := nvme.WriteCmd(io.nsid, lba+uint64(n/io.bs)+uint64(16*i), uint32(len(data))/io.bs)
 					w.CID = io.io.NextCID()
 					nvme.SetInCapsule(&w, uint32(len(data)))
 					inflight[w.CID] = "an in-capsule Write sent with the Disconnect"

@@ -12,7 +12,7 @@ func fabricsQuirkExpect() map[string]quirkExpectation {
 		"discovery-genctr-frozen":          {fail: ids("DISC-LOG-012 DISC-LOG-013")},
 		"discovery-referral-dangling":      {fail: ids("DISC-REF-001")},
 		"connect-cid-truncated":            {fail: ids("FAB-CONN-002")},
-		"admin-sqsize-unbounded":           {fail: ids("FAB-CONN-007")},
+		"admin-sqsize-unbounded":           {fail: ids("FAB-CONN-007 FAB-CONN-037")},
 		"pre-connect-commands-ok":          {fail: ids("FAB-CONN-010 FAB-CONN-011")},
 		"connect-duplicate-accepted":       {fail: ids("FAB-CONN-012 FAB-IOQ-004 TCP-IC-021")},
 		"kato-above-60s-refused":           {fail: ids("FAB-CONN-013")},

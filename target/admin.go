@@ -161,6 +161,9 @@ func (q *queue) identifyController() *nvme.IdentifyController {
 		MSDBD:  1,
 		OFCS:   nvme.OFCSDisconnect,
 	}
+	if t.quirks.disconnectWithoutDCS {
+		id.OFCS &^= nvme.OFCSDisconnect
+	}
 	if t.icd > 0 {
 		id.SGLS |= nvme.SGLSOffset
 	}
@@ -625,11 +628,16 @@ func (t *Target) discEntry(p *port, q *queue, subtype uint8, nqn string) nvme.Di
 	e := nvme.DiscoveryLogEntry{
 		TRTYPE: nvme.TRTypeTCP, ADRFAM: fam, SUBTYPE: subtype,
 		TREQ:   nvme.TREQNotSpecified | nvme.TREQDisableSQFlow,
-		PORTID: p.cfg.PortID, CNTLID: nvme.CNTLIDDynamic, ASQSZ: 32,
+		PORTID: p.cfg.PortID, CNTLID: nvme.CNTLIDDynamic, ASQSZ: adminASQSZ,
 		TRSVCID: svc, SUBNQN: nqn, TRADDR: host,
 	}
 	if t.quirks.discASQSZSmall {
 		e.ASQSZ = 16
+	}
+	if subtype == nvme.SubtypeNVM {
+		// NVMe Base 2.1 Fig. 294 TREQ bit 3, ZHIDS: the I/O controllers
+		// take a Host Identifier of 0h in an I/O queue Connect.
+		e.TREQ |= treqZHIDS
 	}
 	if t.quirks.discEntryCNTLIDSpecific && subtype == nvme.SubtypeNVM {
 		e.CNTLID = 1
@@ -749,7 +757,11 @@ func (q *queue) features(c *command, set bool) {
 		if set {
 			st = nvme.StatusCommandSequenceError // as nvmet: fixed at Connect
 		} else {
-			copy(c.buf, ctrl.hostid[:])
+			if q.t.quirks.hostIDFeatureZero {
+				clear(c.buf)
+			} else {
+				copy(c.buf, ctrl.hostid[:])
+			}
 		}
 	}
 	ctrl.mu.Unlock()

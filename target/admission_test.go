@@ -151,7 +151,7 @@ func TestDisconnectCompletesLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tg.Close() })
-	a := admin(t, tg.Addrs()[0], testNQN, 0)
+	a := adminCATTR(t, tg.Addrs()[0], testNQN, 0, 0) // INDIVIOQDELS clear
 	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
 	w := nvme.WriteCmd(1, 0, 1)
 	announced := nvme.WriteCmd(1, 8, 1)

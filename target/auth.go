@@ -121,6 +121,15 @@ func (q *queue) authRequired(hostnqn string, sub *subsystem) uint32 {
 		return 0
 	}
 	q.auth = &authState{h: h, step: nvme.AuthNegotiateID}
+	if q.t.quirks.authRetained {
+		if v, ok := retainedAuth.LoadAndDelete(retainKey{q.t, h.nqn}); ok {
+			st := v.(authState)
+			q.auth = &st
+		}
+	}
+	if q.t.quirks.authReqASCRWithATR {
+		return nvme.ConnectAuthReqATR | nvme.ConnectAuthReqASCR
+	}
 	return nvme.ConnectAuthReqATR
 }
 

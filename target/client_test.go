@@ -198,10 +198,20 @@ func wantStatus(t testing.TB, cqe nvme.CQE, want nvme.Status) {
 const ccEnable = nvme.CCEnable | 6<<16 | 4<<20
 
 // admin connects an admin queue and enables the controller.
+// admin connects and enables an admin queue whose Connect sets
+// CATTR.INDIVIOQDELS: the tests that end one I/O connection and carry on
+// with the association need it (NVMe Base 2.2 3.1.2: without it the loss
+// of an I/O connection ends the association); adminCATTR chooses.
 func admin(t testing.TB, addr net.Addr, subnqn string, kato uint32) *client {
 	t.Helper()
+	return adminCATTR(t, addr, subnqn, kato, cattrIndivIOQDel)
+}
+
+// adminCATTR is admin with the admin Connect's CATTR.
+func adminCATTR(t testing.TB, addr net.Addr, subnqn string, kato uint32, cattr uint8) *client {
+	t.Helper()
 	c := dial(t, addr, 0)
-	r := c.connect(subnqn, 0, nvme.CNTLIDDynamic, kato)
+	r := c.exec(connectSQE(0, 31, kato, cattr), connectData(subnqn, testHost, nvme.CNTLIDDynamic), true, nil)
 	mustOK(t, r)
 	c.cntlid = uint16(r.DW0)
 	mustOK(t, c.exec(nvme.PropertySetCmd(0, nvme.PropCC, false, ccEnable), nil, false, nil))

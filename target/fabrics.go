@@ -54,6 +54,14 @@ func (q *queue) disconnect(c *command) {
 	if q.t.quirks.disconnectFirst {
 		q.complete(c, nvme.StatusSuccess)
 	}
+	if q.t.quirks.disconnectDropsWaiting {
+		// Ended as an abort ends them, but without their completions.
+		for _, x := range aborted {
+			q.outstanding.Add(-1)
+			q.put(x)
+		}
+		aborted = nil
+	}
 	for _, x := range aborted {
 		// The other half of a fused pair that has its data waits for
 		// this one: it ends too.
@@ -219,6 +227,21 @@ func (q *queue) connect(c *command) {
 		q.connectInvalid(c, false, nvme.ConnectOffSQSIZE)
 		return
 	}
+	if args.QID == 0 && int(args.SQSIZE) >= adminASQSZ && !t.quirks.adminSQSIZEUnbounded && !t.quirks.adminSQSIZEAboveASQSZ {
+		// NVMe Base 2.2 3.3.3.1: "For Message-based controllers, the
+		// maximum size for the Admin Submission Queue is limited by the
+		// value indicated in the ASQSZ field in the Discovery Log Page
+		// Entry"; Fig. 546: a larger SQSIZE gets Connect Invalid
+		// Parameters (suites FAB-CONN-037).
+		q.refusedConnect("admin queue size above ASQSZ", args, &d, "sqsize", args.SQSIZE, "asqsz", adminASQSZ)
+		q.connectInvalid(c, false, nvme.ConnectOffSQSIZE)
+		return
+	}
+	if args.QID == 0 && uint16(c.sqe.CDW13) != 0 && t.quirks.adminNVMSETIDChecked {
+		q.refusedConnect("NVMSETID on an admin queue (connect-admin-nvmsetid-checked)", args, &d)
+		q.connectInvalid(c, false, connectOffNVMSETID)
+		return
+	}
 	if args.CATTR&nvme.CATTRDisableSQFlow != 0 && t.quirks.dissqfcRefused {
 		q.refusedConnect("SQ flow control cannot be disabled (dissqfc-connect-refused)", args, &d)
 		q.connectInvalid(c, false, nvme.ConnectOffCATTR)
@@ -232,6 +255,8 @@ func (q *queue) connect(c *command) {
 			// another ID for that one, and FFFFh is refused.
 			switch {
 			case d.CNTLID == nvme.CNTLIDStatic:
+			case d.CNTLID >= 1 && d.CNTLID <= maxCNTLID && t.quirks.staticCNTLIDOther:
+				// want 0: any free controller, whatever was named.
 			case d.CNTLID >= 1 && d.CNTLID <= maxCNTLID:
 				want = d.CNTLID
 			default:
@@ -330,18 +355,23 @@ func (q *queue) connect(c *command) {
 		t.mu.Lock()
 		ctrl := t.ctrls[d.CNTLID]
 		t.mu.Unlock()
-		hostOK := ctrl != nil && (ctrl.host == d.HostNQN && ctrl.hostid == d.HostID || t.quirks.ioqHostUnchecked)
+		// NVMe Base 2.2 Fig. 547: on an I/O queue Connect a HOSTID of 0h
+		// "the controller shall ignore"; the discovery log entries say
+		// so (TREQ.ZHIDS; suites FAB-IOQ-013).
+		hostIDOK := ctrl != nil && (ctrl.hostid == d.HostID || d.HostID == [16]byte{} && !t.quirks.ioqHostID0Refused)
+		hostOK := ctrl != nil && (ctrl.host == d.HostNQN && hostIDOK || t.quirks.ioqHostUnchecked)
 		if ctrl == nil && t.quirks.ioqUnknownCNTLIDSeqErr {
 			q.refusedConnect("bad CNTLID (no such controller)", args, &d)
 			q.complete(c, nvme.StatusCommandSequenceError)
 			return
 		}
 		discIOQ := ctrl != nil && ctrl.disc && t.quirks.discIOQAccepted
-		if ctrl == nil || ctrl.sub != sub || ctrl.disc && !discIOQ || !hostOK {
+		otherSub := ctrl != nil && ctrl.sub != sub && !(t.quirks.ioqOtherSubsystem && sub != nil && !ctrl.disc)
+		if ctrl == nil || otherSub || ctrl.disc && !discIOQ || !hostOK {
 			why := "bad CNTLID (no such controller)"
 			switch {
 			case ctrl == nil:
-			case ctrl.sub != sub:
+			case otherSub:
 				why = "bad CNTLID (a controller of another subsystem)"
 			case ctrl.disc && !discIOQ:
 				why = "bad CNTLID (an I/O queue for a discovery controller)"
@@ -406,7 +436,15 @@ func (q *queue) connect(c *command) {
 		return
 	}
 	q.complete(c, nvme.StatusSuccess)
+	q.flowOffAnswered.Store(true)
 }
+
+// adminASQSZ is the Admin Max SQ Size the discovery log entries report
+// (entries): the largest admin queue an admin Connect may create.
+const adminASQSZ = 32
+
+// connectOffNVMSETID is the offset of the Connect SQE's NVMSETID (Fig. 546).
+const connectOffNVMSETID = 52
 
 // install makes q a queue of ctrl.
 func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {

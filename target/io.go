@@ -98,7 +98,7 @@ func (q *queue) execIO(c *command) {
 			st = q.ioError(ns, nvme.StatusUnrecoveredRead)
 			break
 		}
-		success := q.flowOff && q.t.cfg.C2HSuccess
+		success := q.flowOff && q.t.cfg.C2HSuccess || q.sqhdRarely()
 		if err := q.sendData(c, data, success); err != nil || success {
 			if c.st != nil {
 				c.st.record(c, nvme.StatusSuccess) // no response capsule: complete is not called

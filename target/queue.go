@@ -158,6 +158,16 @@ type queue struct {
 	// maxR2T is the host's ICReq MAXR2T (0's based), for the
 	// r2t-window-repeats quirk.
 	maxR2T uint32
+	// flowOffAnswered: the Connect that turned SQ flow control off has
+	// had its response (FFFFh); later responses carry SQHD 0.
+	flowOffAnswered atomic.Bool
+	// fatalEnd: the queue ends after a fatal transport error (terminate).
+	fatalEnd bool
+	// keepAssoc: the sq-overrun-connection-only quirk ended this queue;
+	// its association lives on whatever the admin Connect said.
+	keepAssoc bool
+	// rareCount counts the Reads the sqhd-rarely-sent quirk has seen.
+	rareCount atomic.Uint32
 	// fetched counts the capsules fetched since Connect (which is the
 	// first): SQHD is fetched mod size. reported is the largest fetched
 	// value an SQHD sent to the host has reflected: with SQ flow control
@@ -512,11 +522,16 @@ func (q *queue) endQueue() {
 	}
 	q.queueEnded = true
 	q.stopWorkers()
+	if q.t.quirks.authRetained && q.auth != nil && !q.auth.done {
+		retainedAuth.Store(retainKey{q.t, q.auth.h.nqn}, *q.auth)
+	}
 	if c := q.ctrl; c != nil {
 		// Out of c.queues first, so that kill, which closes the
 		// connections of the association's queues, leaves this one to
 		// its caller (it may be waiting for the host to close it).
-		c.removeQueue(q)
+		if !(q.fatalEnd && q.qid != 0 && q.t.quirks.ioqFatalKeepsQID) {
+			c.removeQueue(q)
+		}
 		switch {
 		case q.qid == 0 && q.t.quirks.adminLossKeepsAssoc && c.hasIOQueues():
 			// The deviation: the association outlives its admin queue
@@ -529,10 +544,24 @@ func (q *queue) endQueue() {
 			c.kill("admin queue closed")
 		case q.endAssoc:
 			c.kill("submission queue overrun")
-		case q.t.quirks.staleWriteAfterLoss && !q.stopped && !c.ended.Load():
+		case !q.stopped && !c.ended.Load():
 			// An I/O connection lost on its own (not by Disconnect, not
 			// with its association).
-			q.replayStaleWrite()
+			if q.t.quirks.staleWriteAfterLoss {
+				q.replayStaleWrite()
+			}
+			c.mu.Lock()
+			indiv := c.indivIOQDel
+			c.mu.Unlock()
+			if !indiv && !q.t.quirks.ioqLossKeepsAssoc && !q.keepAssoc {
+				// NVMe Base 2.2 3.1.2: an association is terminated if
+				// "an NVMe Transport connection is lost ... for any I/O
+				// Queue and the host or controller does not support
+				// individual I/O Queue deletion"; 3.3.2.4 likewise. The
+				// host said it does not (CATTR.INDIVIOQDELS clear in its
+				// admin Connect; suites FAB-IOQ-014).
+				c.kill("I/O queue connection lost; the admin Connect did not set CATTR.INDIVIOQDELS")
+			}
 		}
 	}
 }
@@ -547,6 +576,7 @@ func (q *queue) endQueue() {
 // ends at once (endQueue). The caller closes the connection afterwards.
 func (q *queue) terminate(fe *tcp.FatalError) {
 	qk := &q.t.quirks
+	q.fatalEnd = true
 	if qk.noTermReq {
 		return
 	}
@@ -624,6 +654,7 @@ const (
 // connection ends with a C2HTermReq (PDU sequence error).
 func (q *queue) overrun(reason string) error {
 	if q.t.quirks.sqOverrunConnOnly {
+		q.keepAssoc = true // the deviation: not even the I/O-loss rule ends it
 		return q.fatalf(tcp.FESPDUSequenceError, 0, reason)
 	}
 	q.endAssoc = true
@@ -1103,6 +1134,13 @@ func (q *queue) abortIfEnded(c *command) bool {
 
 func (q *queue) sqhdValue() uint16 {
 	if q.flowOff {
+		// NVMe Base 2.2 3.3.2.5: FFFFh in the Connect response says SQ
+		// flow control is off; "in all subsequent response capsules for
+		// that queue pair, the controller shall clear the SQHD field to
+		// 0h" (suites FAB-CONN-034).
+		if q.flowOffAnswered.Load() && !q.t.quirks.sqhdFFFFAfterConnect {
+			return 0
+		}
 		return 0xFFFF
 	}
 	if q.size == 0 {
@@ -1352,6 +1390,13 @@ func (q *queue) prepareFabrics(c *command, inLen uint32) nvme.Status {
 		if q.authPending() {
 			// 3.3.2.3: all commands but the authentication ones.
 			return nvme.StatusAuthenticationRequired
+		}
+		if recfmt := uint16(c.sqe.CDW10); recfmt != 0 && !q.t.quirks.disconnectRECFMTIgnored {
+			// NVMe Base 2.2 6.4 Fig. 550: "If the NVM subsystem does not
+			// support the value specified, then a status code of
+			// Incompatible Format shall be returned" (suites FAB-DCON-001).
+			c.ploc = nvme.ConnectOffRECFMT
+			return nvme.StatusConnectIncompatibleFormat
 		}
 		return q.checkSGL(c, 0, false, inLen)
 	case nvme.FabricsAuthSend, nvme.FabricsAuthReceive:

@@ -138,6 +138,7 @@ type quirkSet struct {
 	assocQuirks
 	propsQuirks
 	tcp2Quirks
+	queueQuirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -152,7 +153,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable, tcp2QuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable, tcp2QuirkTable, queueQuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{
