@@ -181,6 +181,7 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 				}
 			case pod.Status.Phase == corev1.PodSucceeded:
 				p.Done++
+				delete(unsched, i)
 			case pod.Status.Phase == corev1.PodFailed:
 				p.Failed++
 			case pod.Spec.NodeName == "":
@@ -195,6 +196,18 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 				p.Running++
 			default:
 				p.Scheduled++
+				// On a node but its container cannot start: a wrong image
+				// or a missing ConfigMap never ends by itself.
+				if why := stuck(pod); why != "" {
+					if _, ok := unsched[i]; !ok {
+						unsched[i] = now
+					}
+					if now.Sub(unsched[i]) > r.ScheduleTimeout {
+						return nil, fmt.Errorf("shard %d/%d (pod %s on node %s) did not start in %v: %s", i, n, pod.Name, pod.Spec.NodeName, r.ScheduleTimeout, why)
+					}
+				} else {
+					delete(unsched, i)
+				}
 			}
 		}
 		if p != last {
@@ -259,6 +272,20 @@ func note(pods map[int]*corev1.Pod, pod *corev1.Pod) {
 		return
 	}
 	pods[i] = pod.DeepCopy()
+}
+
+// stuck is why a scheduled pod's container waits in a state that does not
+// resolve by itself ("" if none).
+func stuck(pod *corev1.Pod) string {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil {
+			switch w.Reason {
+			case "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError":
+				return fmt.Sprintf("%s: %s (check --image and that the nodes can pull it)", w.Reason, w.Message)
+			}
+		}
+	}
+	return ""
 }
 
 // unschedulable is the scheduler's reason a pod has no node.
