@@ -48,12 +48,13 @@ type k8sBenchFlags struct {
 }
 
 // k8sFlagNames are the flags that steer the Job, not the shards' bench.
-var k8sFlagNames = map[string]bool{}
+var k8sFlagNames = map[string]bool{"kubernetes": true, "namespace": true, "nodes": true, "node-selector": true, "image": true,
+	"image-pull-policy": true, "host-network": true, "cpu": true, "memory": true, "cpu-limit": true, "memory-limit": true,
+	"anti-affinity": true, "start-lead": true, "keep": true, "dry-run": true, "kubeconfig": true, "context": true,
+	"schedule-timeout": true, "k8s-timeout": true, "service-account": true, "shared-pvc": true, "shared-dir": true, "job-name": true}
 
 func addK8sBenchFlags(c *cobra.Command, f *k8sBenchFlags) {
 	fs := c.Flags()
-	before := map[string]bool{}
-	fs.VisitAll(func(fl *pflag.Flag) { before[fl.Name] = true })
 	fs.BoolVar(&f.on, "kubernetes", false, "run the load from many nodes as a Kubernetes Indexed Job (one shard per node), merge the shards' results into --report-dir")
 	fs.StringVar(&f.namespace, "namespace", "", "Kubernetes namespace (default: the kubeconfig context's)")
 	fs.IntVar(&f.nodes, "nodes", 0, "shards (pods, each on its own node) for --kubernetes")
@@ -77,11 +78,6 @@ func addK8sBenchFlags(c *cobra.Command, f *k8sBenchFlags) {
 	fs.StringVar(&f.sharedPVC, "shared-pvc", "", "ReadWriteMany `CLAIM` mounted in every shard: each writes its report directory there")
 	fs.StringVar(&f.sharedDir, "shared-dir", "", "where --shared-pvc's volume is mounted here: results are read from it instead of the pod logs")
 	fs.StringVar(&f.jobName, "job-name", "", "name of the Job (default nvmftest-bench-<time>)")
-	fs.VisitAll(func(fl *pflag.Flag) {
-		if !before[fl.Name] {
-			k8sFlagNames[fl.Name] = true
-		}
-	})
 }
 
 func newK8sCmd() *cobra.Command {
