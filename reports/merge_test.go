@@ -3,9 +3,9 @@ package reports
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
