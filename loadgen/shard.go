@@ -101,7 +101,7 @@ func ShardJobs(jobs []*Job, s Shard, split ShardSplit, nsids []uint32) ([]*Job, 
 		switch split {
 		case SplitNumJobs, SplitRegion:
 			if c.NumJobs < s.Count {
-				return nil, usageErrorf("job %s: numjobs=%d cannot be split over %d shards: give numjobs=%d (one clone per shard) or a multiple of %d, or --shard-split nsid",
+				return nil, usageErrorf("job %s: numjobs=%d cannot be split over %d shards: give numjobs of at least %d (a multiple of %d keeps the shards even), or --shard-split nsid",
 					j.Name, c.NumJobs, s.Count, s.Count, s.Count)
 			}
 			c.NumJobs = c.NumJobs / s.Count
