@@ -145,6 +145,14 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 	pods := map[int]*corev1.Pod{}
 	unsched := map[int]time.Time{}
 	var last Progress
+	// ended is the error of a run whose context ended: an API call cut
+	// short by it is not the cluster's failure.
+	ended := func() error {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+			return fmt.Errorf("%v (%s)", cause, last)
+		}
+		return fmt.Errorf("%w while waiting for the shards (%s)", ErrInterrupted, last)
+	}
 	// A watch delivers changes as they come; the poll catches what a
 	// dropped watch missed and drives the timeouts.
 	var events <-chan watch.Event
@@ -158,6 +166,9 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 	refresh := func() error {
 		list, err := r.Client.CoreV1().Pods(ns).List(ctx, sel)
 		if err != nil {
+			if ctx.Err() != nil {
+				return ended()
+			}
 			return apiError("list pods", err)
 		}
 		for i := range list.Items {
@@ -228,10 +239,7 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 		}
 		select {
 		case <-ctx.Done():
-			if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("%v (%s)", cause, last)
-			}
-			return nil, fmt.Errorf("%w while waiting for the shards (%s)", ErrInterrupted, last)
+			return nil, ended()
 		case ev, ok := <-events:
 			if !ok {
 				events = nil // the poll carries on alone
@@ -246,6 +254,9 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 			}
 			j, err := r.Client.BatchV1().Jobs(ns).Get(ctx, job.Name, metav1.GetOptions{})
 			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ended()
+				}
 				if apierrors.IsNotFound(err) {
 					return nil, fmt.Errorf("the Job %s was deleted while its shards ran", job.Name)
 				}

@@ -357,3 +357,14 @@ func TestRunCreateRefused(t *testing.T) {
 		t.Errorf("ConfigMap left behind: %v", gerr)
 	}
 }
+
+func TestRunTimeout(t *testing.T) {
+	spec := testSpec()
+	_, _, c, err := runFlow(t, spec, func(int) string { return "run" }, func(r *Runner) { r.Timeout = 300 * time.Millisecond })
+	if err == nil || !strings.Contains(err.Error(), "not done after --k8s-timeout 300ms") || !strings.Contains(err.Error(), "3 shards:") {
+		t.Fatalf("got %v, want the timeout with the shards' progress", err)
+	}
+	if ok, _ := deleted(c, spec.Name); !ok {
+		t.Error("the Job of a timed-out run was left behind")
+	}
+}
