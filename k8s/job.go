@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"maps"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -286,9 +285,4 @@ func ParseSelector(v string) (map[string]string, error) {
 		m[strings.TrimSpace(k)] = strings.TrimSpace(val)
 	}
 	return m, nil
-}
-
-// sortedKeys for stable messages.
-func sortedKeys(m map[string]string) []string {
-	return slices.Sorted(maps.Keys(m))
 }

@@ -132,12 +132,6 @@ func (r *Runner) Run(ctx context.Context, job *batchv1.Job, cm *corev1.ConfigMap
 	return r.collect(ctx, created, pods)
 }
 
-// shardState is one index's newest pod.
-type shardState struct {
-	pod       *corev1.Pod
-	pendSince time.Time // when we saw it without a node (zero: has one)
-}
-
 func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*corev1.Pod, error) {
 	ns := job.Namespace
 	sel := metav1.ListOptions{LabelSelector: RunLabel + "=" + job.Name}
@@ -271,7 +265,7 @@ func (r *Runner) wait(ctx context.Context, job *batchv1.Job, n int) (map[int]*co
 	}
 }
 
-// note keeps pod as its index's pod, unless an newer one is there.
+// note keeps pod as its index's pod, unless a newer one is there.
 func note(pods map[int]*corev1.Pod, pod *corev1.Pod) {
 	i, err := strconv.Atoi(pod.Annotations[indexAnnotation])
 	if err != nil {
