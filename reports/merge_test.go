@@ -203,4 +203,13 @@ func TestMergedRunSchema(t *testing.T) {
 			t.Errorf("report.html lacks %q", want)
 		}
 	}
+	md, err := os.ReadFile(filepath.Join(dir, "summary.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Merged from shards", "| j | read | 2 |", "warning: shard 1/2 (node-1) started 300ms after --start-at"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("summary.md lacks %q:\n%s", want, md)
+		}
+	}
 }
