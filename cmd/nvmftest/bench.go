@@ -408,7 +408,7 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if late := f.shard.late(res); late != "" {
 		fmt.Fprintf(errw, "nvmftest: %s: its intervals lag the other shards'\n", late)
 	}
-	if err := f.shard.record(out, f.report, res, f.interval, interrupted); err != nil {
+	if err := f.shard.record(cmd.OutOrStdout(), f.report, res, f.interval, interrupted); err != nil {
 		return err
 	}
 	if seriesFile != nil {

@@ -55,6 +55,9 @@ func TestShardsMergeLikeOneRun(t *testing.T) {
 			args = append(args, "--shard", fmt.Sprintf("%d/%d", i, n), "--start-at", startAt,
 				"--report-dir", filepath.Join(dir, fmt.Sprintf("shard-%d", i)),
 				"--write_lat_log", filepath.Join(dir, fmt.Sprintf("lat-%d", i)))
+			if i == 0 {
+				args = append(args, "--print-shard-result") // as in a pod: the result in its log too
+			}
 		} else {
 			args = append(args, "--report-dir", filepath.Join(dir, "single"))
 		}
@@ -152,6 +155,22 @@ func TestShardsMergeLikeOneRun(t *testing.T) {
 				t.Errorf("shards 0 and %d have the same seed %d", i, sr.Jobs[0].Seed)
 			}
 		}
+	}
+	// Shard 0's result taken from its output (a pod log) merges the same.
+	podLog := filepath.Join(dir, "shard-0.log")
+	if err := os.WriteFile(podLog, []byte(results[0].out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCLI(t, "", "report", "merge", podLog, shardDirs[1], shardDirs[2], "--report-dir", filepath.Join(dir, "merged-log"))
+	if code != 0 {
+		t.Fatalf("report merge of a log: exit %d: %s", code, errs)
+	}
+	fromLog, err := reports.Load(filepath.Join(dir, "merged-log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fl := fromLog.Bench[0]; fl.IOs != m.IOs || fl.Latency != m.Latency || fl.IOPS != m.IOPS {
+		t.Errorf("merged with shard 0 from its log: %+v; from its directory: %+v", fl, m)
 	}
 	if b, err := os.ReadFile(filepath.Join(merged, "report.html")); err != nil || !strings.Contains(string(b), "Per shard") {
 		t.Errorf("report.html lacks the shards' table (%v)", err)
