@@ -116,6 +116,9 @@ and deletes the Job unless --keep. --dry-run prints the manifest instead.
 	return c
 }
 
+// connectK8s finds the cluster; tests put a fake one in its place.
+var connectK8s = k8s.Connect
+
 // localOnly are bench flags that make no sense in a pod, with why.
 var localOnly = map[string]string{
 	"embedded":           "the shards load one shared target, not one in each pod",
@@ -196,7 +199,7 @@ func runBenchK8s(cmd *cobra.Command, f *benchFlags, files []string, jobs []*load
 	spec.ActiveDeadline = timeout
 	var client k8s.Client
 	if !k.dryRun {
-		cs, ns, host, cerr := k8s.Connect(ctx, k.kubeconfig, k.context, 15*time.Second)
+		cs, ns, host, cerr := connectK8s(ctx, k.kubeconfig, k.context, 15*time.Second)
 		if cerr != nil {
 			if sig := interrupt.Signal(ctx); sig != nil {
 				return signalError{"k8s: interrupted before the Job was made", sig}

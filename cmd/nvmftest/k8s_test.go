@@ -1,17 +1,22 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	k8stesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 
 	"github.com/nvmftest/nvmftest/k8s"
+	"github.com/nvmftest/nvmftest/k8s/k8stest"
+	"github.com/nvmftest/nvmftest/reports"
 )
 
 // TestK8sDryRun: --dry-run prints a ConfigMap of the job files and an
@@ -117,5 +122,82 @@ current-context: x
 	code, _, errs = runCLI(t, "", args...)
 	if code != 1 || !strings.Contains(errs, "no Kubernetes API server answered at https://127.0.0.1:1") || strings.Count(strings.TrimSpace(errs), "\n") > 0 {
 		t.Errorf("unreachable API server: exit %d, %q", code, errs)
+	}
+}
+
+// fakeCluster puts a k8stest cluster where bench --kubernetes connects,
+// playing the pods of the Job name in namespace "load".
+func fakeCluster(t *testing.T, name string, script func(int) string) *k8stest.Cluster {
+	t.Helper()
+	c := k8stest.New(t, script)
+	old := connectK8s
+	connectK8s = func(context.Context, string, string, time.Duration) (k8s.Client, string, string, error) {
+		return c.Clientset, "load", "https://fake.example:6443", nil
+	}
+	t.Cleanup(func() { connectK8s = old })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go c.Run(ctx, "load", name)
+	return c
+}
+
+func jobDeleted(c *k8stest.Cluster, name string) bool {
+	for _, a := range c.Clientset.Actions() {
+		if d, ok := a.(k8stesting.DeleteAction); ok && a.GetResource().Resource == "jobs" && d.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestK8sRunWholeFlow: k8s run on a fake cluster makes the Job, follows
+// its pods, reads their logs, merges and writes the report directory,
+// and deletes the Job.
+func TestK8sRunWholeFlow(t *testing.T) {
+	c := fakeCluster(t, "nvmftest-cli", func(int) string { return k8stest.OK })
+	dir := filepath.Join(t.TempDir(), "out")
+	code, out, errs := runCLI(t, "", "k8s", "run", "--nodes", "3", "--numjobs", "3", "--image", "reg.example/nvmftest:1", "-a", "10.0.0.5",
+		"-n", "nqn.x", "--job-name", "nvmftest-cli", "--report-dir", dir, "--progress", "never", "--start-lead", "1s")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"namespace load", "3 shards: 0 pending, 0 scheduled, 0 running, 3 done", "nodes node-0, node-1, node-2 merged; Job nvmftest-cli deleted"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errs)
+		}
+	}
+	if !strings.Contains(out, "read: IOPS=300") {
+		t.Errorf("stdout is not the merged load (300 IOPS):\n%s", out)
+	}
+	run, err := reports.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Bench) != 1 || run.Bench[0].IOs != 300 || len(run.Shards) != 3 {
+		t.Errorf("report: %+v", run)
+	}
+	if _, err := reports.ReadShard(filepath.Join(dir, "shards", "shard-2")); err != nil {
+		t.Error(err)
+	}
+	if !jobDeleted(c, "nvmftest-cli") {
+		t.Error("the Job was not deleted")
+	}
+}
+
+func TestK8sRunShardFails(t *testing.T) {
+	c := fakeCluster(t, "nvmftest-fail", func(i int) string {
+		if i == 1 {
+			return k8stest.Fail
+		}
+		return k8stest.Run
+	})
+	code, _, errs := runCLI(t, "", "k8s", "run", "--nodes", "3", "--numjobs", "3", "--image", "i", "-a", "10.0.0.5", "-n", "nqn.x",
+		"--job-name", "nvmftest-fail", "--report-dir", filepath.Join(t.TempDir(), "out"), "--progress", "never")
+	last := errs[strings.LastIndex(strings.TrimSuffix(errs, "\n"), "\n")+1:]
+	if code != 1 || !strings.Contains(last, "shard 1/3") || !strings.Contains(last, "connection refused") || !strings.Contains(last, "Job nvmftest-fail deleted") {
+		t.Errorf("exit %d, last line %q; want exit 1 naming the shard, its error and the cleanup", code, last)
+	}
+	if !jobDeleted(c, "nvmftest-fail") {
+		t.Error("the Job was not deleted")
 	}
 }
