@@ -126,7 +126,10 @@ func MergeShards(shards []*ShardResult) (*Merged, error) {
 	type key struct{ job, dir string }
 	type bucket struct {
 		ios, bytes int64
-		iops, bw   float64
+		// per shard: an interval cut short (at the end of ramp_time)
+		// and the next can land in one bucket; the shard's rate there is
+		// its I/Os over their summed length, and the shards' rates add.
+		per map[int]*[3]float64 // ios, bytes, seconds
 		hist       *hdrhistogram.Histogram
 		ramp       bool
 		partial    bool
@@ -222,13 +225,18 @@ func MergeShards(shards []*ShardResult) (*Merged, error) {
 					bi := int(math.Round(float64(in.Start.Sub(t0)) / float64(iv)))
 					b := buckets[k][bi]
 					if b == nil {
-						b = &bucket{hist: newMergeHist()}
+						b = &bucket{hist: newMergeHist(), per: map[int]*[3]float64{}}
 						buckets[k][bi] = b
 					}
 					b.ios += in.IOs
 					b.bytes += in.Bytes
-					b.iops += float64(in.IOs) / length.Seconds()
-					b.bw += float64(in.Bytes) / length.Seconds()
+					if b.per[s.Shard] == nil {
+						b.per[s.Shard] = &[3]float64{}
+					}
+					ps := b.per[s.Shard]
+					ps[0] += float64(in.IOs)
+					ps[1] += float64(in.Bytes)
+					ps[2] += length.Seconds()
 					b.ramp = b.ramp || in.Ramp
 					b.partial = b.partial || length*10 < iv*9
 					b.length = max(b.length, length)
@@ -272,15 +280,20 @@ func MergeShards(shards []*ShardResult) (*Merged, error) {
 			slices.Sort(idx)
 			for _, bi := range idx {
 				b := buckets[k][bi]
+				var iops, bw float64
+				for _, ps := range b.per {
+					iops += ps[0] / ps[2]
+					bw += ps[1] / ps[2]
+				}
 				smp := loadgen.Sample{Job: ji, Op: op, Elapsed: time.Duration(bi)*iv + b.length, Length: b.length,
-					IOPS: b.iops, BW: b.bw, Ramp: b.ramp, Partial: b.partial}
+					IOPS: iops, BW: bw, Ramp: b.ramp, Partial: b.partial}
 				if b.hist.TotalCount() > 0 {
 					smp.P50, smp.P99, smp.P999, smp.Max = b.hist.ValueAtQuantile(50), b.hist.ValueAtQuantile(99), b.hist.ValueAtQuantile(99.9), b.hist.Max()
 				}
 				res.Series = append(res.Series, smp)
 				if !b.ramp && !b.partial {
-					d.IOPSSamples = append(d.IOPSSamples, b.iops)
-					d.BWSamples = append(d.BWSamples, b.bw)
+					d.IOPSSamples = append(d.IOPSSamples, iops)
+					d.BWSamples = append(d.BWSamples, bw)
 				}
 			}
 		}

@@ -213,3 +213,31 @@ func TestMergedRunSchema(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeRampSplitInterval: an interval cut short at the end of
+// ramp_time and the next one can round to one bucket; the shard's rate
+// there is its I/Os over their time, not the two rates added.
+func TestMergeRampSplitInterval(t *testing.T) {
+	start := time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC)
+	s := synthShard(t, 0, 1, start, [][]int64{make([]int64, 100), make([]int64, 100), make([]int64, 100)})
+	ivs := s.Jobs[0].Dirs[0].Intervals
+	// 0-1 s, 1-1.3 s (30 I/Os, ramp ends), 1.3-2.3 s (100 I/Os): 100 IOPS throughout.
+	ivs[1].End, ivs[1].IOs, ivs[1].Bytes, ivs[1].Ramp = start.Add(1300*time.Millisecond), 30, 30*4096, true
+	ivs[2].Start, ivs[2].End = start.Add(1300*time.Millisecond), start.Add(2300*time.Millisecond)
+	for i := range ivs {
+		h := newMergeHist()
+		for range ivs[i].IOs {
+			_ = h.RecordValue(1000)
+		}
+		ivs[i].Hist, _ = encodeHist(h)
+	}
+	m, err := MergeShards([]*ShardResult{s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, smp := range m.Result.Series {
+		if smp.IOPS < 99 || smp.IOPS > 101 {
+			t.Errorf("interval ending %v: %.1f IOPS, want 100", smp.Elapsed, smp.IOPS)
+		}
+	}
+}
