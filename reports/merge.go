@@ -129,11 +129,11 @@ func MergeShards(shards []*ShardResult) (*Merged, error) {
 		// per shard: an interval cut short (at the end of ramp_time)
 		// and the next can land in one bucket; the shard's rate there is
 		// its I/Os over their summed length, and the shards' rates add.
-		per map[int]*[3]float64 // ios, bytes, seconds
-		hist       *hdrhistogram.Histogram
-		ramp       bool
-		partial    bool
-		length     time.Duration
+		per     map[int]*[3]float64 // ios, bytes, seconds
+		hist    *hdrhistogram.Histogram
+		ramp    bool
+		partial bool
+		length  time.Duration
 	}
 	jobIdx := map[string]int{}
 	buckets := map[key]map[int]*bucket{}
