@@ -159,6 +159,14 @@ func MergeShards(shards []*ShardResult) (*Merged, error) {
 			}
 			jr := res.Jobs[ji]
 			jr.Job.NumJobs += sj.NumJobs
+			for i, d := range sj.IODepths {
+				jr.IODepths[i] += d
+			}
+			jr.Verified += sj.Verified
+			jr.VerifyNoHeader += sj.VerifyNoHeader
+			c := &jr.CPU
+			c.User, c.Sys, c.Ctx = c.User+sj.CPU.User, c.Sys+sj.CPU.Sys, c.Ctx+sj.CPU.Ctx
+			c.MajFlt, c.MinFlt, c.Wall = c.MajFlt+sj.CPU.MajFlt, c.MinFlt+sj.CPU.MinFlt, max(c.Wall, sj.CPU.Wall)
 			jr.Runtime = max(jr.Runtime, sj.Runtime)
 			runtimes[sj.Name] = append(runtimes[sj.Name], sj.Runtime)
 			if !sj.Start.IsZero() && (jr.Start.IsZero() || sj.Start.Before(jr.Start)) {

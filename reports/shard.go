@@ -73,8 +73,14 @@ type ShardJob struct {
 	Error       string        `json:"error,omitempty"`
 	// Options are the job's options as given, in order (name=value), for
 	// the merged fio JSON.
-	Options []string   `json:"options,omitempty"`
-	Dirs    []ShardDir `json:"dirs"`
+	Options []string `json:"options,omitempty"`
+	// IODepths, CPU and the verify counts are loadgen's, for the merged
+	// fio output (CPU is the shard process's; the merge adds them up).
+	IODepths       [7]int64         `json:"iodepths"`
+	CPU            loadgen.CPUUsage `json:"cpu"`
+	Verified       int64            `json:"verified_blocks,omitempty"`
+	VerifyNoHeader int64            `json:"verify_no_header_blocks,omitempty"`
+	Dirs           []ShardDir       `json:"dirs"`
 }
 
 // ShardDir is one direction (read, write, trim) of a shard's job.
@@ -135,7 +141,8 @@ func NewShardResult(res *loadgen.Result, intervalLog []byte, m ShardMeta) (*Shar
 		logged[h.Tag()] = append(logged[h.Tag()], h)
 	}
 	for ji, jr := range res.Jobs {
-		j := ShardJob{Name: jr.Job.Name, NumJobs: jr.Job.NumJobs, RateLimited: jr.RateLimited, Runtime: jr.Runtime}
+		j := ShardJob{Name: jr.Job.Name, NumJobs: jr.Job.NumJobs, RateLimited: jr.RateLimited, Runtime: jr.Runtime,
+			IODepths: jr.IODepths, CPU: jr.CPU, Verified: jr.Verified, VerifyNoHeader: jr.VerifyNoHeader}
 		if jr.Job.SeedSet {
 			j.Seed = jr.Job.Seed
 		}
