@@ -220,8 +220,12 @@ func Run(ctx context.Context, targets []Target, o RunOptions) (*Result, error) {
 		_ = hl.OutputLogFormatVersion()
 		_ = hl.OutputComment("nvmftest bench: lat (ns) per interval, tag JOB.read / JOB.write")
 		_ = hl.OutputStartTime(e.epoch.UnixMilli())
-		hl.SetBaseTime(e.epoch.UnixMilli())
-		_ = hl.OutputBaseTime(e.epoch.UnixMilli())
+		// The log's BaseTime line holds whole seconds only: the lines'
+		// offsets count from that second, so base time plus offset is the
+		// interval's absolute time (shards' logs merge on it).
+		base := e.epoch.Unix() * 1000
+		hl.SetBaseTime(base)
+		_ = hl.OutputBaseTime(base)
 		_ = hl.OutputLegend()
 	}
 	res := &Result{Start: e.epoch}
@@ -420,7 +424,7 @@ func newWorker(e *engine, js *jobState, clone int, d Device) (*worker, error) {
 			w.bsNLB[op] = append(w.bsNLB[op], uint32(b.Size/lbaSize))
 		}
 	}
-	seed := uint64(0x6e766d66) // randrepeat (fio's default): a fixed seed
+	seed := defaultSeed // randrepeat (fio's default): a fixed seed
 	switch {
 	case j.SeedSet:
 		seed = j.Seed

@@ -67,6 +67,10 @@ type Job struct {
 	// (log_avg_msec) averages them over windows of this many ms instead.
 	LatLog, BWLog, IOPSLog string
 	LogAvgMsec             int
+	// Slice and Slices (set by ShardJobs, no fio option): the job's region
+	// is cut into Slices disjoint parts and this run does I/O in part
+	// Slice only (0: the whole region).
+	Slice, Slices int
 
 	// Options holds every option as given (fio's "job options" in JSON).
 	Options map[string]string
@@ -770,6 +774,16 @@ func (j *Job) region(info DeviceInfo) (start, blocks uint64, err error) {
 	}
 	if size < int64(j.maxBS()) {
 		return 0, 0, usageErrorf("size %d is smaller than the block size %d", size, j.maxBS())
+	}
+	if j.Slices > 1 {
+		// Whole units of the smallest block size, so no I/O straddles two
+		// shards' slices.
+		per := size / align / int64(j.Slices) * align
+		if per < int64(j.maxBS()) {
+			return 0, 0, usageErrorf("region of %d bytes is too small to cut into %d shard slices of at least bs=%d", size, j.Slices, j.maxBS())
+		}
+		offset += int64(j.Slice) * per
+		size = per
 	}
 	return uint64(offset / bs), uint64(size / bs), nil
 }

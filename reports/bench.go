@@ -224,8 +224,10 @@ func writeHlog(f *os.File, l *loadgen.Result, jr *loadgen.JobResult) error {
 	if err := w.OutputStartTime(start); err != nil {
 		return err
 	}
-	w.SetBaseTime(start)
-	if err := w.OutputBaseTime(start); err != nil {
+	// BaseTime is written in whole seconds: offsets from that second make
+	// base plus offset the absolute time.
+	w.SetBaseTime(l.Start.Unix() * 1000)
+	if err := w.OutputBaseTime(l.Start.Unix() * 1000); err != nil {
 		return err
 	}
 	if err := w.OutputLegend(); err != nil {

@@ -69,6 +69,8 @@ type htmlView struct {
 	// PlotFont is the @font-face rule for the plots' text, set when there
 	// are plots.
 	PlotFont template.CSS
+	// Spread is the per-shard spread of a merged sharded load.
+	Spread []SpreadRow
 }
 
 type areaRow struct {
@@ -89,6 +91,7 @@ type scenarioView struct {
 func (r *Run) WriteHTML(w io.Writer) error {
 	v := htmlView{Run: r, When: r.Started.UTC().Format("2006-01-02 15:04:05 MST"), Verdicts: r.Verdicts()}
 	v.TraceGroups = GroupTraces(r.Traces)
+	v.Spread = shardSpread(r.Shards)
 	if len(r.Bench) > 0 || len(r.Failover) > 0 {
 		if err := registerPlotFont(); err != nil {
 			return err

@@ -89,6 +89,21 @@ func (r *Run) Markdown() string {
 				fmtNs(l.Mean), fmtNs(float64(l.P50)), fmtNs(float64(l.P99)), fmtNs(float64(l.P999)), fmtNs(float64(l.Max)), mdCell(firstLine(x.Error)))
 		}
 		b.WriteString("\n")
+		if sp := shardSpread(r.Shards); len(sp) > 0 {
+			// A merged sharded load: the table above is all shards together.
+			b.WriteString("Merged from shards (percentiles from merged HdrHistograms):\n\n| Job | Dir | Shards | IOPS min | IOPS max | spread | p99 min | p99 max |\n|---|---|--:|--:|--:|--:|--:|--:|\n")
+			for _, x := range sp {
+				fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %.1f%% | %s | %s |\n", mdCell(x.Job), x.Dir, x.Shards, fmtCount(x.MinIOPS), fmtCount(x.MaxIOPS),
+					x.SpreadPct, fmtNs(float64(x.MinP99)), fmtNs(float64(x.MaxP99)))
+			}
+			b.WriteString("\n")
+			for _, w := range r.MergeWarnings {
+				fmt.Fprintf(&b, "- warning: %s\n", mdCell(w))
+			}
+			if len(r.MergeWarnings) > 0 {
+				b.WriteString("\n")
+			}
+		}
 	}
 	if len(r.Failover) > 0 {
 		b.WriteString("## Failover\n\n| Scenario | Verdict | I/Os | failed | retried | verify mismatches | longest stall | total stall |\n|---|---|--:|--:|--:|--:|--:|--:|\n")

@@ -78,6 +78,13 @@ type Run struct {
 	// (signal: interrupt)": Bench holds partial results and there is no
 	// verdict on the load.
 	BenchInterrupted string `json:"bench_interrupted,omitempty"`
+	// Shards are the per-shard rows of a merged sharded load (nvmftest
+	// report merge), one per shard, job and direction; Bench is then the
+	// merged load.
+	Shards []ShardRow `json:"shards,omitempty"`
+	// MergeWarnings say where the merged shards' windows, intervals or
+	// clocks disagree, or shards are missing or failed.
+	MergeWarnings []string `json:"merge_warnings,omitempty"`
 	// Failover holds one report per scenario run.
 	Failover []*failover.Report `json:"failover,omitempty"`
 	// Traces are packet traces (pcapng) relative to the run directory.

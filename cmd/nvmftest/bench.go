@@ -36,6 +36,8 @@ type benchFlags struct {
 	report   string
 	minimal  bool
 	format   loadgen.OutputFormat
+	shard    shardFlags
+	k8s      k8sBenchFlags
 }
 
 // fioArg is one fio option given as a flag.
@@ -143,6 +145,8 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	fs.StringVar(&f.output, "output", "", "write the report to `FILE` instead of standard output (fio's --output)")
 	fs.StringVar(&f.report, "report-dir", "", "run directory: report.html, summary.md, run.json, bench/fio.json and HdrHistogram logs (an existing one gains this run)")
 	fs.StringVar(&f.embedded, "embedded", "", "run against an in-process reference target with one namespace `BACKEND:SIZE` (null:1GiB, mem:256MiB); no -a/-n needed")
+	addShardFlags(c, &f.shard)
+	addK8sBenchFlags(c, &f.k8s)
 	return c
 }
 
@@ -208,6 +212,17 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	nsids, err := loadgen.ParseNSIDs(f.nsid)
 	if err != nil {
 		return usagef("--nsid %q: %v", f.nsid, err)
+	}
+	if f.k8s.on {
+		return runBenchK8s(cmd, f, args, jobs, nsids)
+	}
+	if err := f.shard.parse(cmd, f.report, time.Now()); err != nil {
+		return err
+	}
+	if f.shard.shard != "" {
+		if jobs, err = loadgen.ShardJobs(jobs, f.shard.s, f.shard.sp, nsids); err != nil {
+			return usagef("--shard %s: %v", f.shard.shard, err)
+		}
 	}
 	switch f.progress {
 	case "auto", "always", "never":
@@ -340,6 +355,19 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		defer hf.Close()
 		ro.HistLog = hf
 	}
+	if f.shard.shard != "" {
+		// shard.json carries the interval histograms too, for a merge
+		// from a pod's log alone.
+		if ro.HistLog == nil {
+			ro.HistLog = &f.shard.hlogBuf
+		} else {
+			ro.HistLog = io.MultiWriter(ro.HistLog, &f.shard.hlogBuf)
+		}
+	}
+	// Connected and ready: all shards start their I/O together.
+	if err := f.shard.waitStart(ctx, errw); err != nil {
+		return err
+	}
 	res, runErr := loadgen.Run(ctx, targets, ro)
 	if live {
 		fmt.Fprint(errw, "\r\033[K")
@@ -375,6 +403,12 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 		}
 	}
 	if err := loadgen.WriteOutput(out, res, f.format); err != nil {
+		return err
+	}
+	if late := f.shard.late(res); late != "" {
+		fmt.Fprintf(errw, "nvmftest: %s: its intervals lag the other shards'\n", late)
+	}
+	if err := f.shard.record(cmd.OutOrStdout(), f.report, res, f.interval, interrupted); err != nil {
 		return err
 	}
 	if seriesFile != nil {

@@ -22,16 +22,17 @@ func newReportCmd() *cobra.Command {
 behind them (conformance/, bench/fio.json, bench/<job>.hlog, failover/).
 
   nvmftest report compare BASE NEW   compare two runs; exit 1 on regression
-  nvmftest report html DIR           re-render report.html and summary.md from run.json`,
+  nvmftest report html DIR           re-render report.html and summary.md from run.json
+  nvmftest report merge DIR...       merge the shards of a load from many hosts (bench --shard)`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown report command %q (use compare or html; see '%s --help')", args[0], c.CommandPath())
+				return usagef("unknown report command %q (use compare, html or merge; see '%s --help')", args[0], c.CommandPath())
 			}
-			return usagef("report needs a command: compare or html (see '%s --help')", c.CommandPath())
+			return usagef("report needs a command: compare, html or merge (see '%s --help')", c.CommandPath())
 		},
 		RunE: func(*cobra.Command, []string) error { return nil },
 	}
-	cmd.AddCommand(newReportCompareCmd(), newReportHTMLCmd(), newReportMatrixCmd())
+	cmd.AddCommand(newReportCompareCmd(), newReportHTMLCmd(), newReportMatrixCmd(), newReportMergeCmd())
 	return cmd
 }
 
