@@ -139,7 +139,9 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			}
 			s.enableRaw(ctx, admin)
 			if adminOff {
-				watch("admin queue", admin, nvme.KeepAliveCmd(), "Keep Alive")
+				// Get Features, not Keep Alive: a controller may complete a
+				// Keep Alive late (ADM-KA-017 judges how late).
+				watch("admin queue", admin, nvme.GetFeaturesCmd(nvme.FeatNumQueues, 0, nvme.SelCurrent), "Get Features Number of Queues")
 			}
 			if ids := nvme.DecodeNSList(list); len(ids) > 0 {
 				io := s.Raw(ctx, plainIC)

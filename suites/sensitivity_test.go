@@ -67,7 +67,8 @@ func coreQuirkExpect() map[string]quirkExpectation {
 		TCP-PDU-010 TCP-PDU-011 TCP-PDU-012 TCP-PDU-013 TCP-PDU-014
 		TCP-PDU-015 TCP-PDU-016 TCP-PDU-017 TCP-PDU-018 TCP-PDU-019
 		TCP-PDU-021 TCP-PDU-022 TCP-PDU-023 TCP-PDU-024 TCP-PDU-025
-		TCP-PDU-026 TCP-PDU-027 TCP-PDU-028 TCP-PDU-029 TCP-HDGST-001`)},
+		TCP-PDU-026 TCP-PDU-027 TCP-PDU-028 TCP-PDU-029 TCP-HDGST-001
+		TCP-DATA-032 TCP-TERM-005`)},
 		"termreq-no-header":       {fail: ids("TCP-FATAL-002")},
 		"process-after-fatal":     {fail: ids("TCP-FATAL-003 TCP-TERM-001")},
 		"accept-foreign-hostnqn":  {fail: ids("FAB-CONN-009")},

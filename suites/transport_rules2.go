@@ -48,6 +48,13 @@ func termReqAfter(r *initiator.Raw, cid uint16, wait time.Duration) (t *tcp.Term
 	end := time.Now().Add(wait)
 	for {
 		p, _, d, err := r.Recv(max(time.Until(end), time.Millisecond))
+		if t := refusedTermReq(err); t != nil {
+			// A C2HTermReq the host library refused for its lengths
+			// still says what the error was, and its header is kept;
+			// TCP-FATAL-001 judges the lengths.
+			_ = r.Close()
+			return t, refusedHeader(err, tcp.TypeC2HTermReq, tcp.HLenTermReq), nil, termReq(t.FES, t.FEI)
+		}
 		if err != nil {
 			return nil, nil, nil, fatalErrOutcome(err)
 		}

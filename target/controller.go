@@ -190,6 +190,14 @@ func (c *controller) armTimer() {
 	c.kaLast = time.Now()
 	if c.t.quirks.katoStaleAtEnable && gen == 1 && time.Since(c.connectedAt) >= c.kato {
 		// The first activation, timed from the Connect: already expired.
+		// The connections close now, not when the kill goroutine gets a
+		// core: on a loaded machine the host could otherwise use the
+		// association first.
+		for _, q := range c.queues {
+			if q != nil {
+				q.nc.Close()
+			}
+		}
 		go c.kill("keep alive timeout")
 		return
 	}
