@@ -13,18 +13,18 @@ import (
 type fieldKind uint8
 
 const (
-	kindPlain  fieldKind = iota
-	kindType             // PDU type: every defined type and a few undefined
-	kindFlags            // bits flipped
-	kindHLEN             // every header length, and one off
-	kindPDO              // inside the header, at its end, one off, past the digest
-	kindPLEN             // the real length and one off, the header length, huge
-	kindDataLen          // the data's real length and one off, huge
-	kindOffset           // 0, the data length, past it
-	kindQueueID          // 0, 1, FFFFh
-	kindDigest           // a wrong digest (the fix is cleared)
-	kindNQN              // NQN strings: empty, unterminated, the discovery NQN
-	kindOpcode           // opcodes of every command set and fabrics
+	kindPlain   fieldKind = iota
+	kindType              // PDU type: every defined type and a few undefined
+	kindFlags             // bits flipped
+	kindHLEN              // every header length, and one off
+	kindPDO               // inside the header, at its end, one off, past the digest
+	kindPLEN              // the real length and one off, the header length, huge
+	kindDataLen           // the data's real length and one off, huge
+	kindOffset            // 0, the data length, past it
+	kindQueueID           // 0, 1, FFFFh
+	kindDigest            // a wrong digest (the fix is cleared)
+	kindNQN               // NQN strings: empty, unterminated, the discovery NQN
+	kindOpcode            // opcodes of every command set and fabrics
 )
 
 // field is one header or data field a mutator can set. Off is from the

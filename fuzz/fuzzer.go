@@ -146,6 +146,7 @@ func New(cfg Config) (*Fuzzer, error) {
 	if cfg.NoGrammar && len(cfg.Seeds) == 0 {
 		return nil, errors.New("fuzz: no seeds and no grammar: nothing to mutate")
 	}
+	cfg.Identity = cfg.Identity.withDefaults()
 	if cfg.ResponseTimeout <= 0 {
 		cfg.ResponseTimeout = 300 * time.Millisecond
 	}

@@ -1,8 +1,11 @@
 package fuzz
 
 import (
+	"crypto/sha256"
 	"math/rand/v2"
+	"strings"
 
+	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -183,4 +186,25 @@ func grammarPDU(r *rand.Rand, id Identity, conn int, hd, dd bool) Step {
 		b.cmd(conn, nvme.ReadCmd(1, 0, 1), nil)
 	}
 	return b.steps[0]
+}
+
+// withDefaults fills in the host NQN (initiator.DefaultHostNQN) and the
+// host ID (the NQN's UUID if it has one, else derived from the NQN).
+func (id Identity) withDefaults() Identity {
+	if id.HostNQN == "" {
+		id.HostNQN = initiator.DefaultHostNQN()
+	}
+	if id.HostID == ([16]byte{}) {
+		if i := strings.LastIndex(id.HostNQN, ":uuid:"); i >= 0 {
+			if h, err := initiator.ParseHostID(id.HostNQN[i+6:]); err == nil {
+				id.HostID = h
+				return id
+			}
+		}
+		sum := sha256.Sum256([]byte("nvmftest-fuzz-hostid:" + id.HostNQN))
+		copy(id.HostID[:], sum[:16])
+		id.HostID[6] = id.HostID[6]&0x0F | 0x40 // version 4 layout
+		id.HostID[8] = id.HostID[8]&0x3F | 0x80
+	}
+	return id
 }

@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
@@ -172,6 +175,7 @@ type ReplayResult struct {
 // sent), sends c and runs the liveness oracle, twice a second apart.
 // rec, if set, records the case's connections.
 func Replay(ctx context.Context, cfg ReplayConfig, c *Case, rec capture.Recorder) (ReplayResult, error) {
+	cfg.Identity = cfg.Identity.withDefaults()
 	if cfg.ResponseTimeout <= 0 {
 		cfg.ResponseTimeout = 300 * time.Millisecond
 	}
@@ -198,4 +202,37 @@ func Replay(ctx context.Context, cfg ReplayConfig, c *Case, rec capture.Recorder
 	}
 	res.Reproduced, res.Liveness = err != nil, err
 	return res, nil
+}
+
+// Retarget rewrites the Connect data of c's Connects for another
+// subsystem or host: SUBNQN (unless it is the discovery NQN) and, if
+// hostNQN is not empty, HOSTNQN. Nothing else changes, fixes included.
+func Retarget(c *Case, subNQN, hostNQN string) {
+	for i := range c.Steps {
+		b := c.Steps[i].Bytes
+		if len(b) < tcp.HLenCapsuleCmd || b[0] != byte(tcp.TypeCapsuleCmd) || b[8] != nvme.AdminFabrics || b[12] != nvme.FabricsConnect {
+			continue
+		}
+		pdo := int(b[3])
+		if pdo < tcp.HLenCapsuleCmd || len(b) < pdo+nvme.ConnectDataOffHOSTNQN+256 {
+			continue
+		}
+		sub := b[pdo+nvme.ConnectDataOffSUBNQN : pdo+nvme.ConnectDataOffSUBNQN+256]
+		if subNQN != "" && nulString(sub) != nvme.DiscoveryNQN {
+			clear(sub)
+			copy(sub, subNQN)
+		}
+		if hostNQN != "" {
+			host := b[pdo+nvme.ConnectDataOffHOSTNQN : pdo+nvme.ConnectDataOffHOSTNQN+256]
+			clear(host)
+			copy(host, hostNQN)
+		}
+	}
+}
+
+func nulString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }

@@ -3,6 +3,7 @@ package fuzz
 import (
 	"bufio"
 	"bytes"
+	"embed"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,16 +39,24 @@ func LoadSeeds(path string, id Identity) ([]*Case, error) {
 		return nil, err
 	}
 	defer f.Close()
-	pkts, err := readPackets(f)
+	cs, err := seedsFrom(f, "seed:"+filepath.Base(path), id.withDefaults())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cs, nil
+}
+
+func seedsFrom(r io.Reader, origin string, id Identity) ([]*Case, error) {
+	pkts, err := readPackets(r)
+	if err != nil {
+		return nil, err
 	}
 	steps, err := hostPDUs(pkts)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, err
 	}
 	if len(steps) == 0 {
-		return nil, fmt.Errorf("%s: no NVMe/TCP connection starting with an ICReq", path)
+		return nil, errors.New("no NVMe/TCP connection starting with an ICReq")
 	}
 	if len(steps) > maxSeedSteps {
 		steps = steps[:maxSeedSteps]
@@ -55,9 +64,33 @@ func LoadSeeds(path string, id Identity) ([]*Case, error) {
 	for i := range steps {
 		normalize(&steps[i], id)
 	}
-	c := &Case{Origin: "seed:" + filepath.Base(path), Steps: steps}
+	c := &Case{Origin: origin, Steps: steps}
 	c.renumber()
 	return []*Case{c}, nil
+}
+
+// LoadCorpus loads every pcap and pcapng file in dir (not recursive).
+func LoadCorpus(dir string, id Identity) ([]*Case, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Case
+	for _, e := range ents {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".pcap" && ext != ".pcapng") {
+			continue
+		}
+		cs, err := LoadSeeds(filepath.Join(dir, e.Name()), id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no .pcap or .pcapng file", dir)
+	}
+	return out, nil
 }
 
 type packet struct {
@@ -285,4 +318,32 @@ func normalize(s *Step, id Identity) {
 			s.Fix |= FixCNTLID
 		}
 	}
+}
+
+//go:embed seeds/*.pcap
+var builtinSeeds embed.FS
+
+// BuiltinSeeds are the seed cases nvmftest carries: the two Linux 6.12
+// host captures of fixtures/traces (discovery, admin and I/O queues,
+// in-capsule and R2T writes, reads, with and without digests), rewritten
+// for id.
+func BuiltinSeeds(id Identity) ([]*Case, error) {
+	id = id.withDefaults()
+	ents, err := builtinSeeds.ReadDir("seeds")
+	if err != nil {
+		return nil, err
+	}
+	var out []*Case
+	for _, e := range ents {
+		b, err := builtinSeeds.ReadFile("seeds/" + e.Name())
+		if err != nil {
+			return nil, err
+		}
+		cs, err := seedsFrom(bytes.NewReader(b), "builtin:"+e.Name(), id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cs...)
+	}
+	return out, nil
 }

@@ -190,6 +190,7 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 	root.AddCommand(newBenchCmd())
 	root.AddCommand(newFailoverCmd())
 	root.AddCommand(newReportCmd())
+	root.AddCommand(newFuzzCmd(), newReplayCmd())
 	return root
 }
 
