@@ -241,7 +241,10 @@ func candidates(b []byte, f field, cur uint64) []uint64 {
 		maxv = ^uint64(0)
 	}
 	vs := []uint64{0, 1, maxv, maxv - 1, maxv / 2, maxv/2 + 1, cur + 1, cur - 1}
-	hlen := uint64(b[2])
+	hlen := uint64(0)
+	if len(b) > 2 {
+		hlen = uint64(b[2])
+	}
 	real := uint64(len(b))
 	switch f.Kind {
 	case kindType:

@@ -38,6 +38,9 @@ type Config struct {
 	// (default 300 ms); LiveTimeout the liveness probe (default 5 s).
 	ResponseTimeout time.Duration
 	LiveTimeout     time.Duration
+	// ConfirmDelay is the pause before the liveness probe is tried a
+	// second time, a failure counting only if both fail (default 1 s).
+	ConfirmDelay time.Duration
 	// Alive, if set, asks the target side whether the target still lives
 	// (a process that exited is a finding even if something else answers
 	// on the port). It runs after each case.
@@ -152,6 +155,9 @@ func New(cfg Config) (*Fuzzer, error) {
 	}
 	if cfg.LiveTimeout <= 0 {
 		cfg.LiveTimeout = 5 * time.Second
+	}
+	if cfg.ConfirmDelay <= 0 {
+		cfg.ConfirmDelay = time.Second
 	}
 	if cfg.RecoverTimeout <= 0 {
 		cfg.RecoverTimeout = 30 * time.Second
@@ -269,7 +275,7 @@ func (f *Fuzzer) probe(ctx context.Context) error {
 }
 
 // check asks the oracles after a case: the target side's (Alive), then
-// the liveness probe, twice a second apart before it counts.
+// the liveness probe, twice ConfirmDelay apart before it counts.
 func (f *Fuzzer) check(ctx context.Context) (string, error) {
 	if f.cfg.Alive != nil {
 		if err := f.cfg.Alive(ctx); err != nil && !errors.Is(err, ErrUnsupported) && ctx.Err() == nil {
@@ -283,7 +289,7 @@ func (f *Fuzzer) check(ctx context.Context) (string, error) {
 	select {
 	case <-ctx.Done():
 		return "", nil
-	case <-time.After(time.Second):
+	case <-time.After(f.cfg.ConfirmDelay):
 	}
 	if err2 := f.probe(ctx); err2 == nil {
 		// A fresh connection failed once and then worked: noted, not a

@@ -109,7 +109,7 @@ const ccEnable = 1 | 6<<16 | 4<<20
 // on or off.
 func grammarCase(r *rand.Rand, id Identity) *Case {
 	b := newBuilder(id)
-	hd, dd := r.IntN(4) == 0, r.IntN(4) == 0
+	hd, dd := r.IntN(3) == 0, r.IntN(3) == 0
 	if r.IntN(6) == 0 {
 		b.icreq(0, hd, dd)
 		b.connect(0, 0, nvme.DiscoveryNQN)
@@ -138,7 +138,7 @@ func grammarCase(r *rand.Rand, id Identity) *Case {
 	origin := "grammar:admin"
 	if r.IntN(3) > 0 {
 		origin = "grammar:io"
-		qhd, qdd := r.IntN(4) == 0, r.IntN(4) == 0
+		qhd, qdd := r.IntN(3) == 0, r.IntN(3) == 0
 		b.icreq(1, qhd, qdd)
 		b.connect(1, 1, id.SubNQN)
 		io := []func(){
@@ -153,6 +153,11 @@ func grammarCase(r *rand.Rand, id Identity) *Case {
 		if r.IntN(2) == 0 {
 			b.cmd(1, nvme.DisconnectCmd(0), nil)
 		}
+	}
+	if r.IntN(6) == 0 {
+		// A host ending a connection with an H2CTermReq, as it may.
+		last := b.steps[len(b.steps)-1].Conn
+		b.add(last, &tcp.TermReq{H2C: true, FES: tcp.FESInvalidHeaderField}, nil, 0)
 	}
 	return &Case{Origin: origin, Steps: b.steps}
 }

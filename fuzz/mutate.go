@@ -217,7 +217,14 @@ func mutSplit(r *rand.Rand, c *Case, _ Identity) (Mutation, bool) {
 		return Mutation{}, false
 	}
 	s := &c.Steps[i]
+	was := s.Split
 	s.Split = 1 + r.IntN(len(s.Bytes)-1)
+	if s.Split == was {
+		s.Split = was%(len(s.Bytes)-1) + 1
+		if s.Split == was {
+			return Mutation{}, false // a 2-byte PDU already split
+		}
+	}
 	return Mutation{Op: "split", Field: typeName(s.Bytes), Step: i, Value: uint64(s.Split)}, true
 }
 
@@ -265,7 +272,7 @@ func mutSwap(r *rand.Rand, c *Case, _ Identity) (Mutation, bool) {
 		return Mutation{}, false
 	}
 	for j := i + 1; j < len(c.Steps); j++ {
-		if c.Steps[j].Conn == c.Steps[i].Conn {
+		if c.Steps[j].Conn == c.Steps[i].Conn && !slices.Equal(c.Steps[j].Bytes, c.Steps[i].Bytes) {
 			c.Steps[i].Bytes, c.Steps[j].Bytes = c.Steps[j].Bytes, c.Steps[i].Bytes
 			c.Steps[i].Fix, c.Steps[j].Fix = c.Steps[j].Fix, c.Steps[i].Fix
 			return Mutation{Op: "swap", Field: typeName(c.Steps[i].Bytes), Step: i, Value: uint64(j)}, true
@@ -367,6 +374,7 @@ func mutHavoc(r *rand.Rand, c *Case, _ Identity) (Mutation, bool) {
 	n := 1 + r.IntN(4)
 	for range n {
 		k := r.IntN(len(s.Bytes))
+		old := s.Bytes[k]
 		switch r.IntN(3) {
 		case 0:
 			s.Bytes[k] ^= 1 << r.IntN(8)
@@ -374,6 +382,9 @@ func mutHavoc(r *rand.Rand, c *Case, _ Identity) (Mutation, bool) {
 			s.Bytes[k] = []byte{0, 0xFF, 0x7F, 0x80, 1}[r.IntN(5)]
 		default:
 			s.Bytes[k] = byte(r.IntN(256))
+		}
+		if s.Bytes[k] == old {
+			s.Bytes[k] ^= 0x01
 		}
 	}
 	return Mutation{Op: "havoc", Field: typeName(s.Bytes), Step: i, Value: uint64(n)}, true

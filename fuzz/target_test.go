@@ -44,13 +44,13 @@ func traceSeeds(t *testing.T, id Identity) []*Case {
 // gives (responses and C2HTermReqs at least).
 func TestFuzzReferenceClean(t *testing.T) {
 	tg, id := startTarget(t)
-	n := 150
+	n := 120
 	if testing.Short() {
-		n = 60
+		n = 40
 	}
 	var progress strings.Builder
 	f, err := New(Config{Addr: tg.Addrs()[0].String(), Identity: id, Seed: 1, Cases: n, Seeds: traceSeeds(t, id),
-		ResponseTimeout: 200 * time.Millisecond, LiveTimeout: 10 * time.Second, RecoverTimeout: time.Second, Progress: &progress})
+		ResponseTimeout: 50 * time.Millisecond, LiveTimeout: 10 * time.Second, RecoverTimeout: time.Second, Progress: &progress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestFuzzFindsDyingTarget(t *testing.T) {
 	var progress strings.Builder
 	f, err := New(Config{Addr: addr, Identity: id, Seed: 1, Cases: 1500, Seeds: seeds,
 		ResponseTimeout: 50 * time.Millisecond, LiveTimeout: 5 * time.Second, RecoverTimeout: 5 * time.Second,
-		Restart: restart, MaxFindings: 1, MinimizeBudget: 150, FindingsDir: dir, Progress: &progress})
+		Restart: restart, ConfirmDelay: 100 * time.Millisecond, MaxFindings: 1, MinimizeBudget: 60, FindingsDir: dir, Progress: &progress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,4 +146,30 @@ func TestFuzzFindsDyingTarget(t *testing.T) {
 		t.Errorf("replay did not take the target down: %+v", res)
 	}
 	_ = tg.PortUp(1)
+}
+
+// TestFuzzInterrupted: a run whose context ends stops at once, says it
+// was interrupted and keeps what it counted.
+func TestFuzzInterrupted(t *testing.T) {
+	tg, id := startTarget(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f, err := New(Config{Addr: tg.Addrs()[0].String(), Identity: id, Seed: 2, Duration: time.Hour,
+		ResponseTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(1500*time.Millisecond, cancel)
+	done := make(chan *Summary)
+	go func() {
+		sum, _ := f.Run(ctx)
+		done <- sum
+	}()
+	select {
+	case sum := <-done:
+		if !sum.Interrupted || sum.Cases == 0 {
+			t.Errorf("interrupted %v after %d cases", sum.Interrupted, sum.Cases)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return 30 s after its context ended")
+	}
 }
