@@ -279,6 +279,12 @@ func (f *Fuzzer) probe(ctx context.Context) error {
 func (f *Fuzzer) check(ctx context.Context) (string, error) {
 	if f.cfg.Alive != nil {
 		if err := f.cfg.Alive(ctx); err != nil && !errors.Is(err, ErrUnsupported) && ctx.Err() == nil {
+			// What a host sees of it too.
+			if perr := f.probe(ctx); perr != nil {
+				err = fmt.Errorf("%w; %v", err, perr)
+			} else {
+				err = fmt.Errorf("%w; yet a fresh connection still works", err)
+			}
 			return "target-dead", err
 		}
 	}
@@ -395,7 +401,11 @@ func (f *Fuzzer) finding(ctx context.Context, c *Case, oracle string, err error)
 		f.say("fuzz: case %d does not fail again: reported as flaky, not minimized", c.ID)
 	}
 	if ok && f.cfg.MinimizeBudget > 0 && stop == "" {
-		m := &Minimizer{Budget: f.cfg.MinimizeBudget, Test: func(ctx context.Context, t *Case) bool {
+		var m *Minimizer
+		m = &Minimizer{Budget: f.cfg.MinimizeBudget, Test: func(ctx context.Context, t *Case) bool {
+			if m.Runs%10 == 0 {
+				f.say("fuzz: minimizing: run %d of at most %d, trying %d PDUs, %d bytes", m.Runs, m.Budget, len(t.Steps), t.Size())
+			}
 			ok, rerr := f.reproduces(ctx, t, nil)
 			if rerr != nil && stop == "" && ctx.Err() == nil {
 				stop = fmt.Sprintf("the target did not come back during minimization (%v)", rerr)

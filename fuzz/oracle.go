@@ -89,7 +89,7 @@ func Probe(ctx context.Context, addr string, id Identity, bound time.Duration) e
 	if _, data, err := r.Command(nvme.IdentifyCmd(1, 0, 0), nil); err != nil {
 		return fail(err)
 	} else if len(data) != 4096 {
-		return fail(fmt.Errorf("Identify Controller returned %d bytes, want 4096", len(data)))
+		return fail(fmt.Errorf("identify controller returned %d bytes, want 4096", len(data)))
 	}
 	return nil
 }
