@@ -110,21 +110,20 @@ func (f *Finding) Minimal() *Case { return f.minimal }
 
 // Summary is a run's result.
 type Summary struct {
-	Target    string             `json:"target"`
-	SubNQN    string             `json:"subnqn"`
-	Seed      uint64             `json:"seed"`
-	Cases     int                `json:"cases"`
-	Elapsed   time.Duration      `json:"elapsed_ns"`
-	Findings  []*Finding         `json:"findings"`
-	Reactions map[Reaction]int   `json:"reactions"`
-	Types     map[string]int     `json:"pdu_types_mutated"`
-	Fields    map[string]int     `json:"fields_mutated"`
-	Ops       map[string]int     `json:"mutators"`
-	FieldsAll int                `json:"fields_total"`
-	Seeds     int                `json:"seeds"`
-	Hiccups   int                `json:"liveness_hiccups"`
-	Stopped   string             `json:"stopped,omitempty"`
-	Timing    map[string]float64 `json:"-"`
+	Target    string           `json:"target"`
+	SubNQN    string           `json:"subnqn"`
+	Seed      uint64           `json:"seed"`
+	Cases     int              `json:"cases"`
+	Elapsed   time.Duration    `json:"elapsed_ns"`
+	Findings  []*Finding       `json:"findings"`
+	Reactions map[Reaction]int `json:"reactions"`
+	Types     map[string]int   `json:"pdu_types_mutated"`
+	Fields    map[string]int   `json:"fields_mutated"`
+	Ops       map[string]int   `json:"mutators"`
+	FieldsAll int              `json:"fields_total"`
+	Seeds     int              `json:"seeds"`
+	Hiccups   int              `json:"liveness_hiccups"`
+	Stopped   string           `json:"stopped,omitempty"`
 	// Interrupted is set when ctx ended the run early.
 	Interrupted bool `json:"interrupted,omitempty"`
 }
@@ -389,14 +388,16 @@ func (f *Fuzzer) finding(ctx context.Context, c *Case, oracle string, err error)
 		var rerr error
 		ok, rerr = f.reproduces(ctx, c, nil)
 		if rerr != nil {
-			stop = fmt.Sprintf("the target did not come back after a finding (%v)", rerr)
+			if ctx.Err() == nil {
+				stop = fmt.Sprintf("the target did not come back after a finding (%v)", rerr)
+			}
 			break
 		}
 		if ok {
 			break
 		}
 	}
-	if !ok && stop == "" {
+	if !ok && stop == "" && ctx.Err() == nil {
 		fd.Flaky = true
 		f.say("fuzz: case %d does not fail again: reported as flaky, not minimized", c.ID)
 	}
@@ -434,7 +435,7 @@ func (f *Fuzzer) finding(ctx context.Context, c *Case, oracle string, err error)
 		if rec != nil {
 			_ = rec.Close()
 		}
-		if rerr != nil {
+		if rerr != nil && ctx.Err() == nil {
 			stop = fmt.Sprintf("the target did not come back after a finding (%v)", rerr)
 		}
 	}
