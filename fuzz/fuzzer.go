@@ -96,6 +96,11 @@ type Finding struct {
 	MinSteps     int `json:"min_steps"`
 	MinBytes     int `json:"min_bytes"`
 	MinimizeRuns int `json:"minimize_runs"`
+	// Anomalies are what is malformed in the minimal case; a later
+	// finding whose minimal case has the same (with the same oracle) is
+	// counted here, its signature added to Aliases.
+	Anomalies []string `json:"anomalies"`
+	Aliases   []string `json:"aliases,omitempty"`
 	// HexDump shows the minimal case.
 	HexDump string `json:"hexdump"`
 	// Replay and Trace are the files written (FindingsDir).
@@ -133,7 +138,7 @@ type Fuzzer struct {
 	cfg   Config
 	exec  *Executor
 	sum   *Summary
-	found map[string]*Finding
+	found map[string]*Finding // by signature and by anomaly key
 	start time.Time
 }
 
@@ -438,6 +443,23 @@ func (f *Fuzzer) finding(ctx context.Context, c *Case, oracle string, err error)
 		if rerr != nil && ctx.Err() == nil {
 			stop = fmt.Sprintf("the target did not come back after a finding (%v)", rerr)
 		}
+	}
+	fd.Anomalies = Anomalies(fd.minimal)
+	if !fd.Flaky {
+		key := anomalyKey(oracle, fd.minimal)
+		if ex, ok := f.found[key]; ok && ex != fd {
+			// The same malformation by another road: one finding.
+			ex.Count++
+			ex.Aliases = append(ex.Aliases, sig)
+			f.found[sig] = ex
+			f.sum.Findings = slices.DeleteFunc(f.sum.Findings, func(x *Finding) bool { return x == fd })
+			if fd.Trace != "" {
+				_ = os.Remove(fd.Trace)
+			}
+			f.say("fuzz: the minimal case is finding %s's (%s): counted there", ex.Signature, key)
+			return stop
+		}
+		f.found[key] = fd
 	}
 	fd.HexDump = HexDump(fd.minimal, 0)
 	f.save(fd)

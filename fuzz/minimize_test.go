@@ -2,6 +2,7 @@ package fuzz
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"testing"
 )
@@ -68,5 +69,29 @@ func TestMinimizerSynthetic(t *testing.T) {
 	m = &Minimizer{Budget: 5, Test: func(_ context.Context, c *Case) bool { return oracle(c) }}
 	if small := m.Minimize(context.Background(), c); m.Runs != 5 || !oracle(small) {
 		t.Errorf("budget 5: %d runs, oracle fails %v", m.Runs, oracle(small))
+	}
+}
+
+// TestAnomalies names what is malformed, PDU by PDU, and nothing in a
+// well-formed exchange.
+func TestAnomalies(t *testing.T) {
+	seeds, _ := BuiltinSeeds(testID)
+	if a := Anomalies(seeds[0]); len(a) != 0 {
+		t.Errorf("a Linux capture has anomalies %q", a)
+	}
+	for i := range uint64(50) {
+		if c := grammarCase(rand.New(rand.NewPCG(i, 1)), testID); len(Anomalies(c)) != 0 {
+			t.Errorf("grammar case %d has anomalies %q", i, Anomalies(c))
+		}
+	}
+	c := seeds[0].Clone()
+	k := slices.IndexFunc(c.Steps, func(s Step) bool { return s.Type() == 4 })
+	c.Steps[k].Bytes[3] = 36
+	c.Steps[k].Bytes = c.Steps[k].Bytes[:69]
+	c.Steps = append([]Step{{Conn: 9, Bytes: c.Steps[k].Bytes}}, c.Steps...)
+	got := Anomalies(c)
+	want := []string{"CapsuleCmd(Connect) before ICReq", "CapsuleCmd(Connect).PLEN", "CapsuleCmd(Connect).PDO inside the header"}
+	if !slices.Equal(got, want) {
+		t.Errorf("anomalies %q, want %q", got, want)
 	}
 }

@@ -133,6 +133,8 @@ var htmlTmpl = template.Must(template.New("fuzz").Parse(`<!DOCTYPE html>
 {{if not .Findings}}<p>None: the target answered a fresh connection (ICReq, Connect, enable, Identify) after every case.</p>{{end}}
 {{range .Findings}}<h3 class="bad">{{.Signature}}</h3>
 <p>{{.Detail}}<br>First after {{.AfterCases}} cases ({{.After}}), seen {{.Count}} times; case {{.Case}} from {{.Origin}}.
+{{if .Anomalies}}Malformed in the minimal case: {{range $i, $a := .Anomalies}}{{if $i}}, {{end}}{{$a}}{{end}}.<br>{{end}}
+{{if .Aliases}}Also reached by: {{range $i, $a := .Aliases}}{{if $i}}; {{end}}{{$a}}{{end}}.<br>{{end}}
 Minimized from {{.Steps}} PDUs / {{.Bytes}} bytes to {{.MinSteps}} / {{.MinBytes}} in {{.MinimizeRuns}} runs; reproduced: {{.Reproduced}}{{if .Flaky}} (flaky){{end}}.
 {{if .ReplayRel}}<a href="{{.ReplayRel}}">replay file</a>{{end}} {{if .TraceRel}}<a href="{{.TraceRel}}">pcapng trace</a>{{end}}</p>
 <pre>{{.HexDump}}</pre>{{end}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,9 @@ func TestFuzzFindsDyingTarget(t *testing.T) {
 	}
 	if !fd.Reproduced || fd.Flaky {
 		t.Fatalf("minimal reproducer not confirmed (reproduced %v, flaky %v)", fd.Reproduced, fd.Flaky)
+	}
+	if !slices.Contains(fd.Anomalies, "CapsuleCmd(Connect).PDO inside the header") {
+		t.Errorf("anomalies %q do not name the Connect's PDO", fd.Anomalies)
 	}
 	min := fd.Minimal()
 	if len(min.Steps) != 2 || min.Steps[0].Type() != 0 || min.Steps[1].Type() != 4 {

@@ -271,6 +271,12 @@ func writeFuzzSummary(w io.Writer, sum *fuzz.Summary) {
 		}
 		fmt.Fprintf(w, "\nfinding %d: %s\n  %s\n  first after %d cases (%v), seen %d times; %s; minimized from %d PDUs/%d bytes to %d/%d\n",
 			i+1, f.Signature, f.Detail, f.AfterCases, f.After.Round(time.Millisecond), f.Count, state, f.Steps, f.Bytes, f.MinSteps, f.MinBytes)
+		if len(f.Anomalies) > 0 {
+			fmt.Fprintf(w, "  malformed in the minimal case: %s\n", strings.Join(f.Anomalies, ", "))
+		}
+		if len(f.Aliases) > 0 {
+			fmt.Fprintf(w, "  also reached by: %s\n", strings.Join(f.Aliases, "; "))
+		}
 		if f.Replay != "" {
 			fmt.Fprintf(w, "  replay: nvmftest replay %s -a ADDR -s PORT\n", f.Replay)
 		}
