@@ -114,6 +114,12 @@ func (e *Executor) Run(ctx context.Context, c *Case, rec capture.Recorder) Outco
 				lc.r2t[cid] = binary.LittleEndian.Uint16(b[10:])
 				return cid, true
 			}
+		case tcp.TypeC2HData:
+			// The last C2HData with SUCCESS set completes its command:
+			// no CapsuleResp follows (SPDK sets it).
+			if len(b) >= 10 && b[1]&(tcp.FlagLastPDU|tcp.FlagSuccess) == tcp.FlagLastPDU|tcp.FlagSuccess {
+				return binary.LittleEndian.Uint16(b[8:]), true
+			}
 		case tcp.TypeC2HTermReq:
 			lc.dead = true
 			lc.reaction = ReactTermReq
