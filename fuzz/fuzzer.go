@@ -57,6 +57,9 @@ type Config struct {
 	// MaxFindings stops the run after that many unique findings (0: no
 	// limit).
 	MaxFindings int
+	// Until, if set, stops the run after a finding for which it returns
+	// true (the one a test looks for).
+	Until func(*Finding) bool
 	// FindingsDir, if set, receives each finding's replay file and pcapng
 	// trace.
 	FindingsDir string
@@ -240,6 +243,10 @@ func (f *Fuzzer) Run(ctx context.Context) (*Summary, error) {
 		if err != nil && ctx.Err() == nil {
 			if stop := f.finding(ctx, c, oracle, err); stop != "" {
 				f.sum.Stopped = stop
+				break
+			}
+			if cfg.Until != nil && slices.ContainsFunc(f.sum.Findings, cfg.Until) {
+				f.sum.Stopped = "the finding looked for"
 				break
 			}
 			if cfg.MaxFindings > 0 && len(f.sum.Findings) >= cfg.MaxFindings {

@@ -34,7 +34,7 @@ func newFuzzCmd() *cobra.Command {
 		corpus, reportDir, control, watch, output        string
 		seed                                             uint64
 		cases, budget, maxFindings                       int
-		duration, respTmo, liveTmo, recoverTmo           time.Duration
+		duration, respTmo, liveTmo, recoverTmo, every    time.Duration
 		noBuiltin, noGrammar                             bool
 	)
 	c := &cobra.Command{
@@ -91,8 +91,8 @@ before the first case, 130 interrupted (what was found is reported).`,
 					return usagef("invalid -q/--hostnqn: %v", err)
 				}
 			}
-			if cases < 0 || duration < 0 {
-				return usagef("--cases and --duration must not be negative")
+			if cases < 0 || duration < 0 || every <= 0 || respTmo <= 0 || liveTmo <= 0 || recoverTmo <= 0 || budget < 0 {
+				return usagef("--cases, --duration and --minimize-budget must not be negative; the timeouts and --progress-interval must be positive")
 			}
 			if cases == 0 && duration == 0 {
 				return usagef("give a bound: --duration D (e.g. 10m) or --cases N")
@@ -133,7 +133,7 @@ before the first case, 130 interrupted (what was found is reported).`,
 				Addr: net.JoinHostPort(traddr, trsvcid), Identity: id, Seed: seed, Cases: cases, Duration: duration,
 				Seeds: seeds, NoGrammar: noGrammar, ResponseTimeout: respTmo, LiveTimeout: liveTmo,
 				RecoverTimeout: recoverTmo, MinimizeBudget: budget, MaxFindings: maxFindings,
-				Progress: cmd.ErrOrStderr(),
+				Progress: cmd.ErrOrStderr(), ProgressEvery: every,
 			}
 			if budget == 0 {
 				cfg.MinimizeBudget = -1
@@ -253,6 +253,7 @@ before the first case, 130 interrupted (what was found is reported).`,
 	fs.DurationVar(&liveTmo, "live-timeout", 5*time.Second, "time limit of the liveness oracle (ICReq, Connect, enable, Identify on a fresh connection)")
 	fs.DurationVar(&recoverTmo, "recover-timeout", 30*time.Second, "how long to wait for the target to come back after a finding")
 	fs.IntVar(&budget, "minimize-budget", 200, "runs a minimization may make (0: do not minimize)")
+	fs.DurationVar(&every, "progress-interval", 5*time.Second, "how often the progress line is printed (stderr)")
 	fs.IntVar(&maxFindings, "max-findings", 0, "stop after this many unique findings (0: no limit)")
 	fs.StringVarP(&output, "output-format", "o", "normal", "output format: normal or json")
 	return c

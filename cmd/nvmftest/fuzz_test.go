@@ -114,3 +114,20 @@ func TestCLIReplay(t *testing.T) {
 	}
 	_ = tg.PortUp(1)
 }
+
+// TestCLIFuzzInterrupted: Ctrl-C during fuzz says interrupted, exits 130
+// and still writes what it found so far (the reports).
+func TestCLIFuzzInterrupted(t *testing.T) {
+	_, h, p := startFuzzTarget(t)
+	dir := t.TempDir()
+	code, stdout, stderr := signalChild(t, os.Interrupt, func(_, stderr string) bool { return strings.Contains(stderr, "cases (") },
+		"fuzz", "-a", h, "-s", p, "-n", target.DefaultSubsystemNQN, "--duration", "10m", "--seed", "4",
+		"--response-timeout", "50ms", "--progress-interval", "200ms", "--report-dir", dir)
+	// A progress line: the child is fuzzing.
+	if code != 130 || !strings.Contains(stderr, "interrupted") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fuzz", "fuzz.json")); err != nil {
+		t.Errorf("no report after the interruption: %v", err)
+	}
+}
