@@ -175,6 +175,14 @@ before the first case, 130 interrupted (what was found is reported).`,
 			if err != nil {
 				return usagef("%v", err)
 			}
+			// The target must be there before anything is said about the
+			// run: one line and exit 3 if it is not.
+			if err := fuzz.Probe(cmd.Context(), cfg.Addr, cfg.Identity, liveTmo); err != nil {
+				if sig := interrupt.Signal(cmd.Context()); sig != nil {
+					return signalError{"interrupted before the first case", sig}
+				}
+				return targetUnreachable{fmt.Sprintf("cannot reach %s at %s: %v (nothing was sent)", nqn, cfg.Addr, err)}
+			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "fuzz: %s at %s, seed %d (--seed %d repeats these cases), %d seed traces%s\n",
 				nqn, cfg.Addr, seed, seed, len(seeds), map[bool]string{true: ", no grammar", false: " and the grammar"}[noGrammar])
 			ctx := cmd.Context()
