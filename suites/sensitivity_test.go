@@ -40,7 +40,7 @@ type quirkExpectation struct {
 // and edit the lists from the "failed" lines it prints.
 func quirkExpect() map[string]quirkExpectation {
 	all := coreQuirkExpect()
-	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect(), assocQuirkExpect(), propsQuirkExpect(), discRules2QuirkExpect(), tcp2QuirkExpect(), queueQuirkExpect()} {
+	for _, more := range []map[string]quirkExpectation{transportQuirkExpect(), fabricsQuirkExpect(), adminIOQuirkExpect(), authQuirkExpect(), katoFlowQuirkExpect(), discRulesQuirkExpect(), assocQuirkExpect(), propsQuirkExpect(), discRules2QuirkExpect(), tcp2QuirkExpect(), queueQuirkExpect(), fuzzQuirkExpect()} {
 		for name, e := range more {
 			all[name] = e
 		}

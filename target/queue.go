@@ -472,6 +472,9 @@ func (q *queue) fail(err error) {
 		q.t.log.Warn("H2CTermReq with an invalid PLEN; closing the connection", append(q.logAttrs(), "err", fe.Error())...)
 	case errors.As(err, &fe):
 		q.t.log.Warn("fatal transport error", append(q.logAttrs(), "err", fe.Error())...)
+		if q.t.diesOn(fe) {
+			go q.t.die()
+		}
 		if q.t.quirks.fatalStreakRefuses {
 			q.t.fatalStreak.Add(1)
 		}

@@ -139,6 +139,7 @@ type quirkSet struct {
 	propsQuirks
 	tcp2Quirks
 	queueQuirks
+	fuzzQuirks
 
 	// allowed personalities
 	closeAfterTermReq    bool
@@ -153,7 +154,7 @@ type quirkSet struct {
 // quirkTable is every quirk, deviations first. Keep it the one place that
 // names them: the CLI help, the config error and the sensitivity test read
 // it.
-var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable, tcp2QuirkTable, queueQuirkTable)
+var quirkTable = slices.Concat(coreQuirks, transportQuirkTable, fabricsQuirkTable, adminIOQuirkTable, authQuirkTable, katoFlowQuirkTable, discRulesQuirkTable, assocQuirkTable, propsQuirkTable, discRules2QuirkTable, tcp2QuirkTable, queueQuirkTable, fuzzQuirkTable)
 
 // coreQuirks are the first quirks, across the areas.
 var coreQuirks = []Quirk{

@@ -191,6 +191,7 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 	root.AddCommand(newFailoverCmd())
 	root.AddCommand(newReportCmd())
 	root.AddCommand(newK8sCmd())
+	root.AddCommand(newFuzzCmd(), newReplayCmd())
 	return root
 }
 
