@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"time"
@@ -506,13 +507,29 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 		// reaction gets (a TCP close is seen at once).
 		Check(Requirement{ID: "FAB-IOQ-014", Section: secAssociation + "; " + secIOQDeletion, Keyword: Indicative, Binds: Controller,
 			Statements: []string{"B-3.1.2-04"},
-			Title:      "when the admin Connect left CATTR.INDIVIOQDELS clear, losing an I/O queue's connection ends the association",
+			Title:      "when the admin Connect left CATTR.INDIVIOQDELS clear, losing an I/O queue's connection (a TCP reset) ends the association",
 			Text:       "An association between a host and controller is terminated if: ... an NVMe Transport connection is lost between the host and controller for any I/O Queue and the host or controller does not support individual I/O Queue deletion"}, func(ctx context.Context, s *Spec) {
 			admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC) // adminConnect: CATTR 0
 			s.skipIfMQESZero(cp)
-			io := s.IOQueue(ctx, plainIC, cntlid, 1, min(15, cp.MQES()))
-			_, _, err := admin.Command(nvme.PropertyGetCmd(0, nvme.PropCSTS, false), nil)
+			// Lost, not closed: a TCP reset (SO_LINGER 0) on a connection
+			// of our own. An orderly close is how every host ends its I/O
+			// queues before it shuts the controller down on the admin
+			// queue (Linux nvme_tcp_teardown_ctrl, SPDK
+			// nvme_ctrlr_destruct), so a controller may take that as the
+			// host ending the queue.
+			var d net.Dialer
+			nc, err := d.DialContext(ctx, "tcp", s.Target.Config.Address)
+			s.Must(err, "dial the I/O connection")
+			io := initiator.NewRaw(nc, tcp.Config{}, s.Options())
+			_, err = io.Initialize(plainIC)
+			s.Must(err, "initialize the I/O connection")
+			_, err = s.connect(io, connectArgs{QID: 1, SQSIZE: min(15, cp.MQES()), CNTLID: cntlid})
+			s.Must(err, "Connect I/O queue 1")
+			_, _, err = admin.Command(nvme.PropertyGetCmd(0, nvme.PropCSTS, false), nil)
 			s.Must(err, "Property Get CSTS while the I/O queue is connected")
+			if tc, ok := nc.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+			}
 			_ = io.Close()
 			obs := awaitAssociationEnd(admin, s.fatalWait())
 			if obs == "association alive" {

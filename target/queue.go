@@ -163,6 +163,10 @@ type queue struct {
 	flowOffAnswered atomic.Bool
 	// fatalEnd: the queue ends after a fatal transport error (terminate).
 	fatalEnd bool
+	// hostClosed: the host closed the connection in an orderly way
+	// between PDUs (EOF), as hosts do to each I/O queue before they shut
+	// the controller down.
+	hostClosed bool
 	// keepAssoc: the sq-overrun-connection-only quirk ended this queue;
 	// its association lives on whatever the admin Connect said.
 	keepAssoc bool
@@ -414,6 +418,10 @@ func (q *queue) serve() {
 				corked = false // uncorked above
 				continue
 			}
+			// An orderly close by the host between PDUs (a FIN, not a
+			// reset or a half-sent PDU) is the host ending the queue, not
+			// a lost connection: see endQueue.
+			q.hostClosed = errors.Is(err, io.EOF) && q.conn.Idle()
 			q.fail(err)
 			return
 		}
@@ -556,13 +564,18 @@ func (q *queue) endQueue() {
 			c.mu.Lock()
 			indiv := c.indivIOQDel
 			c.mu.Unlock()
-			if !indiv && !q.t.quirks.ioqLossKeepsAssoc && !q.keepAssoc {
+			if !indiv && !q.hostClosed && !q.t.quirks.ioqLossKeepsAssoc && !q.keepAssoc {
 				// NVMe Base 2.2 3.1.2: an association is terminated if
 				// "an NVMe Transport connection is lost ... for any I/O
 				// Queue and the host or controller does not support
 				// individual I/O Queue deletion"; 3.3.2.4 likewise. The
 				// host said it does not (CATTR.INDIVIOQDELS clear in its
-				// admin Connect; suites FAB-IOQ-014).
+				// admin Connect; suites FAB-IOQ-014). A connection the
+				// host closed in an orderly way is not lost: Linux
+				// (nvme_tcp_teardown_ctrl) and SPDK (nvme_ctrlr_destruct)
+				// close every I/O connection before they shut the
+				// controller down on the admin queue, which must still
+				// work then.
 				c.kill("I/O queue connection lost; the admin Connect did not set CATTR.INDIVIOQDELS")
 			}
 		}

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -76,9 +77,10 @@ func TestIOQueueHostIDZero(t *testing.T) {
 }
 
 // TestIOConnectionLossEndsAssociation: without CATTR.INDIVIOQDELS in the
-// admin Connect, losing an I/O queue's connection ends the association
-// (NVMe Base 2.2 3.1.2, 3.3.2.4); with it, the association lives on and
-// the QID is free again.
+// admin Connect, losing an I/O queue's connection (a reset) ends the
+// association (NVMe Base 2.2 3.1.2, 3.3.2.4); with it, the association
+// lives on and the QID is free again. TestIOConnectionCloseKeepsAssociation
+// has the orderly close.
 func TestIOConnectionLossEndsAssociation(t *testing.T) {
 	tg := startTarget(t, testConfig())
 	addr := tg.Addrs()[0]
@@ -89,6 +91,9 @@ func TestIOConnectionLossEndsAssociation(t *testing.T) {
 		}
 		a := adminCATTR(t, addr, testNQN, 0, cattr)
 		q := ioQueue(t, addr, a.cntlid, 1, 0)
+		if tc, ok := q.nc.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // a reset: the connection is lost
+		}
 		_ = q.nc.Close()
 		ended := false
 		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -114,5 +119,21 @@ func TestIOConnectionLossEndsAssociation(t *testing.T) {
 			}
 			mustOK(t, cqe)
 		}
+	}
+}
+
+// TestIOConnectionCloseKeepsAssociation: a host that closes an I/O
+// connection in an orderly way (a FIN between PDUs) keeps its association
+// even without CATTR.INDIVIOQDELS: Linux and SPDK hosts close every I/O
+// connection before they shut the controller down on the admin queue.
+func TestIOConnectionCloseKeepsAssociation(t *testing.T) {
+	tg := startTarget(t, testConfig())
+	addr := tg.Addrs()[0]
+	a := adminCATTR(t, addr, testNQN, 0, 0)
+	q := ioQueue(t, addr, a.cntlid, 1, 0)
+	_ = q.nc.Close()
+	time.Sleep(200 * time.Millisecond) // the target has seen the close
+	if _, err := a.try(nvme.KeepAliveCmd(), nil, false, nil); err != nil {
+		t.Fatalf("the association ended after an orderly close of its I/O connection: %v", err)
 	}
 }
