@@ -470,10 +470,14 @@ func (c *controller) capReg() uint64 {
 	if c.t.quirks.capMPSMINAboveMax {
 		v = v&^(0xFF<<48) | 1<<48 // MPSMIN 1 (bits 51:48), MPSMAX 0 (bits 55:52)
 	}
-	if c.t.vs >= nvme.MakeVersion(2, 0, 0) {
+	if c.t.vs >= nvme.MakeVersion(2, 0, 0) && !c.disc {
 		// CAP.CRMS.CRWMS (bit 59): "shall be set to '1' on controllers
 		// compliant with NVM Express Base Specification, Revision 2.0
-		// and later" (NVMe Base 2.2 Fig. 36); CRTO answers for it.
+		// and later" (NVMe Base 2.2 Fig. 36); CRTO answers for it. Not
+		// on a discovery controller, which has no media and no CRTO
+		// (Fig. 33): a host that sees CRWMS reads CRTO (Linux
+		// nvme_enable_ctrl), and Linux's discover fails when that read
+		// is refused.
 		v |= capCRWMS
 	}
 	return c.propsCAP(uint64(v))
