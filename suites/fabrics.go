@@ -294,18 +294,9 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Text:  "Once a Connect command for an I/O Queue has completed successfully ..., I/O commands may be submitted to the queue",
 			Title: "an I/O command on a connected I/O queue (Read of one block) completes"}, func(ctx context.Context, s *Spec) {
 			admin, cntlid, _ := s.EnabledAdmin(ctx, plainIC)
-			_, list, err := admin.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
-			s.Must(err, "Identify active namespace list")
-			ids := nvme.DecodeNSList(list)
-			if len(ids) == 0 {
-				s.Lacks("an active namespace")
-			}
-			_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, ids[0], 0), nil)
-			s.Must(err, "Identify Namespace")
-			var ns nvme.IdentifyNamespace
-			s.Must(ns.Decode(data), "decode Identify Namespace")
+			nsid, ns := s.firstNamespace(admin)
 			io := s.IOQueue(ctx, plainIC, cntlid, 1, 15)
-			sqe := nvme.ReadCmd(ids[0], 0, 1)
+			sqe := nvme.ReadCmd(nsid, 0, 1)
 			nvme.SetDataLength(&sqe, ns.BlockSize())
 			_, got, err := io.Command(sqe, nil)
 			s.Conform(Outcome(err), "success")

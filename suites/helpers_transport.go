@@ -488,6 +488,24 @@ func (s *Spec) IOQueue(ctx context.Context, req tcp.ICReq, cntlid, qid, sqsize u
 	return r
 }
 
+// firstNamespace returns the first active namespace of the controller
+// behind an enabled raw admin queue, with its Identify Namespace; the
+// check needs one (Lacks otherwise).
+func (s *Spec) firstNamespace(admin *initiator.Raw) (uint32, *nvme.IdentifyNamespace) {
+	GinkgoHelper()
+	_, list, err := admin.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
+	s.Must(err, "Identify active namespace list")
+	ids := nvme.DecodeNSList(list)
+	if len(ids) == 0 {
+		s.Lacks("an active namespace")
+	}
+	_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, ids[0], 0), nil)
+	s.Must(err, "Identify Namespace")
+	var ns nvme.IdentifyNamespace
+	s.Must(ns.Decode(data), "decode Identify Namespace")
+	return ids[0], &ns
+}
+
 // identifyCtrl reads Identify Controller on an enabled raw admin queue.
 func (s *Spec) identifyCtrl(r *initiator.Raw) *nvme.IdentifyController {
 	GinkgoHelper()

@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -199,11 +198,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			s.Must(propSet(r, nvme.PropCC, false, ccEnable), "Property Set CC.EN=1")
 			s.waitReady(ctx, r, cp)
 			read("enabled")
-			obs := "reserved bits 0"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, "reserved bits 0")
+			s.ConformAll(bad, "reserved bits 0")
 		})
 
 		// Fig. 33 marks INTMS, INTMC, AQA, ASQ, ACQ (note 2) and the CMB,
@@ -229,11 +224,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 					bad = append(bad, fmt.Sprintf("%s (%#x): %s", p.name, p.off, obs))
 				}
 			}
-			obs := "each 0 or Invalid Field in Command"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, "each 0 or Invalid Field in Command")
+			s.ConformAll(bad, "each 0 or Invalid Field in Command")
 		})
 
 		// CRTO came with Base 2.0; a controller reporting an earlier
@@ -326,11 +317,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 				}
 			}
 			want := "bytes 07:04 0, VS in bytes 03:00"
-			obs := want
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, want)
+			s.ConformAll(bad, want)
 		})
 	})
 
@@ -477,11 +464,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			} else {
 				AddReportEntry("observed", fmt.Sprintf("%s: a shutdown written with CC.EN cleared was not reported complete (CSTS %#x): that way back is not tried", s.Req.ID, csts))
 			}
-			obs := "RDY 1 only with SHST 00b"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, "RDY 1 only with SHST 00b")
+			s.ConformAll(bad, "RDY 1 only with SHST 00b")
 		})
 
 		// The Commands Supported and Effects log is fixed for a

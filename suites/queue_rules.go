@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"slices"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -158,11 +157,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			if agreed == 0 {
 				s.Lacks("disabling SQ flow control (every Connect with DISSQFC was answered with an SQHD other than FFFFh)")
 			}
-			obs := "SQHD 0h in every later response"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, "SQHD 0h in every later response")
+			s.ConformAll(bad, "SQHD 0h in every later response")
 		})
 
 		// 3.3.3.1: the admin queue of a message-based controller "is
@@ -208,23 +203,14 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			Text:       "If an NVMe Transport does not transmit an SQHD value in every response capsule, then an SQHD value should be transmitted periodically (e.g., in at least one of every n response capsules on a CQ, where n is 10% of the size of the associated SQ) or more often"}, func(ctx context.Context, s *Spec) {
 			admin, cntlid, cp := s.EnabledAdmin(ctx, plainIC)
 			s.skipIfMQESZero(cp)
-			_, list, err := admin.Command(nvme.IdentifyCmd(nvme.CNSActiveNSList, 0, 0), nil)
-			s.Must(err, "Identify active namespace list")
-			ids := nvme.DecodeNSList(list)
-			if len(ids) == 0 {
-				s.Lacks("an active namespace")
-			}
-			_, data, err := admin.Command(nvme.IdentifyCmd(nvme.CNSNamespace, ids[0], 0), nil)
-			s.Must(err, "Identify Namespace")
-			var ns nvme.IdentifyNamespace
-			s.Must(ns.Decode(data), "decode Identify Namespace")
+			nsid, ns := s.firstNamespace(admin)
 			sqsize := min(31, cp.MQES())
 			size := int(sqsize) + 1
 			n := (size + 9) / 10 // 10% of the SQ size, rounded up
 			io := s.IOQueue(ctx, plainIC, cntlid, 1, sqsize)
 			run, longest, omitted := 0, 0, 0
 			for i := range 3 * size {
-				rd := nvme.ReadCmd(ids[0], 0, 1)
+				rd := nvme.ReadCmd(nsid, 0, 1)
 				nvme.SetDataLength(&rd, ns.BlockSize())
 				rd.CID = io.NextCID()
 				s.Must(io.Conn.Send(&tcp.CapsuleCmd{SQE: rd}, nil), fmt.Sprintf("send Read %d", i+1))
@@ -378,11 +364,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 				}
 				_ = r.Close()
 			}
-			obs := stCIP
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, stCIP)
+			s.ConformAll(bad, stCIP)
 		})
 
 		// 6.1: "The Authentication Receive command data shall not be
@@ -449,11 +431,7 @@ var _ = Describe("Fabrics", Label("fabrics"), func() {
 			if len(seen) == 0 {
 				s.Lacks("a Connect response with AUTHREQ.ASCR set (authentication followed by a secure channel)")
 			}
-			obs := "ATR clear where ASCR is set"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
-			s.Conform(obs, "ATR clear where ASCR is set")
+			s.ConformAll(bad, "ATR clear where ASCR is set")
 		})
 
 		// Fig. 549: "If a particular controller was specified in the

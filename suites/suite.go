@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -233,6 +234,18 @@ func (s *Spec) cleanup() {
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
 	}
+}
+
+// ConformAll is Conform for a check that collects what went wrong: with no
+// problems the target did want; otherwise the observation is the problems,
+// joined by "; ".
+func (s *Spec) ConformAll(problems []string, want string) {
+	GinkgoHelper()
+	observed := want
+	if len(problems) > 0 {
+		observed = strings.Join(problems, "; ")
+	}
+	s.Conform(observed, want)
 }
 
 // Conform is the verdict of a check: observed is what the target did and

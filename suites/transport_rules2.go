@@ -477,12 +477,8 @@ var _ = Describe("Transport", Label("transport"), func() {
 			if empty {
 				Skip(fmt.Sprintf("%s: the target's C2HTermReqs carry no error data at all, which TCP-FATAL-002 judges", s.Req.ID))
 			}
-			obs = "the whole offending header"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
 			AddReportEntry("observed", fmt.Sprintf("%s: examined %s", s.Req.ID, strings.Join(seen, ", ")))
-			s.Conform(obs, "the whole offending header")
+			s.ConformAll(bad, "the whole offending header")
 		})
 
 		// 3.6.2.5: the FEI is "Reserved" for FES 02h, 04h and 05h, and
@@ -575,12 +571,8 @@ var _ = Describe("Transport", Label("transport"), func() {
 					bad = append(bad, fmt.Sprintf("%s: %s not zero", c.what, strings.Join(wrong, ", ")))
 				}
 			}
-			obs := "reserved fields zero"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
 			AddReportEntry("observed", fmt.Sprintf("%s: examined %s", s.Req.ID, strings.Join(seen, ", ")))
-			s.Conform(obs, "reserved fields zero")
+			s.ConformAll(bad, "reserved fields zero")
 		})
 
 		// 3.6.2.7, 3.6.2.9, 3.6.2.10: a CapsuleResp and an R2T have HLEN
@@ -638,12 +630,8 @@ var _ = Describe("Transport", Label("transport"), func() {
 				}
 				_ = r.Close()
 			}
-			obs := "as defined"
-			if len(bad) > 0 {
-				obs = strings.Join(bad, "; ")
-			}
 			AddReportEntry("observed", fmt.Sprintf("%s: examined %s", s.Req.ID, strings.Join(seen, ", ")))
-			s.Conform(obs, "as defined")
+			s.ConformAll(bad, "as defined")
 		})
 	})
 })
