@@ -947,7 +947,7 @@ func (c *collector) collect(now int64, final bool) {
 				}
 			}
 			if c.hl != nil && d.ios > 0 {
-				lat.SetTag(logTag(js.job.Name) + "." + Op(op).String())
+				lat.SetTag(LogTag(js.job.Name) + "." + Op(op).String())
 				lat.SetStartTimeMs(c.e.epoch.UnixMilli() + c.last/1e6)
 				lat.SetEndTimeMs(c.e.epoch.UnixMilli() + now/1e6)
 				_ = c.hl.OutputIntervalHistogram(lat)
@@ -966,8 +966,10 @@ func (c *collector) collect(now int64, final bool) {
 
 var errNoJobs = errors.New("loadgen: no jobs")
 
-// logTag makes a job name fit an interval log tag (no commas or spaces).
-func logTag(s string) string {
+// LogTag makes a job name fit an interval log tag (no commas or spaces):
+// the tag of the job's histograms in its interval logs is LogTag(name) +
+// "." + the operation.
+func LogTag(s string) string {
 	b := []byte(s)
 	for i, c := range b {
 		if c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {

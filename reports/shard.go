@@ -170,7 +170,7 @@ func NewShardResult(res *loadgen.Result, intervalLog []byte, m ShardMeta) (*Shar
 					return nil, err
 				}
 			}
-			hs := logged[shardTag(jr.Job.Name)+"."+op.String()]
+			hs := logged[loadgen.LogTag(jr.Job.Name)+"."+op.String()]
 			for _, smp := range res.Series {
 				if smp.Job != ji || smp.Op != op {
 					continue
@@ -199,20 +199,6 @@ func NewShardResult(res *loadgen.Result, intervalLog []byte, m ShardMeta) (*Shar
 		s.Jobs = append(s.Jobs, j)
 	}
 	return s, nil
-}
-
-// shardTag is loadgen's interval log tag of a job name.
-func shardTag(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n' {
-			b[i] = '_'
-		}
-	}
-	if len(b) == 0 {
-		return "job"
-	}
-	return string(b)
 }
 
 func encodeHist(h *hdrhistogram.Histogram) (string, error) {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -92,14 +91,8 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 			if matrix.on || cmd.Flags().Changed("output-format") {
 				return matrix.write(out)
 			}
-			if transport != "tcp" {
-				return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
-			}
-			if traddr == "" {
-				return usagef("missing target address: give it with -a/--traddr ADDRESS")
-			}
-			if p, err := strconv.Atoi(trsvcid); err != nil || p <= 0 || p > 65535 {
-				return usagef("invalid -s/--trsvcid %q: want a TCP port number (1-65535)", trsvcid)
+			if err := checkTargetAddr(transport, traddr, trsvcid); err != nil {
+				return err
 			}
 			if nqn == "" {
 				return usagef("missing subsystem NQN: give it with -n/--nqn NQN")

@@ -103,6 +103,21 @@ func addConnFlags(c *cobra.Command, f *connFlags) {
 	fs.StringVar(&f.capture, "capture", "", "write a pcapng packet trace of every connection into `DIR` (created if missing); open with Wireshark")
 }
 
+// checkTargetAddr is the usage check of -t, -a and -s for the commands
+// that take them as plain flags (conform, fuzz, replay).
+func checkTargetAddr(transport, traddr, trsvcid string) error {
+	if transport != "tcp" {
+		return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
+	}
+	if traddr == "" {
+		return usagef("missing target address: give it with -a/--traddr ADDRESS")
+	}
+	if p, err := strconv.Atoi(trsvcid); err != nil || p <= 0 || p > 65535 {
+		return usagef("invalid -s/--trsvcid %q: want a TCP port number (1-65535)", trsvcid)
+	}
+	return nil
+}
+
 func (f *connFlags) validate() error {
 	if f.transport != "tcp" {
 		return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", f.transport)

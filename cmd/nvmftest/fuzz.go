@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -71,14 +70,8 @@ Exit status: 0 no finding, 1 findings, 2 bad flags, 3 target unreachable
 before the first case, 130 interrupted (what was found is reported).`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if transport != "tcp" {
-				return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
-			}
-			if traddr == "" {
-				return usagef("missing target address: give it with -a/--traddr ADDRESS")
-			}
-			if p, err := strconv.Atoi(trsvcid); err != nil || p <= 0 || p > 65535 {
-				return usagef("invalid -s/--trsvcid %q: want a TCP port number (1-65535)", trsvcid)
+			if err := checkTargetAddr(transport, traddr, trsvcid); err != nil {
+				return err
 			}
 			if nqn == "" {
 				return usagef("missing subsystem NQN: give it with -n/--nqn NQN")

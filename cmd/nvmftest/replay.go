@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,14 +47,8 @@ before the replay.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if transport != "tcp" {
-				return usagef("transport %q is not supported: nvmftest speaks NVMe/TCP only (use -t tcp)", transport)
-			}
-			if traddr == "" {
-				return usagef("missing target address: give it with -a/--traddr ADDRESS")
-			}
-			if p, err := strconv.Atoi(trsvcid); err != nil || p <= 0 || p > 65535 {
-				return usagef("invalid -s/--trsvcid %q: want a TCP port number (1-65535)", trsvcid)
+			if err := checkTargetAddr(transport, traddr, trsvcid); err != nil {
+				return err
 			}
 			rf, err := fuzz.ReadReplay(args[0])
 			if err != nil {
