@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
@@ -118,24 +117,10 @@ type CommandControl struct {
 }
 
 // ErrUnsupported is a control command's exit status 3.
-var ErrUnsupported = errors.New("control command does not support this verb")
+var ErrUnsupported = control.ErrUnsupported
 
-// Do runs the control command with verb, bounded by ctx.
+// Do runs the control command with verb, bounded by ctx, and returns what
+// it printed.
 func (c CommandControl) Do(ctx context.Context, verb string) (string, error) {
-	if len(c.Argv) == 0 {
-		return "", errors.New("no control command")
-	}
-	cmd := exec.CommandContext(ctx, c.Argv[0], append(append([]string(nil), c.Argv[1:]...), verb)...)
-	var out, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return strings.TrimSpace(out.String()), nil
-	case errors.As(err, &ee) && ee.ExitCode() == 3:
-		return "", fmt.Errorf("%w: %s %s", ErrUnsupported, c.Argv[0], verb)
-	}
-	return strings.TrimSpace(out.String()), fmt.Errorf("%s %s: %v: %s", c.Argv[0], verb, err, strings.TrimSpace(stderr.String()))
+	return (&control.Exec{Argv: c.Argv}).Output(ctx, control.Action{Verb: verb})
 }

@@ -1,15 +1,12 @@
 package suites
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/target"
 )
 
@@ -39,7 +36,7 @@ const (
 
 // ExitUnsupported is the exit status by which a control command says it
 // cannot perform an action (the check is then skipped, with the reason).
-const ExitUnsupported = 3
+const ExitUnsupported = control.ExitUnsupported
 
 // ReferenceControl performs actions on nvmftest's embedded reference
 // target directly: subsystems, namespaces, ANA state and port down/up.
@@ -160,59 +157,10 @@ func nsidArg(a Action) (uint32, error) {
 	return uint32(n), nil
 }
 
-// ExecControl runs a user-supplied command for each action, in the spirit
-// of blktests' NVME_TARGET_CONTROL:
-//
-//	COMMAND... VERB key=value key=value ...
-//
-// with the arguments sorted by key. Exit status 0 means done; 3
-// (ExitUnsupported) means the command cannot do this (the check is
-// skipped, saying so); anything else is an error that fails the check,
-// with the command's stderr. The command runs with the check's deadline.
-type ExecControl struct {
-	// Argv is the command and its leading arguments.
-	Argv []string
-}
+// ExecControl runs a user-supplied command for each action: see package
+// control for the contract.
+type ExecControl = control.Exec
 
 // NewExecControl splits a command line on spaces (no shell quoting: use a
 // script for anything fancier).
-func NewExecControl(cmdline string) (*ExecControl, error) {
-	f := strings.Fields(cmdline)
-	if len(f) == 0 {
-		return nil, errors.New("control command is empty")
-	}
-	return &ExecControl{Argv: f}, nil
-}
-
-// ArgList renders a as a control command's arguments: the verb, then
-// key=value sorted by key.
-func (a Action) ArgList() []string {
-	keys := make([]string, 0, len(a.Args))
-	for k := range a.Args {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	out := []string{a.Verb}
-	for _, k := range keys {
-		out = append(out, k+"="+a.Args[k])
-	}
-	return out
-}
-
-// Do implements Control.
-func (c *ExecControl) Do(ctx context.Context, a Action) error {
-	argv := append(append([]string(nil), c.Argv[1:]...), a.ArgList()...)
-	cmd := exec.CommandContext(ctx, c.Argv[0], argv...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &ee) && ee.ExitCode() == ExitUnsupported:
-		return fmt.Errorf("%w: %s %s", ErrUnsupported, c.Argv[0], strings.Join(a.ArgList(), " "))
-	default:
-		return fmt.Errorf("control %s %s: %v: %s", c.Argv[0], strings.Join(a.ArgList(), " "), err, strings.TrimSpace(stderr.String()))
-	}
-}
+func NewExecControl(cmdline string) (*ExecControl, error) { return control.NewExec(cmdline) }

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified
+
+	"github.com/nvmftest/nvmftest/control"
 )
 
 // Level is how strongly the spec asks for a requirement.
@@ -332,22 +334,18 @@ type Config struct {
 }
 
 // Control performs actions on the target's side, as blktests'
-// NVME_TARGET_CONTROL does: built in for the reference target, a
-// user-supplied command for anyone else's.
-type Control interface {
-	// Do performs a; it returns ErrUnsupported when it cannot.
-	Do(ctx context.Context, a Action) error
-}
+// NVME_TARGET_CONTROL does: built in for the reference target
+// (ReferenceControl), a user-supplied command (control.Exec) for anyone
+// else's. The contract is package control's; the verbs are below.
+type Control = control.Control
 
 // Action is one target-side action: a verb and its arguments, e.g.
 // {"add-namespace", {"nsid": "7", "size": "64MiB"}}.
-type Action struct {
-	Verb string
-	Args map[string]string
-}
+type Action = control.Action
 
-// ErrUnsupported is returned by a Control that cannot perform an action.
-var ErrUnsupported = fmt.Errorf("suites: action not supported by this target control")
+// ErrUnsupported is returned (wrapped) by a Control that cannot perform an
+// action.
+var ErrUnsupported = control.ErrUnsupported
 
 var (
 	curMu  sync.Mutex

@@ -154,38 +154,6 @@ func TestRequirementCount(t *testing.T) {
 	}
 }
 
-func TestExecControl(t *testing.T) {
-	dir := t.TempDir()
-	script := filepath.Join(dir, "ctl.sh")
-	log := filepath.Join(dir, "log")
-	body := "#!/bin/sh\necho \"$@\" >> " + log + "\ncase \"$3\" in\nadd-namespace) exit 0;;\nport-down) exit 3;;\n*) echo nope >&2; exit 1;;\nesac\n"
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewExecControl(script + " --array a1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := c.Do(ctx, Action{Verb: VerbAddNamespace, Args: map[string]string{"subnqn": "nqn.x", "nsid": "7", "size": "64MiB"}}); err != nil {
-		t.Errorf("add-namespace: %v", err)
-	}
-	if err := c.Do(ctx, Action{Verb: VerbPortDown, Args: map[string]string{"port": "1"}}); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("port-down: %v, want ErrUnsupported", err)
-	}
-	if err := c.Do(ctx, Action{Verb: "remove-subsystem", Args: map[string]string{"nqn": "nqn.x"}}); err == nil || !strings.Contains(err.Error(), "nope") || errors.Is(err, ErrUnsupported) {
-		t.Errorf("remove-subsystem: %v, want an error with the command's stderr", err)
-	}
-	got, _ := os.ReadFile(log)
-	want := "--array a1 add-namespace nsid=7 size=64MiB subnqn=nqn.x\n--array a1 port-down port=1\n--array a1 remove-subsystem nqn=nqn.x\n"
-	if string(got) != want {
-		t.Errorf("control command saw:\n%s\nwant:\n%s", got, want)
-	}
-	if _, err := NewExecControl("  "); err == nil {
-		t.Error("empty control command accepted")
-	}
-}
-
 func TestReferenceControl(t *testing.T) {
 	tg, _ := referenceTarget(t)
 	c := ReferenceControl{T: tg}
