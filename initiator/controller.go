@@ -197,6 +197,9 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 	if o.Capture != nil {
 		nc = o.Capture.Record(nc, true, label)
 	}
+	if o.Poll && qid > 0 {
+		nc = tcp.NewPollConn(nc, o.PollIdle)
+	}
 	// The reader answers R2Ts with H2CData; through an AsyncWriter it never
 	// blocks on a target that is itself blocked writing to us. The limit
 	// grows with the transfers submitted (Queue.growBacklog).

@@ -345,3 +345,37 @@ func TestE2EAsyncEventsDuringClose(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EPolling runs I/O with both sides polling their sockets (bench
+// --hipri against target --poll): writes and reads of one block and of
+// several R2Ts' worth, a pause long enough for both to stop spinning and
+// sleep, then I/O again, which must wake them.
+func TestE2EPolling(t *testing.T) {
+	cfg := target.DefaultConfig()
+	cfg.Listeners = []target.ListenerConfig{{Address: "127.0.0.1:0"}}
+	cfg.Poll, cfg.PollIdle = true, 100*time.Microsecond
+	addr := targettest.Start(t, cfg).Addrs()[0].String()
+	c, err := initiator.Connect(ctx(t), addr, target.DefaultSubsystemNQN,
+		initiator.Options{NrIOQueues: 1, QueueSize: 9, Poll: true, PollIdle: 100 * time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := c.IOQueues()[0]
+	for round := range 2 {
+		for _, nlb := range []uint32{8, 512} { // 4 KiB and 256 KiB
+			data := bytes.Repeat([]byte{byte(round + 1), byte(nlb)}, int(nlb)*256)
+			if err := q.Write(ctx(t), 1, uint64(round)*1024, nlb, data); err != nil {
+				t.Fatalf("round %d: write of %d blocks: %v", round, nlb, err)
+			}
+			got := make([]byte, len(data))
+			if err := q.Read(ctx(t), 1, uint64(round)*1024, nlb, got); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("round %d: read of %d blocks: %v (equal %v)", round, nlb, err, bytes.Equal(got, data))
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // both sides go back to sleeping
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkNoLeak(t)
+}

@@ -103,6 +103,13 @@ type Options struct {
 	DisableSQFlowControl bool
 	// Logger receives debug and warning messages (default: discard).
 	Logger *slog.Logger
+	// Poll makes each I/O queue's reader poll its socket instead of
+	// sleeping until the target answers (fio's --hipri): no wake-up per
+	// completion, at the price of a core that spins while I/O is in
+	// flight. A queue with nothing to read for PollIdle (default 1ms)
+	// sleeps as usual.
+	Poll     bool
+	PollIdle time.Duration
 	// Capture, if set, records every connection (admin, I/O, discovery,
 	// raw) as a packet trace; nil records nothing and costs nothing.
 	Capture capture.Recorder

@@ -52,6 +52,11 @@ type Job struct {
 	Seed        uint64        // randseed
 	SeedSet     bool          // randseed was given
 	RandRepeat  bool          // randrepeat: the same offsets each run (default true); false seeds from the clock
+	// HiPri (hipri): the job's queues poll for completions instead of
+	// sleeping until they come, as fio's hipri does on a kernel queue: a
+	// core spins while I/O is in flight. Queues of one controller share
+	// the setting: any job asking for it polls them all.
+	HiPri bool
 	// GroupReporting (group_reporting): the report shows each reporting
 	// group's jobs as one (fio's group_reporting); the reports read it.
 	GroupReporting bool
@@ -149,6 +154,7 @@ var FioOptions = []FioOption{
 	{Name: "loops", Usage: "run the job this many times (default 1)"},
 	{Name: "norandommap", Bool: true, Usage: "random offsets may repeat within a pass"},
 	{Name: "random_distribution", Usage: "random (uniform) or zipf:THETA, e.g. zipf:1.2"},
+	{Name: "hipri", Bool: true, Usage: "poll for completions instead of sleeping until they come: lower latency, a core spins while I/O flows"},
 	{Name: "randrepeat", Bool: true, Usage: "the same random offsets each run (default 1); 0 seeds from the clock"},
 	{Name: "randseed", Usage: "seed of the random offsets and mixes"},
 	{Name: "rate", Usage: "bandwidth cap per clone in bytes/s, READ,WRITE apart (1m,500k; ,500k caps writes only)"},
@@ -431,7 +437,7 @@ func (j *Job) set(key, val string) error {
 			return fmt.Errorf("want a number of I/Os, at least 1")
 		}
 		j.ThinkBlocks = n
-	case "time_based", "norandommap", "stonewall", "wait_for_previous", "new_group", "group_reporting", "randrepeat":
+	case "time_based", "norandommap", "stonewall", "wait_for_previous", "new_group", "group_reporting", "randrepeat", "hipri":
 		b, err := parseBool(val)
 		if err != nil {
 			return err
@@ -449,6 +455,8 @@ func (j *Job) set(key, val string) error {
 			j.GroupReporting = b
 		case "randrepeat":
 			j.RandRepeat = b
+		case "hipri":
+			j.HiPri = b
 		}
 	case "size", "offset":
 		p, isPct, err := parsePercent(val)

@@ -55,6 +55,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 	need := map[place]int{}
 	depth := map[place]int{}
 	maxBS := map[place]int{} // with depth, for queues deep enough for split I/Os
+	poll := map[place]bool{} // hipri: any job at a place polls its queues
 	var order []place
 	for _, j := range jobs {
 		host, port, nqn := def.Addr, def.Port, def.SubNQN
@@ -113,6 +114,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 				}
 			}
 			plans = append(plans, plan{jj, at, ns})
+			poll[at] = poll[at] || j.HiPri
 			need[at] += j.NumJobs
 			depth[at] = max(depth[at], j.IODepth)
 			maxBS[at] = max(maxBS[at], j.maxBS())
@@ -125,6 +127,7 @@ func Dial(ctx context.Context, jobs []*Job, def Address, opts initiator.Options)
 		o := opts
 		o.NrIOQueues = need[at]
 		o.QueueSize = depth[at] + 1
+		o.Poll = o.Poll || poll[at]
 		c, err := initiator.Connect(ctx, at.addr, at.nqn, o)
 		if err == nil {
 			// An I/O beyond MDTS goes as several commands: ask for a

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme"
+	"github.com/nvmftest/nvmftest/nvme/tcp"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 )
 
@@ -315,6 +316,9 @@ func (t *Target) Serve(nc net.Conn, portID uint16) {
 	}
 	p.conns++
 	t.addrConns[ip]++
+	if t.cfg.Poll {
+		nc = tcp.NewPollConn(nc, t.cfg.PollIdle)
+	}
 	q := newQueue(t, p, nc)
 	t.queues[q] = struct{}{}
 	t.wg.Add(1)

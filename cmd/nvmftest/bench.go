@@ -38,6 +38,7 @@ type benchFlags struct {
 	format   loadgen.OutputFormat
 	shard    shardFlags
 	k8s      k8sBenchFlags
+	cpus     string
 }
 
 // fioArg is one fio option given as a flag.
@@ -145,6 +146,7 @@ from each I/O's intended issue time, so a stalled target shows in the tail
 	fs.StringVar(&f.output, "output", "", "write the report to `FILE` instead of standard output (fio's --output)")
 	fs.StringVar(&f.report, "report-dir", "", "run directory: report.html, summary.md, run.json, bench/fio.json and HdrHistogram logs (an existing one gains this run)")
 	fs.StringVar(&f.embedded, "embedded", "", "run against an in-process reference target with one namespace `BACKEND:SIZE` (null:1GiB, mem:256MiB); no -a/-n needed")
+	fs.StringVar(&f.cpus, "cpus", "", cpusFlagHelp)
 	addShardFlags(c, &f.shard)
 	addK8sBenchFlags(c, &f.k8s)
 	return c
@@ -281,6 +283,11 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	}
 	if err := f.conn.validate(); err != nil {
 		return err
+	}
+	if pinned, err := pinCPUs(f.cpus); err != nil {
+		return err
+	} else if pinned != "" {
+		fmt.Fprintln(errw, "nvmftest: "+pinned)
 	}
 	var run *reports.Run
 	if f.report != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/internal/cpuset"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
 	"github.com/nvmftest/nvmftest/suites"
@@ -446,4 +447,24 @@ func newControl(cmdline string) (*suites.ExecControl, error) {
 		return nil, usagef("invalid --control %q: %v (give a command nvmftest can run, e.g. \"nvmftest target ctl --socket PATH\")", cmdline, err)
 	}
 	return c, nil
+}
+
+// cpusFlagHelp is --cpus's help, the same on target and bench.
+const cpusFlagHelp = "run only on these CPUs, as SPDK's core mask does: a `LIST` such as 0,2-3 or a mask such as 0x5; GOMAXPROCS becomes their number (default: every CPU). Keeps the Go runtime off a core a polling neighbour holds"
+
+// pinCPUs applies --cpus to the whole process: its threads on those CPUs,
+// GOMAXPROCS to match. It returns the line saying so ("" when list is
+// empty), or a usage error naming what is wrong.
+func pinCPUs(list string) (string, error) {
+	if list == "" {
+		return "", nil
+	}
+	cpus, err := cpuset.Parse(list)
+	if err != nil {
+		return "", usageError{fmt.Errorf("--cpus: %v", err)}
+	}
+	if err := cpuset.Pin(cpus); err != nil {
+		return "", usageError{fmt.Errorf("--cpus %s: %v", list, err)}
+	}
+	return fmt.Sprintf("pinned to CPUs %s (GOMAXPROCS %d)", cpuset.Format(cpus), len(cpus)), nil
 }

@@ -42,6 +42,8 @@ type targetFlags struct {
 	metrics       string
 	capture       string
 	quirks        []string
+	cpus          string
+	poll          bool
 	readyCallback func(*target.Target) // tests
 }
 
@@ -85,6 +87,8 @@ allowed personality of other targets (which they must pass):
 	fl.StringArrayVar(&f.quirks, "quirk", nil, "give the target the quirk `NAME` (repeatable; adds to quirks: in the configuration; see above)")
 	fl.StringVar(&f.ctlSocket, "ctl-socket", "", "serve the control endpoint on unix socket `PATH` (see nvmftest target ctl and target stats)")
 	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics on http://`HOST:PORT`/metrics (e.g. 127.0.0.1:9420)")
+	fl.StringVar(&f.cpus, "cpus", "", cpusFlagHelp)
+	fl.BoolVar(&f.poll, "poll", false, "poll the sockets instead of sleeping until data comes, as SPDK does: lower latency, but a core spins while I/O flows (an idle connection sleeps after 1ms; poll_idle: in the configuration)")
 	cmd.AddCommand(newTargetCtlCmd(), newTargetStatsCmd())
 	return cmd
 }
@@ -146,6 +150,9 @@ func buildTargetConfig(f *targetFlags) (target.Config, error) {
 	if f.capture != "" {
 		cfg.Capture = f.capture
 	}
+	if f.poll {
+		cfg.Poll = true
+	}
 	for _, q := range f.quirks {
 		if !slices.Contains(cfg.Quirks, q) {
 			cfg.Quirks = append(cfg.Quirks, q)
@@ -201,6 +208,10 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	if err != nil {
 		return usageError{err}
 	}
+	pinned, err := pinCPUs(f.cpus)
+	if err != nil {
+		return err
+	}
 	// Quiet but not mute: controllers, refused Connects and errors by
 	// default; every connection and queue with -v.
 	level := slog.LevelInfo
@@ -235,6 +246,12 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 		metricsAddr = addr
 	}
 	printReach(stdout, tg)
+	if pinned != "" {
+		fmt.Fprintln(stdout, pinned)
+	}
+	if cfg.Poll {
+		fmt.Fprintln(stdout, "polling: each connection's receive loop spins on its socket while I/O flows (a core busy)")
+	}
 	if metricsAddr != "" {
 		fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", metricsAddr)
 	}
