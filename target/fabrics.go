@@ -450,6 +450,10 @@ const connectOffNVMSETID = 52
 func (q *queue) install(ctrl *controller, qid uint16, args nvme.Connect) {
 	q.ctrl = ctrl
 	q.qid = qid
+	if qid != 0 && !q.countedIO {
+		q.countedIO = true
+		q.t.ioQueuesChanged(1)
+	}
 	q.statQID.Store(uint32(qid))
 	q.statCtrl.Store(ctrl)
 	q.size = uint32(args.SQSIZE) + 1

@@ -167,6 +167,8 @@ type queue struct {
 	// between PDUs (EOF), as hosts do to each I/O queue before they shut
 	// the controller down.
 	hostClosed bool
+	// countedIO: install counted this queue in Target.ioQueues.
+	countedIO bool
 	// keepAssoc: the sq-overrun-connection-only quirk ended this queue;
 	// its association lives on whatever the admin Connect said.
 	keepAssoc bool
@@ -343,18 +345,27 @@ func (q *queue) serve() {
 	deadline := setupDeadline
 	_ = q.nc.SetReadDeadline(deadline)
 	q.conn.SetLimits(max(adminCapsuleData, q.t.icd), q.t.maxH2C)
+	// Everything sent while PDUs that arrived together are handled goes
+	// out in one write when the last of them is done: the connection is
+	// corked from the PDU a read returned until no whole PDU is left in
+	// the receive buffer, just before the loop could wait for the
+	// network. Corking only when more was buffered before the read sent
+	// the first command of every burst on its own (three writes per
+	// burst at QD32 instead of one).
 	corked := false
+	defer func() {
+		// A return from the loop (Disconnect done, the host's TermReq)
+		// must not leave its last response held back.
+		if corked {
+			_ = q.conn.Uncork()
+		}
+	}()
 	for {
-		if q.conn.Buffered() > 0 {
-			if !corked {
-				q.conn.Cork()
-				corked = true
-			}
-		} else {
-			if corked {
-				_ = q.conn.Uncork()
-				corked = false
-			}
+		if corked && !q.conn.PDUBuffered() {
+			_ = q.conn.Uncork()
+			corked = false
+		}
+		if q.conn.Buffered() == 0 {
 			// About to block: the read deadline is the earliest of the
 			// set-up deadline (until Connect), the idle timeout and the
 			// data of the oldest R2T.
@@ -380,6 +391,10 @@ func (q *queue) serve() {
 			return
 		}
 		p, err := q.conn.Next()
+		if err == nil && !corked {
+			q.conn.Cork()
+			corked = true
+		}
 		if err == nil {
 			switch v := p.(type) {
 			case *tcp.CapsuleCmd:
@@ -533,6 +548,10 @@ func (q *queue) endQueue() {
 	}
 	q.queueEnded = true
 	q.stopWorkers()
+	if q.countedIO {
+		q.countedIO = false
+		q.t.ioQueuesChanged(-1)
+	}
 	if q.t.quirks.authRetained && q.auth != nil && !q.auth.done {
 		retainedAuth.Store(retainKey{q.t, q.auth.h.nqn}, *q.auth)
 	}

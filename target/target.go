@@ -35,10 +35,21 @@ type Option func(*Target)
 // WithLogger sends the target's log to l (default: discarded).
 func WithLogger(l *slog.Logger) Option { return func(t *Target) { t.log = l } }
 
+// WithIOQueueHook calls f with the number of I/O queues connected to the
+// target, whole target, each time it changes. It runs on the goroutine of
+// the connection that changed it, one call at a time, so it must be quick. The command line
+// uses it to keep GOMAXPROCS at one P per busy queue (see
+// cmd/nvmftest: target without --cpus).
+func WithIOQueueHook(f func(n int)) Option { return func(t *Target) { t.ioQueueHook = f } }
+
 // Target serves NVMe/TCP.
 type Target struct {
 	cfg Config
 	log *slog.Logger
+
+	ioQueueMu   sync.Mutex // orders ioQueues' changes and the hook's calls
+	ioQueues    int
+	ioQueueHook func(int)
 
 	// derived limits
 	icd, maxH2C, c2hSize, mdts uint32
@@ -900,4 +911,15 @@ func (t *Target) Namespaces(subnqn string) []NamespaceConfig {
 		l = append(l, c)
 	}
 	return l
+}
+
+// ioQueuesChanged counts an I/O queue in (+1) or out (-1). The hook sees
+// the counts in the order they happened.
+func (t *Target) ioQueuesChanged(d int) {
+	t.ioQueueMu.Lock()
+	t.ioQueues += d
+	if t.ioQueueHook != nil {
+		t.ioQueueHook(t.ioQueues)
+	}
+	t.ioQueueMu.Unlock()
 }

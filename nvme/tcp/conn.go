@@ -217,6 +217,24 @@ func (c *Conn) DataLen() int { return c.layout.DataLen }
 // the next Next will block on the network.
 func (c *Conn) Buffered() int { return max(c.br.Buffered()-c.unread, 0) }
 
+// PDUBuffered reports whether the next PDU is in the buffer whole, so
+// that Next and reading its data will not wait for the network. A loop
+// that corks its sends while it works through what one read brought in
+// uncorks when this turns false: before it could block with responses
+// held back.
+func (c *Conn) PDUBuffered() bool {
+	n := c.Buffered()
+	if n < CommonHeaderSize {
+		return false
+	}
+	b, err := c.br.Peek(c.unread + CommonHeaderSize) // buffered: never reads
+	if err != nil {
+		return false
+	}
+	plen := binary.LittleEndian.Uint32(b[c.unread+4:])
+	return uint64(n) >= uint64(plen)
+}
+
 // ReadData reads the current PDU's data into dst, which must be DataLen
 // bytes long, and checks its data digest. ErrDataDigest leaves the
 // connection usable: the bytes were consumed.

@@ -183,3 +183,35 @@ func TestConnIdleAfterTimeout(t *testing.T) {
 		t.Fatalf("half a PDU: err %v, Idle %v; want an error and not Idle", err, ctrl.Idle())
 	}
 }
+
+// PDUBuffered says whether the next PDU, data included, is in the buffer:
+// after a read that brought two capsules and half of a third, it is true
+// before the second and false before the third.
+func TestConnPDUBuffered(t *testing.T) {
+	host, ctrl := pipePair(t)
+	handshake(t, host, ctrl, 0, 0)
+	var raw []byte
+	for cid := range uint16(3) {
+		raw = AppendPDU(raw, &CapsuleCmd{SQE: nvme.SQE{CID: cid}}, []byte("in-capsule data!"), EncodeOptions{})
+	}
+	whole := len(raw)
+	go func() { _ = host.SendRaw(raw[:whole-10]) }()
+	for cid := range uint16(3) {
+		p, err := ctrl.Next()
+		if err != nil || p.(*CapsuleCmd).SQE.CID != cid {
+			t.Fatalf("capsule %d: %v", cid, err)
+		}
+		if err := ctrl.ReadData(make([]byte, 16)); err != nil {
+			t.Fatal(err)
+		}
+		if want := cid == 0; ctrl.PDUBuffered() != want {
+			t.Errorf("after capsule %d: PDUBuffered %v, want %v", cid, !want, want)
+		}
+		if cid == 1 {
+			go func() { _ = host.SendRaw(raw[whole-10:]) }()
+		}
+	}
+	if ctrl.PDUBuffered() || ctrl.Buffered() != 0 {
+		t.Errorf("empty buffer: PDUBuffered %v, Buffered %d", ctrl.PDUBuffered(), ctrl.Buffered())
+	}
+}
