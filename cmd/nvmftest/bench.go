@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -326,6 +327,16 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	}
 	if err != nil {
 		return err
+	}
+	if ownProcess && f.cpus == "" && f.embedded == "" && os.Getenv("GOMAXPROCS") == "" {
+		// One P per queue, as the target does (procsPerQueue): each
+		// queue's I/O runs on its reader goroutine, and idle Ps would
+		// only spin for work on a core a polling target may hold.
+		queues := 0
+		for _, t := range targets {
+			queues += len(t.Devices)
+		}
+		runtime.GOMAXPROCS(min(max(queues, 1), runtime.NumCPU()))
 	}
 	defer func() {
 		if cerr := conn.Close(); cerr != nil && err == nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -467,4 +468,31 @@ func pinCPUs(list string) (string, error) {
 		return "", usageError{fmt.Errorf("--cpus %s: %v", list, err)}
 	}
 	return fmt.Sprintf("pinned to CPUs %s (GOMAXPROCS %d)", cpuset.Format(cpus), len(cpus)), nil
+}
+
+// ownProcess is set by main: the command runs in a process of its own, so
+// it may change process-wide settings such as GOMAXPROCS. Tests run
+// commands inside the test binary, where it stays false.
+var ownProcess bool
+
+// procsPerQueue is the target's GOMAXPROCS policy when the user set none
+// (no --cpus, no GOMAXPROCS): one P per connected I/O queue, at least
+// one, at most the CPUs. A queue's commands run to completion on its
+// receive goroutine, so more Ps than busy queues add nothing but idle
+// Ps whose threads spin looking for work; beside a neighbour that polls
+// a core (spdk_nvme_perf, an SPDK target) those spinning threads take
+// turns on the neighbour's core and the target loses most of its speed
+// (BENCHMARKS.md, "Cross-process"). It returns the hook for
+// target.WithIOQueueHook and sets the idle target's one P now.
+func procsPerQueue() func(n int) {
+	cpus := runtime.NumCPU()
+	runtime.GOMAXPROCS(1)
+	last := 1
+	return func(n int) {
+		want := min(max(n, 1), cpus)
+		if want != last {
+			runtime.GOMAXPROCS(want)
+			last = want
+		}
+	}
 }

@@ -27,6 +27,9 @@ import (
 )
 
 func main() {
+	// The process is ours alone: target and bench may size GOMAXPROCS
+	// (tests run commands inside the test binary and must not).
+	ownProcess = true
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 

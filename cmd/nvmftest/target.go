@@ -219,7 +219,11 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	tg, err := target.New(cfg, target.WithLogger(log))
+	opts := []target.Option{target.WithLogger(log)}
+	if ownProcess && pinned == "" && os.Getenv("GOMAXPROCS") == "" {
+		opts = append(opts, target.WithIOQueueHook(procsPerQueue()))
+	}
+	tg, err := target.New(cfg, opts...)
 	if err != nil {
 		return usageError{err}
 	}
