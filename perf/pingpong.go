@@ -111,6 +111,20 @@ func RunPingPong(addr string, depth, ops int) (PingPongResult, error) {
 	if depth < 1 || ops < depth {
 		return PingPongResult{}, errors.New("perf: need depth >= 1 and ops >= depth")
 	}
+	return runPingPong(addr, depth, ops, 0)
+}
+
+// RunPingPongFor is RunPingPong for a duration instead of a count: it
+// stops issuing after d and returns once the pings in flight are back.
+func RunPingPongFor(addr string, depth int, d time.Duration) (PingPongResult, error) {
+	if depth < 1 || d <= 0 {
+		return PingPongResult{}, errors.New("perf: need depth >= 1 and a positive duration")
+	}
+	return runPingPong(addr, depth, 0, d)
+}
+
+// runPingPong runs until ops have completed (ops > 0) or for d.
+func runPingPong(addr string, depth, ops int, d time.Duration) (PingPongResult, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return PingPongResult{}, err
@@ -120,14 +134,14 @@ func RunPingPong(addr string, depth, ops int) (PingPongResult, error) {
 	// send through the network, which the race detector cannot see.
 	sent := make([]atomic.Int64, depth)
 	epoch := time.Now()
-	lat := make([]time.Duration, 0, ops)
+	lat := make([]time.Duration, 0, max(ops, 1024))
+	// A tag on slots is a ping to send; closing slots ends the writer.
 	slots := make(chan int, depth)
 	werr := make(chan error, 1)
 	go func() {
 		w := bufio.NewWriterSize(c, 64<<10)
 		ping := make([]byte, PingSize)
-		for issued := 0; issued < ops; issued++ {
-			tag := <-slots
+		for tag := range slots {
 			ping[0] = byte(tag)
 			sent[tag].Store(int64(time.Since(epoch)))
 			if _, err := w.Write(ping); err != nil {
@@ -149,19 +163,31 @@ func RunPingPong(addr string, depth, ops int) (PingPongResult, error) {
 	}
 	r := bufio.NewReaderSize(c, 256<<10)
 	pong := make([]byte, PongSize)
-	for done := 0; done < ops; done++ {
+	inflight, stopping := depth, false
+	for inflight > 0 {
 		if _, err := io.ReadFull(r, pong); err != nil {
+			if !stopping {
+				close(slots)
+			}
 			return PingPongResult{}, err
 		}
 		tag := int(pong[0])
-		lat = append(lat, time.Since(epoch)-time.Duration(sent[tag].Load()))
-		if done+depth < ops {
-			slots <- tag
+		now := time.Since(epoch)
+		lat = append(lat, now-time.Duration(sent[tag].Load()))
+		inflight--
+		if !stopping {
+			if ops > 0 && len(lat)+inflight >= ops || ops == 0 && now >= d+start.Sub(epoch) {
+				stopping = true
+				close(slots)
+			} else {
+				slots <- tag
+				inflight++
+			}
 		}
 	}
 	elapsed := time.Since(start)
 	if err := <-werr; err != nil {
 		return PingPongResult{}, err
 	}
-	return PingPongResult{Ops: ops, Elapsed: elapsed, Latencies: lat}, nil
+	return PingPongResult{Ops: len(lat), Elapsed: elapsed, Latencies: lat}, nil
 }
