@@ -4,9 +4,11 @@ PKGS      := ./...
 FUZZTIME  ?= 30s
 BENCHTIME ?= 3s
 SOAK      ?= 10m
+ROUNDS    ?= 2
+SECONDS   ?= 5
 SOAK_TIMEOUT ?= 2h
 
-.PHONY: help demo build test vet lint interop fuzz bench soak deps-test deps-interop clean
+.PHONY: help demo build test vet lint interop fuzz bench bench-spdk soak deps-test deps-interop clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,8 +48,11 @@ fuzz: ## run every fuzzer for FUZZTIME each
 soak: ## the release soak against the reference target for SOAK (10m); NVMFTEST_SOAK_SKIP=a,b leaves actors out
 	NVMFTEST_SOAK=$(SOAK) $(GO) test -race -count=1 -v -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' ./soak/
 
-bench: ## the speed figures of BENCHMARKS.md
+bench: ## the in-process speed figures of BENCHMARKS.md (profiling)
 	$(GO) test -run='^$$' -bench=. -benchtime=$(BENCHTIME) -count=1 ./perf/
+
+bench-spdk: ## the headline figures: nvmftest's target and bench as separate processes, side by side with SPDK's (needs the SPDK peer build, root, a quiet machine; rewrites BENCHMARKS.md's table)
+	$(GO) run ./perf/benchspdk -rounds $(ROUNDS) -seconds $(SECONDS) -update BENCHMARKS.md
 
 clean:
 	rm -rf bin

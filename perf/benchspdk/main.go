@@ -212,9 +212,10 @@ var allPairs = []pair{
 	{"perf-ours", "spdk_nvme_perf -> nvmftest target", targetKind{"nvmftest", []string{pinT}}, perfHost},
 	{"perf-ours-poll", "spdk_nvme_perf -> nvmftest target --poll", targetKind{"nvmftest", []string{pinT, "--poll"}}, perfHost},
 	{"perf-ours-default", "spdk_nvme_perf -> nvmftest target, no --cpus (a polling neighbour)", targetKind{"nvmftest", nil}, perfHost},
-	{"bench-ours", "nvmftest bench -> nvmftest target (two processes, defaults)", targetKind{"nvmftest", nil}, hostKind{"nvmftest", nil}},
+	{"bench-ours", "nvmftest bench -> nvmftest target (two processes, sleeping)", targetKind{"nvmftest", []string{pinT}}, hostKind{"nvmftest", []string{pinH}}},
+	{"bench-ours-default", "nvmftest bench -> nvmftest target, no flags at all", targetKind{"nvmftest", nil}, hostKind{"nvmftest", nil}},
 	{"bench-ours-poll", "nvmftest bench --hipri -> nvmftest target --poll", targetKind{"nvmftest", []string{pinT, "--poll"}}, hostKind{"nvmftest", []string{pinH, "--hipri"}}},
-	{"pingpong", "Go TCP ping-pong, two processes (same message shape)", pingpongSrv, pingpongHost},
+	{"pingpong", "Go TCP ping-pong, two processes, sleeping (same message shape)", pingpongSrv, pingpongHost},
 }
 
 func pairByID(id string) *pair {
