@@ -181,6 +181,7 @@ type Queue struct {
 
 	// reader goroutine state
 	corked bool
+	polled bool // the connection is a tcp.PollConn: flushHeld uncorks
 	h2c    tcp.H2CData
 }
 
@@ -207,6 +208,14 @@ func newQueue(conn *tcp.Conn, qid uint16, depth, reserved int, icresp *tcp.ICRes
 		watchDone:  make(chan struct{}),
 	}
 	q.aw, _ = conn.NetConn().(*tcp.AsyncWriter)
+	if q.aw != nil {
+		if pc, ok := q.aw.Conn.(*tcp.PollConn); ok {
+			// Polling (Options.Poll): flush held sends when the socket is
+			// found empty, not whenever the buffer is (see readPDUs).
+			q.polled = true
+			pc.SetOnEmpty(q.flushHeld)
+		}
+	}
 	for i := range q.general {
 		q.free <- uint16(i)
 	}
@@ -549,6 +558,15 @@ func (q *Queue) uncork() error {
 	return q.conn.Uncork()
 }
 
+// flushHeld is a polling connection's OnEmpty: the reader found the
+// socket empty, so what it held back goes out now. A write error is
+// sticky: the next send or read reports it.
+func (q *Queue) flushHeld() {
+	if q.corked {
+		_ = q.uncork()
+	}
+}
+
 func (q *Queue) readLoop() {
 	defer close(q.readerDone)
 	err := q.readPDUs()
@@ -567,7 +585,13 @@ func (q *Queue) readLoop() {
 
 func (q *Queue) readPDUs() error {
 	for {
-		if q.corked && q.conn.Buffered() == 0 {
+		// Sends held back while handling what arrived go out before the
+		// reader could wait for more. A polling reader learns that it
+		// would wait only when the socket turns out empty (flushHeld),
+		// which keeps a burst that arrives in pieces together: flushing
+		// whenever the buffer ran dry sent one write per completion at
+		// queue depth 32.
+		if q.corked && q.conn.Buffered() == 0 && !q.polled {
 			if err := q.uncork(); err != nil {
 				return err
 			}

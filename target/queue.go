@@ -167,6 +167,11 @@ type queue struct {
 	// between PDUs (EOF), as hosts do to each I/O queue before they shut
 	// the controller down.
 	hostClosed bool
+	// corked: the receive loop holds responses back while it works
+	// through what one read brought in; polled: the connection is a
+	// tcp.PollConn, whose OnEmpty (flushHeld) ends the cork. Receive
+	// goroutine only.
+	corked, polled bool
 	// countedIO: install counted this queue in Target.ioQueues.
 	countedIO bool
 	// keepAssoc: the sq-overrun-connection-only quirk ended this queue;
@@ -352,18 +357,24 @@ func (q *queue) serve() {
 	// network. Corking only when more was buffered before the read sent
 	// the first command of every burst on its own (three writes per
 	// burst at QD32 instead of one).
-	corked := false
+	if pc, ok := q.nc.(*tcp.PollConn); ok {
+		// Polling (poll:): flush held responses when the socket turns
+		// out empty, not whenever no whole PDU is buffered, so a burst
+		// that arrives in pieces is still answered in one write.
+		q.polled = true
+		pc.SetOnEmpty(q.flushHeld)
+	}
 	defer func() {
 		// A return from the loop (Disconnect done, the host's TermReq)
 		// must not leave its last response held back.
-		if corked {
+		if q.corked {
 			_ = q.conn.Uncork()
 		}
 	}()
 	for {
-		if corked && !q.conn.PDUBuffered() {
+		if q.corked && !q.polled && !q.conn.PDUBuffered() {
 			_ = q.conn.Uncork()
-			corked = false
+			q.corked = false
 		}
 		if q.conn.Buffered() == 0 {
 			// About to block: the read deadline is the earliest of the
@@ -391,9 +402,9 @@ func (q *queue) serve() {
 			return
 		}
 		p, err := q.conn.Next()
-		if err == nil && !corked {
+		if err == nil && !q.corked {
 			q.conn.Cork()
-			corked = true
+			q.corked = true
 		}
 		if err == nil {
 			switch v := p.(type) {
@@ -416,7 +427,7 @@ func (q *queue) serve() {
 			return
 		}
 		if err != nil {
-			if corked {
+			if q.corked {
 				_ = q.conn.Uncork()
 			}
 			var ne net.Error
@@ -430,7 +441,7 @@ func (q *queue) serve() {
 				// silent as long as it likes (Linux does).
 				continue
 			} else if q.t.quirks.processAfterFatal && q.keepGoingAfter(err) {
-				corked = false // uncorked above
+				q.corked = false // uncorked above
 				continue
 			}
 			// An orderly close by the host between PDUs (a FIN, not a
@@ -440,6 +451,15 @@ func (q *queue) serve() {
 			q.fail(err)
 			return
 		}
+	}
+}
+
+// flushHeld is a polling connection's OnEmpty: the receive loop found the
+// socket empty, so the responses it held back go out now.
+func (q *queue) flushHeld() {
+	if q.corked {
+		q.corked = false
+		_ = q.conn.Uncork()
 	}
 }
 

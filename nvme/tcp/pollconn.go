@@ -45,10 +45,19 @@ func NewPollConn(nc net.Conn, idle time.Duration) net.Conn {
 // PollConn is a connection whose Read polls (see NewPollConn).
 type PollConn struct {
 	net.Conn
-	rc   syscall.RawConn
-	idle time.Duration
-	try  pollRead // Read is never called concurrently
+	rc      syscall.RawConn
+	idle    time.Duration
+	try     pollRead // Read is never called concurrently
+	onEmpty func()
 }
+
+// SetOnEmpty has Read call f, on the reading goroutine, each time it finds
+// the socket empty and is about to spin (once per Read). A reader that
+// holds its sends back while it works through what arrived (tcp.Conn's
+// Cork) flushes them there: at the moment it would otherwise wait, and
+// not sooner, so at queue depth 32 the sends of a burst that arrives in
+// pieces still leave together. Set it before the first Read.
+func (c *PollConn) SetOnEmpty(f func()) { c.onEmpty = f }
 
 // SyscallConn gives the socket, so an AsyncWriter over a PollConn still
 // writes without a goroutine.
@@ -64,6 +73,9 @@ func (c *PollConn) Read(p []byte) (int, error) {
 		n, again, err := c.try.run(c.rc, p)
 		if !again {
 			return n, err
+		}
+		if spins == 0 && c.onEmpty != nil {
+			c.onEmpty()
 		}
 		// Nothing there yet. Look at the clock only now and then: a
 		// try costs a system call, a clock read a good part of one.
