@@ -76,13 +76,12 @@ func (c *Conn) Connect() (*nvme.SQE, *nvme.ConnectData) {
 	return nil, nil
 }
 
-// QID is the queue the connection's Connect created (-1 if none).
+// QID is the queue the host's first Connect on the connection names (-1
+// before it).
 func (c *Conn) QID() int {
-	s, _ := c.Connect()
-	if s == nil {
-		return -1
-	}
-	return int(nvme.DecodeConnect(s).QID)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qid
 }
 
 // Live reports whether the host has connected an association on the

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
 
@@ -158,6 +159,7 @@ type Conn struct {
 	closedAt time.Time
 	closeBy  string // "host" (FIN), "host reset", "controller"
 	severed  bool   // a TermReq went to the host: nothing the target sends follows it
+	qid      int    // the queue the host's Connect names; -1 before it
 	notify   chan struct{}
 	state    map[string]any
 
@@ -174,7 +176,7 @@ type Conn struct {
 
 func newConn(raw net.Conn, id int, toHost, fromHost Hook, notify chan struct{}) *Conn {
 	return &Conn{raw: raw, id: id, opened: time.Now(), toHost: toHost, fromHost: fromHost,
-		closed: make(chan struct{}), notify: notify, state: map[string]any{}}
+		closed: make(chan struct{}), notify: notify, state: map[string]any{}, qid: -1}
 }
 
 // ID numbers the connection in the order the test controller accepted it
@@ -226,6 +228,9 @@ func (c *Conn) record(dir Dir, raw []byte, injected bool) *Frame {
 	c.seq++
 	f.Seq = c.seq
 	c.frames = append(c.frames, f)
+	if p, ok := p.(*tcp.CapsuleCmd); ok && c.qid < 0 && dir == FromHost && IsConnect(&p.SQE) {
+		c.qid = int(nvme.DecodeConnect(&p.SQE).QID)
+	}
 	c.mu.Unlock()
 	c.poke()
 	return f
@@ -291,6 +296,15 @@ func (c *Conn) drainHost() {
 		raw := append([]byte(nil), c.rbuf[:plen]...)
 		c.rbuf = c.rbuf[plen:]
 		f := c.record(FromHost, raw, false)
+		c.mu.Lock()
+		severed := c.severed
+		c.mu.Unlock()
+		if severed {
+			// A C2HTermReq went to the host in the target's name: the
+			// target is cut off, and what the host does next is the
+			// host's alone (the target would close on its H2CTermReq).
+			continue
+		}
 		outs := [][]byte{raw}
 		if c.fromHost != nil {
 			outs = c.fromHost(c, f)

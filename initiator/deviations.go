@@ -224,7 +224,7 @@ func (q *Queue) terminate(fe *tcp.FatalError) {
 // capsule applies the deviations of a command capsule: the SGL of
 // in-capsule data, the CID on the wire.
 func (d *deviations) capsule(q *Queue, s *nvme.SQE, inline bool) {
-	if d.sglInCapsuleTransport && inline {
+	if d.sglInCapsuleTransport && inline && s.Opcode != nvme.CmdFabrics {
 		s.DPTR.Type = nvme.SGLTransportDataBlock
 	}
 	if d.cidCollide && q.qid != 0 {
