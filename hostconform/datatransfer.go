@@ -23,7 +23,6 @@ func r2tScenario(s *Setup) {
 	newSplitR2T(3).setup(s)
 }
 
-
 // h2cProblems judges every H2CData the host sent against the R2Ts it had
 // received, by kind: "unsolicited" (no R2T asked for it, or its data was
 // all sent), "ttag" (not the TTAG of an outstanding R2T of its command),

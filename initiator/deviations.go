@@ -32,7 +32,7 @@ type HostDeviation struct {
 // deviations is the deviations a host has, one field each.
 type deviations struct {
 	// connection initialization
-	icreqPFV1, icreqHPDA32, icreqDigestUnasked   bool
+	icreqPFV1, icreqHPDA32                       bool
 	ignoreCPDA, ignoreMAXH2CDATA                 bool
 	acceptUnrequestedDigest, acceptInvalidICResp bool
 	digestIgnoreICResp, digestOff                bool
@@ -52,7 +52,6 @@ type deviations struct {
 var hostDeviations = []HostDeviation{
 	{"icreq-pfv1", "T-3.6.2.2-02", "sends ICReq with PFV 1", func(d *deviations) { d.icreqPFV1 = true }},
 	{"icreq-hpda-32", "T-3.6.2.2-03", "asks HPDA 32 (a 132-byte alignment) in ICReq", func(d *deviations) { d.icreqHPDA32 = true }},
-	{"icreq-digest-unasked", "T-3.3.1.1-05", "asks for the header digest in ICReq although it was not configured to", func(d *deviations) { d.icreqDigestUnasked = true }},
 	{"ignore-cpda", "T-3.3-04", "pads host PDUs for no alignment, whatever CPDA the ICResp asked", func(d *deviations) { d.ignoreCPDA = true }},
 	{"ignore-maxh2cdata", "T-3.3.2.2-07", "answers an R2T with H2CData of up to 1 MiB, whatever MAXH2CDATA", func(d *deviations) { d.ignoreMAXH2CDATA = true }},
 	{"accept-unrequested-digest", "T-3.3.1.1-12", "uses a digest an ICResp enabled although the host did not ask for it", func(d *deviations) { d.acceptUnrequestedDigest = true }},
@@ -122,9 +121,6 @@ func (d *deviations) icreq(r *tcp.ICReq) {
 	}
 	if d.icreqHPDA32 {
 		r.HPDA = 32
-	}
-	if d.icreqDigestUnasked {
-		r.DGST |= tcp.DgstHeader
 	}
 }
 
