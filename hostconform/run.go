@@ -158,6 +158,9 @@ func Run(ctx context.Context, cfg Config, prof *suites.Profile, opts RunOptions)
 		return suites.Summary{}, fmt.Errorf("test controller: %w", err)
 	}
 	cfg.Listen = ln.Addr().String()
+	if opts.Out != nil {
+		fmt.Fprintf(opts.Out, "test controller on %s, subsystem %s; the host under test connects with:\n    %s\n\n", cfg.Listen, cfg.SubNQN, ListenHint(cfg.Listen, cfg.SubNQN))
+	}
 	r := &runner{cfg: cfg, prof: prof, opts: opts, ln: ln}
 	done := make(chan struct{})
 	go func() { defer close(done); r.accept() }()
@@ -292,7 +295,11 @@ func (r *runner) runCheck(ctx context.Context, c *Check) (res suites.Result) {
 		// Best effort: the host may already be gone (a fatal error
 		// ended its association), and a host control that cannot
 		// disconnect leaves it to the controller's close below.
-		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		wait := 30 * time.Second
+		if ctx.Err() != nil {
+			wait = 5 * time.Second // interrupted: clean up, but do not keep the user waiting
+		}
+		dctx, dcancel := context.WithTimeout(context.Background(), wait)
 		_ = r.cfg.Control.Do(dctx, control.Action{Verb: VerbDisconnect, Args: map[string]string{"nqn": r.cfg.SubNQN}})
 		dcancel()
 	}

@@ -155,7 +155,6 @@ verdict.`,
 				return usagef("--listen %s: %v (give an address of this machine and a free port)", addr, err)
 			}
 			_ = ln.Close()
-			fmt.Fprintf(out, "test controller on %s, subsystem %s; the host under test connects with:\n    %s\n\n", addr, nqn, hostconform.ListenHint(addr, nqn))
 			sum, err := hostconform.Run(cmd.Context(), cfg, prof, opts)
 			if err != nil {
 				return err
