@@ -94,15 +94,6 @@ func hostReaction(t *T, c *Conn, since int, wait time.Duration) reaction {
 	return r
 }
 
-// lastReceived is the Seq of the last PDU c has recorded.
-func lastSeq(c *Conn) int {
-	fs := c.Frames()
-	if len(fs) == 0 {
-		return 0
-	}
-	return fs[len(fs)-1].Seq
-}
-
 // corruptedRead has the connected host read bs bytes through a
 // controller whose first C2HData on an I/O queue the check's hook
 // changed, and returns the host's reaction on that connection.
