@@ -176,7 +176,6 @@ var connectChecks = []Check{
 		Area: "fabrics", Deviation: "connect-twice",
 		Run: func(t *T) {
 			t.MustConnect()
-			t.MustIO("read", 4096, 4096)
 			var problems []string
 			for _, c := range t.Ctrl.Conns() {
 				created := false

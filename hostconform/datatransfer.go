@@ -1,9 +1,13 @@
 package hostconform
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/nvme"
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 	"github.com/nvmftest/nvmftest/suites"
@@ -304,6 +308,77 @@ var dataChecks = []Check{
 			t.ConformAll(problems, "CIDs unique among outstanding commands")
 			if ioErr != nil {
 				t.Failf("%s: the host's reads failed: %v", t.Check.ID, ioErr)
+			}
+		},
+	},
+	{
+		Requirement: suites.Requirement{
+			ID: "HOST-DATA-009", Section: "NVMe/TCP 1.0 3.3.2.1, 3.6.2.9", Keyword: suites.Indicative,
+			Title:      "A last C2HData with SUCCESS set completes the command successfully: the host expects no response capsule for it",
+			Text:       "C2HData PDUs also contain a SUCCESS flag that may be set to '1' in the last C2HData PDU of a command data transfer to indicate that the command has completed successfully. In this case, no Response Capsule is sent by the controller for the command and the host synthesizes a Completion Queue Entry",
+			Statements: []string{"T-3.3.2.1-07"},
+		},
+		Area: "transport", Deviation: "c2h-success-ignored",
+		Controller: func(s *Setup) {
+			// A controller that supports disabling SQHD updates may set
+			// SUCCESS (the text's only condition): this one does on every
+			// read, and sends no response capsule for it.
+			var mu sync.Mutex
+			quiet := map[*Conn]map[uint16]bool{}
+			s.ToHost = func(c *Conn, f *Frame) [][]byte {
+				if c.QID() <= 0 {
+					return pass(f)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch p := f.PDU.(type) {
+				case *tcp.C2HData:
+					if p.Last && !p.Success {
+						if quiet[c] == nil {
+							quiet[c] = map[uint16]bool{}
+						}
+						quiet[c][p.CCCID] = true
+						return [][]byte{withField(f.Raw, offFlags, 1, uint32(f.CH.Flags|flagSuccess))}
+					}
+				case *tcp.CapsuleResp:
+					if quiet[c][p.CQE.CID] {
+						delete(quiet[c], p.CQE.CID)
+						if p.CQE.Status.Success() {
+							return nil
+						}
+					}
+				}
+				return pass(f)
+			}
+		},
+		Run: func(t *T) {
+			t.MustConnect()
+			// A host that waits for the response capsule waits for ever:
+			// give it the close bound, not the check's time.
+			ctx, cancel := context.WithTimeout(t.Ctx, t.Cfg.CloseWait)
+			defer cancel()
+			err := t.Cfg.Control.Do(ctx, control.Action{Verb: VerbIO, Args: map[string]string{"nqn": t.Cfg.SubNQN, "nsid": "1", "rw": "read", "bs": "8192", "size": "65536"}})
+			if errors.Is(err, control.ErrUnsupported) {
+				t.SkipNeeds("a --host-control that can io", "the host control cannot read")
+			}
+			n := 0
+			for _, c := range t.Ctrl.Conns() {
+				for _, f := range c.Received() {
+					if d, ok := f.PDU.(*tcp.C2HData); ok && d.Success && f.Injected {
+						n++
+					}
+				}
+			}
+			if n == 0 {
+				t.Failf("%s: the host read nothing on an I/O queue (%v)", t.Check.ID, err)
+			}
+			t.Detail("%d C2HData with SUCCESS", n)
+			switch {
+			case err != nil && ctx.Err() != nil:
+				t.Conform("reads never completed", "reads completed by SUCCESS")
+			case err != nil:
+				t.Detail("%v", err)
+				t.Conform("reads failed", "reads completed by SUCCESS")
 			}
 		},
 	},

@@ -43,7 +43,7 @@ type deviations struct {
 	// data transfer
 	h2cRepeatLast, h2cTTAGZero, h2cDATAORelative, h2cLastEveryPDU bool
 	inlineIgnoresIOCCSZ, sglInCapsuleTransport, cidCollide        bool
-	c2hDATAOUnchecked, ddgstUnchecked                             bool
+	c2hDATAOUnchecked, ddgstUnchecked, c2hSuccessIgnored          bool
 	// fatal errors
 	termReqIgnored, fatalNoClose, fatalNoTermReq bool
 	fatalWrongFES, fatalFEIZero, termReqNoHeader bool
@@ -73,6 +73,7 @@ var hostDeviations = []HostDeviation{
 	{"sgl-incapsule-transport", "T-3.3.2-01", "describes in-capsule data with a Transport SGL Data Block descriptor", func(d *deviations) { d.sglInCapsuleTransport = true }},
 	{"cid-collide", "B-3.3.2.1.1-01", "sends odd CIDs of I/O commands as the even CID below, which may be outstanding", func(d *deviations) { d.cidCollide = true }},
 	{"c2h-datao-unchecked", "T-3.3.2.1-02", "takes a non-contiguous C2HData as it comes", func(d *deviations) { d.c2hDATAOUnchecked = true }},
+	{"c2h-success-ignored", "T-3.3.2.1-07", "ignores the SUCCESS flag of a C2HData and waits for a response capsule", func(d *deviations) { d.c2hSuccessIgnored = true }},
 	{"ddgst-unchecked", "T-3.5.2-05", "ignores data digest errors in C2HData", func(d *deviations) { d.ddgstUnchecked = true }},
 	{"termreq-ignored", "T-3.5.1-06", "keeps the connection open after a C2HTermReq", func(d *deviations) { d.termReqIgnored = true }},
 	{"fatal-no-close", "T-3.5.1-09", "after a fatal error sends its H2CTermReq and waits for the controller to close", func(d *deviations) { d.fatalNoClose = true }},

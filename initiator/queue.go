@@ -734,7 +734,7 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 	// on a queue with SQ flow control. SPDK sends it on every queue, admin
 	// included, and Linux takes it; a conformance check (TCP-DATA-001)
 	// judges the controller, the host does not refuse it.
-	if v.Success {
+	if v.Success && (q.dev == nil || !q.dev.c2hSuccessIgnored) {
 		if q.slots[v.CCCID].Swap(nil) != req {
 			return q.fatal(tcp.FESInvalidHeaderField, offCCCID, "C2HData SUCCESS for CID %d raced", v.CCCID)
 		}
