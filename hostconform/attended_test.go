@@ -46,12 +46,12 @@ func TestAttended(t *testing.T) {
 		}
 	}()
 	cfg := Config{Listen: "127.0.0.1:0", Control: &Attended{Out: pw}, CloseWait: 3 * time.Second, CheckTimeout: time.Minute}
-	sum, err := Run(context.Background(), cfg, nil, RunOptions{Only: []string{"HOST-CONN-002", "HOST-CONN-004", "HOST-CONN-005"}})
+	sum, err := Run(context.Background(), cfg, nil, RunOptions{Only: []string{"HOST-CONN-002", "HOST-CONN-005", "HOST-DATA-005"}})
 	pw.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"HOST-CONN-002": "passed", "HOST-CONN-004": "passed", "HOST-CONN-005": "skipped"}
+	want := map[string]string{"HOST-CONN-002": "passed", "HOST-CONN-005": "passed", "HOST-DATA-005": "skipped"}
 	for _, r := range sum.Results {
 		if r.State != want[r.ID] {
 			t.Errorf("%s: %s (%s), want %s", r.ID, r.State, r.Message, want[r.ID])

@@ -61,15 +61,20 @@ func ioConn(conns []*Conn) *Conn {
 	return nil
 }
 
-// onceC2H returns a ToHost hook that gives the first C2HData on an I/O
-// queue to edit (which returns what goes to the host instead) and lets
-// everything else through.
+// checkReadSize is the size of the reads whose data the fatal-error
+// checks change: not a power of two, so no read the host makes of its
+// own (a partition table scan, readahead) is taken for the check's.
+const checkReadSize = 12288
+
+// onceC2H returns a ToHost hook that gives the first C2HData of a
+// checkReadSize read on an I/O queue to edit (which returns what goes to
+// the host instead) and lets everything else through.
 func onceC2H(edit func(c *Conn, f *Frame, d *tcp.C2HData) [][]byte) Hook {
 	var mu sync.Mutex
 	done := false
 	return func(c *Conn, f *Frame) [][]byte {
 		d, ok := f.PDU.(*tcp.C2HData)
-		if !ok || c.QID() <= 0 {
+		if !ok || c.QID() <= 0 || commandLength(c, d.CCCID) != checkReadSize {
 			return pass(f)
 		}
 		mu.Lock()
@@ -82,6 +87,18 @@ func onceC2H(edit func(c *Conn, f *Frame, d *tcp.C2HData) [][]byte) Hook {
 		c.State()["edited"] = f.Raw
 		return edit(c, f, d)
 	}
+}
+
+// commandLength is the data length (SGL1) of the last command the host
+// sent on c with identifier cid.
+func commandLength(c *Conn, cid uint16) uint32 {
+	fs := c.Frames()
+	for i := len(fs) - 1; i >= 0; i-- {
+		if p, ok := fs[i].PDU.(*tcp.CapsuleCmd); ok && fs[i].Dir == FromHost && p.SQE.CID == cid {
+			return p.SQE.DPTR.Length
+		}
+	}
+	return 0
 }
 
 // withField returns a copy of raw with a little-endian field of n bytes

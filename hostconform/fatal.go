@@ -33,12 +33,12 @@ func (r reaction) words(withFEI bool) string {
 		return fmt.Sprintf("H2CTermReq FES %#x FEI %#x", r.term.FES, r.term.FEI)
 	case r.term != nil:
 		return fmt.Sprintf("H2CTermReq FES %#x", r.term.FES)
-	case len(r.before) > 0:
-		return "no H2CTermReq: sent " + r.before[0]
 	case r.closed == "host":
 		return "close without H2CTermReq"
 	case r.closed == "host reset":
 		return "reset without H2CTermReq"
+	case len(r.before) > 0:
+		return "no H2CTermReq: went on (sent " + r.before[0] + ")"
 	case r.closed == "controller":
 		return "nothing until the controller closed"
 	}
@@ -73,7 +73,10 @@ func hostReaction(t *T, c *Conn, since int, wait time.Duration) reaction {
 			r.before = append(r.before, f.CH.Type.String())
 		}
 		r.closed, _ = c.CloseInfo()
-		return r.term != nil || r.closed != "" || len(r.before) > 0
+		// PDUs the host sends after the bad one do not end the wait: some
+		// may have crossed it on the wire, and a TermReq or a close may
+		// follow.
+		return r.term != nil || r.closed != ""
 	}
 	ctx := t.Ctx
 	deadline := time.Now().Add(wait)
@@ -94,11 +97,11 @@ func hostReaction(t *T, c *Conn, since int, wait time.Duration) reaction {
 	return r
 }
 
-// corruptedRead has the connected host read bs bytes through a
+// corruptedRead has the connected host read checkReadSize bytes through a
 // controller whose first C2HData on an I/O queue the check's hook
 // changed, and returns the host's reaction on that connection.
-func corruptedRead(t *T, bs int) (reaction, *Conn) {
-	_ = t.IO("read", bs, bs) // expected to fail: the host must refuse the data
+func corruptedRead(t *T) (reaction, *Conn) {
+	_ = t.IO("read", checkReadSize, checkReadSize) // expected to fail: the host must refuse the data
 	for _, c := range t.Ctrl.Conns() {
 		for _, f := range c.Received() {
 			if f.Injected && f.CH.Type == tcp.TypeC2HData {
@@ -224,7 +227,7 @@ var fatalChecks = []Check{
 		},
 		Run: func(t *T) {
 			t.MustConnect()
-			r, _ := corruptedRead(t, 4096)
+			r, _ := corruptedRead(t)
 			t.Conform(r.words(true), fmt.Sprintf("H2CTermReq FES %#x FEI %#x", tcp.FESInvalidHeaderField, offCCCID))
 		},
 	},
@@ -238,15 +241,15 @@ var fatalChecks = []Check{
 		Area: "transport", Deviation: "fatal-wrong-fes",
 		Controller: func(s *Setup) {
 			// The first C2HData starts where it should (DATAO 0) but
-			// carries 4 KiB more than the 4 KiB read asked for: out of
-			// range, and nothing else.
+			// carries 4 KiB more than the read asked for: out of range,
+			// and nothing else.
 			s.ToHost = onceC2H(func(c *Conn, f *Frame, d *tcp.C2HData) [][]byte {
-				return [][]byte{reencodeC2H(c, f, tcp.C2HData{CCCID: d.CCCID, DATAO: 0, DATAL: d.DATAL + 4096, Last: true}, append(append([]byte(nil), f.Data()...), make([]byte, 4096)...))}
+				return [][]byte{reencodeC2H(c, f, tcp.C2HData{CCCID: d.CCCID, DATAO: 0, DATAL: checkReadSize + 4096, Last: true}, make([]byte, checkReadSize+4096))}
 			})
 		},
 		Run: func(t *T) {
 			t.MustConnect()
-			r, _ := corruptedRead(t, 4096)
+			r, _ := corruptedRead(t)
 			t.Conform(r.words(false), fmt.Sprintf("H2CTermReq FES %#x", tcp.FESDataOutOfRange))
 		},
 	},
@@ -260,15 +263,15 @@ var fatalChecks = []Check{
 		Area: "transport", Deviation: "c2h-datao-unchecked",
 		Controller: func(s *Setup) {
 			s.Config.C2HDataSize = "4KiB"
-			// The first of an 8 KiB read's two C2HData claims the second
-			// half: inside the buffer, but not where the data stands.
+			// The first of a 12 KiB read's three C2HData claims the second
+			// one's place: inside the buffer, but not where the data stands.
 			s.ToHost = onceC2H(func(c *Conn, f *Frame, d *tcp.C2HData) [][]byte {
 				return [][]byte{withField(f.Raw, offDATAO, 4, d.DATAO+d.DATAL)}
 			})
 		},
 		Run: func(t *T) {
 			t.MustConnect()
-			r, _ := corruptedRead(t, 8192)
+			r, _ := corruptedRead(t)
 			t.Conform(r.words(false), fmt.Sprintf("H2CTermReq FES %#x", tcp.FESPDUSequenceError))
 		},
 	},
@@ -288,7 +291,7 @@ var fatalChecks = []Check{
 		},
 		Run: func(t *T) {
 			t.MustConnect()
-			r, _ := corruptedRead(t, 8192)
+			r, _ := corruptedRead(t)
 			t.Conform(r.words(true), fmt.Sprintf("H2CTermReq FES %#x FEI %#x", tcp.FESInvalidHeaderField, offFlags))
 		},
 	},
@@ -307,7 +310,7 @@ var fatalChecks = []Check{
 		},
 		Run: func(t *T) {
 			t.MustConnect()
-			r, c := corruptedRead(t, 4096)
+			r, c := corruptedRead(t)
 			if r.frame == nil {
 				t.Conform(r.words(true), "H2CTermReq")
 			}
@@ -353,7 +356,7 @@ var fatalChecks = []Check{
 			if c := ioConn(t.Ctrl.Conns()); c == nil || c.ICResp() == nil || c.ICResp().DGST&tcp.DgstHeader == 0 {
 				t.Skipf("the header digest was not negotiated (the host did not ask for it when told to)")
 			}
-			r, c := corruptedRead(t, 4096)
+			r, c := corruptedRead(t)
 			hdr := injectedHeader(c)
 			got := binary.LittleEndian.Uint32(hdr[tcp.HLenTermReq:])
 			words := r.words(true)
@@ -384,44 +387,62 @@ var fatalChecks = []Check{
 		},
 		Run: func(t *T) {
 			t.MustConnect("data_digest", "true")
-			ioErr := t.IO("read", 8192, 8192)
-			c := ioConn(t.Ctrl.Conns())
+			for _, c := range t.Ctrl.Conns() {
+				if r := c.ICResp(); r != nil && r.DGST&tcp.DgstData == 0 {
+					t.Skipf("the data digest was not negotiated (the host did not ask for it when told to)")
+				}
+			}
+			ioErr := t.IO("read", checkReadSize, checkReadSize)
 			var bad *Frame
-			if c != nil {
+			var badConn *Conn
+			for _, c := range t.Ctrl.Conns() {
 				for _, f := range c.Received() {
 					if f.Injected && f.CH.Type == tcp.TypeC2HData {
-						bad = f
+						bad, badConn = f, c
 					}
 				}
 			}
 			if bad == nil {
-				if c != nil && c.ICResp() != nil && c.ICResp().DGST&tcp.DgstData == 0 {
-					t.Skipf("the data digest was not negotiated (the host did not ask for it when told to)")
-				}
-				t.Failf("%s: the host read nothing on an I/O queue", t.Check.ID)
+				t.Failf("%s: the host made no %d-byte read on an I/O queue (%v)", t.Check.ID, checkReadSize, ioErr)
 			}
-			r := hostReaction(t, c, bad.Seq, 0) // the read has ended: a fatal reaction has shown
+			r := hostReaction(t, badConn, bad.Seq, 0) // the read has ended: a fatal reaction has shown
 			if r.term != nil || r.closed == "host" || r.closed == "host reset" {
 				t.Conform("fatal: "+r.words(true), "command failed, connection kept")
 			}
-			// A host may retry the failed command (a new Read of the same
-			// blocks): the retry is not corrupted and succeeds.
-			reads := 0
-			for _, f := range c.Sent() {
-				if s := Command(f); s != nil && s.Opcode == 0x02 && s.CDW10 == 0 && s.CDW11 == 0 {
-					reads++
+			// The host may retry the failed command: a new Read of the
+			// same blocks, on any I/O queue, which is not corrupted.
+			slba := readSLBA(badConn, bad.PDU.(*tcp.C2HData).CCCID, bad.Seq)
+			retries := 0
+			for _, c := range t.Ctrl.Conns() {
+				for _, f := range c.Sent() {
+					if s := Command(f); s != nil && c.QID() > 0 && s.Opcode == 0x02 && f.At.After(bad.At) &&
+						uint64(s.CDW11)<<32|uint64(s.CDW10) == slba {
+						retries++
+					}
 				}
 			}
 			switch {
 			case ioErr != nil:
 				t.Detail("the read failed: %v", ioErr)
-			case reads > 1:
-				t.Detail("the host read the blocks again (%d Reads)", reads)
+			case retries > 0:
+				t.Detail("the host read the blocks again (%d times)", retries)
 			default:
 				t.Conform("read succeeded with the corrupted data", "command failed, connection kept")
 			}
 		},
 	},
+}
+
+// readSLBA is the starting LBA of the Read the host sent on c with
+// identifier cid before its PDU number seq.
+func readSLBA(c *Conn, cid uint16, seq int) uint64 {
+	var slba uint64
+	for _, f := range c.Sent() {
+		if s := Command(f); s != nil && f.Seq < seq && s.CID == cid {
+			slba = uint64(s.CDW11)<<32 | uint64(s.CDW10)
+		}
+	}
+	return slba
 }
 
 // unusedCID is a command identifier no command outstanding on c has.

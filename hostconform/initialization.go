@@ -97,6 +97,19 @@ var initChecks = []Check{
 		Controller: func(s *Setup) { s.Config.CPDA = 15 },
 		Run: func(t *T) {
 			ioErr := t.Connect() // the Connect's own data is judged too
+			if ioErr != nil {
+				// NVMe/TCP 1.0 3.1 lets a host find a parameter it does
+				// not support, saying so with an H2CTermReq (FES 06h at
+				// the field's offset): then there is no padding to judge.
+				if c := firstConn(t); c != nil && c.ICResp() != nil && !anyData(c) {
+					r := hostReaction(t, c, icrespSeq(c), t.Cfg.CloseWait)
+					want := fmt.Sprintf("H2CTermReq FES %#x FEI %#x", tcp.FESUnsupportedParameter, offICRespCPDA)
+					if w := r.words(true); w == want {
+						t.Skipf("the host does not support CPDA 15 and refused it as 3.1 allows (%s)", w)
+					}
+					t.Conform("refused CPDA 15: "+r.words(true), "PDO aligned to CPDA with the least padding, or "+want)
+				}
+			}
 			if ioErr == nil {
 				ioErr = t.IO("write", 4096, 8192)
 			}
@@ -271,6 +284,34 @@ func digestTraffic(t *T, arg string, bit uint8) error {
 	return nil
 }
 
+// firstConn is the host's first connection to the check's controller.
+func firstConn(t *T) *Conn {
+	if cs := t.Ctrl.Conns(); len(cs) > 0 {
+		return cs[0]
+	}
+	return nil
+}
+
+// icrespSeq is the number of the ICResp the host got on c (0 if none).
+func icrespSeq(c *Conn) int {
+	for _, f := range c.Received() {
+		if f.CH.Type == tcp.TypeICResp {
+			return f.Seq
+		}
+	}
+	return 0
+}
+
+// anyData reports whether the host sent a PDU with data on c.
+func anyData(c *Conn) bool {
+	for _, f := range c.Sent() {
+		if (f.CH.Type == tcp.TypeCapsuleCmd || f.CH.Type == tcp.TypeH2CData) && f.CH.PDO != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // icrespRefused judges a host that got an ICResp it must refuse: an
 // H2CTermReq with FES 01h and FEI fei on the connection, before anything
 // else.
@@ -281,12 +322,7 @@ func icrespRefused(t *T, fei int) {
 		t.Failf("%s: the host never connected to the test controller at %s", t.Check.ID, t.Cfg.Listen)
 	}
 	c := conns[0]
-	since := 0
-	for _, f := range c.Received() {
-		if f.CH.Type == tcp.TypeICResp {
-			since = f.Seq
-		}
-	}
+	since := icrespSeq(c)
 	if since == 0 {
 		t.Failf("%s: the host's first connection got no ICResp", t.Check.ID)
 	}
