@@ -27,7 +27,7 @@ func newConformHostCmd() *cobra.Command {
 		hostControl, profile, reportDir       string
 		junit, traces                         string
 		only, skip, deviations                []string
-		self, strict, list                    bool
+		self, strict, list, matrix            bool
 		nrIOQueues                            int
 		closeWait, timeout                    time.Duration
 	)
@@ -59,6 +59,9 @@ verdict.`,
 			if list {
 				writeHostChecks(out)
 				return nil
+			}
+			if matrix {
+				return hostconform.WriteMatrix(out)
 			}
 			fs := cmd.Flags()
 			if fs.Changed("listen") && (fs.Changed("traddr") || fs.Changed("trsvcid")) {
@@ -205,6 +208,7 @@ verdict.`,
 	fs.DurationVar(&closeWait, "close-wait", hostconform.DefaultCloseWait, "how long a host has to close a connection the spec tells it to terminate")
 	fs.DurationVar(&timeout, "timeout", hostconform.DefaultCheckTimeout, "time limit of each check")
 	fs.BoolVar(&strict, "strict", false, "fail (exit 1) on recommended and optional failures too")
+	fs.BoolVar(&matrix, "matrix", false, "print the statements that bind the host (suites/statements.tsv) with the host checks covering each, and exit")
 	fs.BoolVar(&list, "list", false, "list every host check (ID, level, keyword, section, title, the deviation that fails it) and exit")
 	return c
 }

@@ -149,11 +149,16 @@ func TestConformHostBadFlags(t *testing.T) {
 	}
 }
 
-// TestConformHostList lists every host check and the deviations.
+// TestConformHostList lists every host check and the deviations, and
+// --matrix the host statements with the checks covering them.
 func TestConformHostList(t *testing.T) {
 	code, out, _ := runCLI(t, "", "conform-host", "--list")
 	if code != 0 || !strings.Contains(out, "HOST-IC-001") || !strings.Contains(out, "termreq-ignored") {
 		t.Errorf("exit %d:\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "", "conform-host", "--matrix")
+	if code != 0 || !strings.Contains(out, "T-3.5.1-06       host   shall       HOST-FATAL-001") || !strings.Contains(out, "statements bind the host") {
+		t.Errorf("--matrix: exit %d:\n%s", code, out)
 	}
 }
 
