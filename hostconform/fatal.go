@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme/tcp"
@@ -429,6 +430,115 @@ var fatalChecks = []Check{
 			default:
 				t.Conform("read succeeded with the corrupted data", "command failed, connection kept")
 			}
+		},
+	},
+	{
+		Requirement: suites.Requirement{
+			ID: "HOST-FATAL-010", Section: "NVMe/TCP 1.0 3.3 (Figure 10), 3.5.1", Keyword: suites.Indicative,
+			Title:      "A PDU of a host-to-controller type (an H2CData) arriving at the host makes it send an H2CTermReq",
+			Text:       "An NVMe/TCP PDU that is transferred in a direction opposite from that with which it is associated is treated as a fatal transport error",
+			Statements: []string{"T-3.3-08", "T-3.3-09"},
+		},
+		Area: "transport", Deviation: "fatal-no-termreq",
+		Run: func(t *T) {
+			t.MustConnect()
+			c := ioConn(t.Ctrl.Conns())
+			if c == nil {
+				t.Skipf("the host connected no I/O queue")
+			}
+			// An H2CData as a host would send it, data and all.
+			raw := tcp.AppendPDU(nil, &tcp.H2CData{CCCID: 0, TTAG: 0, DATAO: 0, DATAL: 4, Last: true}, []byte{1, 2, 3, 4}, tcp.EncodeOptions{})
+			if r := c.ICResp(); r != nil {
+				raw = tcp.AppendPDU(nil, &tcp.H2CData{DATAL: 4, Last: true}, []byte{1, 2, 3, 4},
+					tcp.EncodeOptions{Digests: tcp.Digests{Header: r.DGST&tcp.DgstHeader != 0, Data: r.DGST&tcp.DgstData != 0}})
+			}
+			if err := c.Inject(raw); err != nil {
+				t.Failf("%s: could not send the PDU: %v", t.Check.ID, err)
+			}
+			var seq int
+			for _, f := range c.Received() {
+				if f.Injected {
+					seq = f.Seq
+				}
+			}
+			r := hostReaction(t, c, seq, t.Cfg.CloseWait)
+			words := r.words(false)
+			if r.term != nil {
+				words = "H2CTermReq" // the text names no FES for it
+			}
+			t.Conform(words, "H2CTermReq")
+		},
+	},
+	{
+		Requirement: suites.Requirement{
+			ID: "HOST-FATAL-011", Section: "NVMe/TCP 1.0 3.3.2.1", Keyword: suites.Indicative,
+			Title:      "A C2HData after the command's last one (LAST_PDU) makes the host send an H2CTermReq with FES 02h",
+			Text:       "Reception of an unexpected C2HData PDU is treated as a fatal transport error with the Fatal Error Status field in the H2CTermReq PDU set to \"PDU Sequence Error\" ... Reception of a C2HData PDU after reception of a C2HData PDU with the LAST_PDU flag set to '1'",
+			Statements: []string{"T-3.3.2.1-12"},
+		},
+		Area: "transport", Deviation: "fatal-no-termreq",
+		Controller: func(s *Setup) {
+			// The read's one C2HData (LAST_PDU), then the same again.
+			s.ToHost = onceC2H(func(c *Conn, f *Frame, d *tcp.C2HData) [][]byte {
+				return [][]byte{f.Raw, append([]byte(nil), f.Raw...)}
+			})
+		},
+		Run: func(t *T) {
+			t.MustConnect()
+			r, _ := corruptedRead(t)
+			t.Conform(r.words(false), fmt.Sprintf("H2CTermReq FES %#x", tcp.FESPDUSequenceError))
+		},
+	},
+	{
+		Requirement: suites.Requirement{
+			ID: "HOST-FATAL-012", Section: "NVMe/TCP 1.0 3.3.2.2", Keyword: suites.Indicative,
+			Title:      "An R2T that does not continue where the command's data transfer stands (the first one not at offset 0) makes the host send an H2CTermReq with FES 02h",
+			Text:       "The first R2T PDU of a command shall start with an offset of zero ... Reception of a non-contiguous R2T PDU is treated as a fatal transport error with the Fatal Error Status field ... set to \"PDU Sequence Error\"",
+			Statements: []string{"T-3.3.2.2-08"},
+		},
+		Area: "transport", Deviation: "r2t-unchecked",
+		Controller: func(s *Setup) {
+			s.Config.InCapsuleDataSize = "4KiB" // a 12 KiB write needs an R2T
+			var mu sync.Mutex
+			done := false
+			s.ToHost = func(c *Conn, f *Frame) [][]byte {
+				r, ok := f.PDU.(*tcp.R2T)
+				if !ok || commandLength(c, r.CCCID) != checkReadSize {
+					return pass(f)
+				}
+				mu.Lock()
+				first := !done
+				done = true
+				mu.Unlock()
+				if !first {
+					return pass(f)
+				}
+				// The second 4 KiB of the buffer first.
+				return [][]byte{withField(withField(f.Raw, offDATAO, 4, 4096), offDATAL, 4, r.R2TL-4096)}
+			}
+		},
+		Run: func(t *T) {
+			t.MustConnect()
+			_ = t.IO("write", checkReadSize, checkReadSize)
+			for _, c := range t.Ctrl.Conns() {
+				for _, f := range c.Received() {
+					if f.Injected && f.CH.Type == tcp.TypeR2T {
+						r := hostReaction(t, c, f.Seq, t.Cfg.CloseWait)
+						words := r.words(false)
+						for _, h := range c.Sent() {
+							if h.Seq > f.Seq && (r.frame == nil || h.Seq < r.frame.Seq) && h.CH.Type == tcp.TypeH2CData {
+								// The host took the R2T; what the controller
+								// then did to its data is no longer the host's.
+								words = "answered the non-contiguous R2T with H2CData"
+								break
+							}
+						}
+						t.Conform(words, fmt.Sprintf("H2CTermReq FES %#x", tcp.FESPDUSequenceError))
+						return
+					}
+				}
+			}
+			t.Failf("%s: the host made no %d-byte write through R2T", t.Check.ID, checkReadSize)
 		},
 	},
 }

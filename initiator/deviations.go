@@ -44,6 +44,7 @@ type deviations struct {
 	h2cRepeatLast, h2cTTAGZero, h2cDATAORelative, h2cLastEveryPDU bool
 	inlineIgnoresIOCCSZ, sglInCapsuleTransport, cidCollide        bool
 	c2hDATAOUnchecked, ddgstUnchecked, c2hSuccessIgnored          bool
+	r2tUnchecked                                                  bool
 	// fatal errors
 	termReqIgnored, fatalNoClose, fatalNoTermReq bool
 	fatalWrongFES, fatalFEIZero, termReqNoHeader bool
@@ -74,6 +75,7 @@ var hostDeviations = []HostDeviation{
 	{"cid-collide", "B-3.3.2.1.1-01", "sends odd CIDs of I/O commands as the even CID below, which may be outstanding", func(d *deviations) { d.cidCollide = true }},
 	{"c2h-datao-unchecked", "T-3.3.2.1-02", "takes a non-contiguous C2HData as it comes", func(d *deviations) { d.c2hDATAOUnchecked = true }},
 	{"c2h-success-ignored", "T-3.3.2.1-07", "ignores the SUCCESS flag of a C2HData and waits for a response capsule", func(d *deviations) { d.c2hSuccessIgnored = true }},
+	{"r2t-unchecked", "T-3.3.2.2-08", "answers an R2T whatever its R2TO, contiguous with the data sent before or not", func(d *deviations) { d.r2tUnchecked = true }},
 	{"ddgst-unchecked", "T-3.5.2-05", "ignores data digest errors in C2HData", func(d *deviations) { d.ddgstUnchecked = true }},
 	{"termreq-ignored", "T-3.5.1-06", "keeps the connection open after a C2HTermReq", func(d *deviations) { d.termReqIgnored = true }},
 	{"fatal-no-close", "T-3.5.1-09", "after a fatal error sends its H2CTermReq and waits for the controller to close", func(d *deviations) { d.fatalNoClose = true }},

@@ -766,7 +766,7 @@ func (q *Queue) handleR2T(v *tcp.R2T) error {
 	if end > uint64(len(req.Data)) {
 		return q.fatal(tcp.FESDataOutOfRange, 0, "R2T CID %d R2TO %d R2TL %d beyond %d bytes", v.CCCID, v.R2TO, v.R2TL, len(req.Data))
 	}
-	if v.R2TO != req.sent {
+	if v.R2TO != req.sent && (q.dev == nil || !q.dev.r2tUnchecked) {
 		// Each R2T continues where the last one ended (NVMe/TCP 1.0
 		// 3.3.2.2); this host allows one outstanding (MAXR2T 0).
 		return q.fatal(tcp.FESPDUSequenceError, 0, "R2T CID %d R2TO %d, expected %d", v.CCCID, v.R2TO, req.sent)
