@@ -122,6 +122,9 @@ verdict.`,
 				cfg.Control = ex
 			default:
 				cfg.Control = &hostconform.Attended{Out: out}
+				if !fs.Changed("timeout") {
+					cfg.CheckTimeout = 10 * time.Minute // a person types the commands
+				}
 			}
 			var prof *suites.Profile
 			if profile != "" {
@@ -206,7 +209,7 @@ verdict.`,
 	fs.StringVar(&junit, "junit", "", "write the JUnit XML report to this file too")
 	fs.StringVar(&traces, "traces", "failed", "with --report-dir, keep the pcapng trace of the checks that failed, all, or none")
 	fs.DurationVar(&closeWait, "close-wait", hostconform.DefaultCloseWait, "how long a host has to close a connection the spec tells it to terminate")
-	fs.DurationVar(&timeout, "timeout", hostconform.DefaultCheckTimeout, "time limit of each check")
+	fs.DurationVar(&timeout, "timeout", hostconform.DefaultCheckTimeout, "time limit of each check (attended: 10m unless given)")
 	fs.BoolVar(&strict, "strict", false, "fail (exit 1) on recommended and optional failures too")
 	fs.BoolVar(&matrix, "matrix", false, "print the statements that bind the host (suites/statements.tsv) with the host checks covering each, and exit")
 	fs.BoolVar(&list, "list", false, "list every host check (ID, level, keyword, section, title, the deviation that fails it) and exit")
