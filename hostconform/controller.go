@@ -28,6 +28,7 @@ type Setup struct {
 type Controller struct {
 	tgt    *target.Target
 	trace  *capture.File
+	label  string // names the check in the trace's packet comments
 	setup  Setup
 	notify chan struct{}
 
@@ -53,12 +54,12 @@ func baseConfig(addr, subnqn string) target.Config {
 // startController makes the test controller of one check; the run's
 // listener hands it connections (serve). trace, if not nil, records them
 // as pcapng.
-func startController(cfg target.Config, setup Setup, trace *capture.File) (*Controller, error) {
+func startController(label string, cfg target.Config, setup Setup, trace *capture.File) (*Controller, error) {
 	tgt, err := target.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("test controller: %w", err)
 	}
-	return &Controller{tgt: tgt, trace: trace, setup: setup, notify: make(chan struct{}, 1)}, nil
+	return &Controller{tgt: tgt, trace: trace, label: label, setup: setup, notify: make(chan struct{}, 1)}, nil
 }
 
 // serve taps one accepted connection and gives it to the target.
@@ -69,7 +70,7 @@ func (c *Controller) serve(nc net.Conn) {
 	c.mu.Lock()
 	id := len(c.conns) + 1
 	if c.trace != nil {
-		nc = c.trace.Record(nc, false, fmt.Sprintf("test controller: connection %d", id))
+		nc = c.trace.Record(nc, false, fmt.Sprintf("%s: test controller connection %d", c.label, id))
 	}
 	w := newConn(nc, id, c.setup.ToHost, c.setup.FromHost, c.notify)
 	c.conns = append(c.conns, w)

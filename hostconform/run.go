@@ -262,7 +262,7 @@ func (r *runner) runCheck(ctx context.Context, c *Check) (res suites.Result) {
 		c.Controller(&setup)
 	}
 	trace, rel := r.startTrace(c)
-	ctrl, err := startController(tcfg, setup, trace)
+	ctrl, err := startController(c.ID, tcfg, setup, trace)
 	if err != nil {
 		res.State, res.Message = "failed", fmt.Sprintf("%s: the test controller did not start: %v", c.ID, err)
 		return res

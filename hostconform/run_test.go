@@ -3,10 +3,14 @@ package hostconform
 import (
 	"bytes"
 	"context"
+	"net"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nvmftest/nvmftest/fixtures/wireshark"
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/suites"
 )
@@ -24,7 +28,8 @@ func TestSelfPassesAll(t *testing.T) {
 	cfg, h := selfConfig()
 	defer h.Close()
 	var out bytes.Buffer
-	sum, err := Run(context.Background(), cfg, nil, RunOptions{Out: &out, ReportDir: t.TempDir(), Traces: suites.TracesAll})
+	dir := t.TempDir()
+	sum, err := Run(context.Background(), cfg, nil, RunOptions{Out: &out, ReportDir: dir, Traces: suites.TracesAll})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,5 +46,27 @@ func TestSelfPassesAll(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "CONFORMANT") {
 		t.Errorf("no verdict in the output:\n%s", out.String())
+	}
+	// The traces of checks whose traffic is all legal decode cleanly,
+	// the check's ID on the first packet. (Not HOST-IC-003's: Wireshark's
+	// dissector takes a capsule's data to start after the header, not at
+	// PDO, and calls CPDA padding "trailing stray characters".)
+	if !wireshark.Usable(t) {
+		return
+	}
+	_, portStr, _ := net.SplitHostPort(sum.Target[strings.LastIndexByte(sum.Target, ' ')+1:])
+	port, _ := strconv.Atoi(portStr)
+	for _, id := range []string{"HOST-CONN-001", "HOST-DATA-002", "HOST-DG-001", "HOST-DATA-005"} {
+		p := filepath.Join(dir, "traces", id+".pcapng")
+		res, err := wireshark.Check(p, port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Clean() || res.PDUs == 0 {
+			t.Errorf("%s: tshark: %v", id, res)
+		}
+		if len(res.Comments) == 0 || !strings.HasPrefix(res.Comments[0], id+": ") {
+			t.Errorf("%s: the first packet comment is not the check's ID: %q", id, res.Comments)
+		}
 	}
 }
