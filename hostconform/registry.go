@@ -23,15 +23,24 @@ package hostconform
 //     particular way: it edits Setup.Config (the reference target's
 //     configuration: CPDA, MAXH2CDATA, digests granted, in-capsule data,
 //     C2H SUCCESS, ...) and sets Setup.ToHost / Setup.FromHost, hooks
-//     that see every PDU each way and may change, drop or add PDUs
-//     (helpers: FixDigests, Conn.Inject, the behaviours in behaviours.go);
+//     that see every PDU each way and may change, drop or add PDUs.
+//     behaviours.go has the shared ones: editICResp (change the ICResp),
+//     onceC2H (change the first C2HData of the check's own
+//     checkReadSize read), newSplitR2T (several R2Ts per command, tags of
+//     their own), withField and FixDigests (edit a field, digests kept
+//     right); Conn.Inject sends a PDU of the check's making at any time
+//     (a C2HTermReq cuts the target off from the host), Conn.State keeps
+//     a hook's per-connection state;
 //   - Run: it asks the host to act through T.Connect, T.IO,
 //     T.Disconnect, T.Do (the verbs of verbs.go; a host control that
 //     cannot do one makes the check skip, saying what it needs), watches
 //     the wire through T.Ctrl (Conns, Frames, WaitFor and the helpers in
-//     analysis.go) and gives its verdict with T.Conform / T.ConformAll in
-//     canonical words, so a profile can name the observation of a host's
-//     known deviation;
+//     analysis.go: Sent, Received, ICReq, Connect, QID, Live; fatal.go's
+//     hostReaction for what a host does after something fatal) and gives
+//     its verdict with T.Conform / T.ConformAll in canonical words, so a
+//     profile can name the observation of a host's known deviation. Judge
+//     the wire first, then fail on a failed verb (a deviating host often
+//     breaks the I/O too, and the wire says why);
 //   - Deviation: the name of a deviation of nvmftest's own initiator
 //     (initiator.HostDeviations) that breaks the rule. The sensitivity test
 //     (TestSensitivity) runs the check against our initiator with it and
