@@ -231,7 +231,7 @@ var dataChecks = []Check{
 			ID: "HOST-DATA-007", Section: "NVMe/TCP 1.0 3.3.2 (Command Data Buffers and SGLs), 3.3", Keyword: suites.Indicative,
 			Title:      "A command carries one SGL descriptor: a Data Block (subtype 1h, offset 0) for in-capsule data, a Transport SGL Data Block (subtype Ah) otherwise",
 			Text:       "An SGL Data Block descriptor with an SGL Descriptor Sub Type value of 1h specifies the use of in-capsule data ... Sub Type value of Ah ... specifies the use of the NVMe/TCP transport specific data transfer mechanism ... ICDOFF shall be cleared to '0'",
-			Statements: []string{"T-3.3.2-01", "B-3.3.2.1.4-05"},
+			Statements: []string{"T-3.3.2-01", "B-3.3.2.1.4-05", "T-3.3.1-06"},
 		},
 		Area: "transport", Deviation: "sgl-incapsule-transport",
 		Run: func(t *T) {
