@@ -19,7 +19,7 @@ import (
 func selfConfig(devs ...string) (Config, *SelfHost) {
 	h := &SelfHost{Options: initiator.Options{Deviations: devs, Timeout: 10 * time.Second, KATO: 5 * time.Second}}
 	return Config{Listen: "127.0.0.1:0", HostNQN: "nqn.2014-08.io.nvmftest:host-under-test", Control: h,
-		CloseWait: 3 * time.Second, CheckTimeout: 45 * time.Second}, h
+		CloseWait: 10 * time.Second, CheckTimeout: time.Minute}, h
 }
 
 // TestSelfPassesAll: our own initiator, with no deviation and no profile,
