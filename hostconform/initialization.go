@@ -173,6 +173,28 @@ var initChecks = []Check{
 	},
 	{
 		Requirement: suites.Requirement{
+			ID: "HOST-IC-006", Section: "NVMe/TCP 1.0 3.1, 3.6.2.3", Keyword: suites.Indicative,
+			Title:      "An ICResp with a PDU format version other than 0 makes the host send an H2CTermReq at the PFV offset (8), FES 06h (unsupported parameter) or 01h (invalid field)",
+			Text:       "Reception of an ICResp PDU with an unsupported parameter is treated as a fatal transport error with the Fatal Error Status field in the H2CTermReq PDU set to \"Unsupported Parameter\" and the Additional Error Information field containing the unsupported parameter field byte offset",
+			Statements: []string{"T-3.1-08", "T-3.1-07"},
+		},
+		Area: "transport", Deviation: "accept-invalid-icresp",
+		Controller: func(s *Setup) {
+			s.ToHost = editICResp(func(_ *tcp.ICReq, raw []byte) { raw[8] = 1 })
+		},
+		Run: func(t *T) {
+			// PFV "shall be cleared to 0h": a host may call another value
+			// unsupported or invalid; either way it names offset 8.
+			r := icrespReaction(t)
+			w := r.words(true)
+			if w == fmt.Sprintf("H2CTermReq FES %#x FEI 0x8", tcp.FESInvalidHeaderField) {
+				w = fmt.Sprintf("H2CTermReq FES %#x FEI 0x8", tcp.FESUnsupportedParameter)
+			}
+			t.Conform(w, fmt.Sprintf("H2CTermReq FES %#x FEI 0x8", tcp.FESUnsupportedParameter))
+		},
+	},
+	{
+		Requirement: suites.Requirement{
 			ID: "HOST-DG-001", Section: "NVMe/TCP 1.0 3.3.1.1", Keyword: suites.Shall,
 			Title:      "With the header digest negotiated, every host PDU after the ICReq but H2CTermReq has HDGSTF set and a correct CRC32C HDGST",
 			Text:       "If the PDU Header Digest is enabled, then all the subsequent PDUs transferred in this connection except H2CTermReq and C2HTermReq PDUs shall contain a HDGST field and have the HDGSTF flag set to '1'",
@@ -316,6 +338,13 @@ func anyData(c *Conn) bool {
 // H2CTermReq with FES 01h and FEI fei on the connection, before anything
 // else.
 func icrespRefused(t *T, fei int) {
+	r := icrespReaction(t)
+	t.Conform(r.words(true), fmt.Sprintf("H2CTermReq FES %#x FEI %#x", tcp.FESInvalidHeaderField, fei))
+}
+
+// icrespReaction asks the host to connect and returns what it did after
+// the ICResp of its first connection.
+func icrespReaction(t *T) reaction {
 	err := t.Connect()
 	conns := t.Ctrl.Conns()
 	if len(conns) == 0 {
@@ -330,5 +359,5 @@ func icrespRefused(t *T, fei int) {
 	if err == nil {
 		t.Detail("the host's connect succeeded")
 	}
-	t.Conform(r.words(true), fmt.Sprintf("H2CTermReq FES %#x FEI %#x", tcp.FESInvalidHeaderField, fei))
+	return r
 }
