@@ -224,7 +224,7 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 	// The reader answers R2Ts with H2CData; through an AsyncWriter it never
 	// blocks on a target that is itself blocked writing to us. The limit
 	// grows with the transfers submitted (Queue.growBacklog).
-	conn := tcp.NewConn(tcp.NewAsyncWriter(nc, minWriteBacklog), false, tcp.Config{})
+	conn := tcp.NewConn(tcp.NewAsyncWriter(nc, minWriteBacklog), false, tcp.Config{ReadBufferSize: readBufferSize(qid)})
 	start := time.Now()
 	dl := start.Add(o.initTimeout())
 	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
@@ -672,4 +672,15 @@ func (c *Controller) SetFeatures(ctx context.Context, fid uint8, nsid uint32, cd
 	}
 	cqe, err := c.admin.Exec(ctx, nvme.SetFeaturesCmd(fid, nsid, cdw11, save), data, dir)
 	return cqe.DW0, err
+}
+
+// readBufferSize is a queue's receive buffer: the default 64 KiB for the
+// admin queue, 256 KiB for an I/O queue, enough for a burst of 32 reads of
+// 4 KiB with their headers (about 132 KiB) in one read system call.
+// Smaller, the reader needed three reads a burst at queue depth 32.
+func readBufferSize(qid uint16) int {
+	if qid == 0 {
+		return 64 << 10
+	}
+	return 256 << 10
 }
