@@ -43,11 +43,9 @@ import (
 // ourNQN is the subsystem of nvmftest's target in these runs.
 const ourNQN = "nqn.2014-08.io.nvmftest:bench"
 
-// Where the two sides run: the target's core and the host's.
-const (
-	targetCPU = 0
-	hostCPU   = 1
-)
+// pinToken in a pair's flags stands for --cpus with the side's CPUs
+// (-target-cpus, -host-cpus).
+const pinToken = "@pin"
 
 func main() {
 	if len(os.Args) > 1 {
@@ -71,6 +69,9 @@ type options struct {
 	update   string
 	jsonOut  string
 	require  bool
+	queues   int
+	// targetCPUs and hostCPUs place the two sides (Parse syntax).
+	targetCPUs, hostCPUs string
 }
 
 func run() int {
@@ -83,6 +84,9 @@ func run() int {
 	flag.StringVar(&o.nvmftest, "nvmftest", "", "nvmftest binary (default: go build ./cmd/nvmftest)")
 	flag.StringVar(&o.update, "update", "", "replace the bench-spdk section of this Markdown file (BENCHMARKS.md) with the results")
 	flag.StringVar(&o.jsonOut, "json", "", "also write every measurement as JSON to this file")
+	flag.IntVar(&o.queues, "queues", 1, "I/O queues (connections) per run: bench --numjobs, spdk_nvme_perf -P; more than one needs more CPUs to mean anything (the ping-pong stays at one)")
+	flag.StringVar(&o.targetCPUs, "target-cpus", "0", "CPUs of nvmftest's target (--cpus) and the ping-pong server; SPDK's nvmf_tgt always runs on CPU 0")
+	flag.StringVar(&o.hostCPUs, "host-cpus", "1", "CPUs of the hosts: nvmftest bench --cpus, spdk_nvme_perf's core mask, the ping-pong client")
 	flag.BoolVar(&o.require, "require", false, "fail instead of skipping when SPDK is not built or this is not Linux as root")
 	list := flag.Bool("list", false, "list the pairs and exit")
 	flag.Parse()
@@ -100,9 +104,15 @@ func run() int {
 		}
 		o.qds = append(o.qds, n)
 	}
-	if o.rounds < 1 || o.seconds < 1 {
-		fmt.Fprintln(os.Stderr, "benchspdk: -rounds and -seconds must be at least 1")
+	if o.rounds < 1 || o.seconds < 1 || o.queues < 1 {
+		fmt.Fprintln(os.Stderr, "benchspdk: -rounds, -seconds and -queues must be at least 1")
 		return 2
+	}
+	for _, l := range []string{o.targetCPUs, o.hostCPUs} {
+		if _, err := cpuset.Parse(l); err != nil {
+			fmt.Fprintln(os.Stderr, "benchspdk: -target-cpus/-host-cpus: "+err.Error())
+			return 2
+		}
 	}
 	if pairs != "" {
 		for _, id := range strings.Split(pairs, ",") {
@@ -139,7 +149,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "benchspdk: "+err.Error())
 		return 1
 	}
-	rep := report{When: time.Now().UTC(), Commit: commit(), Machine: machine(), Seconds: o.seconds, Rounds: o.rounds, QDs: o.qds, Runs: ms}
+	rep := report{When: time.Now().UTC(), Commit: commit(), Machine: machine(), Seconds: o.seconds, Rounds: o.rounds, QDs: o.qds,
+		Queues: o.queues, TargetCPUs: o.targetCPUs, HostCPUs: o.hostCPUs, Runs: ms}
 	md := rep.markdown()
 	fmt.Print(md)
 	if o.jsonOut != "" {
@@ -199,8 +210,8 @@ var (
 	pingpongSrv  = targetKind{name: "pingpong"}
 	perfHost     = hostKind{name: "spdk_nvme_perf"}
 	pingpongHost = hostKind{name: "pingpong"}
-	pinT         = "--cpus=" + strconv.Itoa(targetCPU)
-	pinH         = "--cpus=" + strconv.Itoa(hostCPU)
+	pinT         = pinToken
+	pinH         = pinToken
 )
 
 // allPairs are the rows of the table, in the order the issue asks for
@@ -327,10 +338,10 @@ func (b *bench) startTarget(ctx context.Context, t targetKind) (addr, nqn string
 		}
 		return tg.Addr, spdk.NullNQN, func() { _ = tg.Stop() }, nil
 	case "pingpong":
-		addr, stop, err := b.startProcess(ctx, []string{b.self, "pingpong-serve"}, "pingpong listening on ")
+		addr, stop, err := b.startProcess(ctx, []string{b.self, "pingpong-serve", b.o.targetCPUs}, "pingpong listening on ")
 		return addr, "", stop, err
 	}
-	args := append([]string{b.nvmftest, "target", "--config", filepath.Join(b.work, "null4k.yaml")}, t.flags...)
+	args := append([]string{b.nvmftest, "target", "--config", filepath.Join(b.work, "null4k.yaml")}, pinned(t.flags, b.o.targetCPUs)...)
 	addr, stop, err = b.startProcess(ctx, args, "")
 	return addr, ourNQN, stop, err
 }
@@ -416,7 +427,7 @@ func (b *bench) runHost(ctx context.Context, h hostKind, addr, nqn string, qd, s
 		r, err := spdk.Perf(ctx, b.spdkDir, spdk.PerfOptions{
 			Targets: []spdk.TransportID{{Addr: addr, SubNQN: nqn}}, QueueDepth: qd, IOSize: 4096,
 			Workload: "randread", Duration: time.Duration(secs) * time.Second, MemMB: 1024,
-			CoreMask: fmt.Sprintf("0x%x", 1<<hostCPU)})
+			CoreMask: mask(b.o.hostCPUs), Extra: []string{"-P", strconv.Itoa(b.o.queues)}})
 		if err != nil {
 			return Measurement{}, err
 		}
@@ -426,7 +437,7 @@ func (b *bench) runHost(ctx context.Context, h hostKind, addr, nqn string, qd, s
 		}
 		return m, nil
 	case "pingpong":
-		out, err := exec.CommandContext(ctx, "taskset", "-c", strconv.Itoa(hostCPU), b.self, "pingpong-run", addr, strconv.Itoa(qd), strconv.Itoa(secs)).Output()
+		out, err := exec.CommandContext(ctx, "taskset", "-c", b.o.hostCPUs, b.self, "pingpong-run", addr, strconv.Itoa(qd), strconv.Itoa(secs)).Output()
 		if err != nil {
 			return Measurement{}, fmt.Errorf("ping-pong: %v", exitErr(err))
 		}
@@ -435,7 +446,8 @@ func (b *bench) runHost(ctx context.Context, h hostKind, addr, nqn string, qd, s
 	}
 	host, port, _ := net.SplitHostPort(addr)
 	args := append([]string{"bench", "-a", host, "-s", port, "-n", nqn, "--rw", "randread", "--bs", "4k",
-		"--iodepth", strconv.Itoa(qd), "--runtime", strconv.Itoa(secs), "--time_based", "-o", "json", "--progress", "never"}, h.flags...)
+		"--iodepth", strconv.Itoa(qd), "--runtime", strconv.Itoa(secs), "--time_based", "-o", "json", "--progress", "never",
+		"--numjobs", strconv.Itoa(b.o.queues), "--group_reporting"}, pinned(h.flags, b.o.hostCPUs)...)
 	out, err := exec.CommandContext(ctx, b.nvmftest, args...).Output()
 	if err != nil {
 		return Measurement{}, fmt.Errorf("nvmftest %s: %v", strings.Join(args, " "), exitErr(err))
@@ -483,9 +495,38 @@ func percentile(ps []spdk.Percentile, pct float64) float64 {
 	return 0
 }
 
-// pingpongServe serves the ping-pong on the target's CPU until SIGINT.
+// pinned replaces pinToken in flags by --cpus=cpus.
+func pinned(flags []string, cpus string) []string {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		if f == pinToken {
+			f = "--cpus=" + cpus
+		}
+		out[i] = f
+	}
+	return out
+}
+
+// mask is a CPU list as a DPDK core mask (0x2).
+func mask(list string) string {
+	cpus, _ := cpuset.Parse(list) // checked in run
+	var m uint64
+	for _, c := range cpus {
+		if c < 64 {
+			m |= 1 << c
+		}
+	}
+	return fmt.Sprintf("0x%x", m)
+}
+
+// pingpongServe serves the ping-pong on the CPUs args[0] until SIGINT.
 func pingpongServe(args []string) int {
-	if err := cpuset.Pin([]int{targetCPU}); err != nil {
+	cpus, err := cpuset.Parse(strings.Join(args, ""))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err := cpuset.Pin(cpus); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

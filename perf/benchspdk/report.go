@@ -12,13 +12,17 @@ import (
 
 // report is one run of the benchmark: what BENCHMARKS.md shows.
 type report struct {
-	When    time.Time     `json:"when"`
-	Commit  string        `json:"commit"`
-	Machine string        `json:"machine"`
-	Seconds int           `json:"seconds"`
-	Rounds  int           `json:"rounds"`
-	QDs     []int         `json:"qds"`
-	Runs    []Measurement `json:"runs"`
+	When    time.Time `json:"when"`
+	Commit  string    `json:"commit"`
+	Machine string    `json:"machine"`
+	Seconds int       `json:"seconds"`
+	Rounds  int       `json:"rounds"`
+	QDs     []int     `json:"qds"`
+	Queues  int       `json:"queues"`
+	// TargetCPUs and HostCPUs are where the two sides ran.
+	TargetCPUs string        `json:"target_cpus"`
+	HostCPUs   string        `json:"host_cpus"`
+	Runs       []Measurement `json:"runs"`
 }
 
 // get returns the measurement of pair at qd in round.
@@ -61,8 +65,12 @@ func plusUs(v float64) string { return fmt.Sprintf("%+.1f us", v) }
 // within one round).
 func (r *report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s at commit %s by `make bench-spdk` (%d rounds, %d s per run after 1 s of warm-up; %s). 4 KiB random reads, one I/O queue, null namespace, loopback; targets on CPU %d, hosts on CPU %d. Each cell is the range over the rounds: IOPS, and p50 latency in microseconds.\n\n",
-		r.When.Format("2006-01-02 15:04 MST"), r.Commit, r.Rounds, r.Seconds, r.Machine, targetCPU, hostCPU)
+	queues := "one I/O queue"
+	if r.Queues > 1 {
+		queues = fmt.Sprintf("%d I/O queues", r.Queues)
+	}
+	fmt.Fprintf(&b, "Measured %s at commit %s by `make bench-spdk` (%d rounds, %d s per run after 1 s of warm-up; %s). 4 KiB random reads, %s, null namespace, loopback; nvmftest's target on CPU %s (SPDK's on CPU 0), hosts on CPU %s. Each cell is the range over the rounds: IOPS, and p50 latency in microseconds.\n\n",
+		r.When.Format("2006-01-02 15:04 MST"), r.Commit, r.Rounds, r.Seconds, r.Machine, queues, r.TargetCPUs, r.HostCPUs)
 	b.WriteString("| pair |")
 	for _, qd := range r.QDs {
 		fmt.Fprintf(&b, " QD%d |", qd)

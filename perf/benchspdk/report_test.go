@@ -38,7 +38,7 @@ func TestParseFioJSON(t *testing.T) {
 // The goals are judged within each round: a pair that is faster than the
 // anchor in one round and slower in the other meets the goal in one.
 func TestReportGoals(t *testing.T) {
-	r := report{When: time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC), Commit: "abc1234", Machine: "2 CPUs", Seconds: 5, Rounds: 2, QDs: []int{32, 1}}
+	r := report{When: time.Date(2026, 12, 7, 22, 0, 0, 0, time.UTC), Commit: "abc1234", Machine: "2 CPUs", Seconds: 5, Rounds: 2, QDs: []int{32, 1}, Queues: 1, TargetCPUs: "0", HostCPUs: "1"}
 	add := func(pair string, round, qd int, iops, p50 float64) {
 		r.Runs = append(r.Runs, Measurement{Pair: pair, Round: round, QD: qd, IOPS: iops, P50us: p50})
 	}
