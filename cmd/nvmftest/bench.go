@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/nvmftest/nvmftest/internal/cpuset"
 	"github.com/nvmftest/nvmftest/internal/interrupt"
 	"github.com/nvmftest/nvmftest/loadgen"
 	"github.com/nvmftest/nvmftest/nvme/tcp/capture"
@@ -317,6 +318,23 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if def.Addr == "-" {
 		def.Addr = ""
 	}
+	// Without --cpus (or GOMAXPROCS), keep off a CPU someone else keeps
+	// busy (a polling SPDK target holds its core at 100% even when idle)
+	// and run one P per queue, as the target does (see placement): each
+	// queue's I/O runs on its reader goroutine, and idle Ps would only
+	// spin for work.
+	autoPlace := ownProcess && f.cpus == "" && f.embedded == "" && os.Getenv("GOMAXPROCS") == ""
+	procLimit := runtime.NumCPU()
+	if autoPlace {
+		if all, aerr := cpuset.Allowed(); aerr == nil && len(all) > 1 {
+			if b, serr := cpuset.SampleBusy(300 * time.Millisecond); serr == nil {
+				if free := cpuset.AvoidBusy(b, all); free != nil && cpuset.SetAffinity(free) == nil {
+					procLimit = len(free)
+					fmt.Fprintf(errw, "nvmftest: CPU %s busy before the run (a polling target?): running on CPUs %s (give --cpus to choose)\n", busyList(b, all), cpuset.Format(free))
+				}
+			}
+		}
+	}
 	opts := f.conn.options(1)
 	targets, conn, err := loadgen.Dial(ctx, jobs, def, opts)
 	if ue := (*loadgen.UsageError)(nil); errors.As(err, &ue) {
@@ -328,15 +346,12 @@ func runBench(cmd *cobra.Command, f *benchFlags, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	if ownProcess && f.cpus == "" && f.embedded == "" && os.Getenv("GOMAXPROCS") == "" {
-		// One P per queue, as the target does (procsPerQueue): each
-		// queue's I/O runs on its reader goroutine, and idle Ps would
-		// only spin for work on a core a polling target may hold.
+	if autoPlace {
 		queues := 0
 		for _, t := range targets {
 			queues += len(t.Devices)
 		}
-		runtime.GOMAXPROCS(min(max(queues, 1), runtime.NumCPU()))
+		runtime.GOMAXPROCS(min(max(queues, 1), procLimit))
 	}
 	defer func() {
 		if cerr := conn.Close(); cerr != nil && err == nil {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -475,24 +476,97 @@ func pinCPUs(list string) (string, error) {
 // commands inside the test binary, where it stays false.
 var ownProcess bool
 
-// procsPerQueue is the target's GOMAXPROCS policy when the user set none
-// (no --cpus, no GOMAXPROCS): one P per connected I/O queue, at least
-// one, at most the CPUs. A queue's commands run to completion on its
-// receive goroutine, so more Ps than busy queues add nothing but idle
-// Ps whose threads spin looking for work; beside a neighbour that polls
-// a core (spdk_nvme_perf, an SPDK target) those spinning threads take
-// turns on the neighbour's core and the target loses most of its speed
-// (BENCHMARKS.md, "Cross-process"). It returns the hook for
-// target.WithIOQueueHook and sets the idle target's one P now.
-func procsPerQueue() func(n int) {
-	cpus := runtime.NumCPU()
-	runtime.GOMAXPROCS(1)
-	last := 1
-	return func(n int) {
-		want := min(max(n, 1), cpus)
-		if want != last {
-			runtime.GOMAXPROCS(want)
-			last = want
+// placement is the target's CPU policy when the user set none (no
+// --cpus, no GOMAXPROCS): one P per connected I/O queue, at least one, at
+// most the CPUs it runs on; and, when I/O starts, off any CPU someone else
+// was keeping busy just before. A queue's commands run to completion on
+// its receive goroutine, so more Ps than busy queues only add threads
+// spinning for work. Beside a neighbour that polls a core
+// (spdk_nvme_perf, an SPDK target) the kernel still puts our threads on
+// that core now and then, where they wait for its time slice; so while
+// no I/O queue is connected a sampler notes which CPUs are busy (two
+// /proc/stat reads a second), and the first I/O queue moves the process
+// off those at 90% or more, back when the last one goes (see
+// BENCHMARKS.md, "Placement").
+type placement struct {
+	log  func(msg string, args ...any)
+	all  []int // the CPUs the process had at the start
+	cpus int
+	// setAffinity and setProcs change the process (tests fake them).
+	setAffinity func([]int) error
+	setProcs    func(int) int
+
+	mu     sync.Mutex
+	queues int
+	gen    int         // counts changes of queues: a window that saw one is dropped
+	busy   cpuset.Busy // the last whole window without I/O queues
+	moved  []int       // where the process was moved, or nil
+}
+
+// newPlacement starts the idle sampler (until ctx ends) and sets the idle
+// target's one P; Hook is for target.WithIOQueueHook.
+func newPlacement(ctx context.Context, log func(string, ...any)) *placement {
+	p := &placement{log: log, cpus: runtime.NumCPU(), setAffinity: cpuset.SetAffinity, setProcs: runtime.GOMAXPROCS}
+	p.all, _ = cpuset.Allowed()
+	p.setProcs(1)
+	if len(p.all) > 1 {
+		go p.sample(ctx)
+	}
+	return p
+}
+
+func (p *placement) sample(ctx context.Context) {
+	for ctx.Err() == nil {
+		p.mu.Lock()
+		gen := p.gen
+		p.mu.Unlock()
+		b, err := cpuset.SampleBusy(500 * time.Millisecond)
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		// Only a window in which our own I/O never ran says what the
+		// neighbours do.
+		if p.queues == 0 && p.gen == gen {
+			p.busy = b
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Hook sets GOMAXPROCS and the CPUs for n connected I/O queues.
+func (p *placement) Hook(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	prev := p.queues
+	p.queues = n
+	p.gen++
+	switch {
+	case prev == 0 && n > 0:
+		if free := cpuset.AvoidBusy(p.busy, p.all); free != nil && p.setAffinity(free) == nil {
+			p.moved = free
+			p.log("I/O started beside a busy CPU: running on the others (give --cpus to choose)", "cpus", cpuset.Format(free), "busy", busyList(p.busy, p.all))
+		}
+	case n == 0:
+		p.busy = nil // measured before this I/O: stale now
+		if p.moved != nil && p.setAffinity(p.all) == nil {
+			p.moved = nil
 		}
 	}
+	limit := p.cpus
+	if p.moved != nil {
+		limit = len(p.moved)
+	}
+	p.setProcs(min(max(n, 1), limit))
+}
+
+// busyList names the CPUs at 90% or more, e.g. "1 (100%)".
+func busyList(b cpuset.Busy, cpus []int) string {
+	var l []string
+	for _, c := range cpus {
+		if b[c] >= 0.9 {
+			l = append(l, fmt.Sprintf("%d (%.0f%%)", c, 100*b[c]))
+		}
+	}
+	return strings.Join(l, ", ")
 }

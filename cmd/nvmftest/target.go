@@ -221,7 +221,9 @@ func runTarget(ctx context.Context, stdout, stderr io.Writer, f *targetFlags) er
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	opts := []target.Option{target.WithLogger(log)}
 	if ownProcess && pinned == "" && os.Getenv("GOMAXPROCS") == "" {
-		opts = append(opts, target.WithIOQueueHook(procsPerQueue()))
+		pctx, stopPlacement := context.WithCancel(context.Background())
+		defer stopPlacement()
+		opts = append(opts, target.WithIOQueueHook(newPlacement(pctx, log.Info).Hook))
 	}
 	tg, err := target.New(cfg, opts...)
 	if err != nil {

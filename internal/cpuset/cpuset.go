@@ -90,12 +90,44 @@ func Format(cpus []int) string {
 // the thread that makes them. It fails, changing nothing it can undo,
 // when a CPU is not one this process may run on.
 func Pin(cpus []int) error {
-	if len(cpus) == 0 {
-		return errors.New("no CPUs to pin to")
-	}
-	if err := pin(cpus); err != nil {
+	if err := SetAffinity(cpus); err != nil {
 		return err
 	}
 	runtime.GOMAXPROCS(len(cpus))
 	return nil
+}
+
+// SetAffinity is Pin without touching GOMAXPROCS.
+func SetAffinity(cpus []int) error {
+	if len(cpus) == 0 {
+		return errors.New("no CPUs to pin to")
+	}
+	return pin(cpus)
+}
+
+// Busy is how busy each CPU was over a sampling window, 0 to 1, counting
+// every process (the kernel's per-CPU times in /proc/stat).
+type Busy map[int]float64
+
+// AvoidBusy picks the CPUs of allowed to run on when some of them are
+// kept busy by someone else: it returns those below half busy when at
+// least one CPU of allowed was at 90% or more, and nil (no reason to
+// move) otherwise or when all of them are busy. A polling neighbour (an
+// SPDK app, spdk_nvme_perf) holds its core at 100% even when idle; a Go
+// program that shares that core loses most of its time there.
+func AvoidBusy(b Busy, allowed []int) []int {
+	var free []int
+	hot := false
+	for _, c := range allowed {
+		switch v := b[c]; {
+		case v >= 0.9:
+			hot = true
+		case v < 0.5:
+			free = append(free, c)
+		}
+	}
+	if !hot || len(free) == 0 {
+		return nil
+	}
+	return free
 }

@@ -62,3 +62,21 @@ func TestPin(t *testing.T) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 }
+
+func TestAvoidBusy(t *testing.T) {
+	all := []int{0, 1, 2, 3}
+	for _, tc := range []struct {
+		b    Busy
+		want []int
+	}{
+		{Busy{0: 0.05, 1: 1.0, 2: 0.1, 3: 0.3}, []int{0, 2, 3}}, // a poller on CPU 1
+		{Busy{0: 0.6, 1: 0.7, 2: 0.1, 3: 0.3}, nil},             // busy, nobody pinned at 100%
+		{Busy{0: 1, 1: 1, 2: 0.95, 3: 0.99}, nil},               // nothing free: stay
+		{Busy{0: 0.95, 1: 0.7, 2: 0.6, 3: 0.55}, nil},           // nothing below half: stay
+		{Busy{}, nil},
+	} {
+		if got := AvoidBusy(tc.b, all); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("AvoidBusy(%v) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+}
