@@ -97,7 +97,7 @@ func (s *nsStats) record(c *command, st nvme.Status) {
 	case nvme.CmdWrite:
 		op = opWrite
 	}
-	lat := time.Since(c.start)
+	lat := time.Since(c.q.t.started0) - c.start
 	s.cmds[op].Add(1)
 	s.latSum[op].Add(uint64(lat))
 	if st.Success() {
