@@ -79,19 +79,23 @@ func BenchmarkTargetRead4KQD32(b *testing.B)  { benchIO(b, false, 32) }
 func BenchmarkTargetWrite4KQD32(b *testing.B) { benchIO(b, true, 32) }
 
 // TestHotPathAllocs checks that 4 KiB reads and writes on the memory
-// backend allocate nothing per I/O in steady state.
+// backend allocate nothing per I/O in steady state, sleeping and polling.
 func TestHotPathAllocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	tg := startTarget(t, testConfig())
-	a := admin(t, tg.Addrs()[0], testNQN, 0)
-	q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
-	for _, write := range []bool{false, true} {
-		ioLoop(t, q, write, 2000, 16)
-		avg := testing.AllocsPerRun(5, func() { ioLoop(t, q, write, 1000, 16) })
-		if per := avg / 1000; per > 0.05 {
-			t.Errorf("write=%v: %.3f allocations per I/O", write, per)
+	for _, poll := range []bool{false, true} {
+		cfg := testConfig()
+		cfg.Poll = poll // target --poll: the polling read path allocates nothing either
+		tg := startTarget(t, cfg)
+		a := admin(t, tg.Addrs()[0], testNQN, 0)
+		q := ioQueue(t, tg.Addrs()[0], a.cntlid, 1, 0)
+		for _, write := range []bool{false, true} {
+			ioLoop(t, q, write, 2000, 16)
+			avg := testing.AllocsPerRun(5, func() { ioLoop(t, q, write, 1000, 16) })
+			if per := avg / 1000; per > 0.05 {
+				t.Errorf("poll=%v write=%v: %.3f allocations per I/O", poll, write, per)
+			}
 		}
 	}
 }
