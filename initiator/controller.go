@@ -62,6 +62,14 @@ type Controller struct {
 func Connect(ctx context.Context, addr, subnqn string, opts Options) (*Controller, error) {
 	c := &Controller{addr: addr, subnqn: subnqn, discovery: subnqn == nvme.DiscoveryNQN}
 	c.opts = opts.withDefaults(c.discovery)
+	dev, err := parseDeviations(c.opts.Deviations)
+	if err != nil {
+		return nil, err
+	}
+	c.opts.dev = dev
+	if dev != nil && dev.katoZero {
+		c.opts.KATO = 0
+	}
 	if err := c.setup(ctx); err != nil {
 		c.teardown()
 		return nil, err
@@ -81,7 +89,11 @@ func (c *Controller) setup(ctx context.Context) error {
 		return err
 	}
 	c.admin = admin
-	cntlid, err := connectQueue(ctx, admin, o, c.subnqn, nvme.CNTLIDDynamic, AdminQueueSize-1, 0, katoMillis(o.KATO))
+	want := uint16(nvme.CNTLIDDynamic)
+	if o.dev != nil && o.dev.connectCNTLIDStatic {
+		want = 1
+	}
+	cntlid, err := connectQueue(ctx, admin, o, c.subnqn, want, AdminQueueSize-1, 0, katoMillis(o.KATO))
 	if refusedCNTLID(err) {
 		// A static-model subsystem refuses FFFFh at CNTLID; FFFEh asks
 		// it for any available static controller (NVMe Base 2.2 6.3).
@@ -101,6 +113,9 @@ func (c *Controller) setup(ctx context.Context) error {
 		return fmt.Errorf("property get VS: %w", err)
 	}
 	c.vs = uint32(v)
+	if o.dev != nil && o.dev.identifyBeforeReady {
+		_, _ = c.Identify(ctx)
+	}
 	if err := c.enable(ctx); err != nil {
 		return err
 	}
@@ -141,6 +156,9 @@ func (c *Controller) setupIOQueues(ctx context.Context) error {
 	if c.id.MAXCMD != 0 {
 		qs = min(qs, int(c.id.MAXCMD))
 	}
+	if o.dev != nil && o.dev.sqsizeBeyondMQES {
+		qs = int(c.cap.MQES()) + 2
+	}
 	if qs < 2 {
 		return fmt.Errorf("controller allows queue size %d", qs)
 	}
@@ -163,6 +181,9 @@ func (c *Controller) setupIOQueues(ctx context.Context) error {
 		c.io = append(c.io, q)
 		if _, err := connectQueue(ctx, q, o, c.subnqn, c.cntlid, uint16(qs-1), cattr, 0); err != nil {
 			return fmt.Errorf("connect I/O queue %d: %w", i, err)
+		}
+		if o.dev != nil && o.dev.connectTwice {
+			_, _ = connectQueue(ctx, q, o, c.subnqn, c.cntlid, uint16(qs-1), cattr, 0)
 		}
 	}
 	return nil
@@ -219,7 +240,14 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 	if o.DataDigest {
 		dg |= tcp.DgstData
 	}
-	resp, err := conn.HostInitialize(tcp.ICReq{HPDA: o.HPDA, DGST: dg, MAXR2T: 0})
+	icreq := tcp.ICReq{HPDA: o.HPDA, DGST: dg, MAXR2T: 0}
+	var resp *tcp.ICResp
+	if o.dev != nil {
+		o.dev.icreq(&icreq)
+		resp, err = o.dev.initialize(conn, icreq)
+	} else {
+		resp, err = conn.HostInitialize(icreq)
+	}
 	if !stop() {
 		// ctx ended: whatever the exchange gave, the deadline may be
 		// set under us.
@@ -236,7 +264,7 @@ func dialQueue(ctx context.Context, addr string, qid uint16, depth, reserved, in
 		return nil, fmt.Errorf("queue %d connection initialization: %w", qid, icError(err, addr, conn.Idle(), dl.Sub(start).Round(time.Millisecond)))
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return newQueue(conn, qid, depth, reserved, resp, inline, o.Timeout, o.Logger), nil
+	return newQueue(conn, qid, depth, reserved, resp, inline, o.Timeout, o.Logger, o.dev), nil
 }
 
 // connectQueue sends the Fabrics Connect command and returns the CNTLID.
@@ -255,6 +283,12 @@ func refusedCNTLID(err error) bool {
 
 func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntlid, sqsize uint16, cattr uint8, katoMS uint32) (uint16, error) {
 	cd := nvme.ConnectData{HostID: o.HostID, CNTLID: cntlid, SubNQN: subnqn, HostNQN: o.HostNQN}
+	if o.dev != nil && o.dev.ioqHostIDDiffers && q.qid != 0 {
+		cd.HostID[15] ^= 0xFF
+	}
+	if o.dev != nil && o.dev.cmdBeforeConnect && q.qid == 0 {
+		_, _ = q.Exec(ctx, nvme.KeepAliveCmd(), nil, NoData)
+	}
 	data := cd.Append(make([]byte, 0, nvme.ConnectDataSize))
 	cmd := nvme.Connect{QID: q.qid, SQSIZE: sqsize, CATTR: cattr, KATO: katoMS}
 	cqe, err := q.Exec(ctx, cmd.SQE(0), data, ToController)

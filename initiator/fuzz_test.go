@@ -78,7 +78,7 @@ func FuzzQueueReader(f *testing.F) {
 		if err != nil || <-errc != nil {
 			t.Fatalf("initialization: %v", err)
 		}
-		q := newQueue(hc, 1, 8, 0, resp, 4096, 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		q := newQueue(hc, 1, 8, 0, resp, 4096, 0, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 
 		// The controller side: drain what the host sends (net.Pipe is
 		// synchronous), write the fuzzed stream, then hang up.

@@ -326,7 +326,7 @@ func TestDeadQueueLeavesRequestWithItsReader(t *testing.T) {
 	if err != nil || <-errc != nil {
 		t.Fatal("initialization", err)
 	}
-	q := newQueue(hc, 1, 4, 0, resp, 0, 0, testLogger(t))
+	q := newQueue(hc, 1, 4, 0, resp, 0, 0, testLogger(t), nil)
 	var done atomic.Int32
 	req := &Request{SQE: nvme.ReadCmd(1, 0, 16), Data: make([]byte, 8192), Dir: FromController, Done: func(*Request) { done.Add(1) }}
 	cmd := make(chan uint16, 1)

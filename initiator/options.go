@@ -125,8 +125,15 @@ type Options struct {
 	// connection (nvme connect -T/--tos); 0 leaves the system default.
 	TOS int
 
+	// Deviations names host deviations (HostDeviations) the host is to
+	// have: departures from the specifications on purpose, for testing
+	// host conformance checks. Empty (the default) follows the spec.
+	Deviations []string
+
 	// dial, if set, replaces the TCP dialer (tests connect over net.Pipe).
 	dial func(ctx context.Context, addr string) (net.Conn, error)
+	// dev is Deviations parsed (by Connect); nil for none.
+	dev *deviations
 }
 
 // ConnectTimeoutError is the error of a TCP connect that got no answer

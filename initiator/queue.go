@@ -154,6 +154,9 @@ type Queue struct {
 	maxH2C  uint32 // MAXH2CDATA
 	icresp  tcp.ICResp
 	epoch   time.Time
+	// dev is the host deviations (deviations.go); nil, the default, for
+	// none: the I/O path tests only that.
+	dev *deviations
 
 	slots []atomic.Pointer[Request]
 	free  chan uint16
@@ -187,7 +190,7 @@ type Queue struct {
 // newQueue wraps an initialized connection and starts its reader (and,
 // with a timeout, its watchdog). Of its depth CIDs, the last reserved are
 // kept out of Submit's reach (see submitReserved).
-func newQueue(conn *tcp.Conn, qid uint16, depth, reserved int, icresp *tcp.ICResp, inline int, timeout time.Duration, log *slog.Logger) *Queue {
+func newQueue(conn *tcp.Conn, qid uint16, depth, reserved int, icresp *tcp.ICResp, inline int, timeout time.Duration, log *slog.Logger, dev *deviations) *Queue {
 	reserved = min(max(reserved, 0), depth)
 	q := &Queue{
 		qid:        qid,
@@ -205,6 +208,13 @@ func newQueue(conn *tcp.Conn, qid uint16, depth, reserved int, icresp *tcp.ICRes
 		dead:       make(chan struct{}),
 		readerDone: make(chan struct{}),
 		watchDone:  make(chan struct{}),
+		dev:        dev,
+	}
+	if dev != nil && dev.ignoreMAXH2CDATA {
+		q.maxH2C = 1 << 20
+	}
+	if dev != nil && dev.inlineIgnoresIOCCSZ && qid != 0 {
+		q.inline = 64 << 10
 	}
 	q.aw, _ = conn.NetConn().(*tcp.AsyncWriter)
 	for i := range q.general {
@@ -443,6 +453,9 @@ func (q *Queue) prepare(req *Request, cid uint16) []byte {
 	} else {
 		s.DPTR = nvme.SGLDescriptor{Length: uint32(n), Type: nvme.SGLTransportDataBlock}
 	}
+	if q.dev != nil {
+		q.dev.capsule(q, s, req.inline)
+	}
 	t := req.Timeout
 	if t == 0 {
 		t = q.timeout
@@ -579,7 +592,7 @@ func (q *Queue) readPDUs() error {
 			}
 			var fe *tcp.FatalError
 			if errors.As(err, &fe) {
-				_ = q.conn.Terminate(fe)
+				q.terminate(fe)
 			}
 			return err
 		}
@@ -595,6 +608,9 @@ func (q *Queue) readPDUs() error {
 		case *tcp.R2T:
 			err = q.handleR2T(v)
 		case *tcp.TermReq:
+			if q.dev != nil && q.dev.termReqIgnored {
+				continue
+			}
 			return &tcp.PeerTerminated{FES: v.FES, FEI: v.FEI}
 		default:
 			err = q.fatal(tcp.FESInvalidHeaderField, 0, "unexpected %v", p.Type())
@@ -614,7 +630,7 @@ func (q *Queue) fatal(fes uint16, fei uint32, format string, args ...any) error 
 		q.corked = false
 		_ = q.conn.Uncork()
 	}
-	_ = q.conn.Terminate(fe)
+	q.terminate(fe)
 	return fe
 }
 
@@ -695,7 +711,7 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 	if end > uint64(len(req.Data)) {
 		return q.fatal(tcp.FESDataOutOfRange, 0, "C2HData CID %d DATAO %d DATAL %d beyond %d bytes", v.CCCID, v.DATAO, v.DATAL, len(req.Data))
 	}
-	if v.DATAO != req.rcvd {
+	if v.DATAO != req.rcvd && (q.dev == nil || !q.dev.c2hDATAOUnchecked) {
 		return q.fatal(tcp.FESPDUSequenceError, 0, "C2HData CID %d DATAO %d, expected %d", v.CCCID, v.DATAO, req.rcvd)
 	}
 	// No flush here even if the data is still on its way: the target sends
@@ -706,7 +722,7 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 		if !errors.Is(err, tcp.ErrDataDigest) {
 			return err
 		}
-		req.ddgstErr = true
+		req.ddgstErr = q.dev == nil || !q.dev.ddgstUnchecked
 		q.log.Warn("data digest error", "qid", q.qid, "cid", v.CCCID)
 	}
 	req.rcvd = uint32(end)
@@ -718,7 +734,7 @@ func (q *Queue) handleC2H(v *tcp.C2HData) error {
 	// on a queue with SQ flow control. SPDK sends it on every queue, admin
 	// included, and Linux takes it; a conformance check (TCP-DATA-001)
 	// judges the controller, the host does not refuse it.
-	if v.Success {
+	if v.Success && (q.dev == nil || !q.dev.c2hSuccessIgnored) {
 		if q.slots[v.CCCID].Swap(nil) != req {
 			return q.fatal(tcp.FESInvalidHeaderField, offCCCID, "C2HData SUCCESS for CID %d raced", v.CCCID)
 		}
@@ -750,7 +766,7 @@ func (q *Queue) handleR2T(v *tcp.R2T) error {
 	if end > uint64(len(req.Data)) {
 		return q.fatal(tcp.FESDataOutOfRange, 0, "R2T CID %d R2TO %d R2TL %d beyond %d bytes", v.CCCID, v.R2TO, v.R2TL, len(req.Data))
 	}
-	if v.R2TO != req.sent {
+	if v.R2TO != req.sent && (q.dev == nil || !q.dev.r2tUnchecked) {
 		// Each R2T continues where the last one ended (NVMe/TCP 1.0
 		// 3.3.2.2); this host allows one outstanding (MAXR2T 0).
 		return q.fatal(tcp.FESPDUSequenceError, 0, "R2T CID %d R2TO %d, expected %d", v.CCCID, v.R2TO, req.sent)
@@ -762,8 +778,16 @@ func (q *Queue) handleR2T(v *tcp.R2T) error {
 	for off := v.R2TO; uint64(off) < end; {
 		n := min(uint32(end)-off, maxData)
 		q.h2c = tcp.H2CData{CCCID: v.CCCID, TTAG: v.TTAG, DATAO: off, DATAL: n, Last: uint64(off+n) == end}
+		if q.dev != nil {
+			q.dev.h2cData(&q.h2c, v)
+		}
 		if err := q.conn.Send(&q.h2c, req.Data[off:off+n]); err != nil {
 			return err
+		}
+		if q.dev != nil && q.dev.h2cRepeatLast && uint64(off+n) == end {
+			if err := q.conn.Send(&q.h2c, req.Data[off:off+n]); err != nil {
+				return err
+			}
 		}
 		off += n
 	}

@@ -80,7 +80,7 @@ func newPair(t testing.TB, o pairOpts) (*Queue, *fakeCtrl) {
 	}
 	go f.sender()
 	go f.reader()
-	q := newQueue(hc, 1, o.depth, o.reserved, resp, o.inline, o.timeout, testLogger(t))
+	q := newQueue(hc, 1, o.depth, o.reserved, resp, o.inline, o.timeout, testLogger(t), nil)
 	t.Cleanup(func() {
 		_ = q.Close()
 		_ = cc.Close()

@@ -36,7 +36,11 @@ type Deviation struct {
 	Note string `yaml:"note"`
 }
 
-func (p *Profile) deviation(id string) (Deviation, bool) {
+func (p *Profile) deviation(id string) (Deviation, bool) { return p.Deviation(id) }
+
+// Deviation returns what the profile says of check id, if anything (a nil
+// profile says nothing).
+func (p *Profile) Deviation(id string) (Deviation, bool) {
 	if p == nil {
 		return Deviation{}, false
 	}
@@ -69,19 +73,30 @@ func (p *Profile) Unobserved(s Summary) []string {
 // ParseProfile reads a profile; unknown keys and requirement IDs that no
 // check declares are errors, so a typo cannot silently excuse nothing.
 func ParseProfile(data []byte) (*Profile, error) {
+	var ids []string
+	for _, r := range Requirements() {
+		ids = append(ids, r.ID)
+	}
+	return ParseProfileFor(data, ids, "nvmftest conform --list")
+}
+
+// ParseProfileFor is ParseProfile for another set of checks (host
+// conformance's): known are their IDs, and list is the command that lists
+// them, for the error message.
+func ParseProfileFor(data []byte, known []string, list string) (*Profile, error) {
 	var p Profile
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("profile: %v", err)
 	}
-	known := map[string]bool{}
-	for _, r := range Requirements() {
-		known[r.ID] = true
+	ids := map[string]bool{}
+	for _, id := range known {
+		ids[id] = true
 	}
 	for id, d := range p.Deviations {
-		if !known[id] {
-			return nil, fmt.Errorf("profile %q: deviations.%s: no check has this ID (see `nvmftest conform --list`)", p.Name, id)
+		if !ids[id] {
+			return nil, fmt.Errorf("profile %q: deviations.%s: no check has this ID (see `%s`)", p.Name, id, list)
 		}
 		if d.Observed == "" || d.Note == "" {
 			return nil, fmt.Errorf("profile %q: deviations.%s: needs both observed and note", p.Name, id)

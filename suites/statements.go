@@ -66,6 +66,40 @@ func (s Statement) Doc() string {
 	return "NVMe Base 2.2"
 }
 
+// MayName reports whether a check binding party may name statement s in
+// its Requirement.Statements: a target check (controller or both) names
+// statements that bind the controller, alone or with the host; a host
+// check (package hostconform) names those that bind the host, alone or
+// with the controller. Nobody names a meta statement.
+func (s Statement) MayName(party Party) bool {
+	switch party {
+	case Controller, Both:
+		return s.Binds == "controller" || s.Binds == "both"
+	case Host:
+		return s.Binds == "host" || s.Binds == "both"
+	}
+	return false
+}
+
+// CheckStatements checks the statements a check binding party names: each
+// is in the inventory and is one such a check may name (MayName).
+func CheckStatements(party Party, ids []string) error {
+	stmts, err := Statements()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s, ok := findStatement(stmts, id)
+		switch {
+		case !ok:
+			return fmt.Errorf("statement %s is not in statements.tsv", id)
+		case !s.MayName(party):
+			return fmt.Errorf("statement %s binds %s: a check that binds the %s may not name it", id, s.Binds, party)
+		}
+	}
+	return nil
+}
+
 // ControllerSide reports whether the statement binds the controller (alone
 // or with the host): the statements conform can judge.
 func (s Statement) ControllerSide() bool { return s.Binds == "controller" || s.Binds == "both" }

@@ -195,6 +195,7 @@ Where nvme-cli's short flags collide with the address flags, nvmftest uses:
 	root.AddCommand(newReportCmd())
 	root.AddCommand(newK8sCmd())
 	root.AddCommand(newFuzzCmd(), newReplayCmd())
+	root.AddCommand(newConformHostCmd())
 	return root
 }
 
