@@ -257,7 +257,7 @@ func (r *runner) runCheck(ctx context.Context, c *Check) (res suites.Result) {
 	defer func() { res.Duration = time.Since(start) }()
 
 	tcfg := baseConfig(r.cfg.Listen, r.cfg.SubNQN)
-	setup := Setup{Config: &tcfg}
+	setup := Setup{Config: &tcfg, HostNQN: r.cfg.HostNQN}
 	if c.Controller != nil {
 		c.Controller(&setup)
 	}

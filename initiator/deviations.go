@@ -48,6 +48,10 @@ type deviations struct {
 	// fatal errors
 	termReqIgnored, fatalNoClose, fatalNoTermReq bool
 	fatalWrongFES, fatalFEIZero, termReqNoHeader bool
+	// keep alive, command errors, authentication (hostconform's
+	// behaviour areas)
+	keepaliveLate, keepaliveTrafficBased, keepaliveTimeoutIgnored bool
+	retryDNR, authCmdBefore, authFailureIgnored                  bool
 }
 
 var hostDeviations = []HostDeviation{
@@ -83,6 +87,12 @@ var hostDeviations = []HostDeviation{
 	{"fatal-wrong-fes", "T-3.3.2.1-03", "reports every fatal error with FES 02h (PDU Sequence Error)", func(d *deviations) { d.fatalWrongFES = true }},
 	{"fatal-fei-zero", "T-3.3.2.1-04", "reports every fatal error with FEI 0", func(d *deviations) { d.fatalFEIZero = true }},
 	{"termreq-no-header", "T-3.5.1-13", "sends its H2CTermReq without the offending PDU header as data", func(d *deviations) { d.termReqNoHeader = true }},
+	{"keepalive-late", "B-3.9.3.2-01", "sends Keep Alive every 3/2 KATO instead of every KATO/2", func(d *deviations) { d.keepaliveLate = true }},
+	{"keepalive-traffic-based", "B-3.9.4.2-01", "sends no Keep Alive while I/O is in flight, whether or not the controller reports Traffic Based Keep Alive (CTRATT.TBKAS)", func(d *deviations) { d.keepaliveTrafficBased = true }},
+	{"keepalive-timeout-ignored", "B-3.9.3.2-02", "waits for ever for a Keep Alive completion and keeps the association when none comes", func(d *deviations) { d.keepaliveTimeoutIgnored = true }},
+	{"retry-dnr", "B-F100-01", "re-submits an I/O command once, unchanged, after the controller failed it with DNR set", func(d *deviations) { d.retryDNR = true }},
+	{"auth-cmd-before", "B-3.3.2.2-02", "sends a Property Get on a queue whose Connect response asked for authentication before authenticating", func(d *deviations) { d.authCmdBefore = true }},
+	{"auth-failure-ignored", "B-3.3.2.2-02", "goes on with the controller's bring-up (Property Get) on a queue whose authentication failed", func(d *deviations) { d.authFailureIgnored = true }},
 }
 
 // HostDeviations returns every deviation the initiator can have, by name.

@@ -872,6 +872,10 @@ func (q *Queue) Exec(ctx context.Context, sqe nvme.SQE, data []byte, dir Dir) (n
 	r := getReq()
 	r.SQE, r.Data, r.Dir = sqe, data, dir
 	err := q.Do(ctx, r)
+	if q.dev != nil && q.dev.retryDNR && q.qid != 0 && r.CQE.Status.DNR() && err != nil {
+		r.SQE = sqe
+		err = q.Do(ctx, r)
+	}
 	cqe := r.CQE
 	putReq(r)
 	return cqe, err
