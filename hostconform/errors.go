@@ -155,4 +155,3 @@ func sameCommand(a, b *nvme.SQE) bool {
 	return a.Opcode == b.Opcode && a.NSID == b.NSID && a.CDW10 == b.CDW10 && a.CDW11 == b.CDW11 &&
 		a.CDW12 == b.CDW12 && a.CDW13 == b.CDW13 && a.CDW14 == b.CDW14 && a.CDW15 == b.CDW15
 }
-

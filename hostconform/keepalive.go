@@ -34,8 +34,8 @@ var keepAliveChecks = []Check{
 	{
 		Requirement: suites.Requirement{
 			ID: "HOST-KA-001", Section: "NVMe Base 2.2 3.9.3.2, 3.9.4.2", Keyword: suites.Should,
-			Title: "An idle host sends Keep Alive often enough that KATT never passes without one (every KATT/2 recommended)",
-			Text: "To prevent the controller from detecting a Keep Alive Timeout during the use of Command Based Keep Alive on the host, the host should send Keep Alive commands at KATT/2 to account for delays (e.g., transport round-trip times, ...)",
+			Title:      "An idle host sends Keep Alive often enough that KATT never passes without one (every KATT/2 recommended)",
+			Text:       "To prevent the controller from detecting a Keep Alive Timeout during the use of Command Based Keep Alive on the host, the host should send Keep Alive commands at KATT/2 to account for delays (e.g., transport round-trip times, ...)",
 			Statements: []string{"B-3.9.3.2-01"},
 		},
 		Area: "admin", Deviation: "keepalive-late",
@@ -57,8 +57,8 @@ var keepAliveChecks = []Check{
 	{
 		Requirement: suites.Requirement{
 			ID: "HOST-KA-002", Section: "NVMe Base 2.2 3.9.4.2, 3.9.3.2", Keyword: suites.Should,
-			Title: "A busy host keeps sending Keep Alive to a controller using Command Based Keep Alive (CTRATT.TBKAS 0): I/O traffic does not stand in for it",
-			Text: "The host should not use Traffic Based Keep Alive if the controller is not using Traffic Based Keep Alive because a controller that uses Command Based Keep Alive detects a Keep Alive Timeout based on the absence of Keep Alive commands, not the absence of all commands",
+			Title:      "A busy host keeps sending Keep Alive to a controller using Command Based Keep Alive (CTRATT.TBKAS 0): I/O traffic does not stand in for it",
+			Text:       "The host should not use Traffic Based Keep Alive if the controller is not using Traffic Based Keep Alive because a controller that uses Command Based Keep Alive detects a Keep Alive Timeout based on the absence of Keep Alive commands, not the absence of all commands",
 			Statements: []string{"B-3.9.4.2-01", "B-3.9.3.2-01"},
 		},
 		Area: "admin", Deviation: "keepalive-traffic-based",
@@ -91,8 +91,8 @@ var keepAliveChecks = []Check{
 	{
 		Requirement: suites.Requirement{
 			ID: "HOST-KA-003", Section: "NVMe Base 2.2 3.9.3.2, 3.1", Keyword: suites.May,
-			Title: "A host whose Keep Alive commands get no completion within KATT detects a Keep Alive Timeout and ends (or re-establishes) the association",
-			Text: "The host detects a Keep Alive Timeout if the host sends a Keep Alive command and does not receive a completion for the Keep Alive command before KATT elapses from when the Keep Alive command was sent (example host implementation)",
+			Title:      "A host whose Keep Alive commands get no completion within KATT detects a Keep Alive Timeout and ends (or re-establishes) the association",
+			Text:       "The host detects a Keep Alive Timeout if the host sends a Keep Alive command and does not receive a completion for the Keep Alive command before KATT elapses from when the Keep Alive command was sent (example host implementation)",
 			Statements: []string{"B-3.9.3.2-03"},
 		},
 		Area: "admin", Deviation: "keepalive-timeout-ignored",

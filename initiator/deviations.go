@@ -51,7 +51,7 @@ type deviations struct {
 	// keep alive, command errors, authentication (hostconform's
 	// behaviour areas)
 	keepaliveLate, keepaliveTrafficBased, keepaliveTimeoutIgnored bool
-	retryDNR, authCmdBefore, authFailureIgnored                  bool
+	retryDNR, authCmdBefore, authFailureIgnored                   bool
 }
 
 var hostDeviations = []HostDeviation{
