@@ -317,9 +317,10 @@ func sortTimes(ts []time.Time) []time.Time {
 	return ts
 }
 
-// ctxUntil is the check's context ending at deadline too.
+// ctxUntil is the check's context ending at deadline too; its timer is
+// released when the check ends.
 func ctxUntil(t *T, deadline time.Time) context.Context {
 	ctx, cancel := context.WithDeadline(t.Ctx, deadline)
-	time.AfterFunc(time.Until(deadline)+time.Second, cancel)
+	context.AfterFunc(t.Ctx, cancel)
 	return ctx
 }

@@ -105,6 +105,9 @@ func (h *SelfHost) connect(ctx context.Context, args map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// As a host operating system: an event outstanding, and the log
+	// page each event names read (the events checks judge it).
+	c.HandleEvents(nil)
 	h.mu.Lock()
 	if h.ctrls == nil {
 		h.ctrls = map[string][]*initiator.Controller{}

@@ -52,6 +52,7 @@ type deviations struct {
 	// behaviour areas)
 	keepaliveLate, keepaliveTrafficBased, keepaliveTimeoutIgnored bool
 	retryDNR, authCmdBefore, authFailureIgnored                   bool
+	aerNone, aenNSIgnored, aenANAIgnored                          bool
 }
 
 var hostDeviations = []HostDeviation{
@@ -92,6 +93,9 @@ var hostDeviations = []HostDeviation{
 	{"keepalive-timeout-ignored", "B-3.9.3.2-02", "waits for ever for a Keep Alive completion and keeps the association when none comes", func(d *deviations) { d.keepaliveTimeoutIgnored = true }},
 	{"retry-dnr", "B-F100-01", "re-submits an I/O command once, unchanged, after the controller failed it with DNR set", func(d *deviations) { d.retryDNR = true }},
 	{"auth-cmd-before", "B-3.3.2.2-02", "sends a Property Get on a queue whose Connect response asked for authentication before authenticating", func(d *deviations) { d.authCmdBefore = true }},
+	{"aer-none", "B-5.1.2-01", "keeps no Asynchronous Event Request outstanding (HandleEvents does nothing)", func(d *deviations) { d.aerNone = true }},
+	{"aen-ns-ignored", "B-F151-01", "reads neither the Changed Namespace List nor the namespaces after an Attached Namespace Attribute Changed event", func(d *deviations) { d.aenNSIgnored = true }},
+	{"aen-ana-ignored", "B-F151-02", "does not read the ANA log after an Asymmetric Namespace Access Change event", func(d *deviations) { d.aenANAIgnored = true }},
 	{"auth-failure-ignored", "B-3.3.2.2-02", "goes on with the controller's bring-up (Property Get) on a queue whose authentication failed", func(d *deviations) { d.authFailureIgnored = true }},
 }
 
