@@ -202,4 +202,3 @@ func aerCompletion(c *Conn) (time.Time, uint32) {
 	}
 	return at, dw0
 }
-
