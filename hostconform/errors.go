@@ -80,6 +80,76 @@ var errorChecks = []Check{
 			}
 		},
 	},
+	{
+		Requirement: suites.Requirement{
+			ID: "HOST-ERR-002", Section: "NVMe Base 2.2 4.2.3 Fig.107", Keyword: suites.Should,
+			Title:      "The host does not re-submit to the same controller a command failed with Asymmetric Access Inaccessible while the namespace stays inaccessible there",
+			Text:       "Asymmetric Access Inaccessible: The requested function (e.g., command) is not able to be performed as a result of the relationship between the controller and the namespace ... being in the ANA Inaccessible state ... The command should not be re-submitted to the same controller.",
+			Statements: []string{"B-F107-01"},
+		},
+		Area: "io", Deviation: "retry-path-inaccessible",
+		Run: func(t *T) {
+			t.MustConnect()
+			tgt := t.Ctrl.Target()
+			if err := tgt.SetANAState(1, 1, nvme.ANAInaccessible); err != nil {
+				t.Failf("%s: the test controller could not make ANA group 1 inaccessible: %v", t.Check.ID, err)
+			}
+			// A multipath host may hold the read until a path comes
+			// back: the group stays inaccessible for the window judged,
+			// then becomes optimized again and the read may finish.
+			ioErr := make(chan error, 1)
+			go func() { ioErr <- t.IO("read", checkReadSize, checkReadSize) }()
+			var failed *Frame
+			var orig *nvme.SQE
+			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+				failed, orig = pathFailure(t)
+				return failed != nil
+			})
+			if failed == nil {
+				_ = tgt.SetANAState(1, 1, nvme.ANAOptimized)
+				<-ioErr
+				t.Failf("%s: the host made no %d-byte read the controller failed with Asymmetric Access Inaccessible", t.Check.ID, checkReadSize)
+			}
+			sleepCtx(t, failed.At.Add(time.Second))
+			restored := time.Now()
+			_ = tgt.SetANAState(1, 1, nvme.ANAOptimized)
+			err := <-ioErr
+			n := 0
+			for _, c := range t.Ctrl.Conns() {
+				if c.QID() <= 0 {
+					continue
+				}
+				for _, f := range c.Sent() {
+					if s := Command(f); s != nil && f.At.After(failed.At) && f.At.Before(restored) && sameCommand(s, orig) {
+						n++
+					}
+				}
+			}
+			t.Detail("the read failed with Asymmetric Access Inaccessible; %d re-submissions to the same controller while inaccessible; the read then returned %v", n, err)
+			if n > 0 {
+				t.Conform("re-submitted to the same controller while inaccessible", "no re-submission to the same controller")
+			}
+		},
+	},
+}
+
+// pathFailure finds the first checkReadSize read on an I/O queue the
+// controller failed with Asymmetric Access Inaccessible: the completion
+// and the command.
+func pathFailure(t *T) (*Frame, *nvme.SQE) {
+	for _, c := range t.Ctrl.Conns() {
+		if c.QID() <= 0 {
+			continue
+		}
+		for _, f := range c.Received() {
+			if r, ok := f.PDU.(*tcp.CapsuleResp); ok && r.CQE.Status.Code() == nvme.StatusANAInaccessible {
+				if s := commandBefore(c, r.CQE.CID, f.Seq); s != nil && s.Opcode == 0x02 && commandLength(c, r.CQE.CID) == checkReadSize {
+					return f, s
+				}
+			}
+		}
+	}
+	return nil, nil
 }
 
 // failOnceDNR is a controller that fails the first checkReadSize read on

@@ -53,6 +53,8 @@ type deviations struct {
 	keepaliveLate, keepaliveTrafficBased, keepaliveTimeoutIgnored bool
 	retryDNR, authCmdBefore, authFailureIgnored                   bool
 	aerNone, aenNSIgnored, aenANAIgnored                          bool
+	restartDiscoveryIgnored, treqTSCIgnored, aenDiscoveryIgnored  bool
+	retryPathInaccessible                                         bool
 }
 
 var hostDeviations = []HostDeviation{
@@ -96,6 +98,10 @@ var hostDeviations = []HostDeviation{
 	{"aer-none", "B-5.1.2-01", "keeps no Asynchronous Event Request outstanding (HandleEvents does nothing)", func(d *deviations) { d.aerNone = true }},
 	{"aen-ns-ignored", "B-F151-01", "reads neither the Changed Namespace List nor the namespaces after an Attached Namespace Attribute Changed event", func(d *deviations) { d.aenNSIgnored = true }},
 	{"aen-ana-ignored", "B-F151-02", "does not read the ANA log after an Asymmetric Namespace Access Change event", func(d *deviations) { d.aenANAIgnored = true }},
+	{"restart-discovery-ignored", "B-F105-01", "ConnectAll gives up on an entry whose Connect got Connect Restart Discovery instead of reading the Discovery log again", func(d *deviations) { d.restartDiscoveryIgnored = true }},
+	{"treq-tsc-ignored", "B-L70-14", "ConnectAll connects in the clear to an entry whose TREQ requires a secure channel", func(d *deviations) { d.treqTSCIgnored = true }},
+	{"aen-discovery-ignored", "B-F152-01", "a persistent discovery controller does not read the Discovery log after a Discovery Log Page Change event", func(d *deviations) { d.aenDiscoveryIgnored = true }},
+	{"retry-path-inaccessible", "B-F107-01", "re-submits an I/O command once on the same queue after the controller failed it with Asymmetric Access Inaccessible", func(d *deviations) { d.retryPathInaccessible = true }},
 	{"auth-failure-ignored", "B-3.3.2.2-02", "goes on with the controller's bring-up (Property Get) on a queue whose authentication failed", func(d *deviations) { d.authFailureIgnored = true }},
 }
 

@@ -83,7 +83,7 @@ func (c *Controller) handleEvent(ev uint32) error {
 			return fmt.Errorf("ANA log: %w", err)
 		}
 	case nvme.AENNoticeDiscoveryChange:
-		if c.discovery {
+		if c.discovery && (d == nil || !d.aenDiscoveryIgnored) {
 			if _, err := c.DiscoveryLog(ctx); err != nil {
 				return err
 			}
