@@ -46,7 +46,7 @@ var discoveryChecks = []Check{
 				t.Failf("%s: the host sent no admin Connect to %s after reading the discovery log", t.Check.ID, t.Cfg.SubNQN)
 			}
 			// The host may restart at once or after a delay of its own.
-			reread := t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+			reread := t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 				return discLogReadAfter(t, at)
 			})
 			if !reread {
@@ -123,7 +123,7 @@ var discoveryChecks = []Check{
 				t.Failf("%s: the test controller could not add a subsystem: %v", t.Check.ID, err)
 			}
 			at := eventSeen(t, disc, nvme.AENNoticeDiscoveryChange)
-			read := t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+			read := t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 				for _, f := range disc.Sent() {
 					if s := Command(f); s != nil && f.At.After(at) && s.Opcode == nvme.AdminGetLogPage && nvme.LogPageLID(s) == nvme.LogDiscovery && !nvme.LogPageRAE(s) {
 						return true

@@ -101,7 +101,7 @@ var errorChecks = []Check{
 			go func() { ioErr <- t.IO("read", checkReadSize, checkReadSize) }()
 			var failed *Frame
 			var orig *nvme.SQE
-			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 				failed, orig = pathFailure(t)
 				return failed != nil
 			})
@@ -110,7 +110,7 @@ var errorChecks = []Check{
 				<-ioErr
 				t.Failf("%s: the host made no %d-byte read the controller failed with Asymmetric Access Inaccessible", t.Check.ID, checkReadSize)
 			}
-			sleepCtx(t, failed.At.Add(time.Second))
+			sleepCtx(t, failed.At.Add(500*time.Millisecond))
 			restored := time.Now()
 			_ = tgt.SetANAState(1, 1, nvme.ANAOptimized)
 			err := <-ioErr

@@ -17,9 +17,10 @@ import (
 // level.
 func init() { register(eventChecks...) }
 
-// aenWait bounds how long a host has to react to an event or to arm one:
-// generous, it is a host's work queue, not a wire deadline.
-const aenWait = 5 * time.Second
+// reactWait bounds how long a host has to react to an event (read a log
+// page, arm a new request, restart discovery): the run's CloseWait, the
+// bound it has to react to a fatal error.
+func reactWait(t *T) time.Duration { return t.Cfg.CloseWait }
 
 var eventChecks = []Check{
 	{
@@ -33,7 +34,7 @@ var eventChecks = []Check{
 		Run: func(t *T) {
 			t.MustConnect()
 			admin := eventAdmin(t)
-			if !t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool { return aerOutstanding(admin) > 0 }) {
+			if !t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool { return aerOutstanding(admin) > 0 }) {
 				t.Conform("no Asynchronous Event Request outstanding", "an Asynchronous Event Request outstanding")
 			}
 			// An event completes it: the host asks again.
@@ -41,14 +42,14 @@ var eventChecks = []Check{
 				t.Failf("%s: the test controller could not change the ANA state: %v", t.Check.ID, err)
 			}
 			done := time.Time{}
-			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 				done, _ = aerCompletion(admin)
 				return !done.IsZero()
 			})
 			if done.IsZero() {
 				t.Failf("%s: the test controller completed no Asynchronous Event Request after an ANA change (are ANA change notices enabled?)", t.Check.ID)
 			}
-			if !t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool { return aerOutstanding(admin) > 0 }) {
+			if !t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool { return aerOutstanding(admin) > 0 }) {
 				t.Conform("no Asynchronous Event Request outstanding after an event", "an Asynchronous Event Request outstanding")
 			}
 			t.Detail("an Asynchronous Event Request outstanding before and after the event")
@@ -71,7 +72,7 @@ var eventChecks = []Check{
 			}
 			at := eventSeen(t, admin, nvme.AENNoticeNSChanged)
 			var readLog, rescan bool
-			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+			t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 				readLog, rescan = false, false
 				for _, f := range admin.Sent() {
 					s := Command(f)
@@ -113,7 +114,7 @@ var eventChecks = []Check{
 				t.Failf("%s: the test controller could not change the ANA state: %v", t.Check.ID, err)
 			}
 			at := eventSeen(t, admin, nvme.AENNoticeANAChange)
-			read := t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+			read := t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 				for _, f := range admin.Sent() {
 					if s := Command(f); s != nil && f.At.After(at) && s.Opcode == nvme.AdminGetLogPage && nvme.LogPageLID(s) == nvme.LogANA && !nvme.LogPageRAE(s) {
 						return true
@@ -143,7 +144,7 @@ func eventAdmin(t *T) *Conn {
 // outstanding; without one no event can reach it, and the check has
 // nothing to judge (HOST-AEN-001 judges that).
 func eventArmed(t *T, admin *Conn) {
-	if !t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool { return aerOutstanding(admin) > 0 }) {
+	if !t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool { return aerOutstanding(admin) > 0 }) {
 		t.Skipf("the host keeps no Asynchronous Event Request outstanding (HOST-AEN-001): no event can reach it")
 	}
 }
@@ -152,7 +153,7 @@ func eventArmed(t *T, admin *Conn) {
 // Request with a notice of info, and returns when.
 func eventSeen(t *T, admin *Conn, info uint8) time.Time {
 	var at time.Time
-	t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(aenWait)), func() bool {
+	t.Ctrl.WaitFor(ctxUntil(t, time.Now().Add(reactWait(t))), func() bool {
 		var dw0 uint32
 		at, dw0 = aerCompletion(admin)
 		return !at.IsZero() && dw0&7 == nvme.AENTypeNotice && uint8(dw0>>8) == info

@@ -46,8 +46,9 @@ var keepAliveChecks = []Check{
 			if start.IsZero() {
 				t.Failf("%s: the host never read CSTS.RDY=1", t.Check.ID)
 			}
-			// Idle for 2.5 KATT: a host on time sends at least two.
-			sleepCtx(t, start.Add(katt*5/2))
+			// Idle for 1.5 KATT: a host on time has sent within every
+			// KATT of it; one that waits longer shows a gap over KATT.
+			sleepCtx(t, start.Add(katt*3/2))
 			end := time.Now()
 			gap, at := kaLongestGap(t, admin, start, end)
 			t.Detail("KATT %v; longest time without a keep alive %v (from %v after CSTS.RDY)", katt, gap.Round(time.Millisecond), at.Round(time.Millisecond))
@@ -72,10 +73,10 @@ var keepAliveChecks = []Check{
 				t.Failf("%s: the host did not get the Identify Controller data with TBKAS cleared", t.Check.ID)
 			}
 			// The controller answers I/O slowly (kaBusyDelay per
-			// command): 16 reads one after another keep I/O in flight
-			// for well over 2 KATT.
+			// command): 10 reads one after another keep I/O in flight
+			// for over 1.5 KATT.
 			start := time.Now()
-			ioErr := t.IO("read", 4096, 16*4096)
+			ioErr := t.IO("read", 4096, 10*4096)
 			end := time.Now()
 			if ioErr != nil {
 				t.Failf("%s: the host's reads failed: %v", t.Check.ID, ioErr)
@@ -119,9 +120,9 @@ var keepAliveChecks = []Check{
 			mutedAt := time.Now()
 			kaMuted.Store(admin, struct{}{})
 			defer kaMuted.Delete(admin)
-			// A host that sends at KATT/2 detects it by 1.5 KATT; one
-			// checking later still by 3 KATT.
-			deadline := mutedAt.Add(3*katt + t.Cfg.CloseWait)
+			// A host that sends at KATT/2 detects it by 1.5 KATT, then
+			// has the run's close bound to end the association.
+			deadline := mutedAt.Add(katt*3/2 + t.Cfg.CloseWait)
 			ended := t.Ctrl.WaitFor(ctxUntil(t, deadline), func() bool {
 				by, _ := admin.CloseInfo()
 				return by != ""

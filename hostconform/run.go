@@ -50,8 +50,9 @@ type Config struct {
 	// Control drives the host under test: SelfHost (nvmftest's own
 	// initiator), control.Exec (a user's command) or Attended (a person).
 	Control control.Control
-	// CloseWait bounds the wait for a host that must close a connection
-	// (default DefaultCloseWait).
+	// CloseWait bounds the wait for a host that must close a connection,
+	// and for a host's reaction to an event of the controller's (default
+	// DefaultCloseWait).
 	CloseWait time.Duration
 	// CheckTimeout bounds each check (default DefaultCheckTimeout).
 	CheckTimeout time.Duration
