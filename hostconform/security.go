@@ -51,6 +51,11 @@ var securityChecks = []Check{
 			if queues == 0 {
 				t.Failf("%s: no Connect response asked the host to authenticate", t.Check.ID)
 			}
+			if ok := authSucceeded(t); ok == 0 {
+				// Nothing to judge: a host that never authenticated may
+				// not have been given the secret.
+				t.Failf("%s: the host completed no authentication with the secret it was given", t.Check.ID)
+			}
 			t.Detail("%d queues authenticated", queues)
 			for _, p := range problems {
 				t.Detail("%s", p)
@@ -176,6 +181,13 @@ func authBefore(c *Conn) []string {
 // authFailure1 is the frame sequence number of the AUTH_Failure1 the host
 // got on c (0 if none): the data of an Authentication Receive.
 func authFailure1(c *Conn) int {
+	return authMessage(c, nvme.AuthCommonMessages, nvme.AuthFailure1ID)
+}
+
+// authMessage is the frame sequence number of the first authentication
+// message of type typ and id the host got on c in an Authentication
+// Receive's data (0 if none).
+func authMessage(c *Conn, typ, id uint8) int {
 	recv := map[uint16]bool{}
 	for _, f := range c.Frames() {
 		switch p := f.PDU.(type) {
@@ -185,11 +197,23 @@ func authFailure1(c *Conn) int {
 			}
 		case *tcp.C2HData:
 			if recv[p.CCCID] {
-				if h, err := nvme.PeekAuth(f.Data()); err == nil && h.Type == nvme.AuthCommonMessages && h.ID == nvme.AuthFailure1ID {
+				if h, err := nvme.PeekAuth(f.Data()); err == nil && h.Type == typ && h.ID == id {
 					return f.Seq
 				}
 			}
 		}
 	}
 	return 0
+}
+
+// authSucceeded counts the queues on which the host got the controller's
+// DH-HMAC-CHAP_Success1.
+func authSucceeded(t *T) int {
+	n := 0
+	for _, c := range t.Ctrl.Conns() {
+		if authMessage(c, nvme.AuthDHCHAPMessages, nvme.AuthSuccess1ID) > 0 {
+			n++
+		}
+	}
+	return n
 }
