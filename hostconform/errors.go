@@ -199,12 +199,15 @@ func failOnceDNR() Hook {
 	}
 }
 
-// errorResp is a CapsuleResp failing cid with dnrStatus, with the header
-// digest c's ICResp enabled.
-func errorResp(c *Conn, cid uint16) []byte {
+// errorResp is a CapsuleResp failing cid with dnrStatus.
+func errorResp(c *Conn, cid uint16) []byte { return capsuleResp(c, cid, dnrStatus) }
+
+// capsuleResp is a CapsuleResp completing cid with status st, with the
+// header digest c's ICResp enabled.
+func capsuleResp(c *Conn, cid uint16, st nvme.Status) []byte {
 	r := c.ICResp()
 	hd := r != nil && r.DGST&tcp.DgstHeader != 0
-	return tcp.AppendPDU(nil, &tcp.CapsuleResp{CQE: nvme.CQE{CID: cid, SQHD: 0xFFFF, Status: dnrStatus}}, nil, tcp.EncodeOptions{Digests: tcp.Digests{Header: hd}})
+	return tcp.AppendPDU(nil, &tcp.CapsuleResp{CQE: nvme.CQE{CID: cid, SQHD: 0xFFFF, Status: st}}, nil, tcp.EncodeOptions{Digests: tcp.Digests{Header: hd}})
 }
 
 // commandBefore is the command with identifier cid the host sent on c

@@ -54,7 +54,7 @@ type deviations struct {
 	retryDNR, authCmdBefore, authFailureIgnored                   bool
 	aerNone, aenNSIgnored, aenANAIgnored                          bool
 	restartDiscoveryIgnored, treqTSCIgnored, aenDiscoveryIgnored  bool
-	retryPathInaccessible                                         bool
+	retryPathInaccessible, authNoSuccess2, authCtrlUnchecked      bool
 }
 
 var hostDeviations = []HostDeviation{
@@ -102,6 +102,8 @@ var hostDeviations = []HostDeviation{
 	{"treq-tsc-ignored", "B-L70-14", "ConnectAll connects in the clear to an entry whose TREQ requires a secure channel", func(d *deviations) { d.treqTSCIgnored = true }},
 	{"aen-discovery-ignored", "B-F152-01", "a persistent discovery controller does not read the Discovery log after a Discovery Log Page Change event", func(d *deviations) { d.aenDiscoveryIgnored = true }},
 	{"retry-path-inaccessible", "B-F107-01", "re-submits an I/O command once on the same queue after the controller failed it with Asymmetric Access Inaccessible", func(d *deviations) { d.retryPathInaccessible = true }},
+	{"auth-no-success2", "B-8.3.4.5.1-02", "authenticating the controller, verifies its response but sends no DH-HMAC-CHAP_Success2", func(d *deviations) { d.authNoSuccess2 = true }},
+	{"auth-ctrl-unchecked", "B-8.3.4.5.1-02", "authenticating the controller, takes any response in DH-HMAC-CHAP_Success1 and sends Success2", func(d *deviations) { d.authCtrlUnchecked = true }},
 	{"auth-failure-ignored", "B-3.3.2.2-02", "goes on with the controller's bring-up (Property Get) on a queue whose authentication failed", func(d *deviations) { d.authFailureIgnored = true }},
 }
 
