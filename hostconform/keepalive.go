@@ -244,7 +244,7 @@ func kaBusyController() Hook {
 				time.Sleep(kaBusyDelay)
 			}
 		case *tcp.CapsuleResp:
-			if c.QID() > 0 {
+			if s := commandOf(c, p.CQE.CID); c.QID() > 0 && s != nil && s.Opcode != nvme.CmdFabrics {
 				time.Sleep(kaBusyDelay)
 			}
 		}
