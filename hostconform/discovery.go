@@ -3,6 +3,7 @@ package hostconform
 import (
 	"context"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 // 294): what a host that finds subsystems through the test controller's
 // discovery service does with what it is told there. The test controller
 // serves discovery and the subsystem on the same port.
-func init() { register(discoveryChecks...) }
+func init() { register(append(discoveryChecks, referralCheck)...) }
 
 var discoveryChecks = []Check{
 	{
@@ -136,6 +137,122 @@ var discoveryChecks = []Check{
 			}
 		},
 	},
+}
+
+// referrals maps the port of a run's listener to the port of the second
+// discovery service HOST-DISC-004 refers the host to (set by the check,
+// read by its hook on the target's goroutines).
+var referrals sync.Map // int -> int
+
+// referralCheck is HOST-DISC-004: the test controller's discovery log on
+// the run's port lists no subsystem, only a referral to a second
+// discovery service (the same test controller on a second port), whose
+// log lists the subsystem.
+var referralCheck = Check{
+	Requirement: suites.Requirement{
+		ID: "HOST-DISC-004", Section: "NVMe Base 2.1 Fig.294 (SUBTYPE 01h)", Keyword: suites.May,
+		Title:      "A host discovering through a Discovery log that holds a referral reads the log of the Discovery Service it refers to",
+		Text:       "Referral: The entry describes a referral to another Discovery Service composed of Discovery controllers that provide additional discovery records.",
+		Statements: []string{"B-L70-21"},
+	},
+	Area: "discovery", Deviation: "referral-ignored",
+	Controller: func(s *Setup) {
+		s.ToHost = referNVMEntries
+	},
+	Run: func(t *T) {
+		defer discDisconnect(t)
+		host, port, _ := net.SplitHostPort(t.Cfg.Listen)
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Failf("%s: the second discovery service: %v", t.Check.ID, err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				nc, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				t.Ctrl.serve(nc)
+			}
+		}()
+		main, _ := strconv.Atoi(port)
+		second := ln.Addr().(*net.TCPAddr).Port
+		referrals.Store(main, second)
+		defer referrals.Delete(main)
+		_ = t.Do(VerbConnectAll, discArgs(t))
+		referred, followed := false, false
+		for _, c := range t.Ctrl.Conns() {
+			for _, f := range c.Received() {
+				referred = referred || f.Injected && f.CH.Type == tcp.TypeC2HData
+			}
+			if localPort(c) != second {
+				continue
+			}
+			for _, f := range c.Sent() {
+				if s := Command(f); s != nil && s.Opcode == nvme.AdminGetLogPage && nvme.LogPageLID(s) == nvme.LogDiscovery {
+					followed = true
+				}
+			}
+		}
+		if !referred {
+			t.Failf("%s: the host read no Discovery log entry", t.Check.ID)
+		}
+		if !followed {
+			t.Conform("did not follow the referral", "read the referred Discovery log")
+		}
+		t.Detail("the host read the Discovery log at port %d, where the referral pointed", second)
+	},
+}
+
+// localPort is the test controller's port of connection c.
+func localPort(c *Conn) int {
+	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
+		return a.Port
+	}
+	return 0
+}
+
+// referNVMEntries turns the NVM subsystem entries of the Discovery log
+// read on the run's port into referrals to the second discovery service
+// (referrals); the log read there is left as it is.
+func referNVMEntries(c *Conn, f *Frame) [][]byte {
+	p, ok := f.PDU.(*tcp.C2HData)
+	if !ok || c.QID() != 0 {
+		return pass(f)
+	}
+	v, ok := referrals.Load(localPort(c))
+	if !ok {
+		return pass(f)
+	}
+	if _, d := c.Connect(); d == nil || d.SubNQN != nvme.DiscoveryNQN {
+		return pass(f)
+	}
+	s := commandOf(c, p.CCCID)
+	if s == nil || s.Opcode != nvme.AdminGetLogPage || nvme.LogPageLID(s) != nvme.LogDiscovery {
+		return pass(f)
+	}
+	start := nvme.LogPageOffset(s) + uint64(p.DATAO)
+	data := f.Data()
+	raw := append([]byte(nil), f.Raw...)
+	changed := false
+	for e := uint64(nvme.DiscoveryLogHeaderSize); e+nvme.DiscoveryLogEntrySize <= start+uint64(len(data)); e += nvme.DiscoveryLogEntrySize {
+		if e < start {
+			continue
+		}
+		var ent nvme.DiscoveryLogEntry
+		off := int(f.CH.PDO) + int(e-start)
+		if ent.Decode(raw[off:]) != nil || ent.SUBTYPE != nvme.SubtypeNVM {
+			continue
+		}
+		ent.SUBTYPE, ent.SUBNQN, ent.TRSVCID, ent.CNTLID = nvme.SubtypeReferral, nvme.DiscoveryNQN, strconv.Itoa(v.(int)), nvme.CNTLIDDynamic
+		ent.Put(raw[off:])
+		changed = true
+	}
+	if !changed {
+		return pass(f)
+	}
+	return [][]byte{FixDigests(raw)}
 }
 
 // discArgs are the discover and connect-all verbs' arguments for the test

@@ -72,7 +72,9 @@ func (a *connectAll) discover(ctx context.Context, addr string, depth int) {
 		to := net.JoinHostPort(strings.TrimSpace(e.TRADDR), strings.TrimSpace(e.TRSVCID))
 		switch e.SUBTYPE {
 		case nvme.SubtypeReferral:
-			a.discover(ctx, to, depth+1)
+			if a.dev == nil || !a.dev.referralIgnored {
+				a.discover(ctx, to, depth+1)
+			}
 		case nvme.SubtypeNVM:
 			a.connect(ctx, addr, to, e)
 		}

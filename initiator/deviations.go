@@ -55,6 +55,7 @@ type deviations struct {
 	aerNone, aenNSIgnored, aenANAIgnored                          bool
 	restartDiscoveryIgnored, treqTSCIgnored, aenDiscoveryIgnored  bool
 	retryPathInaccessible, authNoSuccess2, authCtrlUnchecked      bool
+	referralIgnored                                               bool
 }
 
 var hostDeviations = []HostDeviation{
@@ -104,6 +105,7 @@ var hostDeviations = []HostDeviation{
 	{"retry-path-inaccessible", "B-F107-01", "re-submits an I/O command once on the same queue after the controller failed it with Asymmetric Access Inaccessible", func(d *deviations) { d.retryPathInaccessible = true }},
 	{"auth-no-success2", "B-8.3.4.5.1-02", "authenticating the controller, verifies its response but sends no DH-HMAC-CHAP_Success2", func(d *deviations) { d.authNoSuccess2 = true }},
 	{"auth-ctrl-unchecked", "B-8.3.4.5.1-02", "authenticating the controller, takes any response in DH-HMAC-CHAP_Success1 and sends Success2", func(d *deviations) { d.authCtrlUnchecked = true }},
+	{"referral-ignored", "B-L70-21", "ConnectAll does not follow referral entries of a Discovery log", func(d *deviations) { d.referralIgnored = true }},
 	{"auth-failure-ignored", "B-3.3.2.2-02", "goes on with the controller's bring-up (Property Get) on a queue whose authentication failed", func(d *deviations) { d.authFailureIgnored = true }},
 }
 
