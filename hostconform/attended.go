@@ -98,6 +98,12 @@ func NVMeConnectLine(args map[string]string) string {
 	if v := args["kato"]; v != "" {
 		b = append(b, "-k "+v)
 	}
+	if v := args["dhchap_secret"]; v != "" {
+		b = append(b, "-S "+v)
+	}
+	if v := args["dhchap_ctrl_secret"]; v != "" {
+		b = append(b, "-C "+v)
+	}
 	return strings.Join(b, " ")
 }
 

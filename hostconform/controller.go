@@ -21,6 +21,10 @@ type Setup struct {
 	Config   *target.Config
 	ToHost   Hook
 	FromHost Hook
+	// HostNQN is the host NQN the run connects with (Config.HostNQN;
+	// empty: the host's own), for a controller that configures the
+	// host (its DH-HMAC-CHAP secret).
+	HostNQN string
 }
 
 // Controller is the test controller of one check: nvmftest's reference

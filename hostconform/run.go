@@ -50,8 +50,9 @@ type Config struct {
 	// Control drives the host under test: SelfHost (nvmftest's own
 	// initiator), control.Exec (a user's command) or Attended (a person).
 	Control control.Control
-	// CloseWait bounds the wait for a host that must close a connection
-	// (default DefaultCloseWait).
+	// CloseWait bounds the wait for a host that must close a connection,
+	// and for a host's reaction to an event of the controller's (default
+	// DefaultCloseWait).
 	CloseWait time.Duration
 	// CheckTimeout bounds each check (default DefaultCheckTimeout).
 	CheckTimeout time.Duration
@@ -257,7 +258,7 @@ func (r *runner) runCheck(ctx context.Context, c *Check) (res suites.Result) {
 	defer func() { res.Duration = time.Since(start) }()
 
 	tcfg := baseConfig(r.cfg.Listen, r.cfg.SubNQN)
-	setup := Setup{Config: &tcfg}
+	setup := Setup{Config: &tcfg, HostNQN: r.cfg.HostNQN}
 	if c.Controller != nil {
 		c.Controller(&setup)
 	}

@@ -12,11 +12,12 @@ import (
 
 	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/initiator"
+	"github.com/nvmftest/nvmftest/nvme"
 )
 
 // SelfHost is the host control of nvmftest's own initiator, in process:
 // `conform-host --self`, and the tests. It implements the verbs of
-// verbs.go (connect, disconnect, io, rescan, discover; not connect-all).
+// verbs.go (connect, disconnect, io, rescan, discover, connect-all).
 type SelfHost struct {
 	// Options are the initiator options every connect starts from (the
 	// connect verb's arguments override them): Deviations, Timeout ...
@@ -38,12 +39,9 @@ func (h *SelfHost) Do(ctx context.Context, a control.Action) error {
 	case VerbRescan:
 		return h.rescan(ctx, a.Args["nqn"])
 	case VerbDiscover:
-		o, err := h.options(a.Args)
-		if err != nil {
-			return err
-		}
-		_, err = initiator.Discover(ctx, net.JoinHostPort(a.Args["addr"], a.Args["port"]), o)
-		return err
+		return h.discover(ctx, a.Args)
+	case VerbConnectAll:
+		return h.connectAll(ctx, a.Args)
 	}
 	return fmt.Errorf("%w: %s", control.ErrUnsupported, a)
 }
@@ -105,13 +103,68 @@ func (h *SelfHost) connect(ctx context.Context, args map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// As a host operating system: an event outstanding, and the log
+	// page each event names read (the events checks judge it).
+	c.HandleEvents(nil)
+	h.add(args["nqn"], c)
+	return nil
+}
+
+// discover reads the discovery log; with persistent=true it keeps the
+// discovery controller connected, with a keep alive timeout (an explicit
+// persistent connection, NVMe Base 2.2 3.1.3.3) and its events handled,
+// until disconnect nqn=nqn.2014-08.org.nvmexpress.discovery.
+func (h *SelfHost) discover(ctx context.Context, args map[string]string) error {
+	o, err := h.options(args)
+	if err != nil {
+		return err
+	}
+	addr := net.JoinHostPort(args["addr"], args["port"])
+	if args["persistent"] != "true" {
+		_, err = initiator.Discover(ctx, addr, o)
+		return err
+	}
+	if o.KATO <= 0 {
+		o.KATO = initiator.DefaultKATO
+	}
+	c, err := initiator.Connect(ctx, addr, nvme.DiscoveryNQN, o)
+	if err != nil {
+		return err
+	}
+	c.HandleEvents(nil)
+	if _, err := c.DiscoveryLog(ctx); err != nil {
+		_ = c.Close()
+		return err
+	}
+	h.add(nvme.DiscoveryNQN, c)
+	return nil
+}
+
+// connectAll connects every NVM subsystem the discovery service lists
+// (initiator.ConnectAll); it fails if any entry could not be connected.
+func (h *SelfHost) connectAll(ctx context.Context, args map[string]string) error {
+	o, err := h.options(args)
+	if err != nil {
+		return err
+	}
+	cs, err := initiator.ConnectAll(ctx, net.JoinHostPort(args["addr"], args["port"]), o)
+	for _, c := range cs {
+		c.HandleEvents(nil)
+		h.add(c.SubNQN(), c)
+	}
+	if err == nil && len(cs) == 0 {
+		return errors.New("the discovery log lists no NVM subsystem")
+	}
+	return err
+}
+
+func (h *SelfHost) add(nqn string, c *initiator.Controller) {
 	h.mu.Lock()
 	if h.ctrls == nil {
 		h.ctrls = map[string][]*initiator.Controller{}
 	}
-	h.ctrls[args["nqn"]] = append(h.ctrls[args["nqn"]], c)
+	h.ctrls[nqn] = append(h.ctrls[nqn], c)
 	h.mu.Unlock()
-	return nil
 }
 
 func (h *SelfHost) disconnect(nqn string) error {

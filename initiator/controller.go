@@ -308,7 +308,13 @@ func connectQueue(ctx context.Context, q *Queue, o *Options, subnqn string, cntl
 		return 0, fmt.Errorf("controller requires secure channel concatenation (AUTHREQ %#x), which this host does not support", cqe.DW0>>16)
 	}
 	if cqe.DW0&nvme.ConnectAuthReqATR != 0 {
+		if o.dev != nil && o.dev.authCmdBefore && q.qid == 0 {
+			_, _ = q.Exec(ctx, nvme.PropertyGetCmd(0, nvme.PropCAP, true), nil, NoData)
+		}
 		if err := authenticate(ctx, q, o, subnqn); err != nil {
+			if o.dev != nil && o.dev.authFailureIgnored && q.qid == 0 && !IsTransportError(err) {
+				_, _ = q.Exec(ctx, nvme.PropertyGetCmd(0, nvme.PropCAP, true), nil, NoData)
+			}
 			return 0, err
 		}
 	}
@@ -374,7 +380,30 @@ func (c *Controller) waitCSTS(ctx context.Context, timeout time.Duration, mask, 
 
 func (c *Controller) keepAlive() {
 	defer close(c.kaDone)
-	t := time.NewTicker(c.opts.KATO / 2)
+	period, timeout := c.opts.KATO/2, c.opts.KATO
+	ctx := context.Background()
+	d := c.opts.dev
+	if d != nil {
+		if d.keepaliveLate {
+			period = c.opts.KATO * 3 / 2
+		}
+		if d.keepaliveTimeoutIgnored {
+			// No bound but Close: a Keep Alive nobody answers is
+			// waited for until the controller is closed.
+			timeout = -1
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go func() {
+				select {
+				case <-c.kaStop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+		}
+	}
+	t := time.NewTicker(period)
 	defer t.Stop()
 	r := &Request{wait: make(chan struct{}, 1)}
 	for {
@@ -384,8 +413,14 @@ func (c *Controller) keepAlive() {
 		case <-c.admin.Dead():
 			return
 		case <-t.C:
-			r.SQE, r.Data, r.Dir, r.Timeout = nvme.KeepAliveCmd(), nil, NoData, c.opts.KATO
-			if err := c.admin.Do(context.Background(), r); err != nil {
+			if d != nil && d.keepaliveTrafficBased && c.ioInflight() {
+				continue
+			}
+			r.SQE, r.Data, r.Dir, r.Timeout = nvme.KeepAliveCmd(), nil, NoData, timeout
+			if err := c.admin.Do(ctx, r); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
 				c.opts.Logger.Warn("keep-alive failed", "cntlid", c.cntlid, "err", err)
 				if IsTransportError(err) {
 					return
@@ -393,6 +428,17 @@ func (c *Controller) keepAlive() {
 			}
 		}
 	}
+}
+
+// ioInflight reports whether any I/O queue has a command in flight (for
+// the keepalive-traffic-based deviation).
+func (c *Controller) ioInflight() bool {
+	for _, q := range c.io {
+		if q.Inflight() > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // AsyncEvents enables the asynchronous events the controller supports

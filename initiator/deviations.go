@@ -48,6 +48,14 @@ type deviations struct {
 	// fatal errors
 	termReqIgnored, fatalNoClose, fatalNoTermReq bool
 	fatalWrongFES, fatalFEIZero, termReqNoHeader bool
+	// keep alive, command errors, authentication (hostconform's
+	// behaviour areas)
+	keepaliveLate, keepaliveTrafficBased, keepaliveTimeoutIgnored bool
+	retryDNR, authCmdBefore, authFailureIgnored                   bool
+	aerNone, aenNSIgnored, aenANAIgnored                          bool
+	restartDiscoveryIgnored, treqTSCIgnored, aenDiscoveryIgnored  bool
+	retryPathInaccessible, authNoSuccess2, authCtrlUnchecked      bool
+	referralIgnored                                               bool
 }
 
 var hostDeviations = []HostDeviation{
@@ -83,6 +91,22 @@ var hostDeviations = []HostDeviation{
 	{"fatal-wrong-fes", "T-3.3.2.1-03", "reports every fatal error with FES 02h (PDU Sequence Error)", func(d *deviations) { d.fatalWrongFES = true }},
 	{"fatal-fei-zero", "T-3.3.2.1-04", "reports every fatal error with FEI 0", func(d *deviations) { d.fatalFEIZero = true }},
 	{"termreq-no-header", "T-3.5.1-13", "sends its H2CTermReq without the offending PDU header as data", func(d *deviations) { d.termReqNoHeader = true }},
+	{"keepalive-late", "B-3.9.3.2-01", "sends Keep Alive every 3/2 KATO instead of every KATO/2", func(d *deviations) { d.keepaliveLate = true }},
+	{"keepalive-traffic-based", "B-3.9.4.2-01", "sends no Keep Alive while I/O is in flight, whether or not the controller reports Traffic Based Keep Alive (CTRATT.TBKAS)", func(d *deviations) { d.keepaliveTrafficBased = true }},
+	{"keepalive-timeout-ignored", "B-3.9.3.2-03", "waits for ever for a Keep Alive completion and keeps the association when none comes", func(d *deviations) { d.keepaliveTimeoutIgnored = true }},
+	{"retry-dnr", "B-F100-01", "re-submits an I/O command once, unchanged, after the controller failed it with DNR set", func(d *deviations) { d.retryDNR = true }},
+	{"auth-cmd-before", "B-3.3.2.2-02", "sends a Property Get on a queue whose Connect response asked for authentication before authenticating", func(d *deviations) { d.authCmdBefore = true }},
+	{"aer-none", "B-5.1.2-01", "keeps no Asynchronous Event Request outstanding (HandleEvents does nothing)", func(d *deviations) { d.aerNone = true }},
+	{"aen-ns-ignored", "B-F151-01", "reads neither the Changed Namespace List nor the namespaces after an Attached Namespace Attribute Changed event", func(d *deviations) { d.aenNSIgnored = true }},
+	{"aen-ana-ignored", "B-F151-02", "does not read the ANA log after an Asymmetric Namespace Access Change event", func(d *deviations) { d.aenANAIgnored = true }},
+	{"restart-discovery-ignored", "B-F105-01", "ConnectAll gives up on an entry whose Connect got Connect Restart Discovery instead of reading the Discovery log again", func(d *deviations) { d.restartDiscoveryIgnored = true }},
+	{"treq-tsc-ignored", "B-L70-14", "ConnectAll connects in the clear to an entry whose TREQ requires a secure channel", func(d *deviations) { d.treqTSCIgnored = true }},
+	{"aen-discovery-ignored", "B-F152-01", "a persistent discovery controller does not read the Discovery log after a Discovery Log Page Change event", func(d *deviations) { d.aenDiscoveryIgnored = true }},
+	{"retry-path-inaccessible", "B-F107-01", "re-submits an I/O command once on the same queue after the controller failed it with Asymmetric Access Inaccessible", func(d *deviations) { d.retryPathInaccessible = true }},
+	{"auth-no-success2", "B-8.3.4.5.1-02", "authenticating the controller, verifies its response but sends no DH-HMAC-CHAP_Success2", func(d *deviations) { d.authNoSuccess2 = true }},
+	{"auth-ctrl-unchecked", "B-8.3.4.5.1-02", "authenticating the controller, takes any response in DH-HMAC-CHAP_Success1 and sends Success2", func(d *deviations) { d.authCtrlUnchecked = true }},
+	{"referral-ignored", "B-L70-21", "ConnectAll does not follow referral entries of a Discovery log", func(d *deviations) { d.referralIgnored = true }},
+	{"auth-failure-ignored", "B-3.3.2.2-02", "goes on with the controller's bring-up (Property Get) on a queue whose authentication failed", func(d *deviations) { d.authFailureIgnored = true }},
 }
 
 // HostDeviations returns every deviation the initiator can have, by name.

@@ -896,6 +896,11 @@ func (q *Queue) Exec(ctx context.Context, sqe nvme.SQE, data []byte, dir Dir) (n
 	r := getReq()
 	r.SQE, r.Data, r.Dir = sqe, data, dir
 	err := q.Do(ctx, r)
+	if q.dev != nil && q.qid != 0 && err != nil && (q.dev.retryDNR && r.CQE.Status.DNR() ||
+		q.dev.retryPathInaccessible && r.CQE.Status.Code() == nvme.StatusANAInaccessible) {
+		r.SQE = sqe
+		err = q.Do(ctx, r)
+	}
 	cqe := r.CQE
 	putReq(r)
 	return cqe, err

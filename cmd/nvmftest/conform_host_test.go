@@ -22,11 +22,14 @@ import (
 func TestConformHostSelf(t *testing.T) {
 	dir := t.TempDir()
 	rd, junit := filepath.Join(dir, "rd"), filepath.Join(dir, "host.xml")
-	code, out, stderr := runCLI(t, "", "conform-host", "--self", "--listen", "127.0.0.1:0", "--report-dir", rd, "--junit", junit, "--traces", "all")
+	// The keep alive checks wait on the clock, seconds each: hostconform's
+	// TestSelfPassesAll runs them; here --skip is shown to work too.
+	slow := []string{"HOST-KA-001", "HOST-KA-002", "HOST-KA-003"}
+	code, out, stderr := runCLI(t, "", "conform-host", "--self", "--listen", "127.0.0.1:0", "--report-dir", rd, "--junit", junit, "--traces", "all", "--skip", strings.Join(slow, ","))
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
-	n := len(hostconform.Checks())
+	n := len(hostconform.Checks()) - len(slow)
 	if !strings.Contains(out, "CONFORMANT: every check tried passed") || strings.Count(out, "\nPASS ")+1 < n {
 		t.Errorf("output:\n%s", out)
 	}
