@@ -54,6 +54,13 @@ func hostReaction(t *T, c *Conn, since int, wait time.Duration) reaction {
 	var r reaction
 	scan := func() bool {
 		r = reaction{}
+		// Who closed first, then the frames: a frame is recorded before
+		// the close it may cause (the target closes on an H2CTermReq
+		// within a millisecond), so every frame sent before the close is
+		// seen. The other order once took a host's H2CTermReq, recorded
+		// between the two reads, for "nothing until the controller
+		// closed" (SPDK, HOST-FATAL-010).
+		r.closed, _ = c.CloseInfo()
 		for _, f := range c.Sent() {
 			if f.Seq <= since {
 				continue
@@ -73,7 +80,6 @@ func hostReaction(t *T, c *Conn, since int, wait time.Duration) reaction {
 			}
 			r.before = append(r.before, f.CH.Type.String())
 		}
-		r.closed, _ = c.CloseInfo()
 		// PDUs the host sends after the bad one do not end the wait: some
 		// may have crossed it on the wire, and a TermReq or a close may
 		// follow.
