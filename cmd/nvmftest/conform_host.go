@@ -92,6 +92,12 @@ verdict.`,
 			if len(deviations) > 0 && !self {
 				return usagef("--deviation applies to nvmftest's own initiator: give --self too")
 			}
+			if hostnqn == "" && hostControl != "" {
+				// The verbs always name the host NQN (the ready-made
+				// controls need one, and SPDK's tools would otherwise
+				// send an empty one): nvme-cli's own default.
+				hostnqn = initiator.DefaultHostNQN()
+			}
 			cfg := hostconform.Config{Listen: addr, SubNQN: nqn, HostNQN: hostnqn, NrIOQueues: nrIOQueues, CloseWait: closeWait, CheckTimeout: timeout}
 			var selfHost *hostconform.SelfHost
 			switch {
@@ -197,7 +203,7 @@ verdict.`,
 	fs.StringVarP(&traddr, "traddr", "a", "", "IP address to listen on (with -s; or use --listen)")
 	fs.StringVarP(&trsvcid, "trsvcid", "s", "4420", "TCP port to listen on (with -a)")
 	fs.StringVarP(&nqn, "nqn", "n", hostconform.DefaultSubNQN, "subsystem NQN of the test controller")
-	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN the host control connects with (default: the host's own)")
+	fs.StringVarP(&hostnqn, "hostnqn", "q", "", "host NQN the host connects with (default: with --host-control, /etc/nvme/hostnqn or a generated one; attended, the host's own)")
 	fs.IntVarP(&nrIOQueues, "nr-io-queues", "i", 0, "I/O queues to ask the host for (0: the host's default)")
 	fs.StringVar(&hostControl, "host-control", "", `command driving the host under test, run as "CMD VERB key=value..."`)
 	fs.BoolVar(&self, "self", false, "grade nvmftest's own initiator, in process")
