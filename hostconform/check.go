@@ -96,7 +96,9 @@ func (t *T) Detail(format string, args ...any) {
 func (t *T) Do(verb string, args map[string]string) error {
 	err := t.Cfg.Control.Do(t.Ctx, control.Action{Verb: verb, Args: args})
 	if errors.Is(err, control.ErrUnsupported) {
-		t.SkipNeeds("a --host-control that can "+verb, "the host control cannot "+control.Action{Verb: verb, Args: args}.String())
+		// The control's own words say why (SPDK's has no persistent
+		// discovery, for one): the skip keeps them.
+		t.SkipNeeds("a --host-control that can "+verb, "the host control cannot "+control.Action{Verb: verb, Args: args}.String()+" ("+err.Error()+")")
 	}
 	if err != nil && t.Ctx.Err() != nil {
 		t.Failf("%s: %s did not finish within the check's time (%v)", t.Check.ID, verb, err)

@@ -88,9 +88,20 @@ var errorChecks = []Check{
 			Statements: []string{"B-F107-01"},
 		},
 		Area: "io", Deviation: "retry-path-inaccessible",
+		// A host that reads the ANA log on the change notice (Linux
+		// does) learns the group is inaccessible, holds the read and
+		// never gets the status the check judges its reaction to: the
+		// controller withholds the notice while the group is
+		// inaccessible, and hands it over when the group is back.
+		Controller: func(s *Setup) { s.ToHost = holdANANotice },
 		Run: func(t *T) {
 			t.MustConnect()
 			tgt := t.Ctrl.Target()
+			admin := eventAdmin(t)
+			hold := &anaHold{}
+			anaHeld.Store(admin, hold)
+			defer anaHeld.Delete(admin)
+			defer hold.release(admin)
 			if err := tgt.SetANAState(1, 1, nvme.ANAInaccessible); err != nil {
 				t.Failf("%s: the test controller could not make ANA group 1 inaccessible: %v", t.Check.ID, err)
 			}
@@ -107,12 +118,14 @@ var errorChecks = []Check{
 			})
 			if failed == nil {
 				_ = tgt.SetANAState(1, 1, nvme.ANAOptimized)
+				hold.release(admin)
 				<-ioErr
 				t.Failf("%s: the host made no %d-byte read the controller failed with Asymmetric Access Inaccessible", t.Check.ID, checkReadSize)
 			}
 			sleepCtx(t, failed.At.Add(500*time.Millisecond))
 			restored := time.Now()
 			_ = tgt.SetANAState(1, 1, nvme.ANAOptimized)
+			hold.release(admin)
 			err := <-ioErr
 			n := 0
 			for _, c := range t.Ctrl.Conns() {
@@ -131,6 +144,60 @@ var errorChecks = []Check{
 			}
 		},
 	},
+}
+
+// anaHeld holds, per admin connection, the HOST-ERR-002 controller's
+// withheld ANA change notices (set by the check, read by its hook on the
+// target's goroutine).
+var anaHeld sync.Map // *Conn -> *anaHold
+
+// anaHold is the Asynchronous Event Request completions carrying an ANA
+// change notice that the controller keeps from the host until release.
+type anaHold struct {
+	mu       sync.Mutex
+	released bool
+	raw      [][]byte
+}
+
+// release hands the withheld completions to the host (once): it then
+// reads the ANA log and finds the group accessible again.
+func (h *anaHold) release(admin *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return
+	}
+	h.released = true
+	for _, raw := range h.raw {
+		_ = admin.Inject(raw)
+	}
+	h.raw = nil
+}
+
+// holdANANotice withholds, on an admin connection the check holds
+// (anaHeld), the completion of an Asynchronous Event Request that
+// notices an ANA change.
+func holdANANotice(c *Conn, f *Frame) [][]byte {
+	r, ok := f.PDU.(*tcp.CapsuleResp)
+	if !ok || c.QID() != 0 {
+		return pass(f)
+	}
+	v, ok := anaHeld.Load(c)
+	if !ok {
+		return pass(f)
+	}
+	s := commandOf(c, r.CQE.CID)
+	if s == nil || s.Opcode != nvme.AdminAsyncEventReq || r.CQE.DW0&7 != nvme.AENTypeNotice || uint8(r.CQE.DW0>>8) != nvme.AENNoticeANAChange {
+		return pass(f)
+	}
+	h := v.(*anaHold)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return pass(f)
+	}
+	h.raw = append(h.raw, append([]byte(nil), f.Raw...))
+	return nil
 }
 
 // pathFailure finds the first checkReadSize read on an I/O queue the
