@@ -58,22 +58,47 @@ func LoadConformance(path string) (*suites.Summary, error) {
 // one column per run, each cell PASS, FINDING (a divergence the run's
 // profile documents), FAIL, SKIP, NOT RUN, or "-" where the run did not
 // include the check. The last row counts the failures per run.
-func ConformanceMatrix(runs []NamedConformance) string {
+//
+// Runs that share a name share a column: a host or target graded in two
+// runs (say, the wire checks and the behaviour checks, each run leaving
+// the other's checks out) reads as one. Within a column a check's verdict
+// comes from the last run that ran it; a run that skipped or did not run
+// it does not hide another run's verdict.
+func ConformanceMatrix(allRuns []NamedConformance) string {
 	type row struct {
 		req   suites.Requirement
 		cells []string
+		fail  []bool
+	}
+	var names []string
+	column := map[string]int{}
+	for _, r := range allRuns {
+		if _, ok := column[r.Name]; !ok {
+			column[r.Name] = len(names)
+			names = append(names, r.Name)
+		}
 	}
 	rows := map[string]*row{}
-	fails := make([]int, len(runs))
-	for i, r := range runs {
+	for _, r := range allRuns {
+		i := column[r.Name]
 		for _, res := range r.Summary.Results {
 			rw := rows[res.ID]
 			if rw == nil {
-				rw = &row{req: res.Requirement, cells: make([]string, len(runs))}
+				rw = &row{req: res.Requirement, cells: make([]string, len(names)), fail: make([]bool, len(names))}
 				rows[res.ID] = rw
 			}
-			rw.cells[i] = matrixCell(res)
-			if res.Failed() && res.State != suites.StateNotRun {
+			cell := matrixCell(res)
+			if rw.cells[i] != "" && (cell == "SKIP" || cell == "NOT RUN") {
+				continue
+			}
+			rw.cells[i] = cell
+			rw.fail[i] = res.Failed() && res.State != suites.StateNotRun
+		}
+	}
+	fails := make([]int, len(names))
+	for _, rw := range rows {
+		for i, f := range rw.fail {
+			if f {
 				fails[i]++
 			}
 		}
@@ -85,10 +110,10 @@ func ConformanceMatrix(runs []NamedConformance) string {
 	sort.Strings(ids)
 	var b strings.Builder
 	b.WriteString("| Check | Level | Section |")
-	for _, r := range runs {
-		fmt.Fprintf(&b, " %s |", mdCell(r.Name))
+	for _, name := range names {
+		fmt.Fprintf(&b, " %s |", mdCell(name))
 	}
-	b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(runs)) + "\n")
+	b.WriteString("\n|---|---|---|" + strings.Repeat("---|", len(names)) + "\n")
 	for _, id := range ids {
 		rw := rows[id]
 		fmt.Fprintf(&b, "| %s | %s | %s |", id, rw.req.Level, mdCell(rw.req.Section))

@@ -38,6 +38,32 @@ func TestConformanceMatrix(t *testing.T) {
 		}
 	}
 
+	// Two runs under one name share a column: the behaviour run's verdict
+	// fills the checks the wire run left out or skipped, and a skip never
+	// hides a verdict.
+	wire := &suites.Summary{Results: []suites.Result{
+		{Requirement: req("HOST-IC-001"), State: "passed"},
+		{Requirement: req("HOST-KA-001"), State: "skipped"},
+	}}
+	behaviour := &suites.Summary{Results: []suites.Result{
+		{Requirement: req("HOST-IC-001"), State: "skipped"},
+		{Requirement: req("HOST-KA-001"), State: "failed"},
+		{Requirement: req("HOST-AEN-001"), State: "passed", Findings: []suites.Finding{{ID: "HOST-AEN-001"}}},
+	}}
+	got = ConformanceMatrix([]NamedConformance{{"linux", wire}, {"self", a}, {"linux", behaviour}})
+	for _, want := range []string{
+		"| Check | Level | Section | linux | self |",
+		"| HOST-AEN-001 | mandatory | NVMe/TCP 1.0 3.5.1 | FINDING | - |",
+		"| HOST-IC-001 | mandatory | NVMe/TCP 1.0 3.5.1 | PASS | - |",
+		"| HOST-KA-001 | mandatory | NVMe/TCP 1.0 3.5.1 | FAIL | - |",
+		"| TCP-C-001 | mandatory | NVMe/TCP 1.0 3.5.1 | - | FAIL |",
+		"| **failed** | | | **1** | **1** |",
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("merged matrix lacks %q:\n%s", want, got)
+		}
+	}
+
 	// A conformance report directory loads through its results.json.
 	dir := t.TempDir()
 	raw, _ := json.Marshal(a)

@@ -161,7 +161,12 @@ documents), FAIL, SKIP or NOT RUN, and "-" where a run did not include the
 check. Each RUN is a run directory (or its run.json), a conformance report
 directory or a results.json; NAME heads its column, e.g.
 
-  nvmftest report matrix mine=out/array1 nvmet=out/nvmet spdk=out/spdk`,
+  nvmftest report matrix mine=out/array1 nvmet=out/nvmet spdk=out/spdk
+
+A NAME given twice makes one column of both runs (a check skipped or left
+out by one takes the other's verdict), e.g. a host's wire and behaviour runs:
+
+  nvmftest report matrix linux=out/linux linux=out/linux-behaviour`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("matrix takes at least one NAME=RUN argument (see '%s --help')", c.CommandPath())
