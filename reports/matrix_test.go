@@ -24,19 +24,13 @@ func TestConformanceMatrix(t *testing.T) {
 		{Requirement: req("TCP-C-001"), State: suites.StateNotRun},
 		{Requirement: req("TCP-D-001"), State: "failed"},
 	}}
-	got := ConformanceMatrix([]NamedConformance{{"mine", a}, {"theirs", b}})
-	for _, want := range []string{
+	wantRows(t, ConformanceMatrix([]NamedConformance{{"mine", a}, {"theirs", b}}),
 		"| Check | Level | Section | mine | theirs |",
 		"| TCP-A-001 | mandatory | NVMe/TCP 1.0 3.5.1 | PASS | SKIP |",
 		"| TCP-B-001 | mandatory | NVMe/TCP 1.0 3.5.1 | FINDING | - |",
 		"| TCP-C-001 | mandatory | NVMe/TCP 1.0 3.5.1 | FAIL | NOT RUN |",
 		"| TCP-D-001 | mandatory | NVMe/TCP 1.0 3.5.1 | - | FAIL |",
-		"| **failed** | | | **1** | **1** |",
-	} {
-		if !strings.Contains(got, want+"\n") {
-			t.Errorf("matrix lacks %q:\n%s", want, got)
-		}
-	}
+		"| **failed** | | | **1** | **1** |")
 
 	// Two runs under one name share a column: the behaviour run's verdict
 	// fills the checks the wire run left out or skipped, and a skip never
@@ -50,19 +44,13 @@ func TestConformanceMatrix(t *testing.T) {
 		{Requirement: req("HOST-KA-001"), State: "failed"},
 		{Requirement: req("HOST-AEN-001"), State: "passed", Findings: []suites.Finding{{ID: "HOST-AEN-001"}}},
 	}}
-	got = ConformanceMatrix([]NamedConformance{{"linux", wire}, {"self", a}, {"linux", behaviour}})
-	for _, want := range []string{
+	wantRows(t, ConformanceMatrix([]NamedConformance{{"linux", wire}, {"self", a}, {"linux", behaviour}}),
 		"| Check | Level | Section | linux | self |",
 		"| HOST-AEN-001 | mandatory | NVMe/TCP 1.0 3.5.1 | FINDING | - |",
 		"| HOST-IC-001 | mandatory | NVMe/TCP 1.0 3.5.1 | PASS | - |",
 		"| HOST-KA-001 | mandatory | NVMe/TCP 1.0 3.5.1 | FAIL | - |",
 		"| TCP-C-001 | mandatory | NVMe/TCP 1.0 3.5.1 | - | FAIL |",
-		"| **failed** | | | **1** | **1** |",
-	} {
-		if !strings.Contains(got, want+"\n") {
-			t.Errorf("merged matrix lacks %q:\n%s", want, got)
-		}
-	}
+		"| **failed** | | | **1** | **1** |")
 
 	// A conformance report directory loads through its results.json.
 	dir := t.TempDir()
@@ -76,5 +64,15 @@ func TestConformanceMatrix(t *testing.T) {
 	}
 	if _, err := LoadConformance(t.TempDir()); err == nil {
 		t.Error("an empty directory loaded as a conformance run")
+	}
+}
+
+// wantRows fails t unless the matrix holds each row as a whole line.
+func wantRows(t *testing.T, matrix string, rows ...string) {
+	t.Helper()
+	for _, want := range rows {
+		if !strings.Contains(matrix, want+"\n") {
+			t.Errorf("matrix lacks %q:\n%s", want, matrix)
+		}
 	}
 }

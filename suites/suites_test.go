@@ -187,30 +187,6 @@ func TestReferenceControl(t *testing.T) {
 	}
 }
 
-// TestCommittedProfiles keeps the target profiles under fixtures/ loadable:
-// every ID they name is a check, and every entry has an observation and a
-// note. Host profiles (*-host-*.yaml) name host checks; hostconform's
-// TestCommittedHostProfiles loads those.
-func TestCommittedProfiles(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "fixtures", "profiles", "*.yaml"))
-	if len(files) == 0 {
-		t.Fatal("no profiles under fixtures/profiles")
-	}
-	for _, f := range files {
-		if strings.Contains(filepath.Base(f), "-host-") {
-			continue
-		}
-		p, err := LoadProfile(f)
-		if err != nil {
-			t.Errorf("%s: %v", f, err)
-			continue
-		}
-		if p.Name == "" || len(p.Deviations) == 0 {
-			t.Errorf("%s: no name or no deviations", f)
-		}
-	}
-}
-
 // checkTraces checks what TracesAll keeps: a trace per check that opened
 // a connection, named in its result and its JUnit entry; and, for checks
 // whose traffic is all legal, one tshark decodes cleanly, with the check's
