@@ -12,8 +12,8 @@
 //
 // The workload is fixed so that the figures compare: 4 KiB random reads
 // from a 1 GiB null namespace of 4 KiB blocks, one I/O queue, loopback,
-// no digests, at queue depth 32 and 1. Targets run on CPU 0, hosts on
-// CPU 1.
+// no digests, at queue depth 32 and 1. Targets (ours and SPDK's) run on
+// CPU 0, hosts on CPU 1 (-target-cpus, -host-cpus).
 package main
 
 import (
@@ -85,7 +85,7 @@ func run() int {
 	flag.StringVar(&o.update, "update", "", "replace the bench-spdk section of this Markdown file (BENCHMARKS.md) with the results")
 	flag.StringVar(&o.jsonOut, "json", "", "also write every measurement as JSON to this file")
 	flag.IntVar(&o.queues, "queues", 1, "I/O queues (connections) per run: bench --numjobs, spdk_nvme_perf -P; more than one needs more CPUs to mean anything (the ping-pong stays at one)")
-	flag.StringVar(&o.targetCPUs, "target-cpus", "0", "CPUs of nvmftest's target (--cpus) and the ping-pong server; SPDK's nvmf_tgt always runs on CPU 0")
+	flag.StringVar(&o.targetCPUs, "target-cpus", "0", "CPUs of the targets: nvmftest target --cpus, nvmf_tgt's core mask (a poll group per CPU), the ping-pong server")
 	flag.StringVar(&o.hostCPUs, "host-cpus", "1", "CPUs of the hosts: nvmftest bench --cpus, spdk_nvme_perf's core mask, the ping-pong client")
 	flag.BoolVar(&o.require, "require", false, "fail instead of skipping when SPDK is not built or this is not Linux as root")
 	list := flag.Bool("list", false, "list the pairs and exit")
@@ -332,7 +332,7 @@ func (b *bench) runPair(ctx context.Context, p pair, round int) ([]Measurement, 
 func (b *bench) startTarget(ctx context.Context, t targetKind) (addr, nqn string, stop func(), err error) {
 	switch t.name {
 	case "spdk":
-		tg, err := spdk.Start(ctx, b.spdkDir, b.work)
+		tg, err := spdk.StartMask(ctx, b.spdkDir, b.work, mask(b.o.targetCPUs))
 		if err != nil {
 			return "", "", nil, err
 		}

@@ -69,7 +69,7 @@ func (r *report) markdown() string {
 	if r.Queues > 1 {
 		queues = fmt.Sprintf("%d I/O queues", r.Queues)
 	}
-	fmt.Fprintf(&b, "Measured %s at commit %s by `make bench-spdk` (%d rounds, %d s per run after 1 s of warm-up; %s). 4 KiB random reads, %s, null namespace, loopback; nvmftest's target on CPU %s (SPDK's on CPU 0), hosts on CPU %s. Each cell is the range over the rounds: IOPS, and p50 latency in microseconds.\n\n",
+	fmt.Fprintf(&b, "Measured %s at commit %s by `make bench-spdk` (%d rounds, %d s per run after 1 s of warm-up; %s). 4 KiB random reads, %s, null namespace, loopback; targets (nvmftest's and SPDK's) on CPU %s, hosts on CPU %s. Each cell is the range over the rounds: IOPS, and p50 latency in microseconds.\n\n",
 		r.When.Format("2006-01-02 15:04 MST"), r.Commit, r.Rounds, r.Seconds, r.Machine, queues, r.TargetCPUs, r.HostCPUs)
 	b.WriteString("| pair |")
 	for _, qd := range r.QDs {
