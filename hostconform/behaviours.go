@@ -3,6 +3,7 @@ package hostconform
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nvmftest/nvmftest/nvme/tcp"
 )
@@ -70,18 +71,13 @@ const checkReadSize = 12288
 // checkReadSize read on an I/O queue to edit (which returns what goes to
 // the host instead) and lets everything else through.
 func onceC2H(edit func(c *Conn, f *Frame, d *tcp.C2HData) [][]byte) Hook {
-	var mu sync.Mutex
-	done := false
+	var edited atomic.Bool // the first one only
 	return func(c *Conn, f *Frame) [][]byte {
 		d, ok := f.PDU.(*tcp.C2HData)
 		if !ok || c.QID() <= 0 || commandLength(c, d.CCCID) != checkReadSize {
 			return pass(f)
 		}
-		mu.Lock()
-		first := !done
-		done = true
-		mu.Unlock()
-		if !first {
+		if !edited.CompareAndSwap(false, true) {
 			return pass(f)
 		}
 		c.State()["edited"] = f.Raw

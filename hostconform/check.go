@@ -160,8 +160,11 @@ func (t *T) MustIO(rw string, bs, size int, more ...string) {
 
 // WaitClosed waits up to the run's close bound for c to end and says who
 // ended it ("" if it is still open).
-func (t *T) WaitClosed(c *Conn) string {
-	tm := time.NewTimer(t.Cfg.CloseWait)
+func (t *T) WaitClosed(c *Conn) string { return t.waitClosed(c, t.Cfg.CloseWait) }
+
+// waitClosed is WaitClosed with another bound.
+func (t *T) waitClosed(c *Conn, bound time.Duration) string {
+	tm := time.NewTimer(bound)
 	defer tm.Stop()
 	select {
 	case <-c.Closed():

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nvmftest/nvmftest/control"
@@ -293,8 +294,7 @@ func discLogReadAfter(t *T, at time.Time) bool {
 // restartDiscoveryOnce is a controller that answers the first admin
 // Connect to an NVM subsystem with Connect Restart Discovery.
 func restartDiscoveryOnce() Hook {
-	var mu sync.Mutex
-	done := false
+	var edited atomic.Bool // the first one only
 	return func(c *Conn, f *Frame) [][]byte {
 		r, ok := f.PDU.(*tcp.CapsuleResp)
 		if !ok || c.QID() != 0 {
@@ -304,11 +304,7 @@ func restartDiscoveryOnce() Hook {
 		if s == nil || s.CID != r.CQE.CID || d == nil || d.SubNQN == nvme.DiscoveryNQN {
 			return pass(f)
 		}
-		mu.Lock()
-		first := !done
-		done = true
-		mu.Unlock()
-		if !first {
+		if !edited.CompareAndSwap(false, true) {
 			return pass(f)
 		}
 		return [][]byte{withStatus(f.Raw, nvme.StatusConnectRestartDiscovery)}

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nvmftest/nvmftest/nvme/tcp"
@@ -140,30 +140,18 @@ func c2hTermReqAfterLive(t *T, plen int, bound time.Duration) (*Conn, string) {
 	if c == nil {
 		t.Skipf("the host connected no I/O queue")
 	}
-	hdr := make([]byte, 24) // the header "being processed": an R2T's shape
-	hdr[0], hdr[2], hdr[4] = byte(tcp.TypeH2CData), 24, 24
-	var raw []byte
-	switch {
-	case plen >= tcp.HLenTermReq:
-		raw = termReq(tcp.FESPDUSequenceError, 0, nil)
+	raw := termReq(tcp.FESPDUSequenceError, 0, nil)
+	if plen >= tcp.HLenTermReq {
+		hdr := make([]byte, 24) // the header "being processed": an H2CData's shape
+		hdr[0], hdr[2], hdr[4] = byte(tcp.TypeH2CData), 24, 24
 		raw = append(raw, make([]byte, plen-tcp.HLenTermReq)...)
 		copy(raw[tcp.HLenTermReq:], hdr)
-	default:
-		raw = termReq(tcp.FESPDUSequenceError, 0, nil)
 	}
 	binary.LittleEndian.PutUint32(raw[offPLEN:], uint32(plen))
 	if err := c.Inject(raw); err != nil {
 		t.Failf("%s: could not send the C2HTermReq: %v", t.Check.ID, err)
 	}
-	tm := time.NewTimer(bound)
-	defer tm.Stop()
-	select {
-	case <-c.Closed():
-	case <-tm.C:
-	case <-t.Ctx.Done():
-	}
-	by, _ := c.CloseInfo()
-	return c, by
+	return c, t.waitClosed(c, bound)
 }
 
 // closedWords is who closed, in the canonical words.
@@ -514,18 +502,13 @@ var fatalChecks = []Check{
 		Area: "transport", Deviation: "r2t-unchecked",
 		Controller: func(s *Setup) {
 			s.Config.InCapsuleDataSize = "4KiB" // a 12 KiB write needs an R2T
-			var mu sync.Mutex
-			done := false
+			var edited atomic.Bool              // the first R2T only
 			s.ToHost = func(c *Conn, f *Frame) [][]byte {
 				r, ok := f.PDU.(*tcp.R2T)
 				if !ok || commandLength(c, r.CCCID) != checkReadSize {
 					return pass(f)
 				}
-				mu.Lock()
-				first := !done
-				done = true
-				mu.Unlock()
-				if !first {
+				if !edited.CompareAndSwap(false, true) {
 					return pass(f)
 				}
 				// The second 4 KiB of the buffer first.
