@@ -140,13 +140,9 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 				}
 				cfg.Control = ctl
 			}
-			var prof *suites.Profile
-			if profile != "" {
-				p, err := suites.LoadProfile(profile)
-				if err != nil {
-					return usagef("--profile %s: %v", profile, err)
-				}
-				prof = p
+			prof, err := loadProfileFlag(profile, suites.LoadProfile)
+			if err != nil {
+				return err
 			}
 			traceMode, err := suites.ParseTraceMode(traces)
 			if err != nil {
@@ -192,19 +188,13 @@ with && || ! and parentheses, e.g. 'fabrics && mandatory' or '!TCP-IC-007'.`,
 					return err
 				}
 			}
-			if in := sum.Interrupted; in != nil {
-				return signalError{fmt.Sprintf("conform %s; no verdict", in), syscallSignal(in.SignalNumber)}
+			if err := interruptedRun("conform", sum); err != nil {
+				return err
 			}
 			if u := sum.Unreachable; u != nil {
 				return targetUnreachable{fmt.Sprintf("%s at %s stopped answering after check %s (%s); %d checks not run, no verdict", cfg.SubNQN, cfg.Address, u.After, u.Reason, sum.NotRun)}
 			}
-			if sum.ExitCode(strict) != 0 {
-				if sum.MandatoryFailed > 0 {
-					return conformFailed{fmt.Sprintf("%d mandatory checks failed", sum.MandatoryFailed)}
-				}
-				return conformFailed{fmt.Sprintf("%d checks failed (--strict)", sum.Failed)}
-			}
-			return nil
+			return failedChecks(sum, strict, "checks")
 		},
 	}
 	fs := c.Flags()
@@ -271,4 +261,39 @@ func listRequirements(w io.Writer, format string) error {
 		return usagef("invalid --list-format %q: want text or markdown", format)
 	}
 	return nil
+}
+
+// interruptedRun is the error of a conformance run a signal cut short
+// (nil if it ran to its end): the checks not run leave no verdict.
+func interruptedRun(command string, sum suites.Summary) error {
+	if in := sum.Interrupted; in != nil {
+		return signalError{fmt.Sprintf("%s %s; no verdict", command, in), syscallSignal(in.SignalNumber)}
+	}
+	return nil
+}
+
+// failedChecks is a finished conformance run's outcome: nil, or the
+// failures that make its exit code non-zero (mandatory ones, or any
+// under --strict), counted as checks ("host checks").
+func failedChecks(sum suites.Summary, strict bool, checks string) error {
+	if sum.ExitCode(strict) == 0 {
+		return nil
+	}
+	if sum.MandatoryFailed > 0 {
+		return conformFailed{fmt.Sprintf("%d mandatory %s failed", sum.MandatoryFailed, checks)}
+	}
+	return conformFailed{fmt.Sprintf("%d %s failed (--strict)", sum.Failed, checks)}
+}
+
+// loadProfileFlag reads --profile with load (the target checks' loader or
+// the host checks'): nil when none is given.
+func loadProfileFlag(path string, load func(string) (*suites.Profile, error)) (*suites.Profile, error) {
+	if path == "" {
+		return nil, nil
+	}
+	p, err := load(path)
+	if err != nil {
+		return nil, usagef("--profile %s: %v", path, err)
+	}
+	return p, nil
 }

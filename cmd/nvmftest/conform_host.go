@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/hostconform"
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/internal/interrupt"
@@ -118,12 +116,9 @@ verdict.`,
 					cfg.HostNQN = initiator.DefaultHostNQN()
 				}
 			case hostControl != "":
-				ex, err := control.NewExec(hostControl)
+				ex, err := newExecFlag("--host-control", hostControl, "")
 				if err != nil {
-					return usagef("invalid --host-control: %v", err)
-				}
-				if _, err := exec.LookPath(ex.Argv[0]); err != nil {
-					return usagef("invalid --host-control %q: %v (give a command nvmftest can run)", hostControl, err)
+					return err
 				}
 				cfg.Control = ex
 			default:
@@ -132,13 +127,9 @@ verdict.`,
 					cfg.CheckTimeout = 10 * time.Minute // a person types the commands
 				}
 			}
-			var prof *suites.Profile
-			if profile != "" {
-				p, err := hostconform.LoadProfile(profile)
-				if err != nil {
-					return usagef("--profile %s: %v", profile, err)
-				}
-				prof = p
+			prof, err := loadProfileFlag(profile, hostconform.LoadProfile)
+			if err != nil {
+				return err
 			}
 			traceMode, err := suites.ParseTraceMode(traces)
 			if err != nil {
@@ -183,19 +174,13 @@ verdict.`,
 					return err
 				}
 			}
-			if in := sum.Interrupted; in != nil {
-				return signalError{fmt.Sprintf("conform-host %s; no verdict", in), syscallSignal(in.SignalNumber)}
+			if err := interruptedRun("conform-host", sum); err != nil {
+				return err
 			}
 			if sig := interrupt.Signal(cmd.Context()); sig != nil {
 				return signalError{"conform-host interrupted; no verdict", sig}
 			}
-			if sum.ExitCode(strict) != 0 {
-				if sum.MandatoryFailed > 0 {
-					return conformFailed{fmt.Sprintf("%d mandatory host checks failed", sum.MandatoryFailed)}
-				}
-				return conformFailed{fmt.Sprintf("%d host checks failed (--strict)", sum.Failed)}
-			}
-			return nil
+			return failedChecks(sum, strict, "host checks")
 		},
 	}
 	fs := c.Flags()

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/initiator"
 	"github.com/nvmftest/nvmftest/internal/cpuset"
 	"github.com/nvmftest/nvmftest/nvme"
@@ -441,12 +442,19 @@ func (v *secondsValue) Type() string { return "seconds" }
 // a --control that cannot run is a usage error before anything runs, not
 // a failed check or scenario halfway through.
 func newControl(cmdline string) (*suites.ExecControl, error) {
-	c, err := suites.NewExecControl(cmdline)
+	return newExecFlag("--control", cmdline, `, e.g. "nvmftest target ctl --socket PATH"`)
+}
+
+// newExecFlag is the command of a control flag (--control, --host-control)
+// checked as nvmftest will run it: split into words, its program found.
+// example ends the hint of the error when it is not.
+func newExecFlag(flag, cmdline, example string) (*control.Exec, error) {
+	c, err := control.NewExec(cmdline)
 	if err != nil {
-		return nil, usagef("invalid --control: %v", err)
+		return nil, usagef("invalid %s: %v", flag, err)
 	}
 	if _, err := exec.LookPath(c.Argv[0]); err != nil {
-		return nil, usagef("invalid --control %q: %v (give a command nvmftest can run, e.g. \"nvmftest target ctl --socket PATH\")", cmdline, err)
+		return nil, usagef("invalid %s %q: %v (give a command nvmftest can run%s)", flag, cmdline, err, example)
 	}
 	return c, nil
 }
