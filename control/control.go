@@ -62,6 +62,24 @@ func (a Action) ArgList() []string {
 	return out
 }
 
+// ParseAction reads a control command's arguments, "VERB key=value ...",
+// back into an Action: the inverse of ArgList. A key=value with no key or
+// no "=" is an error.
+func ParseAction(args []string) (Action, error) {
+	if len(args) == 0 {
+		return Action{}, fmt.Errorf("no verb (use e.g. set-ana-state port=1 group=1 state=inaccessible)")
+	}
+	a := Action{Verb: args[0], Args: map[string]string{}}
+	for _, kv := range args[1:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return a, fmt.Errorf("%q is not key=value", kv)
+		}
+		a.Args[k] = v
+	}
+	return a, nil
+}
+
 // String is the action as the command line sees it.
 func (a Action) String() string { return strings.Join(a.ArgList(), " ") }
 

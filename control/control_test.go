@@ -40,3 +40,18 @@ func TestExecControl(t *testing.T) {
 		t.Error("empty control command accepted")
 	}
 }
+
+func TestParseAction(t *testing.T) {
+	a, err := ParseAction([]string{"set-ana-state", "port=1", "state=inaccessible", "note=a=b"})
+	if err != nil || a.Verb != "set-ana-state" || a.Args["port"] != "1" || a.Args["state"] != "inaccessible" || a.Args["note"] != "a=b" {
+		t.Fatalf("%+v %v", a, err)
+	}
+	if back, err := ParseAction(a.ArgList()); err != nil || back.String() != a.String() {
+		t.Errorf("ArgList then ParseAction: %v, %v", back, err)
+	}
+	for _, bad := range [][]string{{"x", "=1"}, {"x", "port"}, nil} {
+		if _, err := ParseAction(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

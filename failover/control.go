@@ -13,7 +13,6 @@ package failover
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
@@ -29,30 +28,4 @@ type LocalControl struct {
 // Do implements suites.Control.
 func (c LocalControl) Do(ctx context.Context, a suites.Action) error {
 	return suites.ReferenceControl{T: c.T}.Do(ctx, a)
-}
-
-// ParseAction reads "VERB key=value ..." as the exec control contract
-// passes it.
-func ParseAction(args []string) (suites.Action, error) {
-	if len(args) == 0 {
-		return suites.Action{}, fmt.Errorf("no verb (use e.g. set-ana-state port=1 group=1 state=inaccessible)")
-	}
-	a := suites.Action{Verb: args[0], Args: map[string]string{}}
-	for _, kv := range args[1:] {
-		k, v, ok := cutEq(kv)
-		if !ok {
-			return a, fmt.Errorf("%q is not key=value", kv)
-		}
-		a.Args[k] = v
-	}
-	return a, nil
-}
-
-func cutEq(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '=' {
-			return s[:i], s[i+1:], i > 0
-		}
-	}
-	return "", "", false
 }

@@ -13,16 +13,3 @@ func TestUnknownScenario(t *testing.T) {
 		t.Fatal("no scenario ran")
 	}
 }
-
-func TestParseAction(t *testing.T) {
-	a, err := ParseAction([]string{"set-ana-state", "port=1", "state=inaccessible"})
-	if err != nil || a.Verb != "set-ana-state" || a.Args["port"] != "1" || a.Args["state"] != "inaccessible" {
-		t.Fatalf("%+v %v", a, err)
-	}
-	if _, err := ParseAction([]string{"x", "=1"}); err == nil {
-		t.Fatal("empty key accepted")
-	}
-	if _, err := ParseAction(nil); err == nil {
-		t.Fatal("no verb accepted")
-	}
-}

@@ -33,6 +33,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
+	"github.com/nvmftest/nvmftest/control"
 	"github.com/nvmftest/nvmftest/failover"
 	"github.com/nvmftest/nvmftest/suites"
 	"github.com/nvmftest/nvmftest/target"
@@ -159,7 +160,7 @@ Exit status 3 means the target does not support the verb, so
 				_, err = io.Copy(cmd.OutOrStdout(), resp.Body)
 				return err
 			}
-			a, err := failover.ParseAction(args)
+			a, err := control.ParseAction(args)
 			if err != nil {
 				return usagef("%v", err)
 			}
