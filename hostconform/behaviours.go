@@ -52,6 +52,20 @@ func termReq(fes uint16, fei uint32, data []byte) []byte {
 	return tcp.AppendPDU(nil, &tcp.TermReq{FES: fes, FEI: fei}, data, tcp.EncodeOptions{})
 }
 
+// injected returns the first PDU of type typ that a check's hook sent to
+// the host in place of the target's, with its connection (nil, nil if
+// none): the PDU whose reaction the check judges.
+func injected(conns []*Conn, typ tcp.PDUType) (*Conn, *Frame) {
+	for _, c := range conns {
+		for _, f := range c.Received() {
+			if f.Injected && f.CH.Type == typ {
+				return c, f
+			}
+		}
+	}
+	return nil, nil
+}
+
 // ioConn returns the first connection of an I/O queue (nil if none).
 func ioConn(conns []*Conn) *Conn {
 	for _, c := range conns {

@@ -71,13 +71,7 @@ var discoveryChecks = []Check{
 		Run: func(t *T) {
 			defer discDisconnect(t)
 			_ = t.Do(VerbConnectAll, discArgs(t)) // a host without TLS cannot connect: expected to fail
-			edited := false
-			for _, c := range t.Ctrl.Conns() {
-				for _, f := range c.Received() {
-					edited = edited || f.Injected && f.CH.Type == tcp.TypeC2HData
-				}
-			}
-			if !edited {
+			if _, edited := injected(t.Ctrl.Conns(), tcp.TypeC2HData); edited == nil {
 				t.Failf("%s: the host read no Discovery log entry for %s", t.Check.ID, t.Cfg.SubNQN)
 			}
 			clear := 0

@@ -41,15 +41,7 @@ var errorChecks = []Check{
 		Run: func(t *T) {
 			t.MustConnect()
 			ioErr := t.IO("read", checkReadSize, checkReadSize)
-			var failed *Frame
-			var on *Conn
-			for _, c := range t.Ctrl.Conns() {
-				for _, f := range c.Received() {
-					if f.Injected && f.CH.Type == tcp.TypeCapsuleResp {
-						failed, on = f, c
-					}
-				}
-			}
+			on, failed := injected(t.Ctrl.Conns(), tcp.TypeCapsuleResp)
 			if failed == nil {
 				t.Failf("%s: the host made no %d-byte read on an I/O queue (%v)", t.Check.ID, checkReadSize, ioErr)
 			}

@@ -109,12 +109,8 @@ func hostReaction(t *T, c *Conn, since int, wait time.Duration) reaction {
 // changed, and returns the host's reaction on that connection.
 func corruptedRead(t *T) (reaction, *Conn) {
 	_ = t.IO("read", checkReadSize, checkReadSize) // expected to fail: the host must refuse the data
-	for _, c := range t.Ctrl.Conns() {
-		for _, f := range c.Received() {
-			if f.Injected && f.CH.Type == tcp.TypeC2HData {
-				return hostReaction(t, c, f.Seq, t.Cfg.CloseWait), c
-			}
-		}
+	if c, f := injected(t.Ctrl.Conns(), tcp.TypeC2HData); f != nil {
+		return hostReaction(t, c, f.Seq, t.Cfg.CloseWait), c
 	}
 	t.Failf("%s: the host read nothing on an I/O queue: the test controller had no C2HData to change", t.Check.ID)
 	return reaction{}, nil
@@ -393,15 +389,7 @@ var fatalChecks = []Check{
 			// the tool, not a reaction to the digest error.
 			before := len(t.Ctrl.Conns())
 			ioErr := t.IO("read", checkReadSize, checkReadSize)
-			var bad *Frame
-			var badConn *Conn
-			for _, c := range t.Ctrl.Conns() {
-				for _, f := range c.Received() {
-					if f.Injected && f.CH.Type == tcp.TypeC2HData {
-						bad, badConn = f, c
-					}
-				}
-			}
+			badConn, bad := injected(t.Ctrl.Conns(), tcp.TypeC2HData)
 			if bad == nil {
 				t.Failf("%s: the host made no %d-byte read on an I/O queue (%v)", t.Check.ID, checkReadSize, ioErr)
 			}

@@ -176,22 +176,14 @@ var securityChecks = []Check{
 		Run: func(t *T) {
 			authNeedsNQN(t)
 			_ = t.Connect("dhchap_secret", authHostKey, "dhchap_ctrl_secret", authCtrlKey) // expected to fail
-			var bad *Conn
-			var at int
-			for _, c := range t.Ctrl.Conns() {
-				for _, f := range c.Received() {
-					if f.Injected && f.CH.Type == tcp.TypeC2HData && bad == nil {
-						bad, at = c, f.Seq
-					}
-				}
-			}
+			bad, success1 := injected(t.Ctrl.Conns(), tcp.TypeC2HData)
 			if bad == nil {
 				t.Failf("%s: the host got no DH-HMAC-CHAP_Success1 (did it authenticate the controller with the secret it was given?)", t.Check.ID)
 			}
 			var problems []string
 			failure2 := false
 			for _, m := range authMessages(bad) {
-				if m.fromHost && m.seq > at {
+				if m.fromHost && m.seq > success1.Seq {
 					if h, err := nvme.PeekAuth(m.data); err == nil && h.Type == nvme.AuthCommonMessages && h.ID == nvme.AuthFailure2ID {
 						failure2 = true
 					}
@@ -201,7 +193,7 @@ var securityChecks = []Check{
 				problems = append(problems, "no AUTH_Failure2")
 			}
 			for _, f := range bad.Sent() {
-				if s := Command(f); s != nil && f.Seq > at && !isAuthCommand(s) {
+				if s := Command(f); s != nil && f.Seq > success1.Seq && !isAuthCommand(s) {
 					problems = append(problems, "other commands after the failed verification")
 					break
 				}
