@@ -57,12 +57,7 @@ var securityChecks = []Check{
 				t.Failf("%s: the host completed no authentication with the secret it was given", t.Check.ID)
 			}
 			t.Detail("%d queues authenticated", queues)
-			for _, p := range problems {
-				t.Detail("%s", p)
-			}
-			if len(problems) > 0 {
-				t.Conform("other commands before authentication", "authentication before other commands")
-			}
+			t.ConformNone(problems, "other commands before authentication", "authentication before other commands")
 		},
 	},
 	{
@@ -96,12 +91,7 @@ var securityChecks = []Check{
 			if failed == 0 {
 				t.Failf("%s: the host got no AUTH_Failure1 (did it authenticate with the secret it was given?)", t.Check.ID)
 			}
-			for _, p := range problems {
-				t.Detail("%s", p)
-			}
-			if len(problems) > 0 {
-				t.Conform("other commands after a failed authentication", "no other command after a failed authentication")
-			}
+			t.ConformNone(problems, "other commands after a failed authentication", "no other command after a failed authentication")
 		},
 	},
 	{
